@@ -12,7 +12,6 @@ $(PY):
 
 $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install -q -e '.[test,plot]'
-	$(PY) -m ipykernel install --user --name emjax-venv --display-name "emjax (.venv)" >/dev/null
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)

@@ -1,0 +1,18 @@
+"""emjax: batched Expectation-Maximization on JAX.
+
+Every restart of every fit is one ``vmap``-ed ``lax.while_loop``; models are pure functions that
+return additive sufficient statistics (see :mod:`emjax.model`).
+"""
+from .criteria import aic, bic
+from .driver import ConvergenceWarning, EMResult, FitError, em
+from .fit import FitResult, fit
+from .model import Model
+from .models import GaussianMixture, GMMParams
+from .status import Status
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConvergenceWarning", "EMResult", "FitError", "FitResult", "GMMParams", "GaussianMixture",
+    "Model", "Status", "aic", "bic", "em", "fit",
+]

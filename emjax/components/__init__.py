@@ -1,0 +1,1 @@
+"""Emission components shared by mixtures and HMMs (pure functions)."""

@@ -1,0 +1,124 @@
+r"""Gaussian components: log-densities, sufficient statistics and MAP updates.
+
+Covariances come in scikit-learn's four shapes for ``k`` components in ``d`` dimensions:
+``full`` (k, d, d), ``tied`` (d, d), ``diag`` (k, d), ``spherical`` (k,). Densities use the
+precision Cholesky factor :math:`U` (:math:`U U^\top = \Sigma^{-1}`), so
+:math:`\log \mathcal N(x \mid m, \Sigma) = -\tfrac12 (d \log 2\pi + \lVert (x - m) U \rVert^2)
++ \log\lvert U \rvert`, computed with matrix products, never per-point solves.
+
+Statistics for responsibilities :math:`r_{nk}` (already multiplied by row weights) are sums:
+:math:`N_k = \sum_n r_{nk}`, :math:`s_k = \sum_n r_{nk} x_n` and second moments about reference
+means :math:`a_k` (the current means), which keeps the variance update a two-pass computation.
+"""
+from __future__ import annotations
+
+import math
+
+import jax.numpy as jnp
+from jax.scipy.linalg import solve_triangular
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+
+def covariance_shape(covariance_type: str, k: int, d: int) -> tuple:
+    return {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[covariance_type]
+
+
+def precision_cholesky(cov, covariance_type: str):
+    """Upper factor ``U`` with ``U U^T = cov^{-1}`` (elementwise ``cov^{-1/2}`` for diag/spherical).
+
+    A covariance that is not positive definite gives NaN (callers report it as degenerate).
+    """
+    if covariance_type in ("full", "tied"):
+        chol = jnp.linalg.cholesky(cov)
+        eye = jnp.broadcast_to(jnp.eye(cov.shape[-1], dtype=cov.dtype), cov.shape)
+        return jnp.swapaxes(solve_triangular(chol, eye, lower=True), -1, -2)
+    return jnp.where(cov > 0, 1.0 / jnp.sqrt(jnp.where(cov > 0, cov, 1.0)), jnp.nan)
+
+
+def log_det_precision_cholesky(prec_chol, covariance_type: str, d: int):
+    """:math:`\\log|U|` per component (a scalar for tied)."""
+    if covariance_type in ("full", "tied"):
+        return jnp.sum(jnp.log(jnp.diagonal(prec_chol, axis1=-2, axis2=-1)), axis=-1)
+    if covariance_type == "diag":
+        return jnp.sum(jnp.log(prec_chol), axis=-1)
+    return d * jnp.log(prec_chol)
+
+
+def log_density(x, means, prec_chol, covariance_type: str):
+    """:math:`\\log \\mathcal N(x_n \\mid m_k, \\Sigma_k)`, shape ``(n, k)``."""
+    d = x.shape[-1]
+    if covariance_type == "full":
+        y = jnp.einsum("nkd,kde->nke", x[:, None, :] - means[None], prec_chol)
+        maha = jnp.sum(y * y, axis=-1)
+    elif covariance_type == "tied":
+        y = (x @ prec_chol)[:, None, :] - (means @ prec_chol)[None]
+        maha = jnp.sum(y * y, axis=-1)
+    elif covariance_type == "diag":
+        prec = prec_chol * prec_chol
+        maha = (x * x) @ prec.T - 2 * x @ (means * prec).T + jnp.sum(means * means * prec, axis=1)
+    else:
+        prec = prec_chol * prec_chol
+        maha = prec * (jnp.sum(x * x, axis=1)[:, None] - 2 * x @ means.T
+                       + jnp.sum(means * means, axis=1))
+    log_det = log_det_precision_cholesky(prec_chol, covariance_type, d)
+    return -0.5 * (d * math.log(2 * math.pi) + maha) + log_det
+
+
+def sufficient_stats(x, resp, ref, covariance_type: str):
+    """``(N, s, S)``: weighted counts ``(k,)``, sums ``(k, d)`` and second moments about ``ref``.
+
+    ``S`` is ``(k, d, d)`` for full, ``(d, d)`` (summed over components) for tied and ``(k, d)``
+    (diagonals) for diag and spherical.
+    """
+    counts = jnp.sum(resp, axis=0)
+    sums = resp.T @ x
+    if covariance_type == "full":
+        diff = x[:, None, :] - ref[None]
+        second = jnp.einsum("nkd,nke->kde", resp[:, :, None] * diff, diff)
+    elif covariance_type == "tied":
+        row_w = jnp.sum(resp, axis=1)
+        cross = ref.T @ sums
+        second = (x * row_w[:, None]).T @ x - cross - cross.T + (ref * counts[:, None]).T @ ref
+    else:
+        second = resp.T @ (x * x) - 2 * ref * sums + counts[:, None] * ref * ref
+    return counts, sums, second
+
+
+def scatter_about_means(counts, sums, second, ref, means, covariance_type: str):
+    """Second moments about ``means`` from moments about ``ref`` (exact algebra, no cancellation
+    beyond that of ``means - ref``, which is small near convergence)."""
+    delta = means - ref
+    centred = sums - counts[:, None] * ref
+    if covariance_type == "full":
+        cross = delta[:, :, None] * centred[:, None, :]
+        return second - cross - jnp.swapaxes(cross, 1, 2) + counts[:, None, None] * (
+            delta[:, :, None] * delta[:, None, :])
+    if covariance_type == "tied":
+        cross = delta.T @ centred
+        return second - cross - cross.T + (delta * counts[:, None]).T @ delta
+    return second - 2 * delta * centred + counts[:, None] * delta * delta
+
+
+def add_to_diagonal(cov, value, covariance_type: str):
+    if covariance_type in ("full", "tied"):
+        return cov + value * jnp.eye(cov.shape[-1], dtype=cov.dtype)
+    return cov + value
+
+
+def divide_per_component(scatter, counts, covariance_type: str):
+    """``scatter / counts`` with counts broadcast over the covariance shape (tied: the total)."""
+    if covariance_type == "full":
+        return scatter / counts[:, None, None]
+    if covariance_type == "tied":
+        return scatter / jnp.sum(counts)
+    if covariance_type == "diag":
+        return scatter / counts[:, None]
+    return jnp.mean(scatter, axis=1) / counts
+
+
+def cholesky_factor(cov, covariance_type: str):
+    """``L`` with ``L L^T = cov`` per component, broadcast to ``(k, d, d)`` / ``(k, d)`` / ``(k,)``."""
+    if covariance_type in ("full", "tied"):
+        return jnp.linalg.cholesky(cov)
+    return jnp.sqrt(cov)

@@ -1,0 +1,30 @@
+r"""Information criteria for choosing the number of components.
+
+.. math::
+    \mathrm{BIC} = -2 \sum_n w_n \log p(x_n \mid \hat\theta) + p \log \sum_n w_n, \qquad
+    \mathrm{AIC} = -2 \sum_n w_n \log p(x_n \mid \hat\theta) + 2p,
+
+with ``p`` the model's number of free parameters (lower is better, as in scikit-learn).
+"""
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from .validation import prepare_inputs
+
+
+def _total_log_likelihood(model, params, data, weights):
+    data, weights = prepare_inputs(model, data, weights)
+    return jnp.sum(weights * model.log_prob(params, data)), jnp.sum(weights)
+
+
+def bic(model, params, data, weights=None):
+    """Bayesian information criterion of ``params`` on ``data`` (lower is better)."""
+    ll, n = _total_log_likelihood(model, params, data, weights)
+    return -2 * ll + model.n_free_parameters(params) * jnp.log(n)
+
+
+def aic(model, params, data, weights=None):
+    """Akaike information criterion of ``params`` on ``data`` (lower is better)."""
+    ll, _ = _total_log_likelihood(model, params, data, weights)
+    return -2 * ll + 2 * model.n_free_parameters(params)

@@ -1,0 +1,178 @@
+r"""The EM driver: one restart as one ``lax.while_loop``.
+
+Each iteration maps parameters :math:`\theta_t` to
+
+.. math::
+    \theta_{t+1} = \arg\max_\theta \; \mathbb{E}_{z \sim p(z \mid x, \theta_t)}
+        [\log p(x, z \mid \theta)] + \log p(\theta),
+
+and evaluates the monitored objective
+:math:`f(\theta) = \big(\sum_i w_i \log p(x_i \mid \theta) + \log p(\theta)\big) / \sum_i w_i`,
+which EM never lowers. Every restart gets an honest :class:`~emjax.status.Status`.
+"""
+from __future__ import annotations
+
+import functools
+import warnings
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .chunking import choose_chunk_size, chunked_sum, n_rows, pad_rows
+from .status import Status
+from .tree import all_finite, is_traced, tree_select
+from .validation import check_fit_options, prepare_inputs
+
+#: A decrease of the objective larger than this many machine epsilons (times 1 + |objective|)
+#: is reported as DECREASED rather than rounding noise.
+DECREASE_EPS_FACTOR = 256
+
+
+class ConvergenceWarning(UserWarning):
+    """The chosen fit stopped at ``max_iter`` before meeting ``tol``."""
+
+
+class FitError(RuntimeError):
+    """No usable parameters: every restart ended in a failure status."""
+
+
+class EMResult(NamedTuple):
+    """Outcome of one EM run (fields gain a leading axis when batched over restarts).
+
+    Attributes:
+        params: best healthy parameters seen (the last accepted iterate).
+        objective: mean per-sample (log-likelihood + log prior) of ``params``.
+        log_likelihood: mean per-sample log-likelihood of ``params`` (no prior).
+        n_iter: EM iterations performed (M-steps whose result was evaluated).
+        status: a :class:`Status` code.
+        history: ``(max_iter,)`` objective after each iteration, NaN past ``n_iter``.
+    """
+
+    params: Any
+    objective: jnp.ndarray
+    log_likelihood: jnp.ndarray
+    n_iter: jnp.ndarray
+    status: jnp.ndarray
+    history: jnp.ndarray
+
+    @property
+    def converged(self):
+        return self.status == Status.CONVERGED
+
+
+class _Carry(NamedTuple):
+    i: jnp.ndarray
+    status: jnp.ndarray
+    params: Any
+    stats: Any
+    objective: jnp.ndarray
+    loglik: jnp.ndarray
+    history: jnp.ndarray
+
+
+def run_em(model, params, data, weights, *, max_iter: int, tol, chunk_size: int) -> EMResult:
+    """EM on prepared data (standardised coordinates, rows padded to ``chunk_size``).
+
+    Pure and traceable; :func:`em` and :func:`emjax.fit` are the public entry points.
+    """
+    dtype = weights.dtype
+    total_weight = jnp.sum(weights)
+    tol = jnp.asarray(tol, dtype)
+    eps = jnp.finfo(dtype).eps
+
+    def evaluate(p):
+        stats, loglik = chunked_sum(lambda x, w: model.e_step(p, x, w), data, weights, chunk_size)
+        loglik = loglik.astype(dtype)
+        objective = (loglik + model.log_prior(p).astype(dtype)) / total_weight
+        return stats, loglik / total_weight, objective
+
+    def failure(p, objective):
+        """NONFINITE / DEGENERATE / RUNNING for params and their objective."""
+        bad = ~all_finite(p)
+        status = jnp.where(bad, Status.NONFINITE, Status.RUNNING)
+        status = jnp.where(~bad & model.is_degenerate(p), Status.DEGENERATE, status)
+        return jnp.where((status == Status.RUNNING) & ~jnp.isfinite(objective), Status.NONFINITE, status)
+
+    stats0, ll0, obj0 = evaluate(params)
+    status0 = failure(params, obj0).astype(jnp.int32)
+    history0 = jnp.full((max_iter,), jnp.nan, dtype)
+    init = _Carry(jnp.int32(0), status0, params, stats0, obj0, ll0, history0)
+
+    def body(c: _Carry) -> _Carry:
+        new_params = model.m_step(c.stats, c.params)
+        new_stats, new_ll, new_obj = evaluate(new_params)
+        change = new_obj - c.objective
+        rounding = DECREASE_EPS_FACTOR * eps * (1 + jnp.abs(c.objective))
+        i = c.i + 1
+        status = failure(new_params, new_obj)
+        status = jnp.where((status == Status.RUNNING) & (change < -rounding), Status.DECREASED, status)
+        status = jnp.where((status == Status.RUNNING) & (jnp.abs(change) < tol), Status.CONVERGED, status)
+        status = jnp.where((status == Status.RUNNING) & (i >= max_iter), Status.MAX_ITER, status)
+        accept = (status == Status.RUNNING) | (status == Status.CONVERGED) | (status == Status.MAX_ITER)
+        kept = tree_select(accept, (new_params, new_stats, new_obj, new_ll),
+                           (c.params, c.stats, c.objective, c.loglik))
+        return _Carry(i, status.astype(jnp.int32), *kept, c.history.at[c.i].set(new_obj))
+
+    final = jax.lax.while_loop(lambda c: c.status == Status.RUNNING, body, init)
+    return EMResult(final.params, final.objective, final.loglik, final.i, final.status, final.history)
+
+
+def to_user_units(model, result: EMResult, transform, log_jacobian) -> EMResult:
+    """Maps a result from standardised coordinates back to the user's."""
+    return result._replace(
+        params=model.params_from_standard(result.params, transform),
+        objective=result.objective + log_jacobian,
+        log_likelihood=result.log_likelihood + log_jacobian,
+        history=result.history + log_jacobian,
+    )
+
+
+def em(model, params, data, weights=None, *, max_iter: int = 100, tol: float = 1e-3,
+       chunk_size: int | None = None, throw: bool = True) -> EMResult:
+    """Runs EM from ``params`` (one restart, e.g. a warm start) until convergence.
+
+    Args:
+        model: a model following :mod:`emjax.model`'s contract.
+        params: starting parameters, in the model's parameter type and the data's units.
+        data: observations, leading axis = rows.
+        weights: optional non-negative per-row weights ``(n,)``; 0 removes a row exactly.
+        max_iter: most EM iterations.
+        tol: stop when the mean per-sample objective changes by less than this (absolute).
+        chunk_size: rows per E-step chunk (memory bound); chosen from the shapes by default.
+        throw: raise :class:`FitError` on a failure status and warn on MAX_ITER (host-side only;
+            inside ``jit``/``vmap`` inspect ``status`` instead).
+
+    Returns:
+        :class:`EMResult`.
+    """
+    check_fit_options(max_iter=max_iter, tol=tol, chunk_size=chunk_size)
+    data, weights = prepare_inputs(model, data, weights)
+    if not is_traced(params, data):
+        model.validate_params(params, data)
+    n = n_rows(data)
+    chunk = min(chunk_size or choose_chunk_size(n, model.work_per_row(data)), n)
+    result = _em_jit(model, params, data, weights, tol, max_iter=max_iter, chunk_size=chunk)
+    if throw and not is_traced(result):
+        report_status(int(result.status), what="EM")
+    return result
+
+
+@functools.partial(jax.jit, static_argnames=("model", "max_iter", "chunk_size"))
+def _em_jit(model, params, data, weights, tol, *, max_iter, chunk_size):
+    data, transform, log_jacobian = model.standardize(data, weights)
+    params = model.params_to_standard(params, transform)
+    data, weights = pad_rows(data, weights, chunk_size)
+    result = run_em(model, params, data, weights, max_iter=max_iter, tol=tol, chunk_size=chunk_size)
+    return to_user_units(model, result, transform, log_jacobian)
+
+
+def report_status(status: int, *, what: str) -> None:
+    """Host-side: raise on a failure status, warn on MAX_ITER."""
+    status = Status(status)
+    if status == Status.MAX_ITER:
+        warnings.warn(f"{what} did not converge: {status.message}. Raise max_iter or tol.",
+                      ConvergenceWarning, stacklevel=3)
+    elif not status.healthy:
+        raise FitError(f"{what} failed with status {status.name}: {status.message}.")
+

@@ -1,0 +1,134 @@
+"""Many EM restarts as one program: ``vmap`` over restart keys, NaN-safe choice of the best."""
+from __future__ import annotations
+
+import functools
+import warnings
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .chunking import DEFAULT_CHUNK_BUDGET, choose_chunk_size, n_rows, pad_rows
+from .driver import ConvergenceWarning, EMResult, FitError, run_em, to_user_units
+from .status import Status, describe
+from .tree import is_traced
+from .validation import check_fit_options, prepare_inputs
+
+
+class FitResult(NamedTuple):
+    """The best restart's outcome, plus every restart's.
+
+    Attributes:
+        params: parameters of the best healthy restart.
+        objective, log_likelihood, n_iter, status, history: as in :class:`EMResult`, for it.
+        best_index: which restart won (``argmax`` of the objective over healthy restarts).
+        restarts: an :class:`EMResult` whose fields have a leading ``(n_init,)`` axis.
+    """
+
+    params: Any
+    objective: jnp.ndarray
+    log_likelihood: jnp.ndarray
+    n_iter: jnp.ndarray
+    status: jnp.ndarray
+    history: jnp.ndarray
+    best_index: jnp.ndarray
+    restarts: EMResult
+
+    @property
+    def converged(self):
+        return self.status == Status.CONVERGED
+
+
+def restart_keys(key, n_init: int):
+    """Key of restart ``r`` is ``fold_in(key, r)``: it does not depend on ``n_init``."""
+    return jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.arange(n_init))
+
+
+def healthy(status):
+    return (status == Status.CONVERGED) | (status == Status.MAX_ITER)
+
+
+def select_best(restarts: EMResult) -> FitResult:
+    """The restart with the highest final objective among healthy ones (NaN-safe)."""
+    ok = healthy(restarts.status) & jnp.isfinite(restarts.objective)
+    best = jnp.argmax(jnp.where(ok, restarts.objective, -jnp.inf))
+    pick = jax.tree_util.tree_map(lambda x: x[best], restarts)
+    return FitResult(*pick, best_index=best, restarts=restarts)
+
+
+def fit(model, data, key, *, n_init: int = 1, weights=None, max_iter: int = 100,
+        tol: float = 1e-3, chunk_size: int | None = None, init_params=None,
+        throw: bool = True) -> FitResult:
+    """Fits ``model`` from ``n_init`` random starts at once and keeps the best healthy one.
+
+    Restart ``r`` starts from ``model.init(fold_in(key, r), data, weights)`` and runs
+    :func:`emjax.em`; all restarts are one ``vmap``-ed ``lax.while_loop``. The winner maximises
+    the final objective over restarts whose status is CONVERGED or MAX_ITER.
+
+    Args:
+        model: a model following :mod:`emjax.model`'s contract.
+        data: observations, leading axis = rows.
+        key: a PRNG key (``jax.random.key``).
+        n_init: number of restarts.
+        weights: optional non-negative per-row weights ``(n,)``.
+        max_iter, tol, chunk_size: as in :func:`emjax.em`.
+        init_params: optional starting parameters with a leading ``(n_init,)`` axis, in place of
+            ``model.init`` (``key`` is then unused).
+        throw: host-side only: raise :class:`FitError` when every restart failed, warn when the
+            winner stopped at ``max_iter``.
+
+    Returns:
+        :class:`FitResult`.
+    """
+    check_fit_options(max_iter=max_iter, tol=tol, chunk_size=chunk_size, n_init=n_init)
+    data, weights = prepare_inputs(model, data, weights)
+    if init_params is not None and not is_traced(init_params, data):
+        _check_init_params(model, init_params, data, n_init)
+    n = n_rows(data)
+    chunk = min(chunk_size or choose_chunk_size(n, model.work_per_row(data), batch=n_init), n)
+    init_batch = max(1, DEFAULT_CHUNK_BUDGET // max(1, n * model.work_per_row(data)))
+    result = _fit_jit(model, data, weights, key, tol, init_params, n_init=n_init,
+                      max_iter=max_iter, chunk_size=chunk, init_batch=min(init_batch, n_init))
+    if throw and not is_traced(result):
+        _report(result)
+    return result
+
+
+@functools.partial(jax.jit, static_argnames=("model", "n_init", "max_iter", "chunk_size", "init_batch"))
+def _fit_jit(model, data, weights, key, tol, init_params, *, n_init, max_iter, chunk_size, init_batch):
+    data, transform, log_jacobian = model.standardize(data, weights)
+    if init_params is None:
+        start = jax.lax.map(lambda k: model.init(k, data, weights), restart_keys(key, n_init),
+                            batch_size=init_batch)
+    else:
+        start = jax.vmap(lambda p: model.params_to_standard(p, transform))(init_params)
+    data, weights = pad_rows(data, weights, chunk_size)
+    one = lambda p: to_user_units(model, run_em(model, p, data, weights, max_iter=max_iter,
+                                                tol=tol, chunk_size=chunk_size),
+                                  transform, log_jacobian)
+    return select_best(jax.vmap(one)(start))
+
+
+def _check_init_params(model, init_params, data, n_init):
+    leading = {x.shape[0] if x.ndim else None for x in jax.tree_util.tree_leaves(init_params)}
+    if leading != {n_init}:
+        raise ValueError(f"init_params must have a leading axis of length n_init={n_init} on every "
+                         f"array; got leading sizes {sorted(map(str, leading))}.")
+    try:
+        model.validate_params(jax.tree_util.tree_map(lambda x: x[0], init_params), data)
+    except ValueError as err:
+        raise ValueError(f"init_params (per restart, after the leading axis): {err}") from None
+
+
+def _report(result: FitResult) -> None:
+    statuses = np.asarray(result.restarts.status)
+    if not np.isin(statuses, [Status.CONVERGED, Status.MAX_ITER]).any():
+        reasons = "; ".join(f"{Status(int(s)).name}: {Status(int(s)).message}"
+                            for s in np.unique(statuses))
+        raise FitError(f"all {statuses.size} restarts failed ({describe(statuses)}). {reasons}. "
+                       "Pass throw=False to inspect result.restarts.")
+    if int(result.status) == Status.MAX_ITER:
+        warnings.warn(f"the best restart did not converge in max_iter iterations "
+                      f"({describe(statuses)}). Raise max_iter or tol.",
+                      ConvergenceWarning, stacklevel=3)

@@ -1,0 +1,260 @@
+r"""Gaussian mixture model.
+
+.. math::
+    p(x \mid \theta) = \sum_{k=1}^K \pi_k \, \mathcal N(x \mid m_k, \Sigma_k)
+
+The fit runs on standardised data (centred, and scaled to unit variance per feature; one common
+scale for ``spherical``) and maps the parameters back, so float32 copes with offsets of 1e6 and
+scales from 1e-8 to 1e8.
+
+Regularisation:
+
+* ``regularization="prior"`` (default): MAP-EM with a proper prior in standardised coordinates,
+  a symmetric Dirichlet(1 + c) on the weights and, per component, a Wishart prior on the precision
+  :math:`\Lambda_k` with log density :math:`\tfrac{c}{2}\log|\Lambda_k|
+  - \tfrac{\psi}{2}\operatorname{tr}\Lambda_k` (+ const), where ``psi = reg_covar`` and
+  ``c = PSEUDO_COUNT``; means have a flat prior. The M-step is then exactly
+  :math:`\pi_k = (N_k + c)/(N + Kc)`, :math:`m_k = s_k / N_k`,
+  :math:`\Sigma_k = (S_k + \psi I)/(N_k + c)`, so the monitored objective
+  (log-likelihood + log prior) never decreases and an empty component stays finite.
+  (tied: one Wishart with ``K c``; diag: Gamma priors per precision; spherical: per component.)
+* ``regularization="sklearn"``: scikit-learn's update, ``reg_covar`` added to the covariance
+  diagonal in the data's own units (data are centred, not rescaled), for parity tests. It is not
+  a prior: the monitored objective is the log-likelihood alone.
+"""
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import logsumexp
+
+from ..components import gaussian as g
+from ..model import Model
+from ..validation import as_float_array, check_finite, check_ndim
+from . import seeding
+
+INIT_METHODS = ("kmeans++", "kmeans", "random_from_data", "random")
+REGULARIZATIONS = ("prior", "sklearn")
+#: Prior pseudo-count c (in observations) of the weights' Dirichlet and the precisions' Wishart.
+PSEUDO_COUNT = 1e-3
+LLOYD_STEPS = 10
+
+
+class GMMParams(NamedTuple):
+    """weights ``(k,)``, means ``(k, d)``, covariances (full ``(k,d,d)``, tied ``(d,d)``,
+    diag ``(k,d)``, spherical ``(k,)``), as in scikit-learn."""
+
+    weights: jnp.ndarray
+    means: jnp.ndarray
+    covariances: jnp.ndarray
+
+
+class Affine(NamedTuple):
+    shift: jnp.ndarray  # (d,)
+    scale: jnp.ndarray  # (d,)
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianMixture(Model):
+    """A mixture of ``n_components`` Gaussians.
+
+    Args:
+        n_components: number of components ``K``.
+        covariance_type: "full", "tied", "diag" or "spherical".
+        init_params: how ``init`` starts a restart: "kmeans++" (greedy k-means++ seeds, then one
+            M-step from the nearest-seed assignment), "kmeans" (k-means++ then Lloyd steps),
+            "random_from_data" (K random rows as seeds) or "random" (random responsibilities).
+        reg_covar: prior strength ``psi`` (in units of the standardised data's variance) for
+            "prior"; the absolute value added to covariance diagonals for "sklearn".
+        regularization: "prior" (MAP-EM, monotone) or "sklearn" (scikit-learn's reg_covar).
+    """
+
+    n_components: int
+    covariance_type: str = "full"
+    init_params: str = "kmeans++"
+    reg_covar: float = 1e-6
+    regularization: str = "prior"
+
+    def __post_init__(self):
+        k = self.n_components
+        if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"n_components must be a positive integer; got {k!r}.")
+        for name, allowed in (("covariance_type", g.COVARIANCE_TYPES),
+                              ("init_params", INIT_METHODS), ("regularization", REGULARIZATIONS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}; got {getattr(self, name)!r}.")
+        reg = self.reg_covar
+        if not isinstance(reg, numbers.Real) or not np.isfinite(reg) or reg < 0:
+            raise ValueError(f"reg_covar must be a finite number >= 0; got {reg!r}.")
+
+    # ----------------------------------------------------------------- densities and inference
+    def _weighted_log_density(self, params: GMMParams, x):
+        prec_chol = g.precision_cholesky(params.covariances, self.covariance_type)
+        return g.log_density(x, params.means, prec_chol, self.covariance_type) + jnp.log(params.weights)
+
+    def log_prob(self, params: GMMParams, x):
+        """:math:`\\log p(x_n)`, shape ``(n,)``."""
+        return logsumexp(self._weighted_log_density(params, x), axis=1)
+
+    def posterior(self, params: GMMParams, x):
+        """Responsibilities :math:`p(z_n = k \\mid x_n)`, shape ``(n, k)``."""
+        return jax.nn.softmax(self._weighted_log_density(params, x), axis=1)
+
+    def predict(self, params: GMMParams, x):
+        """Most probable component per row, shape ``(n,)``."""
+        return jnp.argmax(self._weighted_log_density(params, x), axis=1)
+
+    def sample(self, key, params: GMMParams, n: int):
+        """``(x, labels)``: ``n`` draws from the mixture and the component of each."""
+        label_key, noise_key = jax.random.split(key)
+        labels = jax.random.categorical(label_key, jnp.log(params.weights), shape=(n,))
+        d = params.means.shape[1]
+        z = jax.random.normal(noise_key, (n, d), params.means.dtype)
+        chol = g.cholesky_factor(params.covariances, self.covariance_type)
+        if self.covariance_type == "full":
+            noise = jnp.einsum("nde,ne->nd", chol[labels], z)
+        elif self.covariance_type == "tied":
+            noise = z @ chol.T
+        elif self.covariance_type == "diag":
+            noise = z * chol[labels]
+        else:
+            noise = z * chol[labels][:, None]
+        return params.means[labels] + noise, labels
+
+    def n_free_parameters(self, params: GMMParams) -> int:
+        k, d = params.means.shape
+        cov = {"full": k * d * (d + 1) // 2, "tied": d * (d + 1) // 2, "diag": k * d,
+               "spherical": k}[self.covariance_type]
+        return (k - 1) + k * d + cov
+
+    # ----------------------------------------------------------------- EM contract
+    def e_step(self, params: GMMParams, x, weights):
+        lp = self._weighted_log_density(params, x)
+        row_ll = logsumexp(lp, axis=1)
+        keep = weights > 0
+        resp = jnp.where(keep[:, None], jnp.exp(lp - row_ll[:, None]) * weights[:, None], 0)
+        loglik = jnp.sum(jnp.where(keep, weights * row_ll, 0))
+        return g.sufficient_stats(x, resp, params.means, self.covariance_type), loglik
+
+    def m_step(self, stats, params: GMMParams) -> GMMParams:
+        """Closed-form update; only ``params.means`` (the statistics' reference point) is read."""
+        counts, sums, second = stats
+        ref, cov_type = params.means, self.covariance_type
+        if self.regularization == "sklearn":
+            counts_sk = counts + 10 * jnp.finfo(counts.dtype).eps
+            means = sums / counts_sk[:, None]
+            scatter = g.scatter_about_means(counts, sums, second, ref, means, cov_type)
+            cov = g.add_to_diagonal(g.divide_per_component(scatter, counts_sk, cov_type),
+                                    self.reg_covar, cov_type)
+            return GMMParams(counts_sk / jnp.sum(counts_sk), means, cov)
+        c = PSEUDO_COUNT
+        safe = jnp.where(counts > 0, counts, 1)[:, None]
+        means = jnp.where(counts[:, None] > 0, sums / safe, ref)
+        scatter = g.scatter_about_means(counts, sums, second, ref, means, cov_type)
+        cov = g.divide_per_component(g.add_to_diagonal(scatter, self.reg_covar, cov_type),
+                                     counts + c, cov_type)
+        return GMMParams((counts + c) / (jnp.sum(counts) + c * counts.shape[0]), means, cov)
+
+    def log_prior(self, params: GMMParams):
+        if self.regularization == "sklearn":
+            return jnp.zeros((), params.weights.dtype)
+        c, psi, cov_type = PSEUDO_COUNT, self.reg_covar, self.covariance_type
+        k, d = params.means.shape
+        prec_chol = g.precision_cholesky(params.covariances, cov_type)
+        log_det = 2 * g.log_det_precision_cholesky(prec_chol, cov_type, d)  # log|Lambda_k|
+        trace = {"full": lambda u: jnp.sum(u * u, axis=(1, 2)), "tied": lambda u: jnp.sum(u * u),
+                 "diag": lambda u: jnp.sum(u * u, axis=1), "spherical": lambda u: d * u * u}
+        strength = k * c if cov_type == "tied" else c
+        wishart = 0.5 * strength * jnp.sum(log_det) - 0.5 * psi * jnp.sum(trace[cov_type](prec_chol))
+        return c * jnp.sum(jnp.log(params.weights)) + wishart
+
+    def is_degenerate(self, params: GMMParams):
+        prec_chol = g.precision_cholesky(params.covariances, self.covariance_type)
+        return ~jnp.all(jnp.isfinite(prec_chol)) | ~jnp.all(params.weights > 0)
+
+    def init(self, key, x, weights) -> GMMParams:
+        k = self.n_components
+        if self.init_params == "random":
+            resp = jax.random.uniform(key, (x.shape[0], k), x.dtype)
+            resp = resp / jnp.sum(resp, axis=1, keepdims=True)
+            ref = jnp.zeros((k, x.shape[1]), x.dtype)
+        else:
+            if self.init_params == "random_from_data":
+                ref = seeding.random_rows(key, x, weights, k)
+            else:
+                ref = seeding.kmeans_plusplus(key, x, weights, k)
+            if self.init_params == "kmeans":
+                ref = seeding.lloyd(x, weights, ref, LLOYD_STEPS)
+            resp = seeding.nearest_responsibilities(x, ref)
+        stats = g.sufficient_stats(x, resp * weights[:, None], ref, self.covariance_type)
+        return self.m_step(stats, GMMParams(None, ref, None))
+
+    # ----------------------------------------------------------------- standardisation
+    def standardize(self, x, weights):
+        total = jnp.sum(weights)
+        shift = (weights @ x) / total
+        centred = x - shift
+        if self.regularization == "sklearn":
+            scale = jnp.ones_like(shift)
+        else:
+            var = (weights @ (centred * centred)) / total
+            if self.covariance_type == "spherical":
+                var = jnp.full_like(var, jnp.mean(var))
+            scale = jnp.where(var > 0, jnp.sqrt(jnp.where(var > 0, var, 1)), 1)
+        return centred / scale, Affine(shift, scale), -jnp.sum(jnp.log(scale))
+
+    def _map_params(self, params: GMMParams, shift, scale) -> GMMParams:
+        """Parameters of ``x' = (x - shift) / scale``'s model from those of ``x``'s."""
+        cov = params.covariances
+        if self.covariance_type in ("full", "tied"):
+            cov = cov / (scale[:, None] * scale[None, :])
+        elif self.covariance_type == "diag":
+            cov = cov / (scale * scale)
+        else:
+            cov = cov / (scale[0] * scale[0])
+        return GMMParams(params.weights, (params.means - shift) / scale, cov)
+
+    def params_to_standard(self, params, transform: Affine):
+        return self._map_params(params, transform.shift, transform.scale)
+
+    def params_from_standard(self, params, transform: Affine):
+        return self._map_params(params, -transform.shift / transform.scale, 1 / transform.scale)
+
+    # ----------------------------------------------------------------- host-side checks
+    def validate(self, data):
+        x = as_float_array(data, "data")
+        check_ndim(x, "data", 2, " Pass an (n_samples, n_features) array; for one feature use "
+                   "x.reshape(-1, 1).")
+        n, d = x.shape
+        if n == 0 or d == 0:
+            raise ValueError(f"data must have at least one sample and one feature; got shape {(n, d)}.")
+        check_finite(x, "data")
+        return x
+
+    def validate_weights(self, weights):
+        positive = int(np.sum(np.asarray(weights) > 0))
+        if positive < self.n_components:
+            raise ValueError(f"n_samples={positive} (rows with positive weight) must be >= "
+                             f"n_components={self.n_components}.")
+
+    def validate_params(self, params, data):
+        if not isinstance(params, tuple) or len(params) != 3:
+            raise TypeError(f"params must be GMMParams(weights, means, covariances); got {type(params).__name__}.")
+        params = GMMParams(*params)
+        k, d = self.n_components, data.shape[1]
+        expected = {"weights": (k,), "means": (k, d),
+                    "covariances": g.covariance_shape(self.covariance_type, k, d)}
+        for name, shape in expected.items():
+            got = tuple(np.shape(getattr(params, name)))
+            if got != shape:
+                raise ValueError(f"params.{name} must have shape {shape} for n_components={k}, "
+                                 f"n_features={d}, covariance_type={self.covariance_type!r}; got {got}.")
+
+    def work_per_row(self, data) -> int:
+        k, d = self.n_components, data.shape[1]
+        return {"full": 3 * k * d, "tied": 2 * k * d}.get(self.covariance_type, 3 * k + d) + 2 * k

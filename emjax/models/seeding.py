@@ -1,0 +1,69 @@
+"""Choosing starting centres from data: k-means++, random rows, Lloyd refinement. Pure JAX,
+one restart at a time (vmap or ``lax.map`` over keys for many)."""
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+
+def squared_distances(x, centres):
+    """``|x_n - c_k|^2`` as ``(n, k)`` by matrix products, clipped at 0."""
+    d2 = jnp.sum(x * x, axis=1)[:, None] - 2 * x @ centres.T + jnp.sum(centres * centres, axis=1)
+    return jnp.maximum(d2, 0)
+
+
+def _sample_rows(key, weights, score, shape):
+    """Rows drawn with probability proportional to ``weights * score`` (``weights`` alone when
+    every score is 0, e.g. all rows identical)."""
+    mass = weights * score
+    logits = jnp.where(jnp.sum(mass) > 0, jnp.log(mass), jnp.log(weights))
+    return jax.random.categorical(key, logits, shape=shape)
+
+
+def kmeans_plusplus(key, x, weights, k: int):
+    """Greedy k-means++ (Arthur & Vassilvitskii 2007): each new centre is the best of
+    ``2 + log k`` candidates drawn with probability proportional to ``w_n D(x_n)^2``."""
+    n_trials = 2 + int(math.log(k))
+    first_key, key = jax.random.split(key)
+    first = _sample_rows(first_key, weights, jnp.ones_like(weights), ())
+    centres = jnp.zeros((k, x.shape[1]), x.dtype).at[0].set(x[first])
+    closest = squared_distances(x, x[first][None])[:, 0]
+
+    def add_centre(carry, inputs):
+        centres, closest = carry
+        i, step_key = inputs
+        candidates = _sample_rows(step_key, weights, closest, (n_trials,))
+        trial = jnp.minimum(closest[None], squared_distances(x, x[candidates]).T)
+        best = jnp.argmin(trial @ weights)
+        return (centres.at[i].set(x[candidates[best]]), trial[best]), None
+
+    keys = jax.random.split(key, k - 1)
+    (centres, _), _ = jax.lax.scan(add_centre, (centres, closest), (jnp.arange(1, k), keys))
+    return centres
+
+
+def random_rows(key, x, weights, k: int):
+    """``k`` distinct rows drawn with probability proportional to their weight."""
+    idx = jax.random.choice(key, x.shape[0], (k,), replace=False, p=weights / jnp.sum(weights))
+    return x[idx]
+
+
+def lloyd(x, weights, centres, n_iter: int):
+    """``n_iter`` weighted k-means (Lloyd) steps; an empty cluster keeps its centre."""
+
+    def step(_, centres):
+        labels = jnp.argmin(squared_distances(x, centres), axis=1)
+        onehot = jax.nn.one_hot(labels, centres.shape[0], dtype=x.dtype) * weights[:, None]
+        mass = jnp.sum(onehot, axis=0)
+        new = (onehot.T @ x) / jnp.where(mass > 0, mass, 1)[:, None]
+        return jnp.where(mass[:, None] > 0, new, centres)
+
+    return jax.lax.fori_loop(0, n_iter, step, centres)
+
+
+def nearest_responsibilities(x, centres):
+    """One-hot ``(n, k)`` assignment of each row to its nearest centre."""
+    labels = jnp.argmin(squared_distances(x, centres), axis=1)
+    return jax.nn.one_hot(labels, centres.shape[0], dtype=x.dtype)

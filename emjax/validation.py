@@ -1,0 +1,97 @@
+"""Host-side checks of user input, run before anything is traced.
+
+Every error names the argument, what is wrong and where (count and first index).
+"""
+from __future__ import annotations
+
+import numbers
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .tree import float_dtype, is_traced
+
+
+def as_float_array(x, name: str):
+    """``x`` as a JAX floating array: float32/float64 kept, integers and bools converted to the
+    default float dtype (float64 under x64), complex and object rejected."""
+    if is_traced(x):
+        if not jnp.issubdtype(x.dtype, jnp.floating):
+            x = x.astype(jnp.result_type(float))
+        return x
+    arr = np.asarray(x)
+    if arr.dtype == object or arr.dtype.kind in "USV":
+        raise TypeError(f"{name} must be numeric; got an array of dtype {arr.dtype}.")
+    if np.iscomplexobj(arr):
+        raise TypeError(f"{name} must be real; got complex dtype {arr.dtype}.")
+    if arr.dtype.kind in "biu":
+        arr = arr.astype(jnp.result_type(float))
+    elif arr.dtype == np.float16:
+        arr = arr.astype(np.float32)
+    return jnp.asarray(arr)
+
+
+def check_ndim(x, name: str, ndim: int, hint: str = "") -> None:
+    if x.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions; got shape {tuple(x.shape)}.{hint}")
+
+
+def check_finite(x, name: str) -> None:
+    """Raises when a concrete ``x`` holds NaN or inf, with the count and the first index."""
+    if is_traced(x):
+        return
+    arr = np.asarray(x)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        kinds = "NaN" if np.isnan(arr).any() else "inf"
+        kinds = "NaN or inf" if (np.isnan(arr).any() and np.isinf(arr).any()) else kinds
+        raise ValueError(f"{name} contains {int(bad.sum())} {kinds} value(s); the first at index "
+                         f"{first[0] if len(first) == 1 else first}.")
+
+
+def check_weights(weights, n: int, dtype):
+    """Validated per-row weights ``(n,)`` in ``dtype``; all ones when ``weights`` is None."""
+    if weights is None:
+        return jnp.ones((n,), dtype)
+    if is_traced(weights):
+        return jnp.asarray(weights, dtype)
+    w = np.asarray(weights)
+    if w.dtype.kind not in "biuf":
+        raise TypeError(f"weights must be real numbers; got dtype {w.dtype}.")
+    if w.shape != (n,):
+        raise ValueError(f"weights must have shape ({n},), one per row of data; got {w.shape}.")
+    check_finite(w, "weights")
+    if (w < 0).any():
+        i = int(np.argmax(w < 0))
+        raise ValueError(f"weights must be non-negative; {int((w < 0).sum())} are negative, the "
+                         f"first at index {i} ({w[i]}).")
+    if not (w > 0).any():
+        raise ValueError("weights are all zero: no row would count.")
+    return jnp.asarray(w, dtype)
+
+
+def check_fit_options(*, max_iter, tol, chunk_size, n_init=1) -> None:
+    """Static options shared by :func:`emjax.em` and :func:`emjax.fit`."""
+    for name, value in (("max_iter", max_iter), ("n_init", n_init)):
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+    if chunk_size is not None and (not isinstance(chunk_size, numbers.Integral) or chunk_size < 1):
+        raise ValueError(f"chunk_size must be a positive integer or None; got {chunk_size!r}.")
+    if not is_traced(tol):
+        t = np.asarray(tol)
+        if t.shape != () or not np.isfinite(t) or t < 0:
+            raise ValueError(f"tol must be a finite non-negative number; got {tol!r}.")
+
+
+def prepare_inputs(model, data, weights):
+    """``(data, weights)`` checked and converted by the model (host-side when concrete)."""
+    if not is_traced(data):
+        data = model.validate(data)
+    n = jax.tree_util.tree_leaves(data)[0].shape[0]
+    dtype = float_dtype(data)
+    weights = check_weights(weights, n, dtype)
+    if not is_traced(weights):
+        model.validate_weights(weights)
+    return data, weights
