@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import time
 import warnings
 from typing import Any, NamedTuple
 
@@ -81,22 +82,46 @@ def fit(model, data, key, *, n_init: int = 1, weights=None, max_iter: int = 100,
     Returns:
         :class:`FitResult`.
     """
-    check_fit_options(max_iter=max_iter, tol=tol, chunk_size=chunk_size, n_init=n_init)
-    data, weights = prepare_inputs(model, data, weights)
-    if init_params is not None and not is_traced(init_params, data):
-        _check_init_params(model, init_params, data, n_init)
-    n = n_rows(data)
-    chunk = min(chunk_size or choose_chunk_size(n, model.work_per_row(data), batch=n_init), n)
-    init_batch = max(1, DEFAULT_CHUNK_BUDGET // max(1, n * model.work_per_row(data)))
-    result = _fit_jit(model, data, weights, key, tol, init_params, n_init=n_init,
-                      max_iter=max_iter, chunk_size=chunk, init_batch=min(init_batch, n_init))
+    args, static = _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_params)
+    result = _fit_jit(*args, **static)
     if throw and not is_traced(result):
         _report(result)
     return result
 
 
+def timed_fit(model, data, key, *, throw: bool = True, **options):
+    """:func:`fit` with compilation and execution timed apart (host-side, concrete inputs).
+
+    Returns ``(result, compile_seconds, run_seconds)``; ``options`` are :func:`fit`'s.
+    """
+    options = {"n_init": 1, "weights": None, "max_iter": 100, "tol": 1e-3, "chunk_size": None,
+               "init_params": None, **options}
+    args, static = _prepare(model, data, key, **options)
+    start = time.perf_counter()
+    compiled = _fit_jit.lower(*args, **static).compile()
+    compiled_at = time.perf_counter()
+    result = jax.block_until_ready(compiled(*args))
+    done = time.perf_counter()
+    if throw:
+        _report(result)
+    return result, compiled_at - start, done - compiled_at
+
+
+def _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_params):
+    """Host-side checks and the chunk sizes: ``(args, static_kwargs)`` for ``_fit_jit``."""
+    check_fit_options(max_iter=max_iter, tol=tol, chunk_size=chunk_size, n_init=n_init)
+    data, weights = prepare_inputs(model, data, weights)
+    if init_params is not None and not is_traced(init_params, data):
+        _check_init_params(model, init_params, data, n_init)
+    n, work = n_rows(data), model.work_per_row(data)
+    chunk = min(chunk_size or choose_chunk_size(n, work, batch=n_init), n)
+    init_batch = min(n_init, max(1, DEFAULT_CHUNK_BUDGET // max(1, n * work)))
+    static = dict(model=model, n_init=n_init, max_iter=max_iter, chunk_size=chunk, init_batch=init_batch)
+    return (data, weights, key, tol, init_params), static
+
+
 @functools.partial(jax.jit, static_argnames=("model", "n_init", "max_iter", "chunk_size", "init_batch"))
-def _fit_jit(model, data, weights, key, tol, init_params, *, n_init, max_iter, chunk_size, init_batch):
+def _fit_jit(data, weights, key, tol, init_params, *, model, n_init, max_iter, chunk_size, init_batch):
     data, transform, log_jacobian = model.standardize(data, weights)
     if init_params is None:
         start = jax.lax.map(lambda k: model.init(k, data, weights), restart_keys(key, n_init),
