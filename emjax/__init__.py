@@ -5,7 +5,7 @@ return additive sufficient statistics (see :mod:`emjax.model`).
 """
 from .criteria import aic, bic
 from .driver import ConvergenceWarning, EMResult, FitError, em
-from .fit import FitResult, fit, timed_fit
+from .fit import FitResult, fit, init_restarts, timed_fit
 from .model import Model
 from .models import GaussianMixture, GMMParams
 from .status import Status
@@ -14,5 +14,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConvergenceWarning", "EMResult", "FitError", "FitResult", "GMMParams", "GaussianMixture",
-    "Model", "Status", "aic", "bic", "em", "fit", "timed_fit",
+    "Model", "Status", "aic", "bic", "em", "fit", "init_restarts", "timed_fit",
 ]

@@ -124,8 +124,7 @@ def _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_
 def _fit_jit(data, weights, key, tol, init_params, *, model, n_init, max_iter, chunk_size, init_batch):
     data, transform, log_jacobian = model.standardize(data, weights)
     if init_params is None:
-        start = jax.lax.map(lambda k: model.init(k, data, weights), restart_keys(key, n_init),
-                            batch_size=init_batch)
+        start = _starting_points(model, data, weights, key, n_init, init_batch)
     else:
         start = jax.vmap(lambda p: model.params_to_standard(p, transform))(init_params)
     data, weights = pad_rows(data, weights, chunk_size)
@@ -133,6 +132,26 @@ def _fit_jit(data, weights, key, tol, init_params, *, model, n_init, max_iter, c
                                                 tol=tol, chunk_size=chunk_size),
                                   transform, log_jacobian)
     return select_best(jax.vmap(one)(start))
+
+
+def _starting_points(model, data, weights, key, n_init, init_batch):
+    """``model.init`` for every restart key, ``init_batch`` restarts at a time (memory bound)."""
+    return jax.lax.map(lambda k: model.init(k, data, weights), restart_keys(key, n_init),
+                       batch_size=init_batch)
+
+
+def init_restarts(model, data, key, *, n_init: int, weights=None):
+    """The starting parameters :func:`fit` would use, with a leading ``(n_init,)`` axis, in the
+    data's units: inspect or perturb them and pass them back as ``fit(..., init_params=...)``."""
+    args, static = _prepare(model, data, key, n_init, weights, 1, 0.0, None, None)
+    return _init_jit(*args[:3], model=model, n_init=n_init, init_batch=static["init_batch"])
+
+
+@functools.partial(jax.jit, static_argnames=("model", "n_init", "init_batch"))
+def _init_jit(data, weights, key, *, model, n_init, init_batch):
+    data_std, transform, _ = model.standardize(data, weights)
+    start = _starting_points(model, data_std, weights, key, n_init, init_batch)
+    return jax.vmap(lambda p: model.params_from_standard(p, transform))(start)
 
 
 def _check_init_params(model, init_params, data, n_init):
