@@ -8,7 +8,8 @@ precision Cholesky factor :math:`U` (:math:`U U^\top = \Sigma^{-1}`), so
 
 Statistics for responsibilities :math:`r_{nk}` (already multiplied by row weights) are sums:
 :math:`N_k = \sum_n r_{nk}`, :math:`s_k = \sum_n r_{nk} x_n` and second moments about reference
-means :math:`a_k` (the current means), which keeps the variance update a two-pass computation.
+means :math:`a_k` (the current means), computed from differences ``x_n - a_k``: the variance
+update is a two-pass computation, exact in float32 even for components far tighter than the data.
 """
 from __future__ import annotations
 
@@ -48,19 +49,15 @@ def log_det_precision_cholesky(prec_chol, covariance_type: str, d: int):
 def log_density(x, means, prec_chol, covariance_type: str):
     """:math:`\\log \\mathcal N(x_n \\mid m_k, \\Sigma_k)`, shape ``(n, k)``."""
     d = x.shape[-1]
-    if covariance_type == "full":
-        y = jnp.einsum("nkd,kde->nke", x[:, None, :] - means[None], prec_chol)
-        maha = jnp.sum(y * y, axis=-1)
-    elif covariance_type == "tied":
+    if covariance_type == "tied":
         y = (x @ prec_chol)[:, None, :] - (means @ prec_chol)[None]
-        maha = jnp.sum(y * y, axis=-1)
-    elif covariance_type == "diag":
-        prec = prec_chol * prec_chol
-        maha = (x * x) @ prec.T - 2 * x @ (means * prec).T + jnp.sum(means * means * prec, axis=1)
     else:
-        prec = prec_chol * prec_chol
-        maha = prec * (jnp.sum(x * x, axis=1)[:, None] - 2 * x @ means.T
-                       + jnp.sum(means * means, axis=1))
+        diff = x[:, None, :] - means[None]
+        if covariance_type == "full":
+            y = jnp.einsum("nkd,kde->nke", diff, prec_chol)
+        else:
+            y = diff * (prec_chol if covariance_type == "diag" else prec_chol[:, None])[None]
+    maha = jnp.einsum("nkd,nkd->nk", y, y)
     log_det = log_det_precision_cholesky(prec_chol, covariance_type, d)
     return -0.5 * (d * math.log(2 * math.pi) + maha) + log_det
 
@@ -73,15 +70,13 @@ def sufficient_stats(x, resp, ref, covariance_type: str):
     """
     counts = jnp.sum(resp, axis=0)
     sums = resp.T @ x
+    diff = x[:, None, :] - ref[None]
     if covariance_type == "full":
-        diff = x[:, None, :] - ref[None]
         second = jnp.einsum("nkd,nke->kde", resp[:, :, None] * diff, diff)
     elif covariance_type == "tied":
-        row_w = jnp.sum(resp, axis=1)
-        cross = ref.T @ sums
-        second = (x * row_w[:, None]).T @ x - cross - cross.T + (ref * counts[:, None]).T @ ref
+        second = jnp.einsum("nkd,nke->de", resp[:, :, None] * diff, diff)
     else:
-        second = resp.T @ (x * x) - 2 * ref * sums + counts[:, None] * ref * ref
+        second = jnp.einsum("nk,nkd->kd", resp, diff * diff)
     return counts, sums, second
 
 
