@@ -10,17 +10,14 @@ log-likelihood of the parameters after ``t`` M-steps, which is emjax's ``history
 import warnings
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning as SkConvergenceWarning
+from sklearn.mixture import GaussianMixture as SkGaussianMixture
+from threadpoolctl import threadpool_limits
 
-jax.config.update("jax_enable_x64", True)
-
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from sklearn.exceptions import ConvergenceWarning as SkConvergenceWarning  # noqa: E402
-from sklearn.mixture import GaussianMixture as SkGaussianMixture  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
-
-import emjax  # noqa: E402
+import emjax
 
 COV_TYPES = ("full", "tied", "diag", "spherical")
 N_ITER = 20
@@ -29,12 +26,18 @@ RTOL = 1e-8
 
 @pytest.fixture(scope="module", autouse=True)
 def _x64_and_single_threaded_blas():
-    """float64 throughout; one BLAS thread, because multi-threaded OpenBLAS makes scikit-learn's
-    3x3 triangular solves ~1000x slower on small machines (speed only, not results)."""
+    """float64 for this module's tests only (x64 is process-global: it is switched on here and
+    restored afterwards, so modules collected alongside are unaffected); one BLAS thread, because
+    multi-threaded OpenBLAS makes scikit-learn's 3x3 triangular solves ~1000x slower on small
+    machines (speed only, not results)."""
+    previous = jax.config.jax_enable_x64
     jax.config.update("jax_enable_x64", True)
     assert jnp.zeros(()).dtype == jnp.float64
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
+    finally:
+        jax.config.update("jax_enable_x64", previous)
 
 
 def make_data(seed=0, n=150, d=3, k=3):
