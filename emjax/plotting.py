@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 
-from .status import Status
+from .fit import healthy
 
 SIGMAS = (1.0, 2.0)
 
@@ -95,7 +95,7 @@ def plot_restart_objectives(ax, restarts, bins: int = 50):
     """
     objective = np.asarray(restarts.objective, dtype=np.float64)
     status = np.asarray(restarts.status)
-    ok = np.isin(status, [Status.CONVERGED, Status.MAX_ITER]) & np.isfinite(objective)
+    ok = healthy(status) & np.isfinite(objective)
     if not ok.any():
         raise ValueError("no healthy restart to plot: every restart failed.")
     values, best = objective[ok], objective[ok].max()
