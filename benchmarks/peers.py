@@ -1,0 +1,246 @@
+"""One runner per library: fit a workload's data with tol=0 (a fixed iteration count) and time it.
+
+Every runner returns a dict with the measured fields (see ``run.py``'s record). Libraries that
+fit restarts or datasets one after another on the host (scikit-learn, pomegranate) may time a
+subset of the restarts/datasets when the whole would take far longer than ``budget_s``; the wall
+time is then scaled linearly to the full count and ``measured_units`` says what was run.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import warnings
+
+import numpy as np
+
+from scoring import mean_loglik, median, timed_runs
+
+REG_COVAR = 1e-6
+
+
+def _record(w, walls, cpus, *, compile_s, n_iter, units_run, loglik, notes="", **extra):
+    """Fields common to every runner; wall and CPU times are scaled to the full workload."""
+    units_full = w.n_init * w.n_datasets
+    factor = units_full / units_run
+    wall = median(walls) * factor
+    return dict(
+        wall_s=wall, cpu_s=median(cpus) * factor, wall_runs_s=walls, compile_s=compile_s,
+        n_iter=n_iter, restarts=w.n_init, datasets=w.n_datasets, measured_units=units_run,
+        full_units=units_full, scaled=factor != 1,
+        restart_iters_per_s=units_full * w.max_iter / wall, loglik=loglik, notes=notes, **extra)
+
+
+def _subset_size(probe_s: float, units: int, budget_s: float) -> int:
+    """How many restarts/datasets fit in ``budget_s`` given one took ``probe_s``."""
+    return max(1, min(units, int(budget_s // max(probe_s, 1e-9))))
+
+
+@contextlib.contextmanager
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+# --------------------------------------------------------------------------------------- emjax
+def run_emjax(w, x, repeats: int, budget_s: float) -> dict:
+    import jax
+    import jax.numpy as jnp
+
+    import emjax
+
+    model = emjax.GaussianMixture(w.k, covariance_type=w.covariance_type)
+    key = jax.random.key(0)
+    opts = dict(max_iter=w.max_iter, tol=0.0, throw=False)
+    if w.n_datasets == 1:
+        result, compile_s, first_s = emjax.timed_fit(model, x, key, n_init=w.n_init, **opts)
+        walls, cpus, result = timed_runs(
+            lambda: jax.block_until_ready(emjax.fit(model, x, key, n_init=w.n_init, **opts)), repeats)
+        status = np.asarray(result.restarts.status)
+        n_iter = np.asarray(result.restarts.n_iter)
+        params = result.params
+        loglik = mean_loglik(x, params.weights, params.means, params.covariances, w.covariance_type)
+        return _record(w, walls, cpus, compile_s=compile_s, n_iter=float(n_iter.mean()),
+                       units_run=w.n_init, loglik=loglik, first_run_s=first_s,
+                       statuses=emjax.status.describe(status),
+                       emjax_loglik=float(result.log_likelihood))
+
+    fit_all = jax.jit(jax.vmap(lambda xd, k: emjax.fit(model, xd, k, n_init=1, **opts)))
+    xj = jnp.asarray(x)
+    keys = jax.random.split(key, w.n_datasets)
+    start = time.perf_counter()
+    compiled = fit_all.lower(xj, keys).compile()
+    compile_s = time.perf_counter() - start
+    start = time.perf_counter()
+    jax.block_until_ready(compiled(xj, keys))
+    first_s = time.perf_counter() - start
+    walls, cpus, result = timed_runs(lambda: jax.block_until_ready(compiled(xj, keys)), repeats)
+    p = jax.tree_util.tree_map(np.asarray, result.params)
+    per_dataset = [mean_loglik(x[i], p.weights[i], p.means[i], p.covariances[i], w.covariance_type)
+                   for i in range(w.n_datasets)]
+    return _record(w, walls, cpus, compile_s=compile_s, n_iter=float(np.mean(result.n_iter)),
+                   units_run=w.n_datasets, loglik=float(np.mean(per_dataset)),
+                   per_dataset_loglik=per_dataset, first_run_s=first_s,
+                   statuses=emjax.status.describe(np.asarray(result.status)))
+
+
+# --------------------------------------------------------------------------------- scikit-learn
+def _sklearn_fit(w, x, n_init, max_iter, seed=0):
+    from sklearn.mixture import GaussianMixture
+
+    with _quiet():
+        return GaussianMixture(w.k, covariance_type=w.covariance_type, n_init=n_init,
+                               max_iter=max_iter, tol=0.0, reg_covar=REG_COVAR,
+                               init_params="k-means++", random_state=seed).fit(x)
+
+
+def _host_runner(w, x, repeats, budget_s, fit_restarts, score):
+    """Shared driver for host libraries that loop restarts/datasets in Python.
+
+    ``fit_restarts(x, n_init, max_iter)`` fits one dataset with ``n_init`` restarts and returns
+    ``(model, n_iter)``; ``score(x, model)`` gives the common mean log-likelihood.
+    """
+    units = w.n_init * w.n_datasets
+    notes = ""
+    if units > 1:  # the warm-up is one restart / one dataset at full length: it also sizes the subset
+        one = x[0] if w.n_datasets > 1 else x
+        t0 = time.perf_counter()
+        fit_restarts(one, 1, w.max_iter)
+        m = _subset_size(time.perf_counter() - t0, units, budget_s)
+    else:  # warm-up: a 2-iteration fit (threads, caches, lazy imports)
+        fit_restarts(x, 1, min(2, w.max_iter))
+        m = 1
+    if w.n_datasets > 1:
+        def job():
+            return [fit_restarts(x[i], 1, w.max_iter) for i in range(m)]
+    else:
+        def job():
+            return [fit_restarts(x, m, w.max_iter)]
+    walls, cpus, fitted = timed_runs(job, repeats)
+    if m < units:
+        what = "datasets" if w.n_datasets > 1 else "restarts"
+        notes = f"timed {m} of {units} {what}, wall scaled x{units / m:.4g}"
+    if w.n_datasets > 1:
+        per_dataset = [score(x[i], model) for i, (model, _) in enumerate(fitted)]
+        loglik = float(np.mean(per_dataset))
+        extra = dict(per_dataset_loglik=per_dataset)
+    else:
+        loglik, extra = score(x, fitted[0][0]), {}
+    n_iter = float(np.mean([it for _, it in fitted]))
+    return _record(w, walls, cpus, compile_s=None, n_iter=n_iter, units_run=m, loglik=loglik,
+                   notes=notes, **extra)
+
+
+def run_sklearn(w, x, repeats: int, budget_s: float) -> dict:
+    def fit_restarts(xd, n_init, max_iter):
+        g = _sklearn_fit(w, xd, n_init, max_iter)
+        return g, g.n_iter_
+
+    def score(xd, g):
+        return mean_loglik(xd, g.weights_, g.means_, g.covariances_, w.covariance_type)
+
+    return _host_runner(w, x, repeats, budget_s, fit_restarts, score)
+
+
+# ---------------------------------------------------------------------------------- pomegranate
+def run_pomegranate(w, x, repeats: int, budget_s: float) -> dict:
+    import torch
+    from pomegranate.distributions import Normal
+    from pomegranate.gmm import GeneralMixtureModel
+
+    def params(model):
+        weights = model.priors.detach().numpy()
+        means = np.stack([d.means.detach().numpy() for d in model.distributions])
+        covs = np.stack([d.covs.detach().numpy() for d in model.distributions])
+        return weights, means, covs
+
+    def fit_restarts(xd, n_init, max_iter):
+        # pomegranate has no n_init: loop restarts as a user would; tol=-inf because its loop
+        # stops when the improvement is below tol, and with tol=0 a rounding-level decrease stops it.
+        xt = torch.from_numpy(np.ascontiguousarray(xd))
+        fitted = []
+        for r in range(n_init):
+            model = GeneralMixtureModel(
+                [Normal(covariance_type=w.covariance_type) for _ in range(w.k)],
+                max_iter=max_iter, tol=-math.inf, random_state=r)
+            with _quiet():
+                fitted.append(model.fit(xt))
+        return fitted, max_iter
+
+    def score(xd, fitted):
+        return max((mean_loglik(xd, *params(m), w.covariance_type) for m in fitted),
+                   key=lambda v: -math.inf if math.isnan(v) else v)
+
+    return _host_runner(w, x, repeats, budget_s, fit_restarts, score)
+
+
+# ----------------------------------------------------------------------------------------- gmmx
+def gmmx_single_fit(w):
+    """``one(x, key) -> (weights, means, covariances, loglik, n_iter)``: one gmmx fit."""
+    import jax
+    import jax.numpy as jnp
+    from gmmx import EMFitter, GaussianMixtureModelJax
+
+    fitter = EMFitter(max_iter=w.max_iter, tol=0.0, reg_covar=REG_COVAR)
+    k, d, full = w.k, w.d, w.covariance_type == "full"
+
+    def one(xd, key):
+        idx = jax.random.choice(key, xd.shape[0], (k,), replace=False)
+        centred = xd - jnp.mean(xd, axis=0)
+        if full:
+            cov = jnp.broadcast_to(centred.T @ centred / xd.shape[0], (k, d, d))
+        else:
+            cov = jnp.broadcast_to(jnp.mean(centred * centred, axis=0), (k, d))
+        gmm = GaussianMixtureModelJax.from_squeezed(
+            means=xd[idx], covariances=cov, weights=jnp.full((k,), 1.0 / k, xd.dtype),
+            covariance_type=w.covariance_type)
+        res = fitter.fit(xd, gmm)
+        g = res.gmm
+        covs = g.covariances.values[0] if full else g.covariances.values[0, :, :, 0]
+        return g.weights[0, :, 0, 0], g.means[0, :, :, 0], covs, res.log_likelihood, res.n_iter
+
+    return one
+
+
+def run_gmmx(w, x, repeats: int, budget_s: float) -> dict:
+    """gmmx's EMFitter, ``vmap``-ed by hand over restarts (or datasets), as a user would.
+
+    A restart starts from K distinct random rows as means, the data's covariance (its diagonal
+    for diag) for every component and equal weights; gmmx's own init runs scikit-learn's KMeans on
+    the host and cannot be vmapped.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    one = gmmx_single_fit(w)
+    xj = jnp.asarray(x)
+    if w.n_datasets > 1:
+        batched = jax.jit(jax.vmap(one))
+        args = (xj, jax.random.split(jax.random.key(0), w.n_datasets))
+    else:
+        batched = jax.jit(jax.vmap(one, in_axes=(None, 0)))
+        args = (xj, jax.random.split(jax.random.key(0), w.n_init))
+    start = time.perf_counter()
+    compiled = batched.lower(*args).compile()
+    compile_s = time.perf_counter() - start
+    jax.block_until_ready(compiled(*args))  # warm-up
+    walls, cpus, out = timed_runs(lambda: jax.block_until_ready(compiled(*args)), repeats)
+    weights, means, covs, ll, n_iter = (np.asarray(v) for v in out)
+    if w.n_datasets > 1:
+        per_dataset = [mean_loglik(x[i], weights[i], means[i], covs[i], w.covariance_type)
+                       for i in range(w.n_datasets)]
+        return _record(w, walls, cpus, compile_s=compile_s, n_iter=float(n_iter.mean()),
+                       units_run=w.n_datasets, loglik=float(np.mean(per_dataset)),
+                       per_dataset_loglik=per_dataset)
+    best = int(np.argmax(np.where(np.isfinite(ll), ll, -np.inf)))
+    loglik = mean_loglik(x, weights[best], means[best], covs[best], w.covariance_type)
+    return _record(w, walls, cpus, compile_s=compile_s, n_iter=float(n_iter.mean()),
+                   units_run=w.n_init, loglik=loglik,
+                   notes="init: random rows as means, data covariance (not gmmx's host k-means)")
+
+
+RUNNERS = {"emjax": run_emjax, "sklearn": run_sklearn, "gmmx": run_gmmx,
+           "pomegranate": run_pomegranate}
+PACKAGES = {"emjax": "emjax", "sklearn": "scikit-learn", "gmmx": "gmmx",
+            "pomegranate": "pomegranate"}

@@ -1,0 +1,236 @@
+"""Runs emjax and its peers on the same generated data in one process; writes RESULTS.md and JSONL.
+
+Usage::
+
+    python benchmarks/run.py                                    # every workload at full scale
+    python benchmarks/run.py --scale small --workloads W1,W5    # a smoke run of a few seconds
+    python benchmarks/run.py --libraries emjax,sklearn --out /tmp/bench
+
+Every (workload, library) pair gives one JSON line in ``<out>/results.jsonl`` (``results-<scale>``
+for scales other than full), written as soon as it is measured; a library that fails to import
+or to run gives a line with ``"status": "failed"`` and the reason. ``RESULTS.md`` is written from
+the lines of this run at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import workloads as wl  # noqa: E402
+from scoring import gmm_flops_per_iteration, load_average, median  # noqa: E402
+
+LIBRARIES = ("emjax", "sklearn", "gmmx", "pomegranate")
+DIST = {"emjax": "emjax", "sklearn": "scikit-learn", "gmmx": "gmmx", "pomegranate": "pomegranate",
+        "jax": "jax", "jaxlib": "jaxlib", "numpy": "numpy", "torch": "torch", "scipy": "scipy"}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--workloads", default="W1,W2,W3,W5,W6", help="comma-separated, e.g. W1,W5")
+    p.add_argument("--scale", default="full", choices=("small", "full", "gpu"))
+    p.add_argument("--libraries", default=",".join(LIBRARIES), help="comma-separated subset of "
+                   + ",".join(LIBRARIES))
+    p.add_argument("--out", default=HERE, help="folder for RESULTS.md and the JSON lines")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs after the warm-up (median)")
+    p.add_argument("--peer-budget", type=float, default=30.0,
+                   help="seconds a host-looping peer (sklearn, pomegranate) may spend per timed run "
+                        "of W1/W5 before a subset of restarts/datasets is timed and scaled")
+    p.add_argument("--memory-limit-gb", type=float, default=16.0,
+                   help="W6: kill a child whose resident memory passes this")
+    p.add_argument("--memory-timeout", type=float, default=900.0, help="W6: seconds per child")
+    p.add_argument("--no-report", action="store_true", help="write the JSON lines only")
+    args = p.parse_args(argv)
+    args.workloads = [s.strip() for s in args.workloads.split(",") if s.strip()]
+    args.libraries = [s.strip() for s in args.libraries.split(",") if s.strip()]
+    for lib in args.libraries:
+        if lib not in LIBRARIES:
+            p.error(f"unknown library {lib!r}; choose from {', '.join(LIBRARIES)}")
+    known = wl.workloads(args.scale)
+    for name in args.workloads:
+        if name not in known:
+            p.error(f"unknown workload {name!r}; choose from {', '.join(known)}")
+    return args
+
+
+# ------------------------------------------------------------------------------ machine and env
+def machine() -> dict:
+    info = {"platform": platform.platform(), "python": platform.python_version(),
+            "cpu_count": os.cpu_count()}
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        for line in lscpu.splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("Model name", "CPU(s)", "Thread(s) per core", "L2 cache", "L3 cache",
+                               "Hypervisor vendor"):
+                info[key.strip()] = value.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        with open("/proc/meminfo") as f:
+            info["MemTotal"] = f.readline().split(":")[1].strip()
+    except OSError:
+        pass
+    try:
+        import jax
+        info["jax_devices"] = [str(d.device_kind) for d in jax.devices()]
+        info["jax_backend"] = jax.default_backend()
+    except Exception as err:  # noqa: BLE001
+        info["jax_devices"] = f"unavailable: {err}"
+    if info.get("jax_backend") == "gpu":
+        try:
+            info["gpu"] = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version",
+                                          "--format=csv,noheader"], capture_output=True, text=True,
+                                         timeout=20).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return info
+
+
+def versions() -> dict:
+    out = {}
+    for name, dist in DIST.items():
+        try:
+            out[name] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def matmul_rate(size: int = 2048, runs: int = 10) -> dict:
+    """float32 ``jnp.dot`` of two ``size x size`` matrices under jit: GFLOP/s (median of runs)."""
+    import jax
+    import jax.numpy as jnp
+    a = jax.random.normal(jax.random.key(1), (size, size), jnp.float32)
+    b = jax.random.normal(jax.random.key(2), (size, size), jnp.float32)
+    dot = jax.jit(jnp.dot)
+    dot(a, b).block_until_ready()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        dot(a, b).block_until_ready()
+        times.append(time.perf_counter() - t0)
+    flops = 2.0 * size ** 3
+    return {"size": size, "median_s": median(times), "gflops": flops / median(times) / 1e9,
+            "best_gflops": flops / min(times) / 1e9, "runs": runs}
+
+
+def import_error(lib: str) -> str | None:
+    """None when ``lib`` imports; else the reason."""
+    modules = {"emjax": ["emjax"], "sklearn": ["sklearn.mixture"], "gmmx": ["gmmx"],
+               "pomegranate": ["torch", "pomegranate.gmm"]}[lib]
+    for module in modules:
+        try:
+            __import__(module)
+        except Exception as err:  # noqa: BLE001
+            return f"import {module} failed: {type(err).__name__}: {err}"
+    return None
+
+
+# ----------------------------------------------------------------------------------- measuring
+def measure_fit(lib, w, x, args) -> dict:
+    import peers
+    load = load_average()
+    rec = peers.RUNNERS[lib](w, x, args.repeats, args.peer_budget)
+    rec["load_avg_before"] = load
+    rec["load_avg_after"] = load_average()
+    flops = gmm_flops_per_iteration(w.n, w.k, w.d, w.covariance_type) * w.max_iter * w.n_init * w.n_datasets
+    rec["gflops_per_s"] = flops / rec["wall_s"] / 1e9
+    return rec
+
+
+def measure_memory(lib, w, args):
+    import memory
+    for covariance_type in w.covariance_types or (w.covariance_type,):
+        base = dict(workload=w.name, title=w.title, library=lib, covariance_type=covariance_type,
+                    n=w.n, d=w.d, k=w.k, max_iter=w.max_iter, scale=args.scale)
+        try:
+            rep = memory.measure(lib, w, covariance_type, int(args.memory_limit_gb * 2**30),
+                                 args.memory_timeout)
+            data = rep["data_bytes"]
+            rep["peak_over_data"] = rep["peak_rss"] / data
+            rep["peak_above_baseline_over_data"] = (rep["peak_rss"] - rep["baseline_rss"]) / data
+            yield dict(base, status="ok", **rep)
+        except Exception as err:  # noqa: BLE001
+            yield dict(base, status="failed", error=f"{type(err).__name__}: {err}")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    suffix = "" if args.scale == "full" else f"-{args.scale}"
+    jsonl = os.path.join(args.out, f"results{suffix}.jsonl")
+    started = datetime.datetime.now(datetime.timezone.utc)
+    records = []
+
+    def emit(rec):
+        records.append(rec)
+        with open(jsonl, "a") as f:
+            f.write(json.dumps(rec, default=float) + "\n")
+        brief = {k: rec.get(k) for k in ("workload", "library", "covariance_type", "status", "wall_s",
+                                         "compile_s", "restart_iters_per_s", "loglik",
+                                         "peak_above_baseline_over_data", "error") if k in rec}
+        if rec.get("kind") in ("fit", "memory"):
+            print(json.dumps(brief, default=float), flush=True)
+
+    open(jsonl, "w").close()
+    header = dict(kind="run", scale=args.scale, started=started.isoformat(timespec="seconds"),
+                  machine=machine(), versions=versions(), argv=sys.argv[1:],
+                  load_avg=os.getloadavg())
+    header["matmul"] = matmul_rate()
+    emit(header)
+
+    broken = {lib: import_error(lib) for lib in args.libraries}
+    all_w = wl.workloads(args.scale)
+    for name in args.workloads:
+        w = all_w[name]
+        if w.memory:
+            for lib in args.libraries:
+                if broken[lib]:
+                    for cov in w.covariance_types:
+                        emit(dict(kind="memory", workload=name, library=lib, covariance_type=cov,
+                                  status="failed", error=broken[lib]))
+                    continue
+                for rec in measure_memory(lib, w, args):
+                    emit(dict(kind="memory", **rec))
+            continue
+        print(f"# {name}: generating data", flush=True)
+        x = wl.data_for(w)
+        for lib in args.libraries:
+            base = dict(kind="fit", workload=name, title=w.title, library=lib, n=w.n, d=w.d, k=w.k,
+                        covariance_type=w.covariance_type, max_iter=w.max_iter, scale=args.scale,
+                        dtype=str(x.dtype))
+            if broken[lib]:
+                emit(dict(base, status="failed", error=broken[lib]))
+                continue
+            try:
+                emit(dict(base, status="ok", **measure_fit(lib, w, x, args)))
+            except Exception as err:  # noqa: BLE001
+                tb = traceback.format_exc(limit=-3)
+                emit(dict(base, status="failed", error=f"{type(err).__name__}: {err}"[:500],
+                          traceback=tb[-2000:]))
+        del x
+
+    emit(dict(kind="end", finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              load_avg=os.getloadavg()))
+    if not args.no_report:
+        import report
+        path = os.path.join(args.out, f"RESULTS{suffix}.md")
+        with open(path, "w") as f:
+            f.write(report.render(records))
+        print(f"wrote {path} and {jsonl}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
