@@ -111,6 +111,10 @@ def render(records) -> str:
                 "MemTotal", "platform", "python", "jax_backend", "jax_devices", "gpu"):
         if key in mach:
             out.append(f"- {key}: {mach[key]}")
+    git = head.get("git") or {}
+    if git.get("commit"):
+        out.append(f"- emjax commit {git['commit']}" + (" with uncommitted changes in emjax/"
+                                                        if git.get("emjax_dirty") else ""))
     out.append("- versions: " + ", ".join(f"{k} {v}" for k, v in head.get("versions", {}).items()))
     load0, load1 = head.get("load_avg"), end.get("load_avg")
     if load0:
@@ -128,6 +132,10 @@ def render(records) -> str:
             "the same runs (less sensitive than wall to other work on a shared machine).",
             "- restart-iter/s = restarts x datasets x iterations / wall. \"vs best peer\" = "
             "throughput / throughput of the fastest peer that ran (emjax excluded from \"peer\").",
+            "- scikit-learn and pomegranate run with their default threads or with one thread "
+            "(threadpoolctl; torch.set_num_threads), whichever was faster on a probe fit in this run "
+            "(the notes say which): on a loaded 2-core machine multi-threaded BLAS on small "
+            "matrices can be several times slower. JAX libraries use XLA's default CPU threading.",
             "- `*`: a host-looping peer timed a subset of restarts/datasets (see notes); its wall "
             "time is scaled linearly to the full count.",
             "- loglik: every library's final parameters are scored by one float64 NumPy function "

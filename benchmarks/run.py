@@ -97,6 +97,19 @@ def machine() -> dict:
     return info
 
 
+def git_state() -> dict:
+    """The commit the run measured and whether emjax/ had uncommitted changes."""
+    root = os.path.dirname(HERE)
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=root, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "emjax"], capture_output=True,
+                               text=True, cwd=root, timeout=10).stdout.strip()
+        return {"commit": head or None, "emjax_dirty": bool(dirty)}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "emjax_dirty": None}
+
+
 def versions() -> dict:
     out = {}
     for name, dist in DIST.items():
@@ -185,7 +198,7 @@ def main(argv=None) -> int:
 
     open(jsonl, "w").close()
     header = dict(kind="run", scale=args.scale, started=started.isoformat(timespec="seconds"),
-                  machine=machine(), versions=versions(), argv=sys.argv[1:],
+                  machine=machine(), versions=versions(), git=git_state(), argv=sys.argv[1:],
                   load_avg=os.getloadavg())
     header["matmul"] = matmul_rate()
     emit(header)
