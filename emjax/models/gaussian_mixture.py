@@ -95,19 +95,20 @@ class GaussianMixture(Model):
     # ----------------------------------------------------------------- densities and inference
     def _weighted_log_density(self, params: GMMParams, x):
         prec_chol = g.precision_cholesky(params.covariances, self.covariance_type)
-        return g.log_density(x, params.means, prec_chol, self.covariance_type) + jnp.log(params.weights)
+        log_density = g.log_density(x, params.means, prec_chol, self.covariance_type)
+        return log_density + jnp.log(params.weights)[:, None]  # (k, n)
 
     def log_prob(self, params: GMMParams, x):
         """:math:`\\log p(x_n)`, shape ``(n,)``."""
-        return logsumexp(self._weighted_log_density(params, x), axis=1)
+        return logsumexp(self._weighted_log_density(params, x), axis=0)
 
     def posterior(self, params: GMMParams, x):
         """Responsibilities :math:`p(z_n = k \\mid x_n)`, shape ``(n, k)``."""
-        return jax.nn.softmax(self._weighted_log_density(params, x), axis=1)
+        return jax.nn.softmax(self._weighted_log_density(params, x), axis=0).T
 
     def predict(self, params: GMMParams, x):
         """Most probable component per row, shape ``(n,)``."""
-        return jnp.argmax(self._weighted_log_density(params, x), axis=1)
+        return jnp.argmax(self._weighted_log_density(params, x), axis=0)
 
     def sample(self, key, params: GMMParams, n: int):
         """``(x, labels)``: ``n`` draws from the mixture and the component of each."""
@@ -135,9 +136,9 @@ class GaussianMixture(Model):
     # ----------------------------------------------------------------- EM contract
     def e_step(self, params: GMMParams, x, weights):
         lp = self._weighted_log_density(params, x)
-        row_ll = logsumexp(lp, axis=1)
+        row_ll = logsumexp(lp, axis=0)
         keep = weights > 0
-        resp = jnp.where(keep[:, None], jnp.exp(lp - row_ll[:, None]) * weights[:, None], 0)
+        resp = jnp.where(keep, jnp.exp(lp - row_ll) * weights, 0)
         loglik = jnp.sum(jnp.where(keep, weights * row_ll, 0))
         return g.sufficient_stats(x, resp, params.means, self.covariance_type), loglik
 
@@ -180,8 +181,8 @@ class GaussianMixture(Model):
     def init(self, key, x, weights) -> GMMParams:
         k = self.n_components
         if self.init_params == "random":
-            resp = jax.random.uniform(key, (x.shape[0], k), x.dtype)
-            resp = resp / jnp.sum(resp, axis=1, keepdims=True)
+            resp = jax.random.uniform(key, (k, x.shape[0]), x.dtype)
+            resp = resp / jnp.sum(resp, axis=0)
             ref = jnp.zeros((k, x.shape[1]), x.dtype)
         else:
             if self.init_params == "random_from_data":
@@ -191,7 +192,7 @@ class GaussianMixture(Model):
             if self.init_params == "kmeans":
                 ref = seeding.lloyd(x, weights, ref, LLOYD_STEPS)
             resp = seeding.nearest_responsibilities(x, ref)
-        stats = g.sufficient_stats(x, resp * weights[:, None], ref, self.covariance_type)
+        stats = g.sufficient_stats(x, resp * weights, ref, self.covariance_type)
         return self.m_step(stats, GMMParams(None, ref, None))
 
     # ----------------------------------------------------------------- standardisation

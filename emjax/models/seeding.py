@@ -64,6 +64,6 @@ def lloyd(x, weights, centres, n_iter: int):
 
 
 def nearest_responsibilities(x, centres):
-    """One-hot ``(n, k)`` assignment of each row to its nearest centre."""
+    """One-hot ``(k, n)`` assignment of each row to its nearest centre."""
     labels = jnp.argmin(squared_distances(x, centres), axis=1)
-    return jax.nn.one_hot(labels, centres.shape[0], dtype=x.dtype)
+    return jax.nn.one_hot(labels, centres.shape[0], dtype=x.dtype, axis=0)
