@@ -114,8 +114,8 @@ class GaussianMixture(Model):
         """``(x, labels)``: ``n`` draws from the mixture and the component of each."""
         label_key, noise_key = jax.random.split(key)
         labels = jax.random.categorical(label_key, jnp.log(params.weights), shape=(n,))
-        d = params.means.shape[1]
-        z = jax.random.normal(noise_key, (n, d), params.means.dtype)
+        means = jnp.asarray(params.means)
+        z = jax.random.normal(noise_key, (n, means.shape[1]), means.dtype)
         chol = g.cholesky_factor(params.covariances, self.covariance_type)
         if self.covariance_type == "full":
             noise = jnp.einsum("nde,ne->nd", chol[labels], z)
@@ -125,7 +125,7 @@ class GaussianMixture(Model):
             noise = z * chol[labels]
         else:
             noise = z * chol[labels][:, None]
-        return params.means[labels] + noise, labels
+        return means[labels] + noise, labels
 
     def n_free_parameters(self, params: GMMParams) -> int:
         k, d = params.means.shape
