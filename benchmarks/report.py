@@ -113,8 +113,9 @@ def render(records) -> str:
             out.append(f"- {key}: {mach[key]}")
     git = head.get("git") or {}
     if git.get("commit"):
-        out.append(f"- emjax commit {git['commit']}" + (" with uncommitted changes in emjax/"
-                                                        if git.get("emjax_dirty") else ""))
+        out.append(f"- emjax commit {git['commit']}"
+                   + (" WITH UNCOMMITTED CHANGES in emjax/" if git.get("emjax_dirty") else " (clean)")
+                   + (f", imported from {git['emjax_source']}" if git.get("emjax_source") else ""))
     out.append("- versions: " + ", ".join(f"{k} {v}" for k, v in head.get("versions", {}).items()))
     load0, load1 = head.get("load_avg"), end.get("load_avg")
     if load0:

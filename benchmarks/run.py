@@ -98,16 +98,33 @@ def machine() -> dict:
 
 
 def git_state() -> dict:
-    """The commit the run measured and whether emjax/ had uncommitted changes."""
-    root = os.path.dirname(HERE)
+    """Which emjax the run measured: its source folder, commit, and uncommitted changes.
+
+    To measure a fixed commit while emjax/ is being edited, unpack it elsewhere and put it first
+    on the path: ``git archive HEAD emjax | tar -x -C /tmp/pin && git rev-parse --short HEAD >
+    /tmp/pin/BENCH_COMMIT && PYTHONPATH=/tmp/pin python benchmarks/run.py`` (BENCH_COMMIT names
+    the commit of a folder that is not a git checkout).
+    """
+    try:
+        import emjax
+        src = os.path.dirname(os.path.dirname(os.path.abspath(emjax.__file__)))
+    except Exception:  # noqa: BLE001
+        return {"emjax_source": None, "commit": None, "emjax_dirty": None}
+    state = {"emjax_source": src, "commit": None, "emjax_dirty": None}
+    marker = os.path.join(src, "BENCH_COMMIT")
+    if os.path.exists(marker):
+        with open(marker) as f:
+            state.update(commit=f.read().strip(), emjax_dirty=False)
+        return state
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=root, timeout=10).stdout.strip()
+                              cwd=src, timeout=10).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "emjax"], capture_output=True,
-                               text=True, cwd=root, timeout=10).stdout.strip()
-        return {"commit": head or None, "emjax_dirty": bool(dirty)}
+                               text=True, cwd=src, timeout=10).stdout.strip()
+        state.update(commit=head or None, emjax_dirty=bool(dirty) if head else None)
     except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "emjax_dirty": None}
+        pass
+    return state
 
 
 def versions() -> dict:
