@@ -3,6 +3,7 @@
 Every restart of every fit is one ``vmap``-ed ``lax.while_loop``; models are pure functions that
 return additive sufficient statistics (see :mod:`emjax.model`).
 """
+from . import datasets, plotting
 from .criteria import aic, bic
 from .driver import ConvergenceWarning, EMResult, FitError, em
 from .fit import FitResult, fit, init_restarts, timed_fit

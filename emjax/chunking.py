@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 #: Elements of temporary memory one chunk may use, summed over everything vmapped above it.
-DEFAULT_CHUNK_BUDGET = 1 << 23
+DEFAULT_CHUNK_BUDGET = 1 << 21
 MIN_CHUNK = 128
 
 

