@@ -2,8 +2,7 @@
 
 An E-step returns statistics that are sums over rows, so it can run over fixed-size chunks of the
 rows inside ``lax.scan`` and add the per-chunk results: temporary memory is bounded by one chunk,
-whatever the number of rows. Rows added to fill the last chunk carry weight 0 and contribute
-nothing (models must treat a zero weight as an exact removal).
+whatever the number of rows.
 """
 from __future__ import annotations
 
@@ -35,41 +34,29 @@ def choose_chunk_size(n: int, work_per_row: int, batch: int = 1,
     return math.ceil(n / n_chunks)
 
 
-def pad_rows(data, weights, chunk_size: int):
-    """Pads the leading axis of every leaf of ``data`` and of ``weights`` to a multiple of
-    ``chunk_size``; padded rows repeat row 0 (valid values) and get weight 0."""
-    n = n_rows(data)
-    pad = (-n) % chunk_size
-    if pad == 0:
-        return data, weights
-
-    def pad_leaf(x):
-        fill = jnp.broadcast_to(x[:1], (pad,) + x.shape[1:])
-        return jnp.concatenate([x, fill], axis=0)
-
-    data = jax.tree_util.tree_map(pad_leaf, data)
-    weights = jnp.concatenate([weights, jnp.zeros((pad,), weights.dtype)])
-    return data, weights
-
-
 def chunked_sum(fn, data, weights, chunk_size: int):
-    """``sum_c fn(data[c], weights[c])`` over row chunks ``c``, with ``lax.scan``.
+    """``sum_c fn(data[c], weights[c])`` over row chunks ``c`` of at most ``chunk_size`` rows.
 
-    ``fn`` returns a pytree of sums over its rows. ``data`` and ``weights`` must already be padded
-    to a multiple of ``chunk_size`` (see :func:`pad_rows`).
+    ``fn`` returns a pytree of sums over its rows. Full chunks run in a ``lax.scan`` that slices
+    the data in place (no padded or reshaped copy); a shorter last chunk is added after it.
     """
     n = n_rows(data)
     if chunk_size >= n:
         return fn(data, weights)
-    n_chunks = n // chunk_size
-    split = lambda x: x.reshape((n_chunks, chunk_size) + x.shape[1:])
-    chunks = (jax.tree_util.tree_map(split, data), split(weights))
-    shapes = jax.eval_shape(fn, jax.tree_util.tree_map(lambda x: x[0], chunks[0]), chunks[1][0])
+
+    def take(start, size):
+        rows = lambda x: jax.lax.dynamic_slice_in_dim(x, start, size)
+        return jax.tree_util.tree_map(rows, data), rows(weights)
+
+    n_full = n // chunk_size
+    shapes = jax.eval_shape(fn, *take(0, chunk_size))
     zeros = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
-    def add_chunk(total, chunk):
-        part = fn(*chunk)
-        return jax.tree_util.tree_map(jnp.add, total, part), None
+    def add_chunk(total, i):
+        return jax.tree_util.tree_map(jnp.add, total, fn(*take(i * chunk_size, chunk_size))), None
 
-    total, _ = jax.lax.scan(add_chunk, zeros, chunks)
+    total, _ = jax.lax.scan(add_chunk, zeros, jnp.arange(n_full))
+    if n > n_full * chunk_size:
+        tail = fn(*take(n_full * chunk_size, n - n_full * chunk_size))
+        total = jax.tree_util.tree_map(jnp.add, total, tail)
     return total

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .chunking import choose_chunk_size, chunked_sum, n_rows, pad_rows
+from .chunking import choose_chunk_size, chunked_sum, n_rows
 from .status import Status
 from .tree import all_finite, is_traced, tree_select
 from .validation import check_fit_options, prepare_inputs
@@ -72,7 +72,7 @@ class _Carry(NamedTuple):
 
 
 def run_em(model, params, data, weights, *, max_iter: int, tol, chunk_size: int) -> EMResult:
-    """EM on prepared data (standardised coordinates, rows padded to ``chunk_size``).
+    """EM on prepared data (standardised coordinates).
 
     Pure and traceable; :func:`em` and :func:`emjax.fit` are the public entry points.
     """
@@ -162,7 +162,6 @@ def em(model, params, data, weights=None, *, max_iter: int = 100, tol: float = 1
 def _em_jit(model, params, data, weights, tol, *, max_iter, chunk_size):
     data, transform, log_jacobian = model.standardize(data, weights)
     params = model.params_to_standard(params, transform)
-    data, weights = pad_rows(data, weights, chunk_size)
     result = run_em(model, params, data, weights, max_iter=max_iter, tol=tol, chunk_size=chunk_size)
     return to_user_units(model, result, transform, log_jacobian)
 

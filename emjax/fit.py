@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .chunking import DEFAULT_CHUNK_BUDGET, choose_chunk_size, n_rows, pad_rows
+from .chunking import DEFAULT_CHUNK_BUDGET, choose_chunk_size, n_rows
 from .driver import ConvergenceWarning, EMResult, FitError, run_em, to_user_units
 from .status import Status, describe
 from .tree import is_traced
@@ -127,7 +127,6 @@ def _fit_jit(data, weights, key, tol, init_params, *, model, n_init, max_iter, c
         start = _starting_points(model, data, weights, key, n_init, init_batch)
     else:
         start = jax.vmap(lambda p: model.params_to_standard(p, transform))(init_params)
-    data, weights = pad_rows(data, weights, chunk_size)
     one = lambda p: to_user_units(model, run_em(model, p, data, weights, max_iter=max_iter,
                                                 tol=tol, chunk_size=chunk_size),
                                   transform, log_jacobian)

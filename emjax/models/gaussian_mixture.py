@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
+from ..chunking import choose_chunk_size, chunked_sum
 from ..components import gaussian as g
 from ..model import Model
 from ..validation import as_float_array, check_finite, check_ndim
@@ -179,11 +180,14 @@ class GaussianMixture(Model):
         return ~jnp.all(jnp.isfinite(prec_chol)) | ~jnp.all(params.weights > 0)
 
     def init(self, key, x, weights) -> GMMParams:
-        k = self.n_components
+        k, (n, d) = self.n_components, x.shape
         if self.init_params == "random":
-            resp = jax.random.uniform(key, (k, x.shape[0]), x.dtype)
-            resp = resp / jnp.sum(resp, axis=0)
-            ref = jnp.zeros((k, x.shape[1]), x.dtype)
+            ref = jnp.zeros((k, d), x.dtype)
+
+            def responsibilities(rows, row_index):  # uniform draws per row, normalised
+                draw = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(key, i), (k,), x.dtype))
+                resp = draw(row_index).T
+                return resp / jnp.sum(resp, axis=0)
         else:
             if self.init_params == "random_from_data":
                 ref = seeding.random_rows(key, x, weights, k)
@@ -191,9 +195,15 @@ class GaussianMixture(Model):
                 ref = seeding.kmeans_plusplus(key, x, weights, k)
             if self.init_params == "kmeans":
                 ref = seeding.lloyd(x, weights, ref, LLOYD_STEPS)
-            resp = seeding.nearest_responsibilities(x, ref)
-        stats = g.sufficient_stats(x, resp * weights, ref, self.covariance_type)
-        return self.m_step(stats, GMMParams(None, ref, None))
+            responsibilities = lambda rows, row_index: seeding.nearest_responsibilities(rows, ref)
+
+        def stats(data, w):
+            rows, row_index = data
+            return g.sufficient_stats(rows, responsibilities(rows, row_index) * w, ref, self.covariance_type)
+
+        chunk = choose_chunk_size(n, self.work_per_row(x))
+        summed = chunked_sum(stats, (x, jnp.arange(n)), weights, chunk)
+        return self.m_step(summed, GMMParams(None, ref, None))
 
     # ----------------------------------------------------------------- standardisation
     def standardize(self, x, weights):
