@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 
@@ -62,7 +63,9 @@ def log_density(x, means, prec_chol, covariance_type: str):
     else:  # differences, not an expanded quadratic: exact for components far tighter than the data
         scale = prec_chol if covariance_type == "diag" else prec_chol[:, None]
         y = (x[:, None, :] - means[None]) * scale[None]
-        return -0.5 * (d * math.log(2 * math.pi) + jnp.sum(y * y, axis=2).T) + jnp.reshape(
+        # the barrier keeps XLA from fusing the transpose into the reduction (3x slower on CPU)
+        maha = jax.lax.optimization_barrier(jnp.sum(y * y, axis=2)).T
+        return -0.5 * (d * math.log(2 * math.pi) + maha) + jnp.reshape(
             log_det_precision_cholesky(prec_chol, covariance_type, d), (-1, 1))
     maha = jnp.sum(y * y, axis=1)
     log_det = log_det_precision_cholesky(prec_chol, covariance_type, d)
