@@ -76,7 +76,7 @@ def _fit_table(name, recs, matmul_gflops):
 
 
 def _memory_table(recs):
-    lines = ["| library | covariance | data (MB) | baseline RSS (MB) | peak RSS in fit (MB) "
+    lines = ["| library | covariance | data (MiB) | baseline RSS (MiB) | peak RSS in fit (MiB) "
              "| peak / data | (peak - baseline) / data | fit wall (s) | notes |",
              "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     mb = 2 ** 20

@@ -1,0 +1,144 @@
+"""What one EM iteration could cost: hand-written E-steps (statistics included) for W1, W2, W3.
+
+    python benchmarks/bounds.py [--workloads W1,W2,W3]
+
+These are not emjax: no restarts bookkeeping, no statuses, no MAP prior, no chunking, and
+(for W2/W3) an expanded quadratic form whose rounding error grows with the precision. They
+time the same arithmetic in a different *formulation*, to show how far the engine's E-step is
+from what XLA can do on this CPU:
+
+* W1 (D=2, 256 restarts vmapped): the quadratic form, log-sum-exp, responsibilities and the
+  moments written elementwise on (k, n) arrays: no dot_general, so XLA fuses it into a few
+  loops instead of thousands of 2x2 batched matrix products.
+* W2 (full, D=16): "feature" form. With f(x) = [vec(x x^T), x, 1], both the Mahalanobis terms
+  (f(x) @ W, W from the precisions) and all statistics (R^T f(x)) are plain GEMMs with long
+  contractions; nothing of size N*K*D is written to memory.
+* W3 (diag, D=64): expanded form (x*x) @ P^T - 2 x @ (m*P)^T + const and the statistics
+  R^T x, R^T (x*x): four GEMMs, as scikit-learn does.
+Each prints ms per iteration (median of runs) and GFLOP/s with the same flop count as run.py.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+from jax.scipy.special import logsumexp  # noqa: E402
+
+import workloads as wl  # noqa: E402
+from scoring import gmm_flops_per_iteration, median  # noqa: E402
+
+
+def bench(fn, *args, runs=7):
+    jax.block_until_ready(fn(*args))
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - t0)
+    return median(times)
+
+
+def start_params(key, x, k):
+    """Random rows as means, unit precision factors, equal weights."""
+    n, d = x.shape
+    means = x[jax.random.choice(key, n, (k,), replace=False)]
+    return means, jnp.broadcast_to(jnp.eye(d, dtype=x.dtype), (k, d, d)), jnp.full((k,), 1.0 / k, x.dtype)
+
+
+def w1_elementwise(x, means, prec_chol, weights):
+    """One E-step for D=2 on (k, n) arrays; returns (counts, sums, second, loglik)."""
+    x0, x1 = x[:, 0][None], x[:, 1][None]
+    dx0, dx1 = x0 - means[:, 0:1], x1 - means[:, 1:2]
+    u = prec_chol
+    y0 = dx0 * u[:, 0, 0:1] + dx1 * u[:, 1, 0:1]
+    y1 = dx0 * u[:, 0, 1:2] + dx1 * u[:, 1, 1:2]
+    log_det = jnp.log(u[:, 0, 0]) + jnp.log(u[:, 1, 1])
+    lp = (jnp.log(weights) + log_det - jnp.log(2 * jnp.pi))[:, None] - 0.5 * (y0 * y0 + y1 * y1)
+    ll = logsumexp(lp, axis=0)
+    r = jnp.exp(lp - ll)
+    counts = r.sum(1)
+    sums = jnp.stack([(r * x0).sum(1), (r * x1).sum(1)], 1)
+    s00, s01, s11 = (r * dx0 * dx0).sum(1), (r * dx0 * dx1).sum(1), (r * dx1 * dx1).sum(1)
+    second = jnp.stack([jnp.stack([s00, s01], 1), jnp.stack([s01, s11], 1)], 1)
+    return counts, sums, second, ll.sum()
+
+
+def features(x):
+    n, d = x.shape
+    return jnp.concatenate([(x[:, :, None] * x[:, None, :]).reshape(n, d * d), x,
+                            jnp.ones((n, 1), x.dtype)], axis=1)
+
+
+def full_feature_form(x, means, prec_chol, weights):
+    """One E-step for full covariances by two GEMMs on f(x) = [vec(x x^T), x, 1]."""
+    d = x.shape[1]
+    prec = jnp.einsum("kde,kfe->kdf", prec_chol, prec_chol)  # P_k = U_k U_k^T
+    pm = jnp.einsum("kdf,kf->kd", prec, means)
+    log_det = jnp.sum(jnp.log(jnp.diagonal(prec_chol, axis1=1, axis2=2)), axis=1)
+    const = jnp.log(weights) + log_det - 0.5 * d * jnp.log(2 * jnp.pi) - 0.5 * jnp.sum(means * pm, 1)
+    w = jnp.concatenate([-0.5 * prec.reshape(-1, d * d), pm, const[:, None]], axis=1)  # (k, d*d+d+1)
+    f = features(x)
+    lp = f @ w.T  # (n, k)
+    ll = logsumexp(lp, axis=1)
+    r = jnp.exp(lp - ll[:, None])
+    stats = r.T @ f  # (k, d*d+d+1): second moments about 0, sums, counts
+    return stats, ll.sum()
+
+
+def diag_expanded(x, means, prec, weights):
+    """One E-step for diagonal covariances by four GEMMs (prec = 1/variances, (k, d))."""
+    d = x.shape[1]
+    const = (jnp.log(weights) + 0.5 * jnp.sum(jnp.log(prec), 1) - 0.5 * d * jnp.log(2 * jnp.pi)
+             - 0.5 * jnp.sum(means * means * prec, 1))
+    xx = x * x
+    lp = const - 0.5 * (xx @ prec.T) + x @ (means * prec).T
+    ll = logsumexp(lp, axis=1)
+    r = jnp.exp(lp - ll[:, None])
+    return r.sum(0), r.T @ x, r.T @ xx, ll.sum()
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--workloads", default="W1,W2,W3")
+    p.add_argument("--scale", default="full", choices=("small", "full"))
+    args = p.parse_args(argv)
+    import run
+    mm = run.matmul_rate()
+    print(f"float32 matmul 2048^2: {mm['gflops']:.1f} GFLOP/s; load average {os.getloadavg()[0]:.1f}")
+    ws = wl.workloads(args.scale)
+    key = jax.random.key(0)
+    for name in args.workloads.split(","):
+        w = ws[name]
+        x = jnp.asarray(wl.data_for(w))
+        x = (x - x.mean(0)) / x.std(0)
+        flops = gmm_flops_per_iteration(w.n, w.k, w.d, w.covariance_type) * w.n_init
+        if name == "W1":
+            keys = jax.random.split(key, w.n_init)
+            params = jax.vmap(lambda kk: start_params(kk, x, w.k))(keys)
+            fn = jax.jit(jax.vmap(w1_elementwise, in_axes=(None, 0, 0, 0)))
+            t = bench(fn, x, *params)
+            what = f"elementwise E-step+stats, vmapped over {w.n_init} restarts"
+        elif w.covariance_type == "full":
+            params = start_params(key, x, w.k)
+            t = bench(jax.jit(full_feature_form), x, *params)
+            what = "feature-form E-step+stats (2 GEMMs, f(x) built in the step)"
+        else:
+            means, _, weights = start_params(key, x, w.k)
+            prec = jnp.ones((w.k, w.d), x.dtype)
+            t = bench(jax.jit(diag_expanded), x, means, prec, weights)
+            what = "expanded diag E-step+stats (4 GEMMs)"
+        print(f"{name}: {what}: {t * 1e3:.2f} ms per iteration = {flops / t / 1e9:.1f} GFLOP/s "
+              f"({100 * flops / t / 1e9 / mm['gflops']:.0f}% of matmul); x{w.max_iter} iterations "
+              f"= {t * w.max_iter:.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
