@@ -24,8 +24,8 @@ def choose_chunk_size(n: int, work_per_row: int, batch: int = 1,
                       budget: int = DEFAULT_CHUNK_BUDGET) -> int:
     """Rows per chunk so that ``chunk * work_per_row * batch <= budget`` (at least MIN_CHUNK).
 
-    Returns ``n`` when all rows fit in one chunk. Chunks are balanced so that padding is less
-    than the number of chunks.
+    Returns ``n`` when all rows fit in one chunk. Chunks are balanced: the last one is at most
+    one row per chunk shorter than the others.
     """
     per_chunk = max(MIN_CHUNK, budget // max(1, work_per_row * batch))
     if per_chunk >= n:
