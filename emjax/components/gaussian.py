@@ -13,6 +13,7 @@ update is a two-pass computation, exact in float32 even for components far tight
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -20,6 +21,9 @@ import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+#: Products that feed likelihoods keep full float32 precision on accelerators (no TF32/bf16 passes).
+EXACT = jax.lax.Precision.HIGHEST
+_mm = functools.partial(jnp.matmul, precision=EXACT)
 
 
 def covariance_shape(covariance_type: str, k: int, d: int) -> tuple:
@@ -57,9 +61,10 @@ def log_density(x, means, prec_chol, covariance_type: str):
     if covariance_type == "full":
         # (x - m_k) U_k = x U_k - m_k U_k for all k in one matrix product; its rounding error
         # grows like 1/sigma_k, not 1/sigma_k^2 as an expanded quadratic form's would.
-        y = jnp.einsum("kde,nd->ken", prec_chol, x) - jnp.einsum("kd,kde->ke", means, prec_chol)[:, :, None]
+        y = jnp.einsum("kde,nd->ken", prec_chol, x, precision=EXACT) - jnp.einsum(
+            "kd,kde->ke", means, prec_chol, precision=EXACT)[:, :, None]
     elif covariance_type == "tied":
-        y = (prec_chol.T @ x.T)[None] - (means @ prec_chol)[:, :, None]
+        y = _mm(prec_chol.T, x.T)[None] - _mm(means, prec_chol)[:, :, None]
     else:  # differences, not an expanded quadratic: exact for components far tighter than the data
         scale = prec_chol if covariance_type == "diag" else prec_chol[:, None]
         y = (x[:, None, :] - means[None]) * scale[None]
@@ -78,16 +83,16 @@ def sufficient_stats(x, resp, ref, covariance_type: str):
     components) for tied and ``(k, d)`` (diagonals) for diag and spherical.
     """
     counts = jnp.sum(resp, axis=1)
-    sums = resp @ x
+    sums = _mm(resp, x)
     if covariance_type in ("full", "tied"):
         diff = x.T[None] - ref[:, :, None]  # (k, d, n)
-        second = jnp.einsum("kdn,ken->kde", diff * resp[:, None, :], diff)
+        second = jnp.einsum("kdn,ken->kde", diff * resp[:, None, :], diff, precision=EXACT)
         if covariance_type == "tied":
             second = jnp.sum(second, axis=0)
     else:
         # Expanded about ref by matrix products (elementwise forms are ~40x slower on CPU); the
         # rounding error is ~eps |ref|^2 per unit weight on standardised data, clipped at 0.
-        second = jnp.maximum(resp @ (x * x) - 2 * ref * sums + counts[:, None] * ref * ref, 0)
+        second = jnp.maximum(_mm(resp, x * x) - 2 * ref * sums + counts[:, None] * ref * ref, 0)
     return counts, sums, second
 
 

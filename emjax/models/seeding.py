@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 def squared_distances(x, centres):
     """``|x_n - c_k|^2`` as ``(n, k)`` by matrix products, clipped at 0."""
-    d2 = jnp.sum(x * x, axis=1)[:, None] - 2 * x @ centres.T + jnp.sum(centres * centres, axis=1)
+    d2 = jnp.sum(x * x, axis=1)[:, None] - 2 * jnp.matmul(x, centres.T, precision=jax.lax.Precision.HIGHEST) + jnp.sum(centres * centres, axis=1)
     return jnp.maximum(d2, 0)
 
 
