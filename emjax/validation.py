@@ -31,7 +31,8 @@ def as_float_array(x, name: str):
         arr = arr.astype(jnp.result_type(float))
     elif arr.dtype == np.float16:
         arr = arr.astype(np.float32)
-    return jnp.asarray(arr)
+    # device_put shares a suitably aligned host buffer with the CPU device instead of copying it
+    return jax.device_put(arr)
 
 
 def check_ndim(x, name: str, ndim: int, hint: str = "") -> None:

@@ -7,6 +7,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from ..chunking import choose_chunk_size, chunked_sum
+
 
 def squared_distances(x, centres):
     """``|x_n - c_k|^2`` as ``(n, k)`` by matrix products, clipped at 0."""
@@ -16,31 +18,51 @@ def squared_distances(x, centres):
 
 def _sample_rows(key, weights, score, shape):
     """Rows drawn with probability proportional to ``weights * score`` (``weights`` alone when
-    every score is 0, e.g. all rows identical)."""
+    every score is 0, e.g. all rows identical), by inverting the cumulative mass: O(n) memory
+    whatever ``shape``; a row of zero mass is never drawn."""
     mass = weights * score
-    logits = jnp.where(jnp.sum(mass) > 0, jnp.log(mass), jnp.log(weights))
-    return jax.random.categorical(key, logits, shape=shape)
+    mass = jnp.where(jnp.sum(mass) > 0, mass, weights)
+    cdf = jnp.cumsum(mass)
+    u = jax.random.uniform(key, shape, cdf.dtype) * cdf[-1]
+    return jnp.minimum(jnp.searchsorted(cdf, u, side="right"), mass.shape[0] - 1)
+
+
+def _distances_to(x, centre):
+    """``|x_n - c|^2`` from differences (exact for rows near ``c``), shape ``(n,)``."""
+    diff = x - centre
+    return jnp.sum(diff * diff, axis=-1)
 
 
 def kmeans_plusplus(key, x, weights, k: int):
-    """Greedy k-means++ (Arthur & Vassilvitskii 2007): each new centre is the best of
-    ``2 + log k`` candidates drawn with probability proportional to ``w_n D(x_n)^2``."""
+    r"""Greedy k-means++ (Arthur & Vassilvitskii 2007): each new centre is the best of
+    ``2 + log k`` candidates drawn with probability proportional to ``w_n D(x_n)^2``.
+
+    The candidates' potentials :math:`\sum_n w_n \min(D(x_n)^2, |x_n - c|^2)` are summed over row
+    chunks, so beyond the data only O(n) memory is used.
+    """
+    n, d = x.shape
     n_trials = 2 + int(math.log(k))
     first_key, key = jax.random.split(key)
-    first = _sample_rows(first_key, weights, jnp.ones_like(weights), ())
-    centres = jnp.zeros((k, x.shape[1]), x.dtype).at[0].set(x[first])
-    closest = squared_distances(x, x[first][None])[:, 0]
+    first = x[_sample_rows(first_key, weights, jnp.ones_like(weights), ())]
+    centres = jnp.zeros((k, d), x.dtype).at[0].set(first)
+    chunk = choose_chunk_size(n, n_trials * (d + 2))
+
+    def potentials(rows, w, candidates):
+        xr, closest = rows
+        trial = jnp.minimum(closest, jax.vmap(_distances_to, (None, 0))(xr, candidates))  # (t, chunk)
+        return trial @ w
 
     def add_centre(carry, inputs):
         centres, closest = carry
         i, step_key = inputs
-        candidates = _sample_rows(step_key, weights, closest, (n_trials,))
-        trial = jnp.minimum(closest[None], squared_distances(x, x[candidates]).T)
-        best = jnp.argmin(trial @ weights)
-        return (centres.at[i].set(x[candidates[best]]), trial[best]), None
+        candidates = x[_sample_rows(step_key, weights, closest, (n_trials,))]
+        pot = chunked_sum(lambda rows, w: potentials(rows, w, candidates), (x, closest), weights, chunk)
+        best = candidates[jnp.argmin(pot)]
+        return (centres.at[i].set(best), jnp.minimum(closest, _distances_to(x, best))), None
 
     keys = jax.random.split(key, k - 1)
-    (centres, _), _ = jax.lax.scan(add_centre, (centres, closest), (jnp.arange(1, k), keys))
+    carry = (centres, _distances_to(x, first))
+    (centres, _), _ = jax.lax.scan(add_centre, carry, (jnp.arange(1, k), keys))
     return centres
 
 
