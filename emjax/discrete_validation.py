@@ -21,19 +21,19 @@ def _first(bad, arr, name: str, what: str) -> None:
                          f"at index {where} ({arr[index].item()!r}).")
 
 
-def _as_2d_float(data, name: str, hint: str):
+def _as_float(data, name: str, hint: str, ndim: int = 2):
     x = as_float_array(data, name)
-    check_ndim(x, name, 2, hint)
+    check_ndim(x, name, ndim, hint)
     if 0 in x.shape:
-        raise ValueError(f"{name} must have at least one row and one column; got shape {x.shape}.")
+        raise ValueError(f"{name} must not be empty; got shape {x.shape}.")
     check_finite(x, name)
     return x
 
 
-def as_count_array(data, name: str = "data"):
-    """``(n, d)`` non-negative integer counts as a float array (dtype rules of
+def as_count_array(data, name: str = "data", ndim: int = 2):
+    """Non-negative integer counts (``(n, d)`` by default) as a float array (dtype rules of
     :func:`emjax.validation.as_float_array`); negative or fractional values raise."""
-    x = _as_2d_float(data, name, " Pass an (n_rows, n_columns) array of counts.")
+    x = _as_float(data, name, " Pass an array of counts.", ndim)
     if not is_traced(x):
         arr = np.asarray(x)
         _first((arr < 0) | (arr != np.round(arr)), arr, name, "non-negative integer counts")
@@ -42,7 +42,7 @@ def as_count_array(data, name: str = "data"):
 
 def as_binary_array(data, name: str = "data"):
     """``(n, d)`` values in {0, 1} as a float array; anything else raises."""
-    x = _as_2d_float(data, name, " Pass an (n_rows, n_features) array of 0/1 values.")
+    x = _as_float(data, name, " Pass an (n_rows, n_features) array of 0/1 values.")
     if not is_traced(x):
         arr = np.asarray(x)
         _first((arr != 0) & (arr != 1), arr, name, "binary values (0 or 1)")
