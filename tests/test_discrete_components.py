@@ -4,6 +4,8 @@ Densities are compared with ``scipy.stats`` log-pmfs row by row; statistics with
 loops over rows; updates with the maximiser of expected complete log-likelihood + log prior,
 checked by the closed form written here and by perturbations inside the parameter domain.
 """
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,6 +24,33 @@ def probs_on_simplex(*shape):
     return p / p.sum(axis=-1, keepdims=True)
 
 
+@functools.partial(jax.jit, static_argnames=("family", "n_categories"))
+def pieces(family, x, params, resp, a, b=0.0, n_categories=None):
+    """``(log density, statistics, updated params, their log prior)`` in one compiled call (far
+    cheaper than op-by-op dispatch)."""
+    if family == "categorical":
+        stats = dc.categorical_stats(x, resp, max(n_categories))
+        new = dc.categorical_update(stats, n_categories, a)
+        return (dc.categorical_log_density(x, params), stats, new,
+                dc.categorical_log_prior(new, n_categories, a))
+    if family == "bernoulli":
+        stats = dc.bernoulli_stats(x, resp)
+        new = dc.bernoulli_update(*stats, a)
+        return dc.bernoulli_log_density(x, params), stats, new, dc.bernoulli_log_prior(new, a)
+    if family == "poisson":
+        stats = dc.poisson_stats(x, resp)
+        new = dc.poisson_update(*stats, a, b)
+        return dc.poisson_log_density(x, params), stats, new, dc.poisson_log_prior(new, a, b)
+    stats = dc.multinomial_stats(x, resp)
+    new = dc.multinomial_update(stats, a)
+    return dc.multinomial_log_density(x, params), stats, new, dc.multinomial_log_prior(new, a)
+
+
+def run(family, x, params, resp, a, b=0.0, n_categories=None):
+    out = pieces(family, jnp.asarray(x), jnp.asarray(params), jnp.asarray(resp), a, b, n_categories)
+    return jax.tree_util.tree_map(np.asarray, out)
+
+
 def test_categorical_density_stats_and_update(x64):
     n_categories = (3, 2, 4)
     n, f, c = 40, 3, 4
@@ -31,14 +60,14 @@ def test_categorical_density_stats_and_update(x64):
     x = np.stack([RNG.integers(cj, size=n) for cj in n_categories], axis=1)
     x[5, 1] = -1  # missing: contributes nothing
     x[7] = -1
-    dens = np.asarray(dc.categorical_log_density(jnp.asarray(x), jnp.asarray(probs)))
+    resp = RNG.uniform(size=(K, n))
+    a = 0.5
+    dens, counts, new, prior = run("categorical", x, probs, resp, a, n_categories=n_categories)
     ref = np.array([[sum(np.log(probs[k, j, x[i, j]]) for j in range(f) if x[i, j] >= 0)
                      for i in range(n)] for k in range(K)])
     np.testing.assert_allclose(dens, ref, rtol=1e-12)
     assert dens[:, 7].tolist() == [0.0] * K
 
-    resp = RNG.uniform(size=(K, n))
-    counts = np.asarray(dc.categorical_stats(jnp.asarray(x), jnp.asarray(resp), c))
     ref_counts = np.zeros((K, f, c))
     for i in range(n):
         for j in range(f):
@@ -46,51 +75,38 @@ def test_categorical_density_stats_and_update(x64):
                 ref_counts[:, j, x[i, j]] += resp[:, i]
     np.testing.assert_allclose(counts, ref_counts, rtol=1e-12)
 
-    a = 0.5
-    new = np.asarray(dc.categorical_update(jnp.asarray(counts), n_categories, a))
     for j, cj in enumerate(n_categories):
         expected = (ref_counts[:, j, :cj] + a) / (ref_counts[:, j, :cj] + a).sum(1, keepdims=True)
         np.testing.assert_allclose(new[:, j, :cj], expected, rtol=1e-12)
         assert np.all(new[:, j, cj:] == 0)
-    prior = float(dc.categorical_log_prior(jnp.asarray(new), n_categories, a))
     np.testing.assert_allclose(prior, sum(a * np.log(new[:, j, :cj]).sum()
                                           for j, cj in enumerate(n_categories)), rtol=1e-12)
 
 
 def test_bernoulli_density_stats_and_update(x64):
-    n, d = 30, 5
+    n, d, a = 30, 5, 0.3
     probs = RNG.uniform(0.05, 0.95, size=(K, d))
     x = RNG.integers(2, size=(n, d)).astype(float)
-    dens = np.asarray(dc.bernoulli_log_density(jnp.asarray(x), jnp.asarray(probs)))
+    resp = RNG.uniform(size=(K, n))
+    dens, (counts, sums), new, prior = run("bernoulli", x, probs, resp, a)
     ref = np.array([[stats.bernoulli.logpmf(x[i], probs[k]).sum() for i in range(n)] for k in range(K)])
     np.testing.assert_allclose(dens, ref, rtol=1e-12)
-
-    resp = RNG.uniform(size=(K, n))
-    counts, sums = map(np.asarray, dc.bernoulli_stats(jnp.asarray(x), jnp.asarray(resp)))
     np.testing.assert_allclose(counts, resp.sum(1), rtol=1e-12)
     np.testing.assert_allclose(sums, sum(np.outer(resp[:, i], x[i]) for i in range(n)), rtol=1e-12)
-    a = 0.3
-    new = np.asarray(dc.bernoulli_update(jnp.asarray(counts), jnp.asarray(sums), a))
     np.testing.assert_allclose(new, (sums + a) / (counts[:, None] + 2 * a), rtol=1e-12)
-    np.testing.assert_allclose(float(dc.bernoulli_log_prior(jnp.asarray(new), a)),
-                               a * (np.log(new) + np.log1p(-new)).sum(), rtol=1e-12)
+    np.testing.assert_allclose(prior, a * (np.log(new) + np.log1p(-new)).sum(), rtol=1e-12)
 
 
 def test_poisson_density_stats_and_update(x64):
-    n, d = 30, 4
+    n, d, a, b = 30, 4, 0.4, 0.2
     rates = RNG.uniform(0.2, 6.0, size=(K, d))
     x = RNG.poisson(3.0, size=(n, d)).astype(float)
-    dens = np.asarray(dc.poisson_log_density(jnp.asarray(x), jnp.asarray(rates)))
+    resp = RNG.uniform(size=(K, n))
+    dens, _, new, prior = run("poisson", x, rates, resp, a, b)
     ref = np.array([[stats.poisson.logpmf(x[i], rates[k]).sum() for i in range(n)] for k in range(K)])
     np.testing.assert_allclose(dens, ref, rtol=1e-12)
-
-    resp = RNG.uniform(size=(K, n))
-    counts, sums = map(np.asarray, dc.poisson_stats(jnp.asarray(x), jnp.asarray(resp)))
-    a, b = 0.4, 0.2
-    new = np.asarray(dc.poisson_update(jnp.asarray(counts), jnp.asarray(sums), a, b))
     np.testing.assert_allclose(new, (resp @ x + a) / (resp.sum(1)[:, None] + b), rtol=1e-12)
-    np.testing.assert_allclose(float(dc.poisson_log_prior(jnp.asarray(new), a, b)),
-                               (a * np.log(new) - b * new).sum(), rtol=1e-12)
+    np.testing.assert_allclose(prior, (a * np.log(new) - b * new).sum(), rtol=1e-12)
 
 
 def test_multinomial_density_stats_and_update(x64):
@@ -98,76 +114,82 @@ def test_multinomial_density_stats_and_update(x64):
     probs = probs_on_simplex(K, v)
     x = RNG.multinomial(12, [1 / v] * v, size=n).astype(float)
     x[3] = 0  # an empty row: log-probability 0 under every component
-    dens = np.asarray(dc.multinomial_log_density(jnp.asarray(x), jnp.asarray(probs)))
+    resp = RNG.uniform(size=(K, n))
+    dens, sums, new, _ = run("multinomial", x, probs, resp, 0.0)
     ref = np.array([[stats.multinomial.logpmf(x[i], x[i].sum(), probs[k]) for i in range(n)]
                     for k in range(K)])
     np.testing.assert_allclose(dens, ref, rtol=1e-12, atol=1e-12)
     assert dens[:, 3].tolist() == [0.0] * K
-
-    resp = RNG.uniform(size=(K, n))
-    sums = np.asarray(dc.multinomial_stats(jnp.asarray(x), jnp.asarray(resp)))
     np.testing.assert_allclose(sums, resp @ x, rtol=1e-12)
-    new = np.asarray(dc.multinomial_update(jnp.asarray(sums), 0.0))
     np.testing.assert_allclose(new, sums / sums.sum(1, keepdims=True), rtol=1e-12)
+
+
+@functools.partial(jax.jit, static_argnames=("family", "n_categories"))
+def expected_objective(family, x, resp, params, a, b, n_categories):
+    """Expected complete log-likelihood + log prior, sum_n,k r_kn log p(x_n | k) + log prior."""
+    if family == "categorical":
+        return (jnp.sum(resp * dc.categorical_log_density(x, params))
+                + dc.categorical_log_prior(params, n_categories, a))
+    if family == "bernoulli":
+        return jnp.sum(resp * dc.bernoulli_log_density(x, params)) + dc.bernoulli_log_prior(params, a)
+    if family == "poisson":
+        return jnp.sum(resp * dc.poisson_log_density(x, params)) + dc.poisson_log_prior(params, a, b)
+    return jnp.sum(resp * dc.multinomial_log_density(x, params)) + dc.multinomial_log_prior(params, a)
 
 
 @pytest.mark.parametrize("family", ["categorical", "bernoulli", "poisson", "multinomial"])
 def test_update_maximises_expected_loglik_plus_prior(family, x64):
     """No perturbation inside the domain beats the update (the MAP definition, not a formula)."""
     n, d, a, b = 50, 4, 0.7, 0.3
-    resp = jnp.asarray(RNG.uniform(size=(K, n)))
+    resp = RNG.uniform(size=(K, n))
+    n_cat = (3, 2, 4, 2) if family == "categorical" else None
     if family == "categorical":
-        n_cat = (3, 2, 4, 2)
-        x = jnp.asarray(np.stack([RNG.integers(c, size=n) for c in n_cat], axis=1))
-        new = dc.categorical_update(dc.categorical_stats(x, resp, 4), n_cat, a)
-        q = lambda p: jnp.sum(resp * dc.categorical_log_density(x, p)) + dc.categorical_log_prior(p, n_cat, a)
-        perturb = lambda p, e: dc.dirichlet_map(p * jnp.exp(e), 0.0, dc.category_mask(n_cat))
+        x = np.stack([RNG.integers(c, size=n) for c in n_cat], axis=1)
     elif family == "bernoulli":
-        x = jnp.asarray(RNG.integers(2, size=(n, d)).astype(float))
-        new = dc.bernoulli_update(*dc.bernoulli_stats(x, resp), a)
-        q = lambda p: jnp.sum(resp * dc.bernoulli_log_density(x, p)) + dc.bernoulli_log_prior(p, a)
-        perturb = lambda p, e: jax.nn.sigmoid(jax.scipy.special.logit(p) + e)
-    elif family == "poisson":
-        x = jnp.asarray(RNG.poisson(2.0, size=(n, d)).astype(float))
-        new = dc.poisson_update(*dc.poisson_stats(x, resp), a, b)
-        q = lambda p: jnp.sum(resp * dc.poisson_log_density(x, p)) + dc.poisson_log_prior(p, a, b)
-        perturb = lambda p, e: p * jnp.exp(e)
+        x = RNG.integers(2, size=(n, d)).astype(float)
     else:
-        x = jnp.asarray(RNG.poisson(2.0, size=(n, d)).astype(float))
-        new = dc.multinomial_update(dc.multinomial_stats(x, resp), a)
-        q = lambda p: jnp.sum(resp * dc.multinomial_log_density(x, p)) + dc.multinomial_log_prior(p, a)
-        perturb = lambda p, e: dc.dirichlet_map(p * jnp.exp(e), 0.0)
-    best = float(q(new))
+        x = RNG.poisson(2.0, size=(n, d)).astype(float)
+    shape = (K, len(n_cat), max(n_cat)) if n_cat else (K, d)
+    new = run(family, x, np.full(shape, 0.5), resp, a, b, n_cat)[2]
+    candidates = []
     for scale in (1e-1, 1e-3):
         for _ in range(3):
-            e = jnp.asarray(RNG.normal(scale=scale, size=new.shape))
-            assert float(q(perturb(new, e))) < best
+            e = RNG.normal(scale=scale, size=new.shape)
+            if family == "bernoulli":  # stay inside (0, 1)
+                candidates.append(1 / (1 + np.exp(-(np.log(new / (1 - new)) + e))))
+            elif family == "poisson":  # stay positive
+                candidates.append(new * np.exp(e))
+            else:  # stay on the simplex (and off the padding)
+                moved = new * np.exp(e)
+                candidates.append(moved / moved.sum(-1, keepdims=True))
+    value = lambda p: float(expected_objective(family, jnp.asarray(x), jnp.asarray(resp),
+                                               jnp.asarray(p), a, b, n_cat))
+    best = value(new)
+    assert all(value(p) < best for p in candidates)
 
 
 def test_zero_probabilities_and_zero_counts_give_no_nan(x64):
-    x = jnp.asarray([[0.0, 2.0], [1.0, 0.0]])
-    probs = jnp.asarray([[0.0, 1.0], [0.5, 0.5]])
-    dens = np.asarray(dc.multinomial_log_density(x, probs))
+    x = np.array([[0.0, 2.0], [1.0, 0.0]])
+    no_resp = np.zeros((2, 2))
+    dens, _, new, prior = run("multinomial", x, [[0.0, 1.0], [0.5, 0.5]], no_resp, 0.0)
     assert dens[0, 0] == pytest.approx(0.0) and dens[0, 1] == -np.inf
     assert np.isfinite(dens[1]).all()
-    rates = jnp.asarray([[0.0, 1.0]])
-    assert np.asarray(dc.poisson_log_density(x, rates))[0].tolist()[1] == -np.inf
-    np.testing.assert_allclose(np.asarray(dc.poisson_log_density(x, rates))[0, 0], -1 - np.log(2.0))
-    binary = jnp.asarray([[0.0, 1.0], [1.0, 1.0]])
-    bern = np.asarray(dc.bernoulli_log_density(binary, jnp.asarray([[0.0, 1.0]])))
-    assert bern[0].tolist() == [0.0, -np.inf]
-    # no counts and no pseudo-counts: uniform, not 0/0
-    np.testing.assert_allclose(np.asarray(dc.dirichlet_map(jnp.zeros((2, 3)), 0.0)), 1 / 3)
-    np.testing.assert_allclose(np.asarray(dc.bernoulli_update(jnp.zeros(1), jnp.zeros((1, 2)), 0.0)), 0.5)
-    assert float(dc.dirichlet_log_prior(jnp.asarray([0.0, 1.0]), 0.0)) == 0.0
+    np.testing.assert_allclose(new, 0.5)  # no counts and no pseudo-counts: uniform, not 0/0
+    assert prior == 0.0  # 0 log 0 = 0
+    dens = run("poisson", x, [[0.0, 1.0], [0.0, 1.0]], no_resp, 0.1, 0.1)[0]
+    assert dens[0, 1] == -np.inf
+    np.testing.assert_allclose(dens[0, 0], -1 - np.log(2.0))
+    binary = np.array([[0.0, 1.0], [1.0, 1.0]])
+    dens, _, new, _ = run("bernoulli", binary, [[0.0, 1.0], [0.0, 1.0]], no_resp, 0.0)
+    assert dens[0].tolist() == [0.0, -np.inf]
+    np.testing.assert_allclose(new, 0.5)
 
 
 def test_float32_in_float32_out():
-    x = jnp.asarray([[1.0, 0.0]], jnp.float32)
-    p = jnp.asarray([[0.3, 0.6]], jnp.float32)
-    assert dc.bernoulli_log_density(x, p).dtype == jnp.float32
-    assert dc.bernoulli_update(*dc.bernoulli_stats(x, jnp.ones((1, 1), jnp.float32)), 1e-3).dtype == jnp.float32
-    assert dc.multinomial_update(jnp.ones((1, 2), jnp.float32), 1e-3).dtype == jnp.float32
+    dens, stats_, new, prior = pieces("bernoulli", jnp.asarray([[1.0, 0.0]], jnp.float32),
+                                      jnp.asarray([[0.3, 0.6]], jnp.float32),
+                                      jnp.ones((1, 1), jnp.float32), 1e-3)
+    assert {a.dtype for a in (dens, *stats_, new, prior)} == {jnp.dtype(jnp.float32)}
 
 
 def test_host_checks_name_the_offending_value():
