@@ -129,16 +129,21 @@ def test_transform_is_numpy_fold_in(fitted):
     np.testing.assert_allclose(got[2], 1 / K, rtol=1e-6)  # an empty new document
 
 
-def test_empty_documents_and_unseen_words_contribute_nothing(x64):
+def test_empty_documents_and_unseen_words_contribute_nothing_tempered(x64):
     counts = generate_corpus(4, n_docs=10, length=20)[0].astype(np.float64)
     rng = np.random.default_rng(5)
     theta, phi = rng.dirichlet(np.ones(K), 10), rng.dirichlet(np.ones(V), K)
     grown = np.zeros((11, V + 1))
     grown[:10, :V] = counts  # document 10 is empty, word V never occurs
     start = emjax.PLSAParams(np.r_[theta, rng.dirichlet(np.ones(K), 1)], np.c_[phi, np.zeros(K)])
-    more = emjax.em(emjax.PLSA(K, pseudo_count=0.0), start, grown, max_iter=5, tol=0.0, throw=False)
+    more = emjax.em(emjax.PLSA(K, beta=0.8, pseudo_count=0.0), start, grown, max_iter=5, tol=0.0,
+                    throw=False)
+    history = []
     for _ in range(5):  # the reference never sees the empty document or the unused word
-        theta, phi, objective = reference_step(counts, np.ones_like(counts), theta, phi, 0.0, 1.0)
+        theta, phi, objective = reference_step(counts, np.ones_like(counts), theta, phi, 0.0, 0.8)
+        history.append(objective)
+    np.testing.assert_allclose(np.asarray(more.history), history, rtol=1e-10)
+    assert np.all(np.diff(history) > 0)  # tempered EM raises the tempered objective
     np.testing.assert_allclose(np.asarray(more.params.doc_topic)[:10], theta, rtol=1e-10)
     np.testing.assert_allclose(np.asarray(more.params.topic_word)[:, :V], phi, rtol=1e-10)
     np.testing.assert_allclose(float(more.objective), objective, rtol=1e-10)
