@@ -9,10 +9,10 @@ from .criteria import aic, bic
 from .driver import ConvergenceWarning, EMResult, FitError, em
 from .fit import FitResult, fit, init_restarts, timed_fit
 from .model import Model
-from .models import (
+from .models import GaussianMixture, GMMParams
+from .models import (  # discrete mixtures and PLSA
     PLSA, BernoulliMixture, BernoulliMixtureParams, CategoricalMixture, CategoricalMixtureParams,
-    GaussianMixture, GMMParams, MultinomialMixture, MultinomialMixtureParams, PLSAParams,
-    PoissonMixture, PoissonMixtureParams,
+    MultinomialMixture, MultinomialMixtureParams, PLSAParams, PoissonMixture, PoissonMixtureParams,
 )
 from .status import Status
 

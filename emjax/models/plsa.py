@@ -42,7 +42,7 @@ from ..components import discrete as dc
 from ..corpus import Corpus, as_corpus
 from ..model import Model
 from ..tree import is_traced
-from .discrete_mixtures import PSEUDO_COUNT
+from .discrete_mixture_base import PSEUDO_COUNT
 
 
 class PLSAParams(NamedTuple):
@@ -82,7 +82,8 @@ class PLSA(Model):
     # ----------------------------------------------------------------- inference per triplet
     def _log_joint(self, params: PLSAParams, corpus: Corpus):
         r""":math:`\log \theta_{dz} + \log \phi_{zw}` per triplet, ``(nnz, K)``."""
-        return jnp.log(params.doc_topic)[corpus.doc_index] + jnp.log(params.topic_word).T[corpus.word_index]
+        log_doc_topic = jnp.log(params.doc_topic)[corpus.doc_index]
+        return log_doc_topic + jnp.log(params.topic_word).T[corpus.word_index]
 
     def _tempered(self, params, corpus, weights):
         """``(resp, objective)``: weighted tempered posteriors ``(nnz, K)`` and per-triplet terms."""
