@@ -136,7 +136,7 @@ def test_recovers_generating_parameters_monotonically(family):
     hist = np.asarray(res.restarts.history)
     steps = np.diff(hist, axis=1)
     finite = np.isfinite(steps)
-    assert (steps[finite] >= -1e-6 * np.abs(hist[:, 1:][finite])).all(), "objective fell"
+    assert (steps[finite] >= -1e-5 * np.abs(hist[:, 1:][finite])).all(), "objective fell"
     assert set(np.asarray(res.restarts.status).tolist()) <= {emjax.Status.CONVERGED, emjax.Status.MAX_ITER}
 
 

@@ -52,6 +52,7 @@ def test_one_tempered_em_step_matches_numpy_reference(x64):
     rng = np.random.default_rng(2)
     w = rng.uniform(0.5, 2.0, size=counts.shape)
     docs, words = np.nonzero(counts)
+    w[docs[0], words[0]] = 0.0  # a triplet of weight 0 is removed exactly
     corpus = emjax.Corpus(docs, words, counts[docs, words], *counts.shape)
     theta, phi = rng.dirichlet(np.ones(K), 12), rng.dirichlet(np.ones(V), K)
     model = emjax.PLSA(K, beta=0.7, pseudo_count=0.1)
@@ -86,7 +87,7 @@ def test_recovers_topics_and_likelihood_monotonically(fitted):
     hist = np.asarray(res.restarts.history)
     steps = np.diff(hist, axis=1)
     finite = np.isfinite(steps)
-    assert (steps[finite] >= -1e-6 * np.abs(hist[:, 1:][finite])).all(), "objective fell"
+    assert (steps[finite] >= -1e-5 * np.abs(hist[:, 1:][finite])).all(), "objective fell"
     assert set(np.asarray(res.restarts.status).tolist()) == {emjax.Status.MAX_ITER}
 
 
