@@ -98,4 +98,4 @@ def _make(docs, words, count, n_docs, n_words, dtype, name, require_counts) -> C
                          f"{len(index['doc_index'])}, {len(index['word_index'])} and {len(count)}.")
     if require_counts and not (count > 0).any():
         raise ValueError(f"{name} has no positive count: there is nothing to fit.")
-    return Corpus(index["doc_index"], index["word_index"], jnp.asarray(count, dtype), n_docs, n_words)
+    return Corpus(index["doc_index"], index["word_index"], jnp.asarray(count, dtype), int(n_docs), int(n_words))

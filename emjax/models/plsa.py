@@ -41,7 +41,6 @@ from ..chunking import choose_chunk_size, chunked_sum, n_rows
 from ..components import discrete as dc
 from ..corpus import Corpus, as_corpus
 from ..model import Model
-from ..tree import is_traced
 from .discrete_mixture_base import PSEUDO_COUNT
 
 
@@ -144,7 +143,7 @@ class PLSA(Model):
                 fitted vocabulary size.
             n_iter: fold-in iterations (static).
         """
-        corpus = data if is_traced(data) else as_corpus(data, require_counts=False)
+        corpus = as_corpus(data, require_counts=False)
         n_words = params.topic_word.shape[1]
         if corpus.n_words != n_words:
             raise ValueError(f"data has {corpus.n_words} words (columns) but the model was fitted "
