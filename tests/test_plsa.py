@@ -91,7 +91,7 @@ def test_recovers_topics_and_likelihood_monotonically(fitted):
     assert set(np.asarray(res.restarts.status).tolist()) == {emjax.Status.MAX_ITER}
 
 
-def test_sparse_triplets_in_any_order_equal_dense(fitted):
+def test_sparse_triplets_in_any_order_and_chunks_equal_dense(fitted):
     counts, _, dense = fitted
     docs, words = np.nonzero(counts)
     values = counts[docs, words]
@@ -102,7 +102,9 @@ def test_sparse_triplets_in_any_order_equal_dense(fitted):
     order = np.random.default_rng(3).permutation(len(values))
     corpus = emjax.Corpus(docs[order], words[order], values[order], *counts.shape)
     np.testing.assert_array_equal(np.asarray(corpus.to_dense()), counts)
-    sparse = emjax.fit(emjax.PLSA(K), corpus, jax.random.key(0), n_init=4, max_iter=100, tol=0.0, throw=False)
+    # in chunks of 97 triplets (a scan over full chunks plus a shorter tail)
+    sparse = emjax.fit(emjax.PLSA(K), corpus, jax.random.key(0), n_init=4, max_iter=100, tol=0.0,
+                       chunk_size=97, throw=False)
     # restart by restart (float32 summation order differs, so the winner may too)
     for name in ("topic_word", "doc_topic"):
         np.testing.assert_allclose(np.asarray(getattr(sparse.restarts.params, name)),
