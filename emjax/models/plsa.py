@@ -85,7 +85,8 @@ class PLSA(Model):
         return log_doc_topic + jnp.log(params.topic_word).T[corpus.word_index]
 
     def _tempered(self, params, corpus, weights):
-        """``(resp, objective)``: weighted tempered posteriors ``(nnz, K)`` and per-triplet terms."""
+        """``(resp, terms)``: weighted tempered posteriors ``(nnz, K)`` and each triplet's term of
+        the monitored objective ``(nnz,)``."""
         tempered = self.beta * self._log_joint(params, corpus)
         row = logsumexp(tempered, axis=1)
         mass = weights * corpus.count
