@@ -4,16 +4,24 @@ Every restart of every fit is one ``vmap``-ed ``lax.while_loop``; models are pur
 return additive sufficient statistics (see :mod:`emjax.model`).
 """
 from . import datasets, plotting
+from .corpus import Corpus
 from .criteria import aic, bic
 from .driver import ConvergenceWarning, EMResult, FitError, em
 from .fit import FitResult, fit, init_restarts, timed_fit
 from .model import Model
 from .models import GaussianMixture, GMMParams
+from .models import (  # discrete mixtures and PLSA
+    PLSA, BernoulliMixture, BernoulliMixtureParams, CategoricalMixture, CategoricalMixtureParams,
+    MultinomialMixture, MultinomialMixtureParams, PLSAParams, PoissonMixture, PoissonMixtureParams,
+)
 from .status import Status
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ConvergenceWarning", "EMResult", "FitError", "FitResult", "GMMParams", "GaussianMixture",
-    "Model", "Status", "aic", "bic", "em", "fit", "init_restarts", "timed_fit",
+    "BernoulliMixture", "BernoulliMixtureParams", "CategoricalMixture", "CategoricalMixtureParams",
+    "ConvergenceWarning", "Corpus", "EMResult", "FitError", "FitResult", "GMMParams",
+    "GaussianMixture", "Model", "MultinomialMixture", "MultinomialMixtureParams", "PLSA",
+    "PLSAParams", "PoissonMixture", "PoissonMixtureParams", "Status", "aic", "bic", "em", "fit",
+    "init_restarts", "timed_fit",
 ]

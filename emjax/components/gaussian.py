@@ -108,7 +108,9 @@ def scatter_about_means(counts, sums, second, ref, means, covariance_type: str):
     if covariance_type == "tied":
         cross = delta.T @ centred
         return second - cross - cross.T + (delta * counts[:, None]).T @ delta
-    return second - 2 * delta * centred + counts[:, None] * delta * delta
+    # diag/spherical moments come from expanded products: rounding can leave them slightly below
+    # zero (a column that is nearly constant within a component), so clip as sufficient_stats does
+    return jnp.maximum(second - 2 * delta * centred + counts[:, None] * delta * delta, 0)
 
 
 def add_to_diagonal(cov, value, covariance_type: str):

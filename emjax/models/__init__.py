@@ -1,4 +1,13 @@
 """Latent-variable models: pure functions under the contract of :mod:`emjax.model`."""
+from .discrete_mixtures import (
+    BernoulliMixture, BernoulliMixtureParams, CategoricalMixture, CategoricalMixtureParams,
+    MultinomialMixture, MultinomialMixtureParams, PoissonMixture, PoissonMixtureParams,
+)
 from .gaussian_mixture import GaussianMixture, GMMParams
+from .plsa import PLSA, PLSAParams
 
-__all__ = ["GaussianMixture", "GMMParams"]
+__all__ = [
+    "BernoulliMixture", "BernoulliMixtureParams", "CategoricalMixture", "CategoricalMixtureParams",
+    "GMMParams", "GaussianMixture", "MultinomialMixture", "MultinomialMixtureParams", "PLSA",
+    "PLSAParams", "PoissonMixture", "PoissonMixtureParams",
+]

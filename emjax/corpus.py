@@ -1,0 +1,101 @@
+"""A document-word count matrix stored as its non-zero (doc, word, count) triplets.
+
+:class:`Corpus` is a pytree whose leaves are the three ``(nnz,)`` arrays and whose static part is
+``(n_docs, n_words)``: the EM engine treats each triplet as one row (it chunks, weights and pads
+triplets), while models read the matrix's shape from the static part.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .discrete_validation import as_count_array
+from .tree import is_traced
+from .validation import check_ndim
+
+
+@jax.tree_util.register_pytree_node_class
+class Corpus:
+    """Sparse ``(n_docs, n_words)`` counts: ``count[i]`` occurrences of word ``word_index[i]`` in
+    document ``doc_index[i]``. Repeated pairs add up; documents and words without a triplet are
+    valid and contribute nothing.
+
+    Args:
+        doc_index: int ``(nnz,)`` in ``0..n_docs-1``.
+        word_index: int ``(nnz,)`` in ``0..n_words-1``.
+        count: ``(nnz,)`` non-negative integer counts (stored as floats).
+        n_docs, n_words: the matrix's shape (static).
+    """
+
+    def __init__(self, doc_index, word_index, count, n_docs: int, n_words: int):
+        self.doc_index, self.word_index, self.count = doc_index, word_index, count
+        self.n_docs, self.n_words = n_docs, n_words
+
+    def tree_flatten(self):
+        return (self.doc_index, self.word_index, self.count), (self.n_docs, self.n_words)
+
+    @classmethod
+    def tree_unflatten(cls, shape, leaves):
+        return cls(*leaves, *shape)
+
+    @property
+    def shape(self) -> tuple:
+        return (self.n_docs, self.n_words)
+
+    def __repr__(self) -> str:
+        return f"Corpus(n_docs={self.n_docs}, n_words={self.n_words}, nnz={np.shape(self.count)[0]})"
+
+    def to_dense(self):
+        """The ``(n_docs, n_words)`` count matrix (repeated pairs summed)."""
+        dense = jnp.zeros(self.shape, jnp.asarray(self.count).dtype)
+        return dense.at[self.doc_index, self.word_index].add(self.count)
+
+
+def as_corpus(data, name: str = "counts", require_counts: bool = True) -> Corpus:
+    """A checked :class:`Corpus` from a dense ``(n_docs, n_words)`` count matrix (its non-zeros,
+    row-major) or a :class:`Corpus` (host-side: out-of-range indices and negative or fractional
+    counts raise, naming the first; so does a corpus without any positive count when
+    ``require_counts``)."""
+    if isinstance(data, Corpus):
+        return _checked_triplets(data, name, require_counts)
+    dense = as_count_array(data, name)
+    if is_traced(dense):
+        raise TypeError(f"{name}: a traced dense matrix has no static non-zeros; pass a Corpus.")
+    docs, words = np.nonzero(np.asarray(dense))
+    return _make(docs, words, np.asarray(dense)[docs, words], *dense.shape, dense.dtype, name,
+                 require_counts)
+
+
+def _checked_triplets(corpus: Corpus, name: str, require_counts: bool) -> Corpus:
+    if is_traced(corpus):
+        return corpus
+    for size_name in ("n_docs", "n_words"):
+        size = getattr(corpus, size_name)
+        if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
+            raise ValueError(f"{name}.{size_name} must be a positive integer; got {size!r}.")
+    count = as_count_array(corpus.count, f"{name}.count", ndim=1)
+    return _make(corpus.doc_index, corpus.word_index, count, corpus.n_docs, corpus.n_words,
+                 count.dtype, name, require_counts)
+
+
+def _make(docs, words, count, n_docs, n_words, dtype, name, require_counts) -> Corpus:
+    index = {}
+    for field, values, size in (("doc_index", docs, n_docs), ("word_index", words, n_words)):
+        arr = np.asarray(values)
+        check_ndim(arr, f"{name}.{field}", 1)
+        if arr.dtype.kind not in "iu":
+            raise TypeError(f"{name}.{field} must hold integers; got dtype {arr.dtype}.")
+        bad = (arr < 0) | (arr >= size)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"{name}.{field} must lie in 0..{size - 1}; {int(bad.sum())} do not, "
+                             f"the first at position {i} ({int(arr[i])}).")
+        index[field] = jnp.asarray(arr.astype(np.int32))
+    count = np.asarray(count)
+    if not len(count) == len(index["doc_index"]) == len(index["word_index"]):
+        raise ValueError(f"{name}: doc_index, word_index and count must have the same length; got "
+                         f"{len(index['doc_index'])}, {len(index['word_index'])} and {len(count)}.")
+    if require_counts and not (count > 0).any():
+        raise ValueError(f"{name} has no positive count: there is nothing to fit.")
+    return Corpus(index["doc_index"], index["word_index"], jnp.asarray(count, dtype), int(n_docs), int(n_words))

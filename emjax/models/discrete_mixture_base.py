@@ -1,0 +1,141 @@
+r"""The part every mixture of discrete distributions shares: weights, inference, EM, checks.
+
+.. math::
+    p(x \mid \theta) = \sum_{k=1}^K \pi_k \, p(x \mid \phi_k),
+
+with :math:`p(x \mid \phi_k)` a family of :mod:`emjax.components.discrete` that a subclass
+names. The weights get a symmetric Dirichlet(1 + a) prior (``a = pseudo_count``), so the M-step
+sets :math:`\pi_k = (N_k + a)/(N + Ka)`, and the monitored objective adds its log density.
+
+A restart starts from ``K`` rows drawn with probability proportional to their weight: component
+``k``'s statistics are those of seed row ``k`` plus the data's average row (one observation each),
+so every component begins halfway between one data point and the overall mean.
+"""
+from __future__ import annotations
+
+import numbers
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import logsumexp
+
+from ..chunking import choose_chunk_size, chunked_sum
+from ..components import discrete as dc
+from ..model import Model
+from . import seeding
+
+#: Default pseudo-count ``a`` (in observations) of every prior.
+PSEUDO_COUNT = 1e-3
+
+
+class DiscreteMixture(Model):
+    """Weights + one discrete component family.
+
+    Subclasses are frozen dataclasses with fields ``n_components`` and ``pseudo_count``; they set
+    ``params_type`` (a NamedTuple ``(weights, emission)``) and supply the family's hooks below.
+    """
+
+    def __post_init__(self):
+        k = self.n_components
+        if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"n_components must be a positive integer; got {k!r}.")
+        a = self.pseudo_count
+        if not isinstance(a, numbers.Real) or not np.isfinite(a) or a < 0:
+            raise ValueError(f"pseudo_count must be a finite number >= 0; got {a!r}.")
+
+    # ----------------------------------------------------------------- family hooks
+    def _log_density(self, emission, x):
+        raise NotImplementedError
+
+    def _stats(self, x, resp):
+        raise NotImplementedError
+
+    def _update(self, stats):
+        raise NotImplementedError
+
+    def _emission_log_prior(self, emission):
+        raise NotImplementedError
+
+    def _emission_shape(self, data) -> tuple:
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- densities and inference
+    def _weighted_log_density(self, params, x):
+        return self._log_density(params[1], x) + jnp.log(params.weights)[:, None]  # (k, n)
+
+    def log_prob(self, params, x):
+        """:math:`\\log p(x_n)`, shape ``(n,)``."""
+        return logsumexp(self._weighted_log_density(params, x), axis=0)
+
+    def posterior(self, params, x):
+        """Responsibilities :math:`p(z_n = k \\mid x_n)`, shape ``(n, k)``."""
+        return jax.nn.softmax(self._weighted_log_density(params, x), axis=0).T
+
+    def predict(self, params, x):
+        """Most probable component per row, shape ``(n,)``."""
+        return jnp.argmax(self._weighted_log_density(params, x), axis=0)
+
+    def n_free_parameters(self, params) -> int:
+        per_component = int(np.prod(np.shape(params[1])[1:])) - self._constraints_per_component()
+        return (self.n_components - 1) + self.n_components * per_component
+
+    def _constraints_per_component(self) -> int:
+        return 0
+
+    # ----------------------------------------------------------------- EM contract
+    def e_step(self, params, x, weights):
+        lp = self._weighted_log_density(params, x)
+        row_ll = logsumexp(lp, axis=0)
+        keep = weights > 0
+        resp = jnp.where(keep, jnp.exp(lp - row_ll) * weights, 0)
+        loglik = jnp.sum(jnp.where(keep, weights * row_ll, 0))
+        return (jnp.sum(resp, axis=1), self._stats(x, resp)), loglik
+
+    def m_step(self, stats, params):
+        counts, emission_stats = stats
+        weights = dc.dirichlet_map(counts, self.pseudo_count)
+        return self.params_type(weights, self._update(emission_stats))
+
+    def log_prior(self, params):
+        return dc.dirichlet_log_prior(params.weights, self.pseudo_count) + \
+            self._emission_log_prior(params[1])
+
+    def is_degenerate(self, params):
+        return ~jnp.all(params.weights > 0)
+
+    def init(self, key, x, weights):
+        k, n = self.n_components, weights.shape[0]
+        seeds = seeding.random_rows(key, x, weights, k)
+        resp_seeds = jnp.eye(k, dtype=weights.dtype)
+        total = jnp.sum(weights)
+
+        def average_row(rows, w):  # every component gets the data's mean row, total weight 1
+            return self._stats(rows, jnp.broadcast_to(w / total, (k, w.shape[0])))
+
+        chunk = choose_chunk_size(n, self.work_per_row(x))
+        mean_stats = chunked_sum(average_row, x, weights, chunk)
+        stats = jax.tree_util.tree_map(jnp.add, self._stats(seeds, resp_seeds), mean_stats)
+        return self.params_type(jnp.full((k,), 1 / k, weights.dtype), self._update(stats))
+
+    # ----------------------------------------------------------------- host-side checks
+    def validate_weights(self, weights):
+        positive = int(np.sum(np.asarray(weights) > 0))
+        if positive < self.n_components:
+            raise ValueError(f"n_samples={positive} (rows with positive weight) must be >= "
+                             f"n_components={self.n_components}.")
+
+    def validate_params(self, params, data):
+        names = self.params_type._fields
+        if not isinstance(params, tuple) or len(params) != 2:
+            raise TypeError(f"params must be {self.params_type.__name__}{names}; got "
+                            f"{type(params).__name__}.")
+        expected = ((self.n_components,), (self.n_components, *self._emission_shape(data)))
+        for name, value, shape in zip(names, params, expected):
+            if tuple(np.shape(value)) != shape:
+                raise ValueError(f"params.{name} must have shape {shape} for n_components="
+                                 f"{self.n_components} and data of shape {tuple(data.shape)}; got "
+                                 f"{tuple(np.shape(value))}.")
+
+    def work_per_row(self, data) -> int:
+        return 4 * self.n_components + 2 * int(np.prod(self._emission_shape(data)))

@@ -1,0 +1,185 @@
+r"""Probabilistic latent semantic analysis (PLSA), asymmetric form, with optional tempering.
+
+.. math::
+    P(w \mid d) = \sum_{z=1}^K \theta_{dz} \, \phi_{zw}, \qquad
+    \theta_{dz} = P(z \mid d), \quad \phi_{zw} = P(w \mid z).
+
+**Rows are non-zeros.** The data is a :class:`~emjax.corpus.Corpus` of ``(doc, word, count)``
+triplets (a dense matrix is converted to its non-zeros), and each triplet is one row for the EM
+engine, so time and memory grow with the number of non-zeros ``nnz``, never with docs x vocab,
+and the engine chunks, weights and pads triplets like any rows. A row weight multiplies that
+triplet's count. The E-step computes, per triplet, the (tempered) topic posterior
+
+.. math::
+    q_{dwz} = \frac{(\theta_{dz}\phi_{zw})^\beta}{\sum_{z'} (\theta_{dz'}\phi_{z'w})^\beta},
+
+and the statistics are segment sums of :math:`c_{dw} q_{dwz}` over documents and over words:
+:math:`n_{dz} = \sum_w c_{dw} q_{dwz}` ``(n_docs, K)`` and :math:`n_{zw} = \sum_d c_{dw} q_{dwz}`
+``(K, n_words)``. The M-step is :math:`\theta_{dz} \propto n_{dz} + a`,
+:math:`\phi_{zw} \propto n_{zw} + a` (MAP under Dirichlet(1 + a) priors; ``a = pseudo_count``).
+An empty document gets :math:`\theta_d` uniform and a word that never occurs gets only
+pseudo-counts; neither contributes to the objective.
+
+The monitored objective is :math:`\sum_{dw} c_{dw} \tfrac{1}{\beta}
+\log \sum_z (\theta_{dz}\phi_{zw})^\beta` + log prior, which tempered EM never lowers; for
+``beta = 1`` (the default) it is the log-likelihood :math:`\sum_{dw} c_{dw} \log P(w \mid d)`.
+``beta < 1`` is Hofmann's tempered EM (smoother posteriors, less overfitting).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import numbers
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import logsumexp
+
+from ..chunking import choose_chunk_size, chunked_sum, n_rows
+from ..components import discrete as dc
+from ..corpus import Corpus, as_corpus
+from ..model import Model
+from .discrete_mixture_base import PSEUDO_COUNT
+
+
+class PLSAParams(NamedTuple):
+    """doc_topic ``(n_docs, K)``: P(z | d); topic_word ``(K, n_words)``: P(w | z)."""
+
+    doc_topic: jnp.ndarray
+    topic_word: jnp.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class PLSA(Model):
+    """PLSA with ``n_topics`` topics on a document-word count matrix.
+
+    Data: a dense ``(n_docs, n_words)`` count matrix or a :class:`~emjax.Corpus` of triplets.
+    Optional ``weights`` are per triplet (for dense input: per non-zero in row-major order).
+
+    Args:
+        n_topics: number of topics ``K``.
+        beta: tempering exponent in ``(0, 1]`` (1: plain EM).
+        pseudo_count: ``a`` of the Dirichlet(1 + a) priors on every P(z | d) and P(w | z).
+    """
+
+    n_topics: int
+    beta: float = 1.0
+    pseudo_count: float = PSEUDO_COUNT
+
+    def __post_init__(self):
+        k = self.n_topics
+        if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"n_topics must be a positive integer; got {k!r}.")
+        if not isinstance(self.beta, numbers.Real) or not 0 < self.beta <= 1:
+            raise ValueError(f"beta must be a number in (0, 1]; got {self.beta!r}.")
+        a = self.pseudo_count
+        if not isinstance(a, numbers.Real) or not np.isfinite(a) or a < 0:
+            raise ValueError(f"pseudo_count must be a finite number >= 0; got {a!r}.")
+
+    # ----------------------------------------------------------------- inference per triplet
+    def _log_joint(self, params: PLSAParams, corpus: Corpus):
+        r""":math:`\log \theta_{dz} + \log \phi_{zw}` per triplet, ``(nnz, K)``."""
+        log_doc_topic = jnp.log(params.doc_topic)[corpus.doc_index]
+        return log_doc_topic + jnp.log(params.topic_word).T[corpus.word_index]
+
+    def _tempered(self, params, corpus, weights):
+        """``(resp, terms)``: weighted tempered posteriors ``(nnz, K)`` and each triplet's term of
+        the monitored objective ``(nnz,)``."""
+        tempered = self.beta * self._log_joint(params, corpus)
+        row = logsumexp(tempered, axis=1)
+        mass = weights * corpus.count
+        keep = mass > 0
+        resp = jnp.where(keep[:, None], jnp.exp(tempered - row[:, None]) * mass[:, None], 0)
+        return resp, jnp.where(keep, mass * row / self.beta, 0)
+
+    def log_prob(self, params: PLSAParams, corpus: Corpus):
+        r""":math:`c_{dw} \log P(w \mid d)` per triplet, ``(nnz,)`` (0 for a zero count)."""
+        row = logsumexp(self._log_joint(params, corpus), axis=1)
+        return jnp.where(corpus.count > 0, corpus.count * row, 0)
+
+    def posterior(self, params: PLSAParams, corpus: Corpus):
+        """Topic posteriors :math:`P(z \\mid d, w)` per triplet, ``(nnz, K)``."""
+        return jax.nn.softmax(self._log_joint(params, corpus), axis=1)
+
+    def n_free_parameters(self, params: PLSAParams) -> int:
+        (d, k), v = params.doc_topic.shape, params.topic_word.shape[1]
+        return d * (k - 1) + k * (v - 1)
+
+    # ----------------------------------------------------------------- EM contract
+    def e_step(self, params: PLSAParams, corpus: Corpus, weights):
+        resp, terms = self._tempered(params, corpus, weights)
+        doc_topic = jax.ops.segment_sum(resp, corpus.doc_index, num_segments=corpus.n_docs)
+        word_topic = jax.ops.segment_sum(resp, corpus.word_index, num_segments=corpus.n_words)
+        return (doc_topic, word_topic.T), jnp.sum(terms)
+
+    def m_step(self, stats, params: PLSAParams) -> PLSAParams:
+        doc_topic, topic_word = stats
+        return PLSAParams(dc.dirichlet_map(doc_topic, self.pseudo_count),
+                          dc.dirichlet_map(topic_word, self.pseudo_count))
+
+    def log_prior(self, params: PLSAParams):
+        return (dc.dirichlet_log_prior(params.doc_topic, self.pseudo_count)
+                + dc.dirichlet_log_prior(params.topic_word, self.pseudo_count))
+
+    def init(self, key, corpus: Corpus, weights) -> PLSAParams:
+        """P(z | d) ~ Dirichlet(1); P(w | z) proportional to (word frequency + a) times U(0, 1)
+        noise per topic."""
+        doc_key, word_key = jax.random.split(key)
+        k, dtype = self.n_topics, weights.dtype
+        doc_topic = jax.random.dirichlet(doc_key, jnp.ones((k,), dtype), (corpus.n_docs,))
+        freq = jax.ops.segment_sum(weights * corpus.count, corpus.word_index, num_segments=corpus.n_words)
+        noise = jax.random.uniform(word_key, (k, corpus.n_words), dtype)
+        return PLSAParams(doc_topic.astype(dtype), dc.dirichlet_map((freq + self.pseudo_count) * noise, 0.0))
+
+    # ----------------------------------------------------------------- fold-in
+    def transform(self, params: PLSAParams, data, *, n_iter: int = 100):
+        r"""P(z | d) ``(n_new_docs, K)`` of new documents by fold-in: ``n_iter`` EM steps on
+        :math:`\theta` with :math:`\phi` = ``params.topic_word`` fixed (same tempering and prior).
+
+        Args:
+            params: fitted parameters (only ``topic_word`` is read).
+            data: dense ``(n_new_docs, n_words)`` counts or a :class:`~emjax.Corpus` with the
+                fitted vocabulary size.
+            n_iter: fold-in iterations (static).
+        """
+        corpus = as_corpus(data, require_counts=False)
+        n_words = params.topic_word.shape[1]
+        if corpus.n_words != n_words:
+            raise ValueError(f"data has {corpus.n_words} words (columns) but the model was fitted "
+                             f"with {n_words}.")
+        return _fold_in(self, params.topic_word, corpus, n_iter=n_iter)
+
+    # ----------------------------------------------------------------- host-side checks
+    def validate(self, data) -> Corpus:
+        return as_corpus(data)
+
+    def validate_params(self, params, data: Corpus):
+        if not isinstance(params, tuple) or len(params) != 2:
+            raise TypeError(f"params must be PLSAParams(doc_topic, topic_word); got {type(params).__name__}.")
+        expected = {"doc_topic": (data.n_docs, self.n_topics), "topic_word": (self.n_topics, data.n_words)}
+        for name, value in zip(expected, params):
+            if tuple(np.shape(value)) != expected[name]:
+                raise ValueError(f"params.{name} must have shape {expected[name]} for n_topics="
+                                 f"{self.n_topics} and a corpus of shape {data.shape}; got "
+                                 f"{tuple(np.shape(value))}.")
+
+    def work_per_row(self, data) -> int:
+        return 6 * self.n_topics
+
+
+@functools.partial(jax.jit, static_argnames=("model", "n_iter"))
+def _fold_in(model: PLSA, topic_word, corpus: Corpus, *, n_iter: int):
+    weights = jnp.ones_like(corpus.count)
+    n = n_rows(corpus)
+    chunk = choose_chunk_size(n, model.work_per_row(corpus))
+
+    def doc_counts(theta):
+        def chunk_stats(rows, w):
+            resp, _ = model._tempered(PLSAParams(theta, topic_word), rows, w)
+            return jax.ops.segment_sum(resp, rows.doc_index, num_segments=rows.n_docs)
+        return chunked_sum(chunk_stats, corpus, weights, chunk)
+
+    theta0 = jnp.full((corpus.n_docs, model.n_topics), 1 / model.n_topics, topic_word.dtype)
+    return jax.lax.fori_loop(0, n_iter, lambda _, t: dc.dirichlet_map(doc_counts(t), model.pseudo_count), theta0)
