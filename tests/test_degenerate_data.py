@@ -62,3 +62,30 @@ def test_float32_scale_and_offset_do_not_change_the_fit(transform):
     same = moved_data.astype(np.float64)
     sk = SkGMM(3, n_init=4, random_state=0, reg_covar=0, tol=1e-8).fit(same)
     assert float(moved.log_likelihood) == pytest.approx(sk.score(same), abs=2e-4)
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_second_moments_exact_for_features_constant_within_a_component(covariance_type):
+    """float32 statistics of a feature constant within a component, far from the origin: the
+    scatter must be ~0 (an expanded sum r x^2 - 2 a sum r x + N a^2 leaves ~eps N a^2)."""
+    from emjax.components import gaussian as g
+    rng = np.random.default_rng(1)
+    x = np.c_[np.full(500, 3.0), rng.normal(size=500)].astype(np.float32)
+    resp = rng.uniform(size=(2, 500)).astype(np.float32)
+    ref = np.array([[3.0, 0.1], [2.5, -0.2]], np.float32)
+    _, _, second = g.sufficient_stats(jax.numpy.asarray(x), jax.numpy.asarray(resp), jax.numpy.asarray(ref),
+                                      covariance_type)
+    want = np.einsum("kn,knd->kd", resp.astype(np.float64), (x[None] - ref[:, None].astype(np.float64)) ** 2)
+    np.testing.assert_allclose(np.asarray(second), want, rtol=1e-5, atol=1e-6)
+
+
+def test_digits_diag_converges_in_float32():
+    """The 8x8 digits (many pixels constant within a cluster) used to end DECREASED."""
+    from sklearn.datasets import load_digits
+    x = load_digits().data.astype(np.float32)
+    res = emjax.fit(emjax.GaussianMixture(10, "diag"), x, KEY, n_init=2, max_iter=200, throw=False)
+    assert (np.asarray(res.restarts.status) == Status.CONVERGED).all(), emjax.status.describe(
+        np.asarray(res.restarts.status))
+    history = np.asarray(res.restarts.history)
+    steps = np.diff(history, axis=1)
+    assert np.nanmin(steps) > -1e-4

@@ -90,9 +90,10 @@ def sufficient_stats(x, resp, ref, covariance_type: str):
         if covariance_type == "tied":
             second = jnp.sum(second, axis=0)
     else:
-        # Expanded about ref by matrix products (elementwise forms are ~40x slower on CPU); the
-        # rounding error is ~eps |ref|^2 per unit weight on standardised data, clipped at 0.
-        second = jnp.maximum(_mm(resp, x * x) - 2 * ref * sums + counts[:, None] * ref * ref, 0)
+        # From differences, one component at a time (a matrix-vector product each): exact for
+        # features nearly constant within a component, where the expanded form sum r x^2 -
+        # 2 a sum r x + N a^2 leaves float32 rounding of ~eps N a^2 that swamps the variance.
+        second = jax.lax.map(lambda ra: _mm(ra[0], jnp.square(x - ra[1])), (resp, ref))
     return counts, sums, second
 
 
