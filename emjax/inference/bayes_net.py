@@ -6,18 +6,19 @@ A network over variables :math:`x_0, \dots, x_{V-1}` (variable ``v`` takes value
 .. math::
     p(x) = \prod_v T_v[x_{\mathrm{pa}(v)}, x_v].
 
-A row of data observes some variables (value ``-1`` marks a missing one). Its likelihood is the sum
-of the joint over all completions of the row,
+A row of data observes some variables (value ``-1`` marks a missing one). Its likelihood sums the
+joint over all completions of the row,
 
 .. math::
-    p(e_n) = \sum_x \prod_v T_v[x_{\mathrm{pa}(v)}, x_v]\, \prod_{u \in \mathrm{fam}(v)} 1[x_u
-    \text{ agrees with } e_{nu}],
+    p(e_n) = \sum_x \prod_v \phi_{nv}[x_{\mathrm{fam}(v)}], \qquad
+    \phi_{nv}[f] = T_v[f]\, \prod_{u \in \mathrm{fam}(v)} 1[f_u \text{ agrees with } e_{nu}],
 
-one einsum over the per-row *factors* ``(n, *family)``, contracted along an elimination order
-(``opt_einsum``'s greedy path, fixed once per network): variable elimination, with the row axis kept
-in every intermediate. Each factor is divided by its largest entry consistent with the evidence and
-the logarithm of that scale is added back, so rows whose families are fully observed are exact in
-log space and products of many small probabilities do not underflow.
+an einsum over the per-row factors :math:`\phi_{nv}` of shape ``(n, *family)``. It runs as a fixed
+sequence of pairwise contractions (``opt_einsum``'s greedy order, planned once per network):
+variable elimination, with the row axis kept in every intermediate. Every factor and every
+intermediate is divided by its largest entry in each row and the logarithms of those scales are
+added back, so the likelihood stays in log space: rows of thousands of observed variables do not
+underflow float32.
 
 The expected family counts are the gradient of the log-likelihood with respect to the log tables,
 :math:`\partial \log p(e_n) / \partial \log T_v[f] = p(x_{\mathrm{fam}(v)} = f \mid e_n)`, so one
@@ -43,12 +44,15 @@ class ContractionPlan(NamedTuple):
     """A fixed elimination order and its per-row memory.
 
     Attributes:
-        path: ``opt_einsum`` contraction path over the factors (one per variable).
-        largest_per_row: elements of the largest intermediate tensor, per row.
+        steps: ``(positions, subscripts)`` per pairwise contraction: the operands popped from the
+            list (in this order) and the einsum applied to them; the result is appended.
+        row_symbol: the einsum symbol of the row axis.
+        largest_per_row: elements of the largest factor or intermediate tensor, per row.
         work_per_row: elements of all factors and intermediates, forward and reverse, per row.
     """
 
-    path: tuple
+    steps: tuple
+    row_symbol: str
     largest_per_row: int
     work_per_row: int
 
@@ -58,45 +62,46 @@ def family(parents, v: int) -> tuple:
     return (*parents[v], v)
 
 
-def family_subscripts(parents, n_vars: int) -> str:
-    """einsum subscripts ``"n<family of 0>,n<family of 1>,...->n"`` of the row likelihood."""
-    symbol = opt_einsum.get_symbol
-    row = symbol(n_vars)
-    inputs = [row + "".join(symbol(u) for u in family(parents, v)) for v in range(n_vars)]
-    return ",".join(inputs) + "->" + row
-
-
 def plan_contraction(parents, cardinalities) -> ContractionPlan:
     """Greedy elimination order for the row likelihood einsum, and its memory per row."""
     n_vars = len(cardinalities)
+    symbol = opt_einsum.get_symbol
+    row = symbol(n_vars)
+    inputs = [row + "".join(symbol(u) for u in family(parents, v)) for v in range(n_vars)]
     shapes = [(_PLAN_ROWS, *(cardinalities[u] for u in family(parents, v))) for v in range(n_vars)]
-    path, info = opt_einsum.contract_path(family_subscripts(parents, n_vars), *shapes, shapes=True,
-                                          optimize="greedy")
+    _, info = opt_einsum.contract_path(",".join(inputs) + "->" + row, *shapes, shapes=True,
+                                       optimize="greedy")
+    steps = tuple((tuple(step[0]), step[2]) for step in info.contraction_list)
     factors = [math.prod(shape) for shape in shapes]
     largest = max([int(info.largest_intermediate)] + factors)
     work = 2 * (sum(factors) + sum(int(s) for s in info.size_list))
-    return ContractionPlan(tuple(map(tuple, path)), -(-largest // _PLAN_ROWS), -(-work // _PLAN_ROWS))
+    return ContractionPlan(steps, row, -(-largest // _PLAN_ROWS), -(-work // _PLAN_ROWS))
 
 
-def _evidence(data, v: int, card: int):
-    """``(n, card)`` booleans: value ``k`` of variable ``v`` agrees with the row (always if -1)."""
-    x = data[:, v, None]
-    return (x == jnp.arange(card)) | (x < 0)
+def _rescaled(x, row_axis: int, log_scale):
+    """``x`` divided by its largest entry in each row; the log of that added to ``log_scale``.
 
-
-def _scaled_factor(log_table, data, fam, cardinalities):
-    """Row factor ``T_v`` masked by the evidence and scaled to a maximum of 1, and its log scale.
-
-    ``log_table`` has shape ``(*family)`` or ``(n, *family)``.
+    The scale is a constant for differentiation: the result times the scale is unchanged, so
+    gradients of the final log-likelihood are exact.
     """
+    axes = tuple(a for a in range(x.ndim) if a != row_axis)
+    peak = jnp.max(x, axis=axes, keepdims=True) if axes else x
+    peak = jax.lax.stop_gradient(jnp.where(peak > 0, peak, 1))
+    return x / peak, log_scale + jnp.log(jnp.reshape(peak, (-1,)))
+
+
+def _row_factor(log_table, data, fam, cardinalities):
+    """Row factor ``T_v`` masked by the evidence, ``(n, *family)``, scaled to a maximum of 1; and
+    the log of the scale. ``log_table`` has shape ``(*family)`` or ``(n, *family)``."""
     n = data.shape[0]
     mask = jnp.ones((n,) + (1,) * len(fam), bool)
     for axis, u in enumerate(fam):
         shape = [n] + [1] * len(fam)
         shape[axis + 1] = cardinalities[u]
-        mask = mask & _evidence(data, u, cardinalities[u]).reshape(shape)
-    axes = tuple(range(1, len(fam) + 1))
+        x = data[:, u, None]
+        mask = mask & ((x == jnp.arange(cardinalities[u])) | (x < 0)).reshape(shape)
     log_table = jnp.broadcast_to(log_table, mask.shape)
+    axes = tuple(range(1, len(fam) + 1))
     scale = jnp.max(jnp.where(mask, log_table, -jnp.inf), axis=axes)
     scale = jax.lax.stop_gradient(jnp.where(jnp.isfinite(scale), scale, 0))
     shift = scale.reshape((n,) + (1,) * len(fam))
@@ -116,20 +121,24 @@ def row_log_likelihood(log_tables, data, parents, cardinalities, plan: Contracti
         soft_evidence: optional per-variable ``(n, c_v)`` log-weights added to ``T_v``'s last axis
             (zero leaves the likelihood unchanged; their gradient is the posterior marginal).
     """
-    n_vars = len(cardinalities)
-    operands, log_scale = [], 0
-    for v in range(n_vars):
+    n = data.shape[0]
+    operands, log_scale = [], jnp.zeros((n,), log_tables[0].dtype)
+    for v in range(len(cardinalities)):
         fam = family(parents, v)
         log_table = log_tables[v]
         if soft_evidence is not None:
             log_table = log_table[None] + soft_evidence[v].reshape(
-                (data.shape[0],) + (1,) * (len(fam) - 1) + (cardinalities[v],))
-        factor, scale = _scaled_factor(log_table, data, fam, cardinalities)
+                (n,) + (1,) * (len(fam) - 1) + (cardinalities[v],))
+        factor, scale = _row_factor(log_table, data, fam, cardinalities)
         operands.append(factor)
         log_scale = log_scale + scale
-    contracted = jnp.einsum(family_subscripts(parents, n_vars), *operands, optimize=list(plan.path),
-                            precision=EXACT)
-    return jnp.log(contracted) + log_scale
+    for i, (positions, subscripts) in enumerate(plan.steps):
+        result = jnp.einsum(subscripts, *[operands.pop(p) for p in positions], precision=EXACT)
+        if i < len(plan.steps) - 1:
+            row_axis = subscripts.split("->")[1].index(plan.row_symbol)
+            result, log_scale = _rescaled(result, row_axis, log_scale)
+        operands.append(result)
+    return jnp.log(operands[0]) + log_scale
 
 
 def expected_family_counts(tables, data, weights, parents, cardinalities, plan: ContractionPlan):

@@ -57,7 +57,8 @@ class BayesianNetwork(Model):
     Args:
         structure: the DAG, as ``{child: parents}`` or a sequence of ``(child, parents)`` pairs;
             variables are column indices, ``parents`` an int or a sequence of ints (the CPT's axis
-            order). Variables not listed have no parents. Stored as a tuple of parent tuples.
+            order). Variables not listed have no parents. Stored canonically as
+            ``((0, parents of 0), (1, parents of 1), ...)``.
         cardinalities: number of values of each variable (the data have this many columns).
         latent: variables declared latent: their columns must be all ``-1``.
         pseudo_count: Dirichlet pseudo-count ``a >= 0`` added to every expected count.
@@ -95,30 +96,35 @@ class BayesianNetwork(Model):
     @functools.cached_property
     def plan(self) -> bn.ContractionPlan:
         """Elimination order of the row contraction and its memory per row."""
-        return bn.plan_contraction(self.structure, self.cardinalities)
+        return bn.plan_contraction(self.parents, self.cardinalities)
+
+    @property
+    def parents(self) -> tuple:
+        """``parents[v]``: the parents of variable ``v`` (its CPT's leading axes, in order)."""
+        return tuple(ps for _, ps in self.structure)
 
     @property
     def n_vars(self) -> int:
         return len(self.cardinalities)
 
     def table_shape(self, v: int) -> tuple:
-        return tuple(self.cardinalities[u] for u in bn.family(self.structure, v))
+        return tuple(self.cardinalities[u] for u in bn.family(self.parents, v))
 
     # ----------------------------------------------------------------- inference
     def log_prob(self, params: BNParams, data):
         """:math:`\\log p(e_n)`: marginal log-likelihood of each row's observed values, ``(n,)``."""
         log_tables = tuple(jnp.log(t) for t in params.tables)
-        return bn.row_log_likelihood(log_tables, data, self.structure, self.cardinalities, self.plan)
+        return bn.row_log_likelihood(log_tables, data, self.parents, self.cardinalities, self.plan)
 
     def posterior(self, params: BNParams, data):
         """Per variable, :math:`p(x_v = k \\mid e_n)` of shape ``(n, c_v)`` (one-hot where observed)."""
-        return bn.variable_marginals(params.tables, data, self.structure, self.cardinalities, self.plan)
+        return bn.variable_marginals(params.tables, data, self.parents, self.cardinalities, self.plan)
 
     def sample(self, key, params: BNParams, n: int):
         """``n`` complete rows drawn by ancestral sampling, int32 ``(n, V)`` (latent columns too)."""
         columns = [None] * self.n_vars
-        for v in topological_order(self.structure):
-            logits = jnp.log(params.tables[v][tuple(columns[u] for u in self.structure[v])])
+        for v in topological_order(self.parents):
+            logits = jnp.log(params.tables[v][tuple(columns[u] for u in self.parents[v])])
             logits = jnp.broadcast_to(logits, (n, self.cardinalities[v]))
             columns[v] = jax.random.categorical(jax.random.fold_in(key, v), logits).astype(jnp.int32)
         return jnp.stack(columns, axis=1)
@@ -129,17 +135,18 @@ class BayesianNetwork(Model):
 
     # ----------------------------------------------------------------- EM contract
     def init(self, key, data, weights) -> BNParams:
-        """Random CPT rows: Dirichlet(1) draws blended with the uniform row (all entries > 0)."""
+        """Random CPT rows: Dirichlet(1) draws (normalised exponentials) blended with the uniform
+        row, so every entry is positive."""
         tables = []
         for v in range(self.n_vars):
             shape, card = self.table_shape(v), self.cardinalities[v]
-            draw = jax.random.dirichlet(jax.random.fold_in(key, v), jnp.ones((card,), weights.dtype),
-                                        shape[:-1], weights.dtype)
+            draw = jax.random.exponential(jax.random.fold_in(key, v), shape, weights.dtype)
+            draw = draw / jnp.sum(draw, axis=-1, keepdims=True)
             tables.append((1 - INIT_UNIFORM_SHARE) * draw + INIT_UNIFORM_SHARE / card)
         return BNParams(tuple(tables))
 
     def e_step(self, params: BNParams, data, weights):
-        counts, loglik = bn.expected_family_counts(params.tables, data, weights, self.structure,
+        counts, loglik = bn.expected_family_counts(params.tables, data, weights, self.parents,
                                                    self.cardinalities, self.plan)
         return counts, loglik
 
@@ -164,4 +171,4 @@ class BayesianNetwork(Model):
     def validate_params(self, params, data) -> None:
         if not isinstance(params, tuple) or len(params) != 1:
             raise TypeError(f"params must be BNParams(tables); got {type(params).__name__}.")
-        check_tables(params[0], [self.table_shape(v) for v in range(self.n_vars)], self.structure)
+        check_tables(params[0], [self.table_shape(v) for v in range(self.n_vars)], self.parents)

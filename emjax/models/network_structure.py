@@ -1,7 +1,7 @@
 """The DAG of a Bayesian network: parsing into a hashable canonical form, checks, ordering.
 
-The canonical structure is a tuple with one entry per variable: the tuple of its parents (the
-order of its CPT's leading axes).
+The canonical structure is a tuple of ``(child, parents)`` pairs, one per variable in order, with
+``parents`` a tuple (the order of the child's CPT's leading axes); it is itself a valid input.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def _variable(value, n_vars: int, what: str) -> int:
 
 
 def canonical_structure(structure, n_vars: int) -> tuple:
-    """Parents of every variable, from ``{child: parents}`` or ``(child, parents)`` pairs.
+    """``((0, parents of 0), (1, parents of 1), ...)`` from ``{child: parents}`` or pairs.
 
     Raises:
         ValueError: a child or parent outside ``0..n_vars-1``, a child listed twice, a repeated
@@ -57,11 +57,14 @@ def canonical_structure(structure, n_vars: int) -> tuple:
             raise ValueError(f"structure: variable {child} has a repeated parent in {ps}.")
         parents[child] = ps
     topological_order(tuple(parents))
-    return tuple(parents)
+    return tuple(enumerate(parents))
 
 
 def topological_order(parents) -> tuple:
-    """Variables with every parent before its children; raises ``ValueError`` naming a cycle."""
+    """Variables with every parent before its children; raises ``ValueError`` naming a cycle.
+
+    ``parents[v]`` is the tuple of parents of variable ``v``.
+    """
     order, state = [], {}  # state: 1 = on the current path, 2 = done
 
     def visit(v, path):
