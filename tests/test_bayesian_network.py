@@ -154,9 +154,10 @@ def test_maximum_likelihood_m_step_keeps_unseen_parent_rows(x64):
 
 
 def test_many_observed_children_do_not_underflow_float32():
-    """A latent root with 40 observed 16-valued children: the row likelihood is ~1e-48, below
-    float32's range, yet the rescaled contraction keeps it exact in log space."""
-    n_children, card = 40, 16
+    """A latent root with 55 observed 8-valued children: the row likelihood is ~1e-50, below
+    float32's range, yet the rescaled contraction keeps it exact in log space (and more variables
+    than there are ASCII letters for einsum subscripts)."""
+    n_children, card = 55, 8
     model = BayesianNetwork({v: 0 for v in range(1, n_children + 1)}, (2,) + (card,) * n_children)
     rng = np.random.default_rng(2)
     tables = [np.array([0.3, 0.7])] + [rng.dirichlet(np.full(card, 2.0), size=2) for _ in range(n_children)]
@@ -226,12 +227,18 @@ def test_objective_never_decreases_on_any_restart(latent_fit):
         assert n_iter > 5 and np.all(steps >= -rounding)
 
 
-def test_fit_dtype_and_sampling_shapes(latent_fit):
-    _, result = latent_fit
+def test_fit_dtype_and_ancestral_sampling(latent_fit):
+    truth, result = latent_fit
     assert all(t.dtype == jnp.float32 for t in result.params.tables)
-    x = jax.jit(LATENT_NET.sample, static_argnums=2)(jax.random.key(1), result.params, 50)
-    assert x.shape == (50, 6) and x.dtype == jnp.int32
-    assert np.all((np.asarray(x) >= 0) & (np.asarray(x) < np.array(LATENT_CARDS)))
+    params = BNParams(tuple(jnp.asarray(t, jnp.float32) for t in truth))
+    x = np.asarray(jax.jit(LATENT_NET.sample, static_argnums=2)(jax.random.key(1), params, 20000))
+    assert x.shape == (20000, 6) and x.dtype == np.int32
+    np.testing.assert_allclose(np.bincount(x[:, 0], minlength=3) / len(x), truth[0], atol=0.015)
+    for z in range(3):  # P(A | Z = z) and P(D | Z = z, R = 1) from the draws
+        rows = x[:, 0] == z
+        np.testing.assert_allclose(np.bincount(x[rows, 1], minlength=4) / rows.sum(), truth[1][z], atol=0.03)
+        rows &= x[:, 4] == 1
+        np.testing.assert_allclose(np.mean(x[rows, 5] == 0), truth[5][z, 1, 0], atol=0.04)
 
 
 # ------------------------------------------------------------------ bad input
@@ -262,6 +269,16 @@ def test_bad_structures(structure, cards, match):
 def test_bad_data(data, match):
     with pytest.raises(ValueError, match=match):
         emjax.fit(TINY, np.array(data), jax.random.key(0))
+
+
+@pytest.mark.parametrize("options, match", [
+    (dict(pseudo_count=-1.0), r"pseudo_count must be a finite number >= 0; got -1.0"),
+    (dict(latent=(7,)), r"latent must name variables in 0..4; got \(7,\)"),
+    (dict(max_elements_per_row=0), r"max_elements_per_row must be a positive integer; got 0"),
+])
+def test_bad_options(options, match):
+    with pytest.raises(ValueError, match=match):
+        BayesianNetwork(TINY.structure, CARDS, **options)
 
 
 def test_observed_value_of_declared_latent_variable():
