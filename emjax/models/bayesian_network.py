@@ -136,13 +136,16 @@ class BayesianNetwork(Model):
     # ----------------------------------------------------------------- EM contract
     def init(self, key, data, weights) -> BNParams:
         """Random CPT rows: Dirichlet(1) draws (normalised exponentials) blended with the uniform
-        row, so every entry is positive."""
+        row, so every entry is positive. One draw for all tables (cheap to compile)."""
+        shapes = [self.table_shape(v) for v in range(self.n_vars)]
+        sizes = [math.prod(shape) for shape in shapes]
+        draws = jnp.split(jax.random.exponential(key, (sum(sizes),), weights.dtype),
+                          np.cumsum(sizes)[:-1].tolist())
         tables = []
-        for v in range(self.n_vars):
-            shape, card = self.table_shape(v), self.cardinalities[v]
-            draw = jax.random.exponential(jax.random.fold_in(key, v), shape, weights.dtype)
+        for draw, shape in zip(draws, shapes):
+            draw = draw.reshape(shape)
             draw = draw / jnp.sum(draw, axis=-1, keepdims=True)
-            tables.append((1 - INIT_UNIFORM_SHARE) * draw + INIT_UNIFORM_SHARE / card)
+            tables.append((1 - INIT_UNIFORM_SHARE) * draw + INIT_UNIFORM_SHARE / shape[-1])
         return BNParams(tuple(tables))
 
     def e_step(self, params: BNParams, data, weights):
