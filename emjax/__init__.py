@@ -14,6 +14,7 @@ from .status import Status
 __version__ = "0.1.0"
 
 __all__ = [
-    "BNParams", "BayesianNetwork", "ConvergenceWarning", "EMResult", "FitError", "FitResult", "GMMParams", "GaussianMixture",
-    "Model", "Status", "aic", "bic", "em", "fit", "init_restarts", "timed_fit",
+    "BNParams", "BayesianNetwork", "ConvergenceWarning", "EMResult", "FitError", "FitResult",
+    "GMMParams", "GaussianMixture", "Model", "Status", "aic", "bic", "em", "fit", "init_restarts",
+    "timed_fit",
 ]

@@ -251,7 +251,8 @@ def test_fit_dtype_and_ancestral_sampling(latent_fit):
     ({3: (0,)}, (2, 2), r"unknown child 3"),
     ({1: (0, 0)}, (2, 2), r"repeated parent"),
     ({}, (2, 0), r"cardinalities\[1\] must be a positive integer; got 0"),
-    ({v: tuple(range(v)) for v in range(9)}, (4,) * 9, r"262144 elements per row.*max_elements_per_row=65536"),
+    ({v: tuple(range(v)) for v in range(9)}, (4,) * 9,
+     r"262144 elements per row.*max_elements_per_row=65536"),
 ])
 def test_bad_structures(structure, cards, match):
     with pytest.raises(ValueError, match=match):
@@ -272,9 +273,9 @@ def test_bad_data(data, match):
 
 
 @pytest.mark.parametrize("options, match", [
-    (dict(pseudo_count=-1.0), r"pseudo_count must be a finite number >= 0; got -1.0"),
-    (dict(latent=(7,)), r"latent must name variables in 0..4; got \(7,\)"),
-    (dict(max_elements_per_row=0), r"max_elements_per_row must be a positive integer; got 0"),
+    ({"pseudo_count": -1.0}, r"pseudo_count must be a finite number >= 0; got -1.0"),
+    ({"latent": (7,)}, r"latent must name variables in 0..4; got \(7,\)"),
+    ({"max_elements_per_row": 0}, r"max_elements_per_row must be a positive integer; got 0"),
 ])
 def test_bad_options(options, match):
     with pytest.raises(ValueError, match=match):

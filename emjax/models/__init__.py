@@ -2,4 +2,4 @@
 from .bayesian_network import BayesianNetwork, BNParams
 from .gaussian_mixture import GaussianMixture, GMMParams
 
-__all__ = ["BNParams", "BayesianNetwork", "GaussianMixture", "GMMParams"]
+__all__ = ["BNParams", "BayesianNetwork", "GMMParams", "GaussianMixture"]

@@ -35,7 +35,11 @@ from jax.scipy.special import xlogy
 
 from ..inference import bayes_net as bn
 from ..model import Model
-from .network_structure import canonical_structure, check_cardinalities, topological_order
+from .network_structure import (
+    canonical_structure,
+    check_cardinalities,
+    topological_order,
+)
 from .network_validation import check_categories, check_tables
 
 #: Default bound on the largest intermediate tensor of one row's contraction (elements).
@@ -76,7 +80,7 @@ class BayesianNetwork(Model):
         cards = check_cardinalities(self.cardinalities)
         object.__setattr__(self, "cardinalities", cards)
         object.__setattr__(self, "structure", canonical_structure(self.structure, len(cards)))
-        latent = tuple(sorted(set(int(v) for v in np.atleast_1d(np.asarray(self.latent, int)))))
+        latent = tuple(sorted({int(v) for v in np.atleast_1d(np.asarray(self.latent, int))}))
         if any(not 0 <= v < len(cards) for v in latent):
             raise ValueError(f"latent must name variables in 0..{len(cards) - 1}; got {self.latent!r}.")
         object.__setattr__(self, "latent", latent)

@@ -25,7 +25,8 @@ def check_categories(data, cardinalities, latent=()) -> np.ndarray:
     check_ndim(arr, "data", 2, " Pass an (n_samples, n_variables) array of categories.")
     n, d = arr.shape
     if d != len(cardinalities):
-        raise ValueError(f"data must have one column per variable ({len(cardinalities)}); got shape {arr.shape}.")
+        raise ValueError(f"data must have one column per variable ({len(cardinalities)}); got shape "
+                         f"{arr.shape}.")
     if n == 0:
         raise ValueError("data must have at least one row; got shape (0, ...).")
     if arr.dtype.kind == "f":
