@@ -155,7 +155,7 @@ def test_maximum_likelihood_m_step_keeps_unseen_parent_rows(x64):
 
 def test_structural_zeros_and_impossible_rows(x64):
     """Tables with zeros (maximum likelihood can produce them): exact counts and no NaN; a row
-    that has probability zero makes the fit NONFINITE rather than silently wrong."""
+    that has probability zero gives a log-likelihood of -inf, not a silently wrong number."""
     parents, cards = ((), (0,), (0,), (1,)), (2, 3, 3, 2)
     model = BayesianNetwork(dict(enumerate(parents)), cards, pseudo_count=0.0)
     tables = [np.array([0.5, 0.5]), np.array([[1.0, 0, 0], [0.2, 0.3, 0.5]]),
@@ -163,13 +163,14 @@ def test_structural_zeros_and_impossible_rows(x64):
     params = BNParams(tuple(map(jnp.asarray, tables)))
     data = np.array([[-1, 0, 1, 0], [-1, -1, -1, 1], [-1, 2, 0, -1], [0, -1, 1, -1]])
     row_ll, counts, _ = brute_force_estep(tables, parents, cards, data, np.ones(4))
-    stats, loglik = jax.jit(model.e_step)(params, jnp.asarray(data), jnp.ones(4))
+    e_step = jax.jit(model.e_step)
+    stats, loglik = e_step(params, jnp.asarray(data), jnp.ones(4))
     np.testing.assert_allclose(loglik, row_ll.sum(), rtol=1e-12)
     for got, want in zip(stats, counts):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-14)
-    impossible = np.vstack([data, [-1, 1, 2, -1]])  # x2 = 2 has probability 0 under both z
-    result = emjax.em(model, params, impossible, throw=False)
-    assert result.status == Status.NONFINITE
+    data[3] = [-1, 1, 2, -1]  # x2 = 2 has probability 0 under both z: log-likelihood -inf,
+    _, loglik = e_step(params, jnp.asarray(data), jnp.ones(4))
+    assert loglik == -np.inf  # which the driver reports as NONFINITE
 
 
 def test_many_observed_children_do_not_underflow_float32():
