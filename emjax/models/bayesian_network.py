@@ -133,7 +133,8 @@ class BayesianNetwork(Model):
             columns[v] = jax.random.categorical(jax.random.fold_in(key, v), logits).astype(jnp.int32)
         return jnp.stack(columns, axis=1)
 
-    def n_free_parameters(self, params: BNParams = None) -> int:
+    def n_free_parameters(self, params: BNParams | None = None) -> int:
+        """Free probabilities: ``(c_v - 1)`` per row of every table."""
         return sum(math.prod(self.table_shape(v)[:-1]) * (self.cardinalities[v] - 1)
                    for v in range(self.n_vars))
 
@@ -153,11 +154,12 @@ class BayesianNetwork(Model):
         return BNParams(tuple(tables))
 
     def e_step(self, params: BNParams, data, weights):
-        counts, loglik = bn.expected_family_counts(params.tables, data, weights, self.parents,
-                                                   self.cardinalities, self.plan)
-        return counts, loglik
+        """``(expected family counts per table, weighted log-likelihood)``, summed over rows."""
+        return bn.expected_family_counts(params.tables, data, weights, self.parents,
+                                         self.cardinalities, self.plan)
 
     def m_step(self, stats, params: BNParams) -> BNParams:
+        """``T_v = (N_v + a) / sum(N_v + a)`` per row; a row with no mass (``a = 0``) is kept."""
         tables = []
         for counts, old in zip(stats, params.tables):
             smoothed = counts + self.pseudo_count
@@ -166,6 +168,7 @@ class BayesianNetwork(Model):
         return BNParams(tuple(tables))
 
     def log_prior(self, params: BNParams):
+        """``a * sum(log T)`` over all entries: the Dirichlet(1 + a) priors up to a constant."""
         return sum(jnp.sum(xlogy(jnp.asarray(self.pseudo_count, t.dtype), t)) for t in params.tables)
 
     def work_per_row(self, data) -> int:
