@@ -14,14 +14,15 @@ from .models import (  # discrete mixtures and PLSA
     PLSA, BernoulliMixture, BernoulliMixtureParams, CategoricalMixture, CategoricalMixtureParams,
     MultinomialMixture, MultinomialMixtureParams, PLSAParams, PoissonMixture, PoissonMixtureParams,
 )
+from .models import BayesianNetwork, BNParams
 from .status import Status
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BernoulliMixture", "BernoulliMixtureParams", "CategoricalMixture", "CategoricalMixtureParams",
-    "ConvergenceWarning", "Corpus", "EMResult", "FitError", "FitResult", "GMMParams",
-    "GaussianMixture", "Model", "MultinomialMixture", "MultinomialMixtureParams", "PLSA",
+    "BNParams", "BayesianNetwork", "BernoulliMixture", "BernoulliMixtureParams", "CategoricalMixture",
+    "CategoricalMixtureParams", "ConvergenceWarning", "Corpus", "EMResult", "FitError", "FitResult",
+    "GMMParams", "GaussianMixture", "Model", "MultinomialMixture", "MultinomialMixtureParams", "PLSA",
     "PLSAParams", "PoissonMixture", "PoissonMixtureParams", "Status", "aic", "bic", "em", "fit",
     "init_restarts", "timed_fit",
 ]

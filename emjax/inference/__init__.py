@@ -1,0 +1,1 @@
+"""Exact inference routines: pure functions of arrays, usable without a model or the driver."""
