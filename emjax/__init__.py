@@ -9,11 +9,15 @@ from .driver import ConvergenceWarning, EMResult, FitError, em
 from .fit import FitResult, fit, init_restarts, timed_fit
 from .model import Model
 from .models import GaussianMixture, GMMParams
+from .online import OnlineEM, OnlineState
+from .sharding import shard
 from .status import Status
+from .streaming import PassReport, print_progress, stream_fit
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConvergenceWarning", "EMResult", "FitError", "FitResult", "GMMParams", "GaussianMixture",
-    "Model", "Status", "aic", "bic", "em", "fit", "init_restarts", "timed_fit",
+    "Model", "OnlineEM", "OnlineState", "PassReport", "Status", "aic", "bic", "em", "fit",
+    "init_restarts", "print_progress", "shard", "stream_fit", "timed_fit",
 ]

@@ -92,3 +92,9 @@ class Model:
     def params_from_standard(self, params: PyTree, transform) -> PyTree:
         return params
 
+
+def check_streamable(model) -> None:
+    """Host-side: refuses a model that standardises data without the per-pass ``transform_*`` hooks."""
+    if model.transform_passes() == 0 and type(model).standardize is not Model.standardize:
+        raise ValueError(f"{type(model).__name__} standardises its data with its own standardize(); "
+                         "streamed fits need it written as transform_passes/transform_stats passes.")

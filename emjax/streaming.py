@@ -27,7 +27,7 @@ import numpy as np
 from .chunking import choose_chunk_size, chunked_sum
 from .driver import initial_carry, next_carry, objective_of, result_of, to_user_units
 from .fit import FitResult, _check_init_params, _report, restart_keys, select_best
-from .model import Model
+from .model import check_streamable
 from .status import Status
 from .tree import tree_select
 from .validation import check_fit_options, check_weights
@@ -88,9 +88,7 @@ def stream_fit(model, source, key, *, n_init: int = 1, init_params=None, max_ite
         :class:`emjax.FitResult`.
     """
     check_fit_options(max_iter=max_iter, tol=tol, chunk_size=chunk_size, n_init=n_init)
-    if model.transform_passes() == 0 and type(model).standardize is not Model.standardize:
-        raise ValueError(f"{type(model).__name__} standardises its data with its own standardize(); "
-                         "streaming needs it written as transform_passes/transform_stats passes.")
+    check_streamable(model)
     reader = _ChunkReader(model, _chunk_iterable(source, rows_per_chunk))
     clock = _PassClock(on_pass)
 
