@@ -127,7 +127,11 @@ def stream_fit(model, source, key, *, n_init: int = 1, init_params=None, max_ite
 
 
 class _ChunkReader:
-    """Validated device chunks of a re-readable source; checks run fully on the first pass."""
+    """Validated device chunks of a re-readable source; checks run fully on the first pass.
+
+    Chunks shorter than the first are padded to its length with rows of weight 0, so a ragged
+    source compiles the E-step once.
+    """
 
     def __init__(self, model, iterable):
         self.model, self.iterable = model, iterable
@@ -144,7 +148,7 @@ class _ChunkReader:
             self.rows_read += x.shape[0]
             if self.first is None:
                 self.first = (x, w)
-            yield x, w
+            yield _padded(x, w, self.first[0].shape[0])
         if self.rows_read == 0:
             raise ValueError("the data source yielded no rows (an empty iterator or empty chunks).")
 
@@ -165,6 +169,15 @@ class _ChunkReader:
         except ValueError as err:
             raise ValueError(f"{where}: {err}") from None
         return x, w
+
+
+def _padded(x, w, rows):
+    """A short chunk padded to ``rows`` with zero rows of weight 0 (one compiled shape)."""
+    pad = rows - x.shape[0]
+    if pad <= 0:
+        return x, w
+    return (jnp.concatenate([x, jnp.zeros((pad, *x.shape[1:]), x.dtype)]),
+            jnp.concatenate([w, jnp.zeros((pad,), w.dtype)]))
 
 
 def _chunk_iterable(source, rows_per_chunk):
