@@ -12,7 +12,7 @@ Required::
     posterior(params, data) -> (n, ...)                   posterior of the latent variables
 
 Optional (defaults below): ``log_prior``, ``is_degenerate``, ``validate``, ``validate_params``,
-``work_per_row`` and the standardisation hooks ``standardize`` / ``params_to_standard`` /
+``work_per_row``, ``restate_stats`` (online EM) and the standardisation hooks ``standardize`` / ``params_to_standard`` /
 ``params_from_standard``. Because statistics are sums, the engine can chunk, shard, weight and pad
 the data without the model knowing.
 
@@ -51,6 +51,15 @@ class Model:
 
     def validate_params(self, params: PyTree, data) -> None:
         """Host-side check that user-supplied ``params`` fit this model and ``data``."""
+
+    def restate_stats(self, stats: PyTree, params_from: PyTree, params_to: PyTree) -> PyTree:
+        """``stats`` computed under ``params_from`` re-expressed for ``params_to``.
+
+        Needed where statistics are taken about a parameter-dependent reference (a Gaussian's
+        second moments about the current means): online EM averages statistics from different
+        iterates and must first bring them to one reference. Identity by default.
+        """
+        return stats
 
     def work_per_row(self, data) -> int:
         """Elements of temporary memory that one observation costs in the E-step (chunk sizing)."""

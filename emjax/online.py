@@ -34,6 +34,9 @@ from .validation import prepare_inputs
 class OnlineState(NamedTuple):
     """Online EM state (a pytree; ``params`` and ``stats`` in standardised coordinates).
 
+    ``stats`` are the running statistics as seen from ``params`` (``Model.restate_stats``), so
+    the next mini-batch's statistics, computed under ``params``, average with them consistently.
+
     ``status`` is RUNNING while every update was usable; an update whose parameters are
     non-finite or degenerate is rejected and sets NONFINITE / DEGENERATE for good.
     """
@@ -66,6 +69,7 @@ def online_update(model, state: OnlineState, data, weights, *, kappa: float, t0:
     stats = jax.tree_util.tree_map(lambda old, new: (1 - gamma) * old + gamma * scale * new,
                                    state.stats, batch_stats)
     params = model.m_step(stats, state.params)
+    stats = model.restate_stats(stats, state.params, params)  # kept about the new iterate
     trouble = failure_status(model, params, jnp.zeros((), dtype))
     ok = (state.status == Status.RUNNING) & (trouble == Status.RUNNING)
     params, stats = tree_select(ok, (params, stats), (state.params, state.stats))
@@ -157,7 +161,7 @@ def _start(model, key, data, weights, init_params):
     return OnlineState(params, stats, jnp.int32(0), jnp.int32(Status.RUNNING), transform)
 
 
-_update = jax.jit(online_update, static_argnames=("model", "kappa", "t0", "data_size"))
+_update = jax.jit(online_update, static_argnames=("model", "data_size"))
 
 
 @functools.partial(jax.jit, static_argnames="model")

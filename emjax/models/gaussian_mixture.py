@@ -162,6 +162,12 @@ class GaussianMixture(Model):
                                      counts + c, cov_type)
         return GMMParams((counts + c) / (jnp.sum(counts) + c * counts.shape[0]), means, cov)
 
+    def restate_stats(self, stats, params_from: GMMParams, params_to: GMMParams):
+        """Second moments moved from about ``params_from.means`` to about ``params_to.means``."""
+        counts, sums, second = stats
+        return counts, sums, g.scatter_about_means(counts, sums, second, params_from.means,
+                                                   params_to.means, self.covariance_type)
+
     def log_prior(self, params: GMMParams):
         if self.regularization == "sklearn":
             return jnp.zeros((), params.weights.dtype)
