@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 from .chunking import chunked_sum, n_rows
@@ -101,8 +102,9 @@ def shard(data, mesh: Mesh, weights=None, *, axis: str = "data", model=None):
         X, w = emjax.shard(X, mesh)
         emjax.fit(model, X, key, weights=w, n_init=64)
 
-    With several processes (``jax.distributed``) each process passes its own rows; the result
-    is one global array whose rows are every process's rows in process order.
+    With several processes (``jax.distributed``) each process passes its own rows (any number);
+    the result is one global array holding every process's rows, each padded to the largest
+    count, in process order.
 
     Args:
         data: ``(n, ...)`` rows held by this process (NumPy or array-like).
@@ -127,8 +129,11 @@ def shard(data, mesh: Mesh, weights=None, *, axis: str = "data", model=None):
     w = np.asarray(check_weights(weights, x.shape[0], x.dtype))
     if model is not None:
         model.validate_weights(w)
-    per_process = mesh.shape[axis] // jax.process_count() if jax.process_count() > 1 else mesh.shape[axis]
-    pad = -x.shape[0] % max(1, per_process)
+    per_process = max(1, mesh.shape[axis] // jax.process_count())
+    rows = x.shape[0]
+    if jax.process_count() > 1:  # every process contributes the same number of rows
+        rows = int(np.max(multihost_utils.process_allgather(np.array([rows]))))
+    pad = rows + (-rows % per_process) - x.shape[0]
     x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
     w = np.concatenate([w, np.zeros((pad,), w.dtype)])
     sharding = NamedSharding(mesh, P(axis))
