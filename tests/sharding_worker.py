@@ -29,8 +29,8 @@ def compiled_fit(model, x, w, start):
     args, static = _prepare(model, x, KEY, 4, w, MAX_ITER, 1e-4, 32, start)
     compiled = _fit_jit.lower(*args, **static).compile()
     hlo = compiled.as_text()
-    gathered = [max(map(int, re.findall(r"\d+", shape)) or [1])
-                for shape in re.findall(r"= \w+\[([\d,]*)\][^ ]* all-gather(?:-start)?\(", hlo)]
+    shapes = re.findall(r"= (\([^=]*?\)|\S+) all-gather(?:-start)?\(", hlo)  # plain or tuple results
+    gathered = [max(map(int, re.findall(r"\d+", shape)), default=1) for shape in shapes]
     return compiled(*args), len(re.findall(r" all-reduce(?:-start)?\(", hlo)), gathered
 
 
