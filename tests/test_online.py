@@ -57,8 +57,9 @@ def test_update_matches_numpy_recursion(x64):
 def test_reaches_batch_objective_in_fewer_passes(x64):
     n, batch = 20000, 100
     x = mixture(n, seed=1)
-    model = emjax.GaussianMixture(3, init_params="random_from_data")
-    start = emjax.init_restarts(model, x, jax.random.key(3), n_init=1)
+    model = emjax.GaussianMixture(3)
+    rows = np.random.default_rng(3).choice(n, 3, replace=False)  # random rows as starting means
+    start = emjax.GMMParams(np.full((1, 3), 1 / 3), x[rows][None], np.tile(np.eye(2), (1, 3, 1, 1)))
     batch_em = emjax.fit(model, x, jax.random.key(0), init_params=start, max_iter=300, tol=1e-9)
     best = float(batch_em.objective)
     history = np.asarray(batch_em.history)
@@ -91,12 +92,15 @@ def test_schedule_is_validated(kappa, t0, match):
         emjax.OnlineEM(emjax.GaussianMixture(2), jax.random.key(0), kappa=kappa, t0=t0)
 
 
-def test_batches_must_agree_and_params_need_data():
-    online = emjax.OnlineEM(emjax.GaussianMixture(2), jax.random.key(0))
+def test_batches_must_agree_and_params_need_data(x64):
+    model = emjax.GaussianMixture(3, regularization="sklearn", reg_covar=1e-3)  # as above: no compile
+    x = mixture(150, seed=0)
+    online = emjax.OnlineEM(model, None, data_size=5000, init_params=emjax.GMMParams(
+        np.full(3, 1 / 3), x[:3], np.stack([np.eye(2)] * 3)))
     with pytest.raises(RuntimeError, match="partial_fit first"):
         online.params
-    online.partial_fit(np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32))
+    online.partial_fit(x)
     with pytest.raises(ValueError, match=r"shape \(3,\).*\(2,\)"):
-        online.partial_fit(np.zeros((50, 3), np.float32))
+        online.partial_fit(np.zeros((150, 3)))
     with pytest.raises(ValueError, match="data_size"):
         emjax.OnlineEM(emjax.GaussianMixture(2), jax.random.key(0), data_size=0)

@@ -58,7 +58,8 @@ def test_stream_equals_in_memory_fit_with_weights_and_reports_progress(x64):
     x = make_data(seed=2)
     weights = np.random.default_rng(3).uniform(0.0, 2.0, size=len(x))
     model = emjax.GaussianMixture(3, covariance_type="diag")
-    start = emjax.init_restarts(model, x, jax.random.key(4), n_init=3, weights=weights)
+    means = np.stack([x[[i, i + 1, i + 2]] for i in (0, 3, 6)])
+    start = emjax.GMMParams(np.full((3, 3), 1 / 3), means, np.full((3, 3, 3), 2.0))
     ref = emjax.fit(model, x, jax.random.key(4), n_init=3, weights=weights, init_params=start,
                     max_iter=60, tol=1e-7, throw=False)
     reports = []
