@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .chunking import DEFAULT_CHUNK_BUDGET, choose_chunk_size, n_rows
+from .chunking import choose_chunk_size, default_chunk_budget, n_rows
 from .driver import ConvergenceWarning, EMResult, FitError, run_em, to_user_units
 from .sharding import local_rows, row_sharding_of
 from .status import Status, describe
@@ -120,7 +120,7 @@ def _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_
         _check_init_params(model, init_params, data, n_init)
     n, work = local_rows(n_rows(data), rows), model.work_per_row(data)
     chunk = min(chunk_size or choose_chunk_size(n, work, batch=n_init), n)
-    init_batch = min(n_init, max(1, DEFAULT_CHUNK_BUDGET // max(1, n * work)))
+    init_batch = min(n_init, max(1, default_chunk_budget() // max(1, n * work)))
     static = dict(model=model, n_init=n_init, max_iter=max_iter, chunk_size=chunk, init_batch=init_batch,
                   rows=rows)
     return (data, weights, key, tol, init_params), static
