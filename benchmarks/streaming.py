@@ -99,7 +99,8 @@ def sharded_child(args) -> dict:
     compile_s = time.perf_counter() - t
     hlo = compiled.as_text()
     collectives = {}
-    for shape, op in re.findall(r"= (\([^=]*?\)|\S+) (all-reduce|all-gather|reduce-scatter|all-to-all|collective-permute)(?:-start)?\(", hlo):
+    ops = "all-reduce|all-gather|reduce-scatter|all-to-all|collective-permute"
+    for shape, op in re.findall(rf"= (\([^=]*?\)|\S+) ({ops})(?:-start)?\(", hlo):
         collectives.setdefault(op, []).append(shape)
     t = time.perf_counter()
     res = jax.block_until_ready(compiled(*fit_args))
@@ -110,7 +111,8 @@ def sharded_child(args) -> dict:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("kind", choices=("stream", "sharded"))
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--d", type=int, default=8)

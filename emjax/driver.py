@@ -154,7 +154,7 @@ def em(model, params, data, weights=None, *, max_iter: int = 100, tol: float = 1
     Args:
         model: a model following :mod:`emjax.model`'s contract.
         params: starting parameters, in the model's parameter type and the data's units.
-        data: observations, leading axis = rows.
+        data: observations, leading axis = rows (may be sharded over devices: :func:`emjax.shard`).
         weights: optional non-negative per-row weights ``(n,)``; 0 removes a row exactly.
         max_iter: most EM iterations.
         tol: stop when the mean per-sample objective changes by less than this (absolute).

@@ -70,7 +70,9 @@ def fit(model, data, key, *, n_init: int = 1, weights=None, max_iter: int = 100,
 
     Args:
         model: a model following :mod:`emjax.model`'s contract.
-        data: observations, leading axis = rows.
+        data: observations, leading axis = rows. Rows sharded over a mesh axis
+            (:func:`emjax.shard`) stay where they are: each device sums its rows' statistics and
+            the sums are all-reduced; the mesh's other axes split the restarts.
         key: a PRNG key (``jax.random.key``).
         n_init: number of restarts.
         weights: optional non-negative per-row weights ``(n,)``.

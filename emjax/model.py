@@ -12,9 +12,9 @@ Required::
     posterior(params, data) -> (n, ...)                   posterior of the latent variables
 
 Optional (defaults below): ``log_prior``, ``is_degenerate``, ``validate``, ``validate_params``,
-``work_per_row``, ``restate_stats`` (online EM) and the standardisation hooks ``standardize`` / ``params_to_standard`` /
-``params_from_standard``. Because statistics are sums, the engine can chunk, shard, weight and pad
-the data without the model knowing.
+``work_per_row``, ``restate_stats`` (online EM) and the standardisation hooks ``standardize`` /
+``params_to_standard`` / ``params_from_standard``. Because statistics are sums, the engine can
+chunk, shard, weight and pad the data without the model knowing.
 
 Standardisation is written as additive passes over the rows (``transform_passes``,
 ``transform_stats``, ``transform_from_stats``, ``apply_transform``), so that streamed data (one

@@ -8,7 +8,9 @@ device memory gives exactly the statistics of the in-memory E-step:
     \theta \leftarrow \text{M-step}(S(\theta)).
 
 One pass per EM iteration (plus the model's standardisation passes); all restarts share each
-pass. Loop state, statuses and the choice of the best restart are the in-memory driver's
+pass. The loop over passes and chunks runs on the host, because the data are there; each chunk's
+E-step for every restart is one compiled call, dispatched asynchronously while the next chunk is
+read. Loop state, statuses and the choice of the best restart are the in-memory driver's
 (:func:`emjax.driver.next_carry`, :func:`emjax.fit.select_best`), so the result equals
 :func:`emjax.fit` on the concatenated rows up to the order of floating-point sums.
 """
@@ -110,7 +112,9 @@ def stream_fit(model, source, key, *, n_init: int = 1, init_params=None, max_ite
 
     device_chunk = min(chunk_size or choose_chunk_size(first_x.shape[0], model.work_per_row(first_x),
                                                        batch=n_init), first_x.shape[0])
-    e_pass = lambda params: _e_pass(model, reader, params, transform, device_chunk)
+    def e_pass(params):
+        return _e_pass(model, reader, params, transform, device_chunk)
+
     stats, loglik, total_weight = e_pass(start)
     carry = _start(model, start, stats, loglik, total_weight, max_iter=max_iter)
     clock.done("em", 0, reader.rows_read, _progress(carry, log_jacobian))
@@ -156,7 +160,7 @@ class _ChunkReader:
         where = f"chunk {i} of the data source"
         if self.raw_dtype is None:
             self.raw_dtype, self.feature_shape = raw.dtype, raw.shape[1:]
-        elif raw.shape[1:] != self.feature_shape or raw.ndim < 1:
+        elif raw.shape[1:] != self.feature_shape:
             raise ValueError(f"{where} has rows of shape {raw.shape[1:]}; the first chunk's rows have "
                              f"shape {self.feature_shape}: every chunk needs the same feature count.")
         elif raw.dtype != self.raw_dtype:
@@ -194,8 +198,9 @@ def _chunk_iterable(source, rows_per_chunk):
         return lambda: iter(source)
     if callable(source):
         return source
-    raise TypeError(f"source must be an array, a .npy path, a list of chunks or a function returning "
-                    f"an iterator of chunks (an iterator can be read only once); got {type(source).__name__}.")
+    raise TypeError("source must be an array, a .npy path, a list of chunks or a function returning "
+                    "an iterator of chunks (an iterator can be read only once); "
+                    f"got {type(source).__name__}.")
 
 
 class _PassClock:
@@ -238,7 +243,9 @@ def _transform_chunk(model, x, w, previous):
 @functools.partial(jax.jit, static_argnames=("model", "chunk"))
 def _e_chunk(model, params, transform, x, w, chunk):
     x = model.apply_transform(x, transform)
-    one = lambda p: chunked_sum(functools.partial(model.e_step, p), x, w, min(chunk, x.shape[0]))
+    def one(p):
+        return chunked_sum(functools.partial(model.e_step, p), x, w, min(chunk, x.shape[0]))
+
     stats, loglik = jax.vmap(one)(params)
     return stats, loglik, jnp.sum(w)
 

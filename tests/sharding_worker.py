@@ -52,7 +52,8 @@ def relative_error(got, want):
     for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
         a, b = np.asarray(a, float), np.asarray(b, float)
         ok = np.isfinite(b)
-        worst = max(worst, float(np.max(np.abs(a[ok] - b[ok]), initial=0) / max(np.max(np.abs(b[ok])), 1e-300)))
+        scale = max(float(np.max(np.abs(b[ok]))), 1e-300)
+        worst = max(worst, float(np.max(np.abs(a[ok] - b[ok]), initial=0)) / scale)
     return worst
 
 
@@ -80,7 +81,8 @@ def compare(dtype, meshes, with_em):
             same_n_iter=bool(np.array_equal(res.restarts.n_iter, ref.restarts.n_iter)),
             same_status=bool(np.array_equal(res.restarts.status, ref.restarts.status)),
             statuses=[int(s) for s in res.restarts.status],
-            all_reduces=reduces, all_gather_sizes=gathered, rows_per_device=int(xs.shape[0]) // mesh.shape["data"])
+            all_reduces=reduces, all_gather_sizes=gathered,
+            rows_per_device=int(xs.shape[0]) // mesh.shape["data"])
     return out
 
 
@@ -103,7 +105,9 @@ def errors(mesh42, mesh_explicit):
 
 
 def main():
-    auto = lambda shape, names: jax.make_mesh(shape, names, axis_types=(AxisType.Auto,) * len(shape))
+    def auto(shape, names):
+        return jax.make_mesh(shape, names, axis_types=(AxisType.Auto,) * len(shape))
+
     meshes = {"data8": auto((8,), ("data",)), "data4_restarts2": auto((4, 2), ("data", "restarts"))}
     report = {"devices": jax.device_count(), "float32": compare(np.float32, meshes, with_em=True)}
     with jax.enable_x64(True):
