@@ -101,6 +101,8 @@ class OnlineEM:
                  data_size: float | None = None, init_params=None):
         check_schedule(kappa, t0)
         check_streamable(model)
+        if key is None and init_params is None:
+            raise ValueError("key must be a PRNG key (jax.random.key) when init_params is not given.")
         if data_size is not None and (not isinstance(data_size, numbers.Real) or not data_size > 0):
             raise ValueError(f"data_size must be a positive number or None; got {data_size!r}.")
         self.model, self.key, self.init_params = model, key, init_params
