@@ -37,6 +37,9 @@ def test_two_processes_match_one_process(x64, tmp_path):
              for i in range(2)]
     logs = []
     try:
+        worker = load_worker()  # the reference, computed while the two processes start
+        want = emjax.fit(emjax.GaussianMixture(3), worker.data(), jax.random.key(0), n_init=2,
+                         init_params=worker.start(), max_iter=30, tol=1e-8, throw=False)
         for p in procs:
             logs.append(p.communicate(timeout=300)[0])
     finally:
@@ -46,10 +49,6 @@ def test_two_processes_match_one_process(x64, tmp_path):
     assert all(p.returncode == 0 for p in procs), "\n".join(log[-2000:] for log in logs)
     got = np.load(out)
     assert int(got["devices"]) == 2 and int(got["rows"]) == 2 * 160  # 141 rows padded to 160
-
-    worker = load_worker()
-    want = emjax.fit(emjax.GaussianMixture(3), worker.data(), jax.random.key(0), n_init=2,
-                     init_params=worker.start(), max_iter=30, tol=1e-8, throw=False)
     np.testing.assert_array_equal(got["n_iter"], want.restarts.n_iter)
     np.testing.assert_array_equal(got["status"], want.restarts.status)
     for name in ("weights", "means", "covariances"):
