@@ -15,14 +15,18 @@ from .models import (  # discrete mixtures and PLSA
     MultinomialMixture, MultinomialMixtureParams, PLSAParams, PoissonMixture, PoissonMixtureParams,
 )
 from .models import BayesianNetwork, BNParams
+from .online import OnlineEM, OnlineState
+from .sharding import shard
 from .status import Status
+from .streaming import PassReport, print_progress, stream_fit
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BNParams", "BayesianNetwork", "BernoulliMixture", "BernoulliMixtureParams", "CategoricalMixture",
-    "CategoricalMixtureParams", "ConvergenceWarning", "Corpus", "EMResult", "FitError", "FitResult",
-    "GMMParams", "GaussianMixture", "Model", "MultinomialMixture", "MultinomialMixtureParams", "PLSA",
-    "PLSAParams", "PoissonMixture", "PoissonMixtureParams", "Status", "aic", "bic", "em", "fit",
-    "init_restarts", "timed_fit",
+    "BNParams", "BayesianNetwork", "BernoulliMixture", "BernoulliMixtureParams",
+    "CategoricalMixture", "CategoricalMixtureParams", "ConvergenceWarning", "Corpus",
+    "EMResult", "FitError", "FitResult", "GMMParams", "GaussianMixture", "Model",
+    "MultinomialMixture", "MultinomialMixtureParams", "OnlineEM", "OnlineState", "PLSA",
+    "PLSAParams", "PassReport", "PoissonMixture", "PoissonMixtureParams", "Status", "aic",
+    "bic", "em", "fit", "init_restarts", "print_progress", "shard", "stream_fit", "timed_fit",
 ]

@@ -19,7 +19,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .chunking import choose_chunk_size, chunked_sum, n_rows
+from .chunking import choose_chunk_size, n_rows
+from .sharding import RowSharding, local_rows, row_sharding_of, row_sum
 from .status import Status
 from .tree import all_finite, is_traced, tree_select
 from .validation import check_fit_options, prepare_inputs
@@ -71,51 +72,69 @@ class _Carry(NamedTuple):
     history: jnp.ndarray
 
 
-def run_em(model, params, data, weights, *, max_iter: int, tol, chunk_size: int) -> EMResult:
+def failure_status(model, params, objective):
+    """NONFINITE / DEGENERATE / RUNNING for ``params`` and their objective."""
+    bad = ~all_finite(params)
+    status = jnp.where(bad, Status.NONFINITE, Status.RUNNING)
+    status = jnp.where(~bad & model.is_degenerate(params), Status.DEGENERATE, status)
+    return jnp.where((status == Status.RUNNING) & ~jnp.isfinite(objective), Status.NONFINITE, status)
+
+
+def objective_of(model, params, loglik, total_weight):
+    """``(mean log-likelihood, mean objective)`` per unit weight from the summed log-likelihood."""
+    dtype = total_weight.dtype
+    loglik = loglik.astype(dtype)
+    return loglik / total_weight, (loglik + model.log_prior(params).astype(dtype)) / total_weight
+
+
+def initial_carry(model, params, stats, loglik, objective, max_iter: int) -> _Carry:
+    """Loop state before the first M-step, from the evaluation of the starting ``params``."""
+    status = failure_status(model, params, objective).astype(jnp.int32)
+    history = jnp.full((max_iter,), jnp.nan, objective.dtype)
+    return _Carry(jnp.int32(0), status, params, stats, objective, loglik, history)
+
+
+def next_carry(model, c: _Carry, new_params, new_stats, new_ll, new_obj, tol, max_iter: int) -> _Carry:
+    """Loop state after one EM iteration, given the evaluation of its ``new_params``."""
+    change = new_obj - c.objective
+    rounding = DECREASE_EPS_FACTOR * jnp.finfo(c.objective.dtype).eps * (1 + jnp.abs(c.objective))
+    i = c.i + 1
+    status = failure_status(model, new_params, new_obj)
+    status = jnp.where((status == Status.RUNNING) & (change < -rounding), Status.DECREASED, status)
+    status = jnp.where((status == Status.RUNNING) & (jnp.abs(change) < tol), Status.CONVERGED, status)
+    status = jnp.where((status == Status.RUNNING) & (i >= max_iter), Status.MAX_ITER, status)
+    accept = (status == Status.RUNNING) | (status == Status.CONVERGED) | (status == Status.MAX_ITER)
+    kept = tree_select(accept, (new_params, new_stats, new_obj, new_ll),
+                       (c.params, c.stats, c.objective, c.loglik))
+    return _Carry(i, status.astype(jnp.int32), *kept, c.history.at[c.i].set(new_obj))
+
+
+def result_of(c: _Carry) -> EMResult:
+    return EMResult(c.params, c.objective, c.loglik, c.i, c.status, c.history)
+
+
+def run_em(model, params, data, weights, *, max_iter: int, tol, chunk_size: int,
+           rows: RowSharding | None = None) -> EMResult:
     """EM on prepared data (standardised coordinates).
 
-    Pure and traceable; :func:`em` and :func:`emjax.fit` are the public entry points.
+    Pure and traceable; :func:`em` and :func:`emjax.fit` are the public entry points. With
+    ``rows`` (data sharded over a mesh axis), each device sums its own rows' statistics and
+    the totals are all-reduced (:func:`emjax.sharding.row_sum`).
     """
-    dtype = weights.dtype
     total_weight = jnp.sum(weights)
-    tol = jnp.asarray(tol, dtype)
-    eps = jnp.finfo(dtype).eps
+    tol = jnp.asarray(tol, weights.dtype)
 
     def evaluate(p):
-        stats, loglik = chunked_sum(lambda x, w: model.e_step(p, x, w), data, weights, chunk_size)
-        loglik = loglik.astype(dtype)
-        objective = (loglik + model.log_prior(p).astype(dtype)) / total_weight
-        return stats, loglik / total_weight, objective
+        stats, loglik = row_sum(model.e_step, p, data, weights, chunk_size, rows)
+        return (stats, *objective_of(model, p, loglik, total_weight))
 
-    def failure(p, objective):
-        """NONFINITE / DEGENERATE / RUNNING for params and their objective."""
-        bad = ~all_finite(p)
-        status = jnp.where(bad, Status.NONFINITE, Status.RUNNING)
-        status = jnp.where(~bad & model.is_degenerate(p), Status.DEGENERATE, status)
-        return jnp.where((status == Status.RUNNING) & ~jnp.isfinite(objective), Status.NONFINITE, status)
-
-    stats0, ll0, obj0 = evaluate(params)
-    status0 = failure(params, obj0).astype(jnp.int32)
-    history0 = jnp.full((max_iter,), jnp.nan, dtype)
-    init = _Carry(jnp.int32(0), status0, params, stats0, obj0, ll0, history0)
+    init = initial_carry(model, params, *evaluate(params), max_iter)
 
     def body(c: _Carry) -> _Carry:
         new_params = model.m_step(c.stats, c.params)
-        new_stats, new_ll, new_obj = evaluate(new_params)
-        change = new_obj - c.objective
-        rounding = DECREASE_EPS_FACTOR * eps * (1 + jnp.abs(c.objective))
-        i = c.i + 1
-        status = failure(new_params, new_obj)
-        status = jnp.where((status == Status.RUNNING) & (change < -rounding), Status.DECREASED, status)
-        status = jnp.where((status == Status.RUNNING) & (jnp.abs(change) < tol), Status.CONVERGED, status)
-        status = jnp.where((status == Status.RUNNING) & (i >= max_iter), Status.MAX_ITER, status)
-        accept = (status == Status.RUNNING) | (status == Status.CONVERGED) | (status == Status.MAX_ITER)
-        kept = tree_select(accept, (new_params, new_stats, new_obj, new_ll),
-                           (c.params, c.stats, c.objective, c.loglik))
-        return _Carry(i, status.astype(jnp.int32), *kept, c.history.at[c.i].set(new_obj))
+        return next_carry(model, c, new_params, *evaluate(new_params), tol, max_iter)
 
-    final = jax.lax.while_loop(lambda c: c.status == Status.RUNNING, body, init)
-    return EMResult(final.params, final.objective, final.loglik, final.i, final.status, final.history)
+    return result_of(jax.lax.while_loop(lambda c: c.status == Status.RUNNING, body, init))
 
 
 def to_user_units(model, result: EMResult, transform, log_jacobian) -> EMResult:
@@ -135,7 +154,7 @@ def em(model, params, data, weights=None, *, max_iter: int = 100, tol: float = 1
     Args:
         model: a model following :mod:`emjax.model`'s contract.
         params: starting parameters, in the model's parameter type and the data's units.
-        data: observations, leading axis = rows.
+        data: observations, leading axis = rows (may be sharded over devices: :func:`emjax.shard`).
         weights: optional non-negative per-row weights ``(n,)``; 0 removes a row exactly.
         max_iter: most EM iterations.
         tol: stop when the mean per-sample objective changes by less than this (absolute).
@@ -147,22 +166,24 @@ def em(model, params, data, weights=None, *, max_iter: int = 100, tol: float = 1
         :class:`EMResult`.
     """
     check_fit_options(max_iter=max_iter, tol=tol, chunk_size=chunk_size)
+    rows = row_sharding_of(data)
     data, weights = prepare_inputs(model, data, weights)
     if not is_traced(params, data):
         model.validate_params(params, data)
-    n = n_rows(data)
+    n = local_rows(n_rows(data), rows)
     chunk = min(chunk_size or choose_chunk_size(n, model.work_per_row(data)), n)
-    result = _em_jit(model, params, data, weights, tol, max_iter=max_iter, chunk_size=chunk)
+    result = _em_jit(model, params, data, weights, tol, max_iter=max_iter, chunk_size=chunk, rows=rows)
     if throw and not is_traced(result):
         report_status(int(result.status), what="EM")
     return result
 
 
-@functools.partial(jax.jit, static_argnames=("model", "max_iter", "chunk_size"))
-def _em_jit(model, params, data, weights, tol, *, max_iter, chunk_size):
+@functools.partial(jax.jit, static_argnames=("model", "max_iter", "chunk_size", "rows"))
+def _em_jit(model, params, data, weights, tol, *, max_iter, chunk_size, rows):
     data, transform, log_jacobian = model.standardize(data, weights)
     params = model.params_to_standard(params, transform)
-    result = run_em(model, params, data, weights, max_iter=max_iter, tol=tol, chunk_size=chunk_size)
+    result = run_em(model, params, data, weights, max_iter=max_iter, tol=tol, chunk_size=chunk_size,
+                    rows=rows)
     return to_user_units(model, result, transform, log_jacobian)
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from .chunking import choose_chunk_size, default_chunk_budget, n_rows
 from .driver import ConvergenceWarning, EMResult, FitError, run_em, to_user_units
+from .sharding import local_rows, row_sharding_of
 from .status import Status, describe
 from .tree import is_traced
 from .validation import check_fit_options, prepare_inputs
@@ -69,7 +70,9 @@ def fit(model, data, key, *, n_init: int = 1, weights=None, max_iter: int = 100,
 
     Args:
         model: a model following :mod:`emjax.model`'s contract.
-        data: observations, leading axis = rows.
+        data: observations, leading axis = rows. Rows sharded over a mesh axis
+            (:func:`emjax.shard`) stay where they are: each device sums its rows' statistics and
+            the sums are all-reduced; the mesh's other axes split the restarts.
         key: a PRNG key (``jax.random.key``).
         n_init: number of restarts.
         weights: optional non-negative per-row weights ``(n,)``.
@@ -110,27 +113,35 @@ def timed_fit(model, data, key, *, throw: bool = True, **options):
 def _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_params):
     """Host-side checks and the chunk sizes: ``(args, static_kwargs)`` for ``_fit_jit``."""
     check_fit_options(max_iter=max_iter, tol=tol, chunk_size=chunk_size, n_init=n_init)
+    rows = row_sharding_of(data)
+    if rows is not None and n_init % rows.n_restart_groups:
+        raise ValueError(f"n_init={n_init} must be a multiple of {rows.n_restart_groups}, the number "
+                         f"of device groups along the mesh axes {rows.restart_axes} that split restarts.")
     data, weights = prepare_inputs(model, data, weights)
     if init_params is not None and not is_traced(init_params, data):
         _check_init_params(model, init_params, data, n_init)
-    n, work = n_rows(data), model.work_per_row(data)
+    n, work = local_rows(n_rows(data), rows), model.work_per_row(data)
     chunk = min(chunk_size or choose_chunk_size(n, work, batch=n_init), n)
     init_batch = min(n_init, max(1, default_chunk_budget() // max(1, n * work)))
-    static = dict(model=model, n_init=n_init, max_iter=max_iter, chunk_size=chunk, init_batch=init_batch)
+    static = dict(model=model, n_init=n_init, max_iter=max_iter, chunk_size=chunk, init_batch=init_batch,
+                  rows=rows)
     return (data, weights, key, tol, init_params), static
 
 
-@functools.partial(jax.jit, static_argnames=("model", "n_init", "max_iter", "chunk_size", "init_batch"))
-def _fit_jit(data, weights, key, tol, init_params, *, model, n_init, max_iter, chunk_size, init_batch):
+@functools.partial(jax.jit, static_argnames=("model", "n_init", "max_iter", "chunk_size", "init_batch",
+                                             "rows"))
+def _fit_jit(data, weights, key, tol, init_params, *, model, n_init, max_iter, chunk_size, init_batch,
+             rows):
     data, transform, log_jacobian = model.standardize(data, weights)
     if init_params is None:
         start = _starting_points(model, data, weights, key, n_init, init_batch)
     else:
         start = jax.vmap(lambda p: model.params_to_standard(p, transform))(init_params)
-    one = lambda p: to_user_units(model, run_em(model, p, data, weights, max_iter=max_iter,
-                                                tol=tol, chunk_size=chunk_size),
+    one = lambda p: to_user_units(model, run_em(model, p, data, weights, max_iter=max_iter, tol=tol,
+                                                chunk_size=chunk_size, rows=rows),
                                   transform, log_jacobian)
-    return select_best(jax.vmap(one)(start))
+    restart_axes = rows.restart_axes if rows is not None and rows.restart_axes else None
+    return select_best(jax.vmap(one, spmd_axis_name=restart_axes)(start))
 
 
 def _starting_points(model, data, weights, key, n_init, init_batch):

@@ -12,9 +12,13 @@ Required::
     posterior(params, data) -> (n, ...)                   posterior of the latent variables
 
 Optional (defaults below): ``log_prior``, ``is_degenerate``, ``validate``, ``validate_params``,
-``work_per_row`` and the standardisation hooks ``standardize`` / ``params_to_standard`` /
-``params_from_standard``. Because statistics are sums, the engine can chunk, shard, weight and pad
-the data without the model knowing.
+``work_per_row``, ``restate_stats`` (online EM) and the standardisation hooks ``standardize`` /
+``params_to_standard`` / ``params_from_standard``. Because statistics are sums, the engine can
+chunk, shard, weight and pad the data without the model knowing.
+
+Standardisation is written as additive passes over the rows (``transform_passes``,
+``transform_stats``, ``transform_from_stats``, ``apply_transform``), so that streamed data (one
+chunk at a time) get exactly the transform that in-memory data get; ``standardize`` composes them.
 """
 from __future__ import annotations
 
@@ -48,16 +52,48 @@ class Model:
     def validate_params(self, params: PyTree, data) -> None:
         """Host-side check that user-supplied ``params`` fit this model and ``data``."""
 
+    def restate_stats(self, stats: PyTree, params_from: PyTree, params_to: PyTree) -> PyTree:
+        """``stats`` computed under ``params_from`` re-expressed for ``params_to``.
+
+        Needed where statistics are taken about a parameter-dependent reference (a Gaussian's
+        second moments about the current means): online EM averages statistics from different
+        iterates and must first bring them to one reference. Identity by default.
+        """
+        return stats
+
     def work_per_row(self, data) -> int:
         """Elements of temporary memory that one observation costs in the E-step (chunk sizing)."""
         return 64
+
+    def transform_passes(self) -> int:
+        """Passes over the rows that the standardising transform needs (0: fit in the data's units)."""
+        return 0
+
+    def transform_stats(self, data, weights, previous: tuple):
+        """Additive statistics (sums over rows) of pass ``len(previous)`` given earlier passes' totals."""
+        raise NotImplementedError
+
+    def transform_from_stats(self, totals: tuple):
+        """``(transform, log_jacobian)`` from every pass's summed statistics."""
+        raise NotImplementedError
+
+    def apply_transform(self, data, transform):
+        """Data in the coordinates the fit runs in."""
+        return data
 
     def standardize(self, data, weights):
         """Returns ``(data', transform, log_jacobian)``: data in the coordinates the fit runs in.
 
         ``log_jacobian`` is added to the per-sample objective to report it in the user's units.
+        The default runs :meth:`transform_stats` over all rows once per pass.
         """
-        return data, None, jnp.zeros((), float_dtype(data))
+        totals = ()
+        for _ in range(self.transform_passes()):
+            totals += (self.transform_stats(data, weights, totals),)
+        if not totals:
+            return data, None, jnp.zeros((), float_dtype(data))
+        transform, log_jacobian = self.transform_from_stats(totals)
+        return self.apply_transform(data, transform), transform, log_jacobian
 
     def params_to_standard(self, params: PyTree, transform) -> PyTree:
         return params
@@ -65,3 +101,9 @@ class Model:
     def params_from_standard(self, params: PyTree, transform) -> PyTree:
         return params
 
+
+def check_streamable(model) -> None:
+    """Host-side: refuses a model that standardises data without the per-pass ``transform_*`` hooks."""
+    if model.transform_passes() == 0 and type(model).standardize is not Model.standardize:
+        raise ValueError(f"{type(model).__name__} standardises its data with its own standardize(); "
+                         "streamed fits need it written as transform_passes/transform_stats passes.")

@@ -23,6 +23,12 @@ def is_traced(*trees) -> bool:
     return any(isinstance(x, jax.core.Tracer) for t in trees for x in jax.tree_util.tree_leaves(t))
 
 
+def is_distributed(x) -> bool:
+    """True for a concrete ``jax.Array`` spread over several devices (left where it is: host-side
+    checks would copy it to one device, which a multi-host array does not even allow)."""
+    return isinstance(x, jax.Array) and not is_traced(x) and len(x.sharding.device_set) > 1
+
+
 def float_dtype(tree):
     """dtype of the first floating leaf of ``tree`` (the default float dtype when none)."""
     for x in jax.tree_util.tree_leaves(tree):

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .tree import float_dtype, is_traced
+from .tree import float_dtype, is_distributed, is_traced
 
 
 def as_float_array(x, name: str):
@@ -63,7 +63,7 @@ def check_weights(weights, n: int, dtype):
     """Validated per-row weights ``(n,)`` in ``dtype``; all ones when ``weights`` is None."""
     if weights is None:
         return jnp.ones((n,), dtype)
-    if is_traced(weights):
+    if is_traced(weights) or is_distributed(weights):
         return jnp.asarray(weights, dtype)
     w = np.asarray(weights)
     if w.dtype.kind not in "biuf":
@@ -94,12 +94,20 @@ def check_fit_options(*, max_iter, tol, chunk_size, n_init=1) -> None:
 
 
 def prepare_inputs(model, data, weights):
-    """``(data, weights)`` checked and converted by the model (host-side when concrete)."""
-    if not is_traced(data):
+    """``(data, weights)`` checked and converted by the model (host-side when concrete).
+
+    Data spread over several devices are used as they are (:func:`emjax.shard` checked them
+    before placing them); their weights must be given (``shard`` returns them).
+    """
+    distributed = any(is_distributed(x) for x in jax.tree_util.tree_leaves(data))
+    if distributed and weights is None:
+        raise ValueError("weights must be given with data sharded over devices: pass the weights "
+                         "that emjax.shard returned (padding rows have weight 0).")
+    if not is_traced(data) and not distributed:
         data = model.validate(data)
     n = jax.tree_util.tree_leaves(data)[0].shape[0]
     dtype = float_dtype(data)
     weights = check_weights(weights, n, dtype)
-    if not is_traced(weights):
+    if not is_traced(weights) and not is_distributed(weights):
         model.validate_weights(weights)
     return data, weights

@@ -162,6 +162,12 @@ class GaussianMixture(Model):
                                      counts + c, cov_type)
         return GMMParams((counts + c) / (jnp.sum(counts) + c * counts.shape[0]), means, cov)
 
+    def restate_stats(self, stats, params_from: GMMParams, params_to: GMMParams):
+        """Second moments moved from about ``params_from.means`` to about ``params_to.means``."""
+        counts, sums, second = stats
+        return counts, sums, g.scatter_about_means(counts, sums, second, params_from.means,
+                                                   params_to.means, self.covariance_type)
+
     def log_prior(self, params: GMMParams):
         if self.regularization == "sklearn":
             return jnp.zeros((), params.weights.dtype)
@@ -206,18 +212,30 @@ class GaussianMixture(Model):
         return self.m_step(summed, GMMParams(None, ref, None))
 
     # ----------------------------------------------------------------- standardisation
-    def standardize(self, x, weights):
-        total = jnp.sum(weights)
-        shift = (weights @ x) / total
-        centred = x - shift
+    def transform_passes(self) -> int:
+        return 2  # the weighted mean, then the variance about it (two-pass: exact in float32)
+
+    def transform_stats(self, x, weights, previous):
+        if not previous:
+            return jnp.sum(weights), weights @ x
+        total, weighted_sum = previous[0]
+        centred = x - weighted_sum / total
+        return weights @ (centred * centred)
+
+    def transform_from_stats(self, totals):
+        (total, weighted_sum), squares = totals
+        shift = weighted_sum / total
         if self.regularization == "sklearn":
             scale = jnp.ones_like(shift)
         else:
-            var = (weights @ (centred * centred)) / total
+            var = squares / total
             if self.covariance_type == "spherical":
                 var = jnp.full_like(var, jnp.mean(var))
             scale = jnp.where(var > 0, jnp.sqrt(jnp.where(var > 0, var, 1)), 1)
-        return centred / scale, Affine(shift, scale), -jnp.sum(jnp.log(scale))
+        return Affine(shift, scale), -jnp.sum(jnp.log(scale))
+
+    def apply_transform(self, x, transform: Affine):
+        return (x - transform.shift) / transform.scale
 
     def _map_params(self, params: GMMParams, shift, scale) -> GMMParams:
         """Parameters of ``x' = (x - shift) / scale``'s model from those of ``x``'s."""

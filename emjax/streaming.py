@@ -1,0 +1,282 @@
+r"""Exact EM over data streamed from the host one chunk at a time (out-of-core).
+
+Every E-step is a sum over rows, so a pass over the chunks of a dataset that does not fit in
+device memory gives exactly the statistics of the in-memory E-step:
+
+.. math::
+    S(\theta) = \sum_{c} \sum_{n \in c} w_n \, s(x_n; \theta), \qquad
+    \theta \leftarrow \text{M-step}(S(\theta)).
+
+One pass per EM iteration (plus the model's standardisation passes); all restarts share each
+pass. The loop over passes and chunks runs on the host, because the data are there; each chunk's
+E-step for every restart is one compiled call, dispatched asynchronously while the next chunk is
+read. Loop state, statuses and the choice of the best restart are the in-memory driver's
+(:func:`emjax.driver.next_carry`, :func:`emjax.fit.select_best`), so the result equals
+:func:`emjax.fit` on the concatenated rows up to the order of floating-point sums.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import time
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .chunking import choose_chunk_size, chunked_sum
+from .driver import initial_carry, next_carry, objective_of, result_of, to_user_units
+from .fit import FitResult, _check_init_params, _report, restart_keys, select_best
+from .model import check_streamable
+from .status import Status
+from .tree import tree_select
+from .validation import check_fit_options, check_weights
+
+#: Elements per host chunk when the source is an array or a file (64 MiB of float32).
+DEFAULT_HOST_CHUNK = 1 << 24
+
+
+class PassReport(NamedTuple):
+    """Progress after one pass over the data (given to ``on_pass``).
+
+    Attributes:
+        index: passes done so far, minus one.
+        phase: "transform" (standardisation statistics) or "em" (an E-step over every restart).
+        iteration: EM iteration whose parameters the pass evaluated (-1 for "transform").
+        rows: rows read in the pass.
+        seconds: its wall time; rows_per_second: ``rows / seconds``.
+        objective: best mean objective among healthy restarts (data units); NaN before EM.
+        running: restarts still iterating.
+    """
+
+    index: int
+    phase: str
+    iteration: int
+    rows: int
+    seconds: float
+    rows_per_second: float
+    objective: float
+    running: int
+
+
+def print_progress(report: PassReport, stream=None) -> None:
+    """An ``on_pass`` callback that prints one line per pass (to stderr by default)."""
+    print(f"pass {report.index:4d} {report.phase:9s} iter {report.iteration:4d}  "
+          f"objective {report.objective: .6f}  running {report.running:5d}  "
+          f"{report.rows / 1e6:8.2f} M rows in {report.seconds:7.2f} s "
+          f"({report.rows_per_second / 1e6:.2f} M rows/s)", file=stream or sys.stderr, flush=True)
+
+
+def stream_fit(model, source, key, *, n_init: int = 1, init_params=None, max_iter: int = 100,
+               tol: float = 1e-3, rows_per_chunk: int | None = None, chunk_size: int | None = None,
+               on_pass=None, throw: bool = True) -> FitResult:
+    """:func:`emjax.fit` over rows read from the host chunk by chunk, one pass per iteration.
+
+    Args:
+        model: a model following :mod:`emjax.model`'s contract.
+        source: the rows, readable once per pass: a NumPy array or memory map, a path to a
+            ``.npy`` file (memory-mapped), a list of chunks, or a function returning a new
+            iterator of chunks. A chunk is an array ``(rows, ...)`` or a pair ``(rows, weights)``.
+        key: PRNG key; restart ``r`` starts from ``model.init(fold_in(key, r), ...)`` on the
+            (standardised) FIRST chunk, so shuffle the rows or pass ``init_params``.
+        n_init, init_params, max_iter, tol, throw: as in :func:`emjax.fit`.
+        rows_per_chunk: rows per host chunk for an array or file source.
+        chunk_size: rows per device chunk inside a host chunk (memory bound).
+        on_pass: called with a :class:`PassReport` after every pass (e.g. :func:`print_progress`).
+
+    Returns:
+        :class:`emjax.FitResult`.
+    """
+    check_fit_options(max_iter=max_iter, tol=tol, chunk_size=chunk_size, n_init=n_init)
+    check_streamable(model)
+    reader = _ChunkReader(model, _chunk_iterable(source, rows_per_chunk))
+    clock = _PassClock(on_pass)
+
+    totals = ()
+    for _ in range(model.transform_passes()):
+        pass_total = None
+        for x, w in reader.chunks():
+            pass_total = _add(pass_total, _transform_chunk(model, x, w, totals))
+        totals += (pass_total,)
+        clock.done("transform", -1, reader.rows_read, None)
+    transform, log_jacobian = model.transform_from_stats(totals) if totals else (None, 0.0)
+
+    first_x, first_w = reader.first
+    if init_params is None:
+        start = _init(model, restart_keys(key, n_init), transform, first_x, first_w)
+    else:
+        _check_init_params(model, init_params, first_x, n_init)
+        start = jax.vmap(lambda p: model.params_to_standard(p, transform))(init_params)
+
+    device_chunk = min(chunk_size or choose_chunk_size(first_x.shape[0], model.work_per_row(first_x),
+                                                       batch=n_init), first_x.shape[0])
+    def e_pass(params):
+        return _e_pass(model, reader, params, transform, device_chunk)
+
+    stats, loglik, total_weight = e_pass(start)
+    carry = _start(model, start, stats, loglik, total_weight, max_iter=max_iter)
+    clock.done("em", 0, reader.rows_read, _progress(carry, log_jacobian))
+    tol = jnp.asarray(tol, total_weight.dtype)
+    while bool(jnp.any(carry.status == Status.RUNNING)):
+        new_params = _m_step(model, carry)
+        stats, loglik, _ = e_pass(new_params)
+        carry = _advance(model, carry, new_params, stats, loglik, total_weight, tol, max_iter=max_iter)
+        clock.done("em", int(jnp.max(carry.i)), reader.rows_read, _progress(carry, log_jacobian))
+    result = _finish(model, carry, transform, log_jacobian)
+    if throw:
+        _report(result)
+    return result
+
+
+class _ChunkReader:
+    """Validated device chunks of a re-readable source; checks run fully on the first pass.
+
+    Chunks shorter than the first are padded to its length with rows of weight 0, so a ragged
+    source compiles the E-step once.
+    """
+
+    def __init__(self, model, iterable):
+        self.model, self.iterable = model, iterable
+        self.first = None  # (x, w) of the first chunk, as placed on the device
+        self.raw_dtype = self.feature_shape = self.dtype = None
+        self.rows_read = 0
+
+    def chunks(self):
+        self.rows_read = 0
+        first_pass = self.first is None
+        for i, chunk in enumerate(self.iterable()):
+            x, w = chunk if isinstance(chunk, tuple) and len(chunk) == 2 else (chunk, None)
+            x, w = self._checked(i, np.asarray(x), w, first_pass)
+            self.rows_read += x.shape[0]
+            if self.first is None:
+                self.first = (x, w)
+            yield _padded(x, w, self.first[0].shape[0])
+        if self.rows_read == 0:
+            raise ValueError("the data source yielded no rows (an empty iterator or empty chunks).")
+
+    def _checked(self, i, raw, w, first_pass):
+        where = f"chunk {i} of the data source"
+        if self.raw_dtype is None:
+            self.raw_dtype, self.feature_shape = raw.dtype, raw.shape[1:]
+        elif raw.shape[1:] != self.feature_shape:
+            raise ValueError(f"{where} has rows of shape {raw.shape[1:]}; the first chunk's rows have "
+                             f"shape {self.feature_shape}: every chunk needs the same feature count.")
+        elif raw.dtype != self.raw_dtype:
+            raise ValueError(f"{where} has dtype {raw.dtype}; the first chunk has {self.raw_dtype}: "
+                             "every chunk needs the same dtype.")
+        try:
+            x = self.model.validate(raw) if first_pass else jnp.asarray(raw, self.dtype)
+            self.dtype = x.dtype
+            w = check_weights(w, raw.shape[0], x.dtype)
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
+        return x, w
+
+
+def _padded(x, w, rows):
+    """A short chunk padded to ``rows`` with zero rows of weight 0 (one compiled shape)."""
+    pad = rows - x.shape[0]
+    if pad <= 0:
+        return x, w
+    return (jnp.concatenate([x, jnp.zeros((pad, *x.shape[1:]), x.dtype)]),
+            jnp.concatenate([w, jnp.zeros((pad,), w.dtype)]))
+
+
+def _chunk_iterable(source, rows_per_chunk):
+    """A function returning a fresh iterator over the chunks of ``source``."""
+    if isinstance(source, (str, os.PathLike)):
+        source = np.load(source, mmap_mode="r")
+    if isinstance(source, np.ndarray):
+        if source.ndim == 0:
+            raise ValueError("data must be an array of rows; got a 0-d array.")
+        per_row = max(1, int(np.prod(source.shape[1:])))
+        step = rows_per_chunk or max(1024, DEFAULT_HOST_CHUNK // per_row)
+        return lambda: (source[i:i + step] for i in range(0, source.shape[0], step))
+    if isinstance(source, (list, tuple)):
+        return lambda: iter(source)
+    if callable(source):
+        return source
+    raise TypeError("source must be an array, a .npy path, a list of chunks or a function returning "
+                    "an iterator of chunks (an iterator can be read only once); "
+                    f"got {type(source).__name__}.")
+
+
+class _PassClock:
+    def __init__(self, on_pass):
+        self.on_pass, self.index, self.start = on_pass, 0, time.perf_counter()
+
+    def done(self, phase, iteration, rows, objective_running):
+        now = time.perf_counter()
+        seconds, self.start = now - self.start, now
+        objective, running = objective_running or (float("nan"), 0)
+        if self.on_pass is not None:
+            self.on_pass(PassReport(self.index, phase, iteration, rows, seconds,
+                                    rows / max(seconds, 1e-12), objective, running))
+        self.index += 1
+
+
+def _progress(carry, log_jacobian):
+    healthy = (carry.status <= Status.MAX_ITER) & jnp.isfinite(carry.objective)
+    best = jnp.max(jnp.where(healthy, carry.objective, -jnp.inf)) + log_jacobian
+    return float(best), int(jnp.sum(carry.status == Status.RUNNING))
+
+
+def _e_pass(model, reader, params, transform, device_chunk):
+    total = None
+    for x, w in reader.chunks():
+        total = _add(total, _e_chunk(model, params, transform, x, w, device_chunk))
+    return total
+
+
+@jax.jit
+def _add(total, new):
+    return new if total is None else jax.tree_util.tree_map(jnp.add, total, new)
+
+
+@functools.partial(jax.jit, static_argnames="model")
+def _transform_chunk(model, x, w, previous):
+    return model.transform_stats(x, w, previous)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "chunk"))
+def _e_chunk(model, params, transform, x, w, chunk):
+    x = model.apply_transform(x, transform)
+    def one(p):
+        return chunked_sum(functools.partial(model.e_step, p), x, w, min(chunk, x.shape[0]))
+
+    stats, loglik = jax.vmap(one)(params)
+    return stats, loglik, jnp.sum(w)
+
+
+@functools.partial(jax.jit, static_argnames="model")
+def _init(model, keys, transform, x, w):
+    x = model.apply_transform(x, transform)
+    return jax.vmap(lambda k: model.init(k, x, w))(keys)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "max_iter"))
+def _start(model, params, stats, loglik, total_weight, *, max_iter):
+    def one(p, s, ll):
+        return initial_carry(model, p, s, *objective_of(model, p, ll, total_weight), max_iter)
+    return jax.vmap(one)(params, stats, loglik)
+
+
+@functools.partial(jax.jit, static_argnames="model")
+def _m_step(model, carry):
+    return jax.vmap(model.m_step)(carry.stats, carry.params)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "max_iter"))
+def _advance(model, carry, new_params, stats, loglik, total_weight, tol, *, max_iter):
+    def one(c, p, s, ll):
+        moved = next_carry(model, c, p, s, *objective_of(model, p, ll, total_weight), tol, max_iter)
+        return tree_select(c.status == Status.RUNNING, moved, c)
+    return jax.vmap(one)(carry, new_params, stats, loglik)
+
+
+@functools.partial(jax.jit, static_argnames="model")
+def _finish(model, carry, transform, log_jacobian):
+    results = jax.vmap(lambda c: to_user_units(model, result_of(c), transform, log_jacobian))(carry)
+    return select_best(results)

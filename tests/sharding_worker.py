@@ -1,0 +1,121 @@
+"""Runs in a subprocess with 8 emulated CPU devices (see test_sharding.py); prints one JSON line.
+
+Fits the same mixture from the same starts on one device and sharded over an 8-device data axis
+and a 4 x 2 (data x restarts) mesh, and records the largest differences and the collectives in
+the compiled programs.
+"""
+import json
+import re
+
+import jax
+import numpy as np
+from jax.sharding import AxisType
+
+import emjax
+from emjax.fit import _fit_jit, _prepare
+
+N, MAX_ITER, KEY = 1003, 25, jax.random.key(0)  # 1003 rows: padded to a multiple of 8 and 4
+
+
+CENTRES = np.array([[0.0, 0.0, 0.0], [6.0, 0.0, 1.0], [0.0, 6.0, -1.0]]) + 100.0
+
+
+def data(dtype):
+    rng = np.random.default_rng(0)
+    return (CENTRES[rng.integers(3, size=N)] + rng.normal(size=(N, 3))).astype(dtype)
+
+
+def compiled_fit(model, x, w, start):
+    """``emjax.fit``'s program compiled for sharded ``x``: its result, its all-reduce count and
+    the largest dimension of every all-gather's output."""
+    args, static = _prepare(model, x, KEY, 4, w, MAX_ITER, 1e-4, 32, start)
+    compiled = _fit_jit.lower(*args, **static).compile()
+    hlo = compiled.as_text()
+    shapes = re.findall(r"= (\([^=]*?\)|\S+) all-gather(?:-start)?\(", hlo)  # plain or tuple results
+    gathered = [max((int(n) for dims in re.findall(r"\[([\d,]*)\]", shape) for n in dims.split(",") if n),
+                    default=1) for shape in shapes]
+    return compiled(*args), len(re.findall(r" all-reduce(?:-start)?\(", hlo)), gathered
+
+
+def starts(x):
+    """Four restarts near the true centres (few iterations: float32 rounding differences between
+    sum orders stay near eps instead of accumulating over a slow climb), built without compiling."""
+    shifts = np.random.default_rng(1).normal(scale=0.5, size=(4, 3, 3))
+    eye = np.eye(3, dtype=x.dtype)
+    return emjax.GMMParams(np.full((4, 3), 1 / 3, x.dtype), (CENTRES + shifts).astype(x.dtype),
+                           np.tile(eye, (4, 3, 1, 1)))
+
+
+def relative_error(got, want):
+    """Largest |got - want| per leaf relative to the leaf's largest |want| (finite entries)."""
+    worst = 0.0
+    for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+        a, b = np.asarray(a, float), np.asarray(b, float)
+        ok = np.isfinite(b)
+        scale = max(float(np.max(np.abs(b[ok]))), 1e-300)
+        worst = max(worst, float(np.max(np.abs(a[ok] - b[ok]), initial=0)) / scale)
+    return worst
+
+
+def compare(dtype, meshes, with_em):
+    """Sharded against one-device results for ``fit`` (4 restarts) and, optionally, ``em``."""
+    x = data(dtype)
+    model = emjax.GaussianMixture(3)
+    start = starts(x)
+    ref = emjax.fit(model, x, KEY, n_init=4, init_params=start, max_iter=MAX_ITER, tol=1e-4,
+                    chunk_size=64, throw=False)
+    one = jax.tree_util.tree_map(lambda a: a[0], start)
+    if with_em:
+        ref_em = emjax.em(model, one, x, max_iter=MAX_ITER, tol=1e-4, chunk_size=64, throw=False)
+    out = {}
+    for name, mesh in meshes.items():
+        xs, w = emjax.shard(x, mesh)
+        res, reduces, gathered = compiled_fit(model, xs, w, start)
+        em_error = None
+        if with_em and len(mesh.axis_names) == 1:
+            res_em = emjax.em(model, one, xs, w, max_iter=MAX_ITER, tol=1e-4, chunk_size=32, throw=False)
+            em_error = relative_error(res_em, ref_em)
+        out[name] = dict(
+            dtype=str(res.params.means.dtype), padded_rows=int(xs.shape[0]),
+            fit_error=relative_error(res.restarts, ref.restarts), em_error=em_error,
+            same_n_iter=bool(np.array_equal(res.restarts.n_iter, ref.restarts.n_iter)),
+            same_status=bool(np.array_equal(res.restarts.status, ref.restarts.status)),
+            statuses=[int(s) for s in res.restarts.status],
+            all_reduces=reduces, all_gather_sizes=gathered,
+            rows_per_device=int(xs.shape[0]) // mesh.shape["data"])
+    return out
+
+
+def errors(mesh42, mesh_explicit):
+    x = data(np.float32)
+    xs, w = emjax.shard(x, mesh42)
+    found = {}
+    for name, call in {
+        "n_init_not_multiple": lambda: emjax.fit(emjax.GaussianMixture(3), xs, KEY, weights=w, n_init=3),
+        "no_weights": lambda: emjax.fit(emjax.GaussianMixture(3), xs, KEY, n_init=2),
+        "explicit_mesh": lambda: emjax.shard(x, mesh_explicit),
+        "unknown_axis": lambda: emjax.shard(x, mesh42, axis="rows"),
+    }.items():
+        try:
+            call()
+            found[name] = None
+        except ValueError as err:
+            found[name] = str(err)
+    return found
+
+
+def main():
+    def auto(shape, names):
+        return jax.make_mesh(shape, names, axis_types=(AxisType.Auto,) * len(shape))
+
+    meshes = {"data8": auto((8,), ("data",)), "data4_restarts2": auto((4, 2), ("data", "restarts"))}
+    report = {"devices": jax.device_count(), "float32": compare(np.float32, meshes, with_em=True)}
+    with jax.enable_x64(True):
+        report["float64"] = compare(np.float64, {"data8": meshes["data8"]}, with_em=False)
+    explicit = jax.make_mesh((8,), ("data",), axis_types=(AxisType.Explicit,))
+    report["errors"] = errors(meshes["data4_restarts2"], explicit)
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
