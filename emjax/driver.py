@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from .accelerate import accelerated_update, check_accelerator
 from .chunking import choose_chunk_size, chunked_sum, n_rows
 from .status import Status
 from .tree import all_finite, is_traced, tree_select
@@ -44,9 +45,12 @@ class EMResult(NamedTuple):
         params: best healthy parameters seen (the last accepted iterate).
         objective: mean per-sample (log-likelihood + log prior) of ``params``.
         log_likelihood: mean per-sample log-likelihood of ``params`` (no prior).
-        n_iter: EM iterations performed (M-steps whose result was evaluated).
+        n_iter: iterations performed (plain EM: M-steps whose result was evaluated; with an
+            accelerator: its cycles, e.g. SQUAREM's, each worth several EM maps).
         status: a :class:`Status` code.
         history: ``(max_iter,)`` objective after each iteration, NaN past ``n_iter``.
+        n_estep: E-step evaluations performed, the starting point's included (the honest
+            measure of work: plain EM does ``n_iter + 1``, SQUAREM 3 or 4 per cycle).
     """
 
     params: Any
@@ -55,6 +59,7 @@ class EMResult(NamedTuple):
     n_iter: jnp.ndarray
     status: jnp.ndarray
     history: jnp.ndarray
+    n_estep: jnp.ndarray
 
     @property
     def converged(self):
@@ -69,10 +74,12 @@ class _Carry(NamedTuple):
     objective: jnp.ndarray
     loglik: jnp.ndarray
     history: jnp.ndarray
+    n_estep: jnp.ndarray
 
 
-def run_em(model, params, data, weights, *, max_iter: int, tol, chunk_size: int) -> EMResult:
-    """EM on prepared data (standardised coordinates).
+def run_em(model, params, data, weights, *, max_iter: int, tol, chunk_size: int,
+           accelerator: str | None = None) -> EMResult:
+    """EM on prepared data (standardised coordinates); ``accelerator`` as in :func:`em`.
 
     Pure and traceable; :func:`em` and :func:`emjax.fit` are the public entry points.
     """
@@ -94,28 +101,40 @@ def run_em(model, params, data, weights, *, max_iter: int, tol, chunk_size: int)
         status = jnp.where(~bad & model.is_degenerate(p), Status.DEGENERATE, status)
         return jnp.where((status == Status.RUNNING) & ~jnp.isfinite(objective), Status.NONFINITE, status)
 
+    def check(p, objective, previous):
+        """RUNNING, or the failure of moving to ``p`` from an iterate with objective ``previous``."""
+        status = failure(p, objective)
+        rounding = DECREASE_EPS_FACTOR * eps * (1 + jnp.abs(previous))
+        return jnp.where((status == Status.RUNNING) & (objective - previous < -rounding),
+                         Status.DECREASED, status)
+
+    def em_update(p, stats, objective):
+        new_params = model.m_step(stats, p)
+        return (new_params, *evaluate(new_params)), 1
+
+    update = em_update if accelerator is None else accelerated_update(accelerator, model, evaluate, check)
+
     stats0, ll0, obj0 = evaluate(params)
     status0 = failure(params, obj0).astype(jnp.int32)
     history0 = jnp.full((max_iter,), jnp.nan, dtype)
-    init = _Carry(jnp.int32(0), status0, params, stats0, obj0, ll0, history0)
+    init = _Carry(jnp.int32(0), status0, params, stats0, obj0, ll0, history0, jnp.int32(1))
 
     def body(c: _Carry) -> _Carry:
-        new_params = model.m_step(c.stats, c.params)
-        new_stats, new_ll, new_obj = evaluate(new_params)
+        (new_params, new_stats, new_ll, new_obj), n_estep = update(c.params, c.stats, c.objective)
         change = new_obj - c.objective
-        rounding = DECREASE_EPS_FACTOR * eps * (1 + jnp.abs(c.objective))
         i = c.i + 1
-        status = failure(new_params, new_obj)
-        status = jnp.where((status == Status.RUNNING) & (change < -rounding), Status.DECREASED, status)
+        status = check(new_params, new_obj, c.objective)
         status = jnp.where((status == Status.RUNNING) & (jnp.abs(change) < tol), Status.CONVERGED, status)
         status = jnp.where((status == Status.RUNNING) & (i >= max_iter), Status.MAX_ITER, status)
         accept = (status == Status.RUNNING) | (status == Status.CONVERGED) | (status == Status.MAX_ITER)
         kept = tree_select(accept, (new_params, new_stats, new_obj, new_ll),
                            (c.params, c.stats, c.objective, c.loglik))
-        return _Carry(i, status.astype(jnp.int32), *kept, c.history.at[c.i].set(new_obj))
+        return _Carry(i, status.astype(jnp.int32), *kept, c.history.at[c.i].set(new_obj),
+                      c.n_estep + n_estep)
 
     final = jax.lax.while_loop(lambda c: c.status == Status.RUNNING, body, init)
-    return EMResult(final.params, final.objective, final.loglik, final.i, final.status, final.history)
+    return EMResult(final.params, final.objective, final.loglik, final.i, final.status, final.history,
+                    final.n_estep)
 
 
 def to_user_units(model, result: EMResult, transform, log_jacobian) -> EMResult:
@@ -129,7 +148,7 @@ def to_user_units(model, result: EMResult, transform, log_jacobian) -> EMResult:
 
 
 def em(model, params, data, weights=None, *, max_iter: int = 100, tol: float = 1e-3,
-       chunk_size: int | None = None, throw: bool = True) -> EMResult:
+       chunk_size: int | None = None, accelerator: str | None = None, throw: bool = True) -> EMResult:
     """Runs EM from ``params`` (one restart, e.g. a warm start) until convergence.
 
     Args:
@@ -140,6 +159,8 @@ def em(model, params, data, weights=None, *, max_iter: int = 100, tol: float = 1
         max_iter: most EM iterations.
         tol: stop when the mean per-sample objective changes by less than this (absolute).
         chunk_size: rows per E-step chunk (memory bound); chosen from the shapes by default.
+        accelerator: None (plain EM) or "squarem" (see :mod:`emjax.accelerate`; then ``max_iter``
+            bounds SQUAREM cycles and ``n_estep`` counts the E-steps they took).
         throw: raise :class:`FitError` on a failure status and warn on MAX_ITER (host-side only;
             inside ``jit``/``vmap`` inspect ``status`` instead).
 
@@ -147,22 +168,25 @@ def em(model, params, data, weights=None, *, max_iter: int = 100, tol: float = 1
         :class:`EMResult`.
     """
     check_fit_options(max_iter=max_iter, tol=tol, chunk_size=chunk_size)
+    check_accelerator(accelerator)
     data, weights = prepare_inputs(model, data, weights)
     if not is_traced(params, data):
         model.validate_params(params, data)
     n = n_rows(data)
     chunk = min(chunk_size or choose_chunk_size(n, model.work_per_row(data)), n)
-    result = _em_jit(model, params, data, weights, tol, max_iter=max_iter, chunk_size=chunk)
+    result = _em_jit(model, params, data, weights, tol, max_iter=max_iter, chunk_size=chunk,
+                     accelerator=accelerator)
     if throw and not is_traced(result):
         report_status(int(result.status), what="EM")
     return result
 
 
-@functools.partial(jax.jit, static_argnames=("model", "max_iter", "chunk_size"))
-def _em_jit(model, params, data, weights, tol, *, max_iter, chunk_size):
+@functools.partial(jax.jit, static_argnames=("model", "max_iter", "chunk_size", "accelerator"))
+def _em_jit(model, params, data, weights, tol, *, max_iter, chunk_size, accelerator):
     data, transform, log_jacobian = model.standardize(data, weights)
     params = model.params_to_standard(params, transform)
-    result = run_em(model, params, data, weights, max_iter=max_iter, tol=tol, chunk_size=chunk_size)
+    result = run_em(model, params, data, weights, max_iter=max_iter, tol=tol, chunk_size=chunk_size,
+                    accelerator=accelerator)
     return to_user_units(model, result, transform, log_jacobian)
 
 
