@@ -8,7 +8,7 @@ and in unconstrained coordinates the differences
 .. math::
     r = \phi(\theta_1) - \phi(\theta_0), \qquad
     v = \phi(\theta_2) - 2\phi(\theta_1) + \phi(\theta_0), \qquad
-    \alpha = \min(-\lVert r \rVert / \lVert v \rVert, \, -1)
+    \alpha = \operatorname{clip}(-\lVert r \rVert / \lVert v \rVert, \; -s, \; -1)
 
 (the "S3" step length; :math:`\alpha = -1` gives back :math:`\theta_2`). It extrapolates to
 :math:`\theta' = \phi^{-1}(\phi(\theta_0) - 2\alpha r + \alpha^2 v)` and takes one stabilising EM
@@ -17,6 +17,12 @@ degenerate and its objective is at least that of :math:`\theta_1`; otherwise it 
 plain EM step :math:`\theta_2`. So every accepted point is at least as good as one EM step, the
 objective never falls, and a change below ``tol`` over a cycle implies that plain EM's step from
 the cycle's start changed it by less than ``tol`` too.
+
+The bound :math:`s \ge 1` on the step adapts, much as in Varadhan's SQUAREM package: it starts
+at 1, grows :data:`STEP_GROWTH`-fold after an accepted cycle whose step reached it, and after a
+fallback becomes the failed step's length divided by :data:`STEP_SHRINK` (at least 1), so that a
+run of overshooting extrapolations (long steps along a flat ridge of the likelihood) cannot waste
+every cycle.
 
 Cost: E-steps at :math:`\theta_1`, :math:`\theta'`, :math:`\theta''` (whose statistics start the
 next cycle), and one more at :math:`\theta_2` on a fallback: 3 or 4 per cycle. (Under ``vmap``
@@ -32,6 +38,10 @@ from .tree import tree_select
 
 #: Names accepted by ``accelerator=`` (``None`` is plain EM).
 ACCELERATORS = ("squarem",)
+#: SQUAREM's bound on the step length grows by this factor after an accepted step that reached it,
+STEP_GROWTH = 4.0
+#: and becomes the length of a step that failed divided by this factor.
+STEP_SHRINK = 2.0
 
 
 def check_accelerator(accelerator) -> None:
@@ -41,9 +51,12 @@ def check_accelerator(accelerator) -> None:
                          f"got {accelerator!r}.")
 
 
-def accelerated_update(accelerator: str, model, evaluate, check):
-    """The update ``(params, stats, objective) -> ((params, stats, loglik, objective), n_estep)``
-    that one driver iteration performs with ``accelerator``.
+def accelerated_update(accelerator: str, model, evaluate, check, dtype):
+    """``(state, update)`` for one driver iteration with ``accelerator``.
+
+    ``update(params, stats, objective, state)`` returns
+    ``((params, stats, loglik, objective), n_estep, state)``: the point the iteration ends at, with
+    its E-step's results, the E-steps it took and the accelerator's state for the next iteration.
 
     Args:
         accelerator: one of :data:`ACCELERATORS`.
@@ -51,18 +64,22 @@ def accelerated_update(accelerator: str, model, evaluate, check):
         evaluate: ``params -> (stats, loglik, objective)``, one E-step (mean per-sample values).
         check: ``(params, objective, previous_objective) -> status``: ``Status.RUNNING`` when a
             move to ``params`` is healthy, else the failure (NONFINITE, DEGENERATE, DECREASED).
+        dtype: floating dtype of the objective.
     """
     check_accelerator(accelerator)
-    return lambda params, stats, objective: squarem_cycle(model, params, stats, objective,
-                                                          evaluate=evaluate, check=check)
+
+    def update(params, stats, objective, step_bound):
+        return squarem_cycle(model, params, stats, objective, step_bound, evaluate=evaluate, check=check)
+
+    return jnp.ones((), dtype), update
 
 
-def squarem_cycle(model, params, stats, objective, *, evaluate, check):
+def squarem_cycle(model, params, stats, objective, step_bound, *, evaluate, check):
     """One SQUAREM cycle from ``params`` whose E-step gave ``stats`` and ``objective``.
 
-    Returns ``((params, stats, loglik, objective), n_estep)`` for the point the cycle ends at. When
-    the first EM map already fails (``check`` is not RUNNING), the cycle ends at that map's result,
-    so the driver reports the failure exactly as plain EM would.
+    Returns ``((params, stats, loglik, objective), n_estep, step_bound)`` for the point the cycle
+    ends at. When the first EM map already fails (``check`` is not RUNNING), the cycle ends at that
+    map's result, so the driver reports the failure exactly as plain EM would.
     """
     params1 = model.m_step(stats, params)
     stats1, loglik1, objective1 = evaluate(params1)
@@ -71,9 +88,9 @@ def squarem_cycle(model, params, stats, objective, *, evaluate, check):
     u0, u1, u2 = (model.to_unconstrained(p) for p in (params, params1, params2))
     r = jax.tree_util.tree_map(lambda a, b: b - a, u0, u1)
     v = jax.tree_util.tree_map(lambda a, b, c: c - 2 * b + a, u0, u1, u2)
-    alpha = s3_step_length(r, v)
-    extrapolated = model.from_unconstrained(
-        jax.tree_util.tree_map(lambda a, dr, dv: a - 2 * alpha * dr + alpha * alpha * dv, u0, r, v))
+    alpha = s3_step_length(r, v, step_bound)
+    extrapolated = model.from_unconstrained(jax.tree_util.tree_map(
+        lambda a, dr, dv: a - 2 * alpha * dr + alpha * alpha * dv, u0, r, v))
     stats_x, _, _ = evaluate(extrapolated)
     stabilised = model.m_step(stats_x, extrapolated)
     stabilised_eval = evaluate(stabilised)
@@ -88,17 +105,21 @@ def squarem_cycle(model, params, stats, objective, *, evaluate, check):
 
     ended = jax.lax.cond(fallback, plain_step, lambda: (stabilised, *stabilised_eval))
     ended = tree_select(first_fails, (params1, stats1, loglik1, objective1), ended)
-    point, point_stats, point_loglik, point_objective = ended
-    return (point, point_stats, point_loglik, point_objective), 3 + fallback.astype(jnp.int32)
+
+    at_bound = -alpha >= step_bound
+    step_bound = jnp.where(at_bound & accept, step_bound * STEP_GROWTH, step_bound)
+    step_bound = jnp.where(fallback, jnp.maximum(-alpha / STEP_SHRINK, 1), step_bound)
+    return ended, 3 + fallback.astype(jnp.int32), step_bound
 
 
-def s3_step_length(r, v):
-    """:math:`\\alpha = \\min(-\\lVert r\\rVert / \\lVert v\\rVert, -1)` over all leaves of the
-    pytrees ``r`` and ``v``; -1 (a plain double EM step) when the ratio is not finite."""
+def s3_step_length(r, v, step_bound):
+    """:math:`\\alpha = \\operatorname{clip}(-\\lVert r\\rVert / \\lVert v\\rVert, -s, -1)` over all
+    leaves of the pytrees ``r`` and ``v``, for the bound ``s = step_bound >= 1``; -1 (a plain
+    double EM step) when the ratio is not finite."""
     norm_r, norm_v = _tree_norm(r), _tree_norm(v)
     ratio = norm_r / jnp.where(norm_v > 0, norm_v, 1)
-    alpha = jnp.minimum(-ratio, -1)
-    return jnp.where((norm_v > 0) & jnp.isfinite(alpha), alpha, -1).astype(norm_r.dtype)
+    ratio = jnp.where((norm_v > 0) & jnp.isfinite(ratio), ratio, 1)
+    return -jnp.clip(ratio, 1, step_bound).astype(step_bound.dtype)
 
 
 def _tree_norm(tree):

@@ -75,6 +75,7 @@ class _Carry(NamedTuple):
     loglik: jnp.ndarray
     history: jnp.ndarray
     n_estep: jnp.ndarray
+    accelerator_state: Any
 
 
 def run_em(model, params, data, weights, *, max_iter: int, tol, chunk_size: int,
@@ -108,19 +109,23 @@ def run_em(model, params, data, weights, *, max_iter: int, tol, chunk_size: int,
         return jnp.where((status == Status.RUNNING) & (objective - previous < -rounding),
                          Status.DECREASED, status)
 
-    def em_update(p, stats, objective):
+    def em_update(p, stats, objective, state):
         new_params = model.m_step(stats, p)
-        return (new_params, *evaluate(new_params)), 1
+        return (new_params, *evaluate(new_params)), 1, state
 
-    update = em_update if accelerator is None else accelerated_update(accelerator, model, evaluate, check)
+    if accelerator is None:
+        state0, update = (), em_update
+    else:
+        state0, update = accelerated_update(accelerator, model, evaluate, check, dtype)
 
     stats0, ll0, obj0 = evaluate(params)
     status0 = failure(params, obj0).astype(jnp.int32)
     history0 = jnp.full((max_iter,), jnp.nan, dtype)
-    init = _Carry(jnp.int32(0), status0, params, stats0, obj0, ll0, history0, jnp.int32(1))
+    init = _Carry(jnp.int32(0), status0, params, stats0, obj0, ll0, history0, jnp.int32(1), state0)
 
     def body(c: _Carry) -> _Carry:
-        (new_params, new_stats, new_ll, new_obj), n_estep = update(c.params, c.stats, c.objective)
+        (new_params, new_stats, new_ll, new_obj), n_estep, state = update(
+            c.params, c.stats, c.objective, c.accelerator_state)
         change = new_obj - c.objective
         i = c.i + 1
         status = check(new_params, new_obj, c.objective)
@@ -130,7 +135,7 @@ def run_em(model, params, data, weights, *, max_iter: int, tol, chunk_size: int,
         kept = tree_select(accept, (new_params, new_stats, new_obj, new_ll),
                            (c.params, c.stats, c.objective, c.loglik))
         return _Carry(i, status.astype(jnp.int32), *kept, c.history.at[c.i].set(new_obj),
-                      c.n_estep + n_estep)
+                      c.n_estep + n_estep, state)
 
     final = jax.lax.while_loop(lambda c: c.status == Status.RUNNING, body, init)
     return EMResult(final.params, final.objective, final.loglik, final.i, final.status, final.history,
