@@ -4,6 +4,7 @@ Every restart of every fit is one ``vmap``-ed ``lax.while_loop``; models are pur
 return additive sufficient statistics (see :mod:`emjax.model`).
 """
 from . import datasets, plotting
+from .accelerate import ACCELERATORS
 from .criteria import aic, bic
 from .driver import ConvergenceWarning, EMResult, FitError, em
 from .fit import FitResult, fit, init_restarts, timed_fit
@@ -14,6 +15,6 @@ from .status import Status
 __version__ = "0.1.0"
 
 __all__ = [
-    "ConvergenceWarning", "EMResult", "FitError", "FitResult", "GMMParams", "GaussianMixture",
-    "Model", "Status", "aic", "bic", "em", "fit", "init_restarts", "timed_fit",
+    "ACCELERATORS", "ConvergenceWarning", "EMResult", "FitError", "FitResult", "GMMParams",
+    "GaussianMixture", "Model", "Status", "aic", "bic", "em", "fit", "init_restarts", "timed_fit",
 ]

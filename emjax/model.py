@@ -14,8 +14,8 @@ Required::
 Optional (defaults below): ``log_prior``, ``is_degenerate``, ``validate``, ``validate_params``,
 ``work_per_row``, the standardisation hooks ``standardize`` / ``params_to_standard`` /
 ``params_from_standard`` and the unconstrained coordinates ``to_unconstrained`` /
-``from_unconstrained`` in which accelerators (SQUAREM) extrapolate. Because statistics are sums, the engine can chunk, shard, weight and pad
-the data without the model knowing.
+``from_unconstrained`` in which accelerators (SQUAREM) extrapolate. Because statistics are sums,
+the engine can chunk, shard, weight and pad the data without the model knowing.
 """
 from __future__ import annotations
 

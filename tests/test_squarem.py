@@ -258,3 +258,26 @@ def test_unknown_accelerator_is_refused_naming_the_allowed_values(data, bad):
         emjax.fit(model, data, KEY, accelerator=bad)
     with pytest.raises(ValueError, match=repr(bad).replace("(", r"\(")):
         emjax.em(model, start, data, accelerator=bad)
+
+
+@pytest.mark.parametrize("cov", ["full", "tied", "diag", "spherical"])
+def test_gmm_unconstrained_coordinates_round_trip_and_always_give_valid_params(x64, cov):
+    model = emjax.GaussianMixture(3, covariance_type=cov)
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=(3, 4, 4))
+    full = a @ np.swapaxes(a, 1, 2) + 0.1 * np.eye(4)
+    covariances = {"full": full, "tied": full[0], "diag": rng.uniform(0.1, 2, (3, 4)),
+                   "spherical": rng.uniform(0.1, 2, 3)}[cov]
+    params = emjax.GMMParams(np.array([0.2, 0.3, 0.5]), rng.normal(size=(3, 4)), covariances)
+    back = model.from_unconstrained(model.to_unconstrained(params))
+    for got, want in zip(back, params):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    # any finite point of the unconstrained space maps to weights on the simplex and PD covariances
+    u = jax.tree_util.tree_map(lambda x: 3 * rng.normal(size=np.shape(x)), model.to_unconstrained(params))
+    if cov in ("full", "tied"):
+        u = u._replace(covariances=np.tril(u.covariances))
+    valid = model.from_unconstrained(u)
+    assert float(np.sum(valid.weights)) == pytest.approx(1.0) and np.all(np.asarray(valid.weights) > 0)
+    assert not bool(model.is_degenerate(valid))
+    if cov in ("full", "tied"):
+        assert np.all(np.linalg.eigvalsh(np.asarray(valid.covariances)) > 0)
