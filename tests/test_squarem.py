@@ -229,25 +229,30 @@ def test_objective_never_falls_and_failed_restarts_are_never_picked_in_float32()
 
 @dataclasses.dataclass(frozen=True)
 class BreaksPastRate(PoissonMixture):
-    """EM maps from a point whose first rate exceeds 1.2 give NaN (a bug injected mid-fit)."""
+    """EM maps from a point whose first rate exceeds 1.2 give NaN rates (``halve=False``) or
+    halved rates, a lower objective (``halve=True``): bugs injected mid-fit."""
+
+    halve: bool = False
 
     def m_step(self, stats, p):
         new = super().m_step(stats, p)
-        return new._replace(rates=jnp.where(p.rates[0] > 1.2, jnp.nan, new.rates))
+        broken = new.rates / 2 if self.halve else jnp.full_like(new.rates, jnp.nan)
+        return new._replace(rates=jnp.where(p.rates[0] > 1.2, broken, new.rates))
 
 
-def test_failure_mid_fit_is_a_status_and_keeps_the_best_params(x64):
-    res = emjax.em(BreaksPastRate(), hasselblad_start(), DEATHS, DAYS, max_iter=200, tol=0.0,
+@pytest.mark.parametrize("halve, status", [(False, Status.NONFINITE), (True, Status.DECREASED)])
+def test_failure_mid_fit_is_a_status_and_keeps_the_best_params(x64, halve, status):
+    model = BreaksPastRate(halve=halve)
+    res = emjax.em(model, hasselblad_start(), DEATHS, DAYS, max_iter=200, tol=0.0,
                    accelerator="squarem", throw=False)
-    assert int(res.status) == Status.NONFINITE
+    assert int(res.status) == status
     n = int(res.n_iter)
     history = np.asarray(res.history)
-    assert np.all(np.isfinite(history[: n - 1])) and np.isnan(history[n - 1])
-    assert float(res.objective) == history[n - 2]
-    assert np.all(np.isfinite(res.params.rates)) and float(res.params.rates[0]) > 1.2
-    with pytest.raises(emjax.FitError, match="NONFINITE"):
-        emjax.em(BreaksPastRate(), hasselblad_start(), DEATHS, DAYS, max_iter=200, tol=0.0,
-                 accelerator="squarem")
+    assert np.all(np.isfinite(history[: n - 1])) and np.all(np.diff(history[: n - 1]) >= 0)
+    assert float(res.objective) == history[n - 2] and not history[n - 1] >= history[n - 2]
+    assert np.all(np.isfinite(res.params.rates))
+    with pytest.raises(emjax.FitError, match=status.name):
+        emjax.em(model, hasselblad_start(), DEATHS, DAYS, max_iter=200, tol=0.0, accelerator="squarem")
 
 
 @pytest.mark.parametrize("bad", ["SQUAREM", "anderson", "", True, 3])
