@@ -11,22 +11,31 @@ import math
 import jax
 import jax.numpy as jnp
 
-#: Elements of temporary memory one chunk may use, summed over everything vmapped above it.
-DEFAULT_CHUNK_BUDGET = 1 << 21
+#: Elements of temporary memory one chunk may use, summed over everything vmapped above it: on a
+#: CPU about the size of the caches; on a GPU or TPU large enough that each chunk fills the device
+#: (thousands of tiny chunks would each pay a kernel launch).
+CPU_CHUNK_BUDGET = 1 << 21
+ACCELERATOR_CHUNK_BUDGET = 1 << 27
 MIN_CHUNK = 128
+
+
+def default_chunk_budget() -> int:
+    """The chunk budget for JAX's default backend."""
+    return CPU_CHUNK_BUDGET if jax.default_backend() == "cpu" else ACCELERATOR_CHUNK_BUDGET
 
 
 def n_rows(data) -> int:
     return jax.tree_util.tree_leaves(data)[0].shape[0]
 
 
-def choose_chunk_size(n: int, work_per_row: int, batch: int = 1,
-                      budget: int = DEFAULT_CHUNK_BUDGET) -> int:
-    """Rows per chunk so that ``chunk * work_per_row * batch <= budget`` (at least MIN_CHUNK).
+def choose_chunk_size(n: int, work_per_row: int, batch: int = 1, budget: int | None = None) -> int:
+    """Rows per chunk so that ``chunk * work_per_row * batch <= budget`` (at least MIN_CHUNK);
+    ``budget`` defaults to :func:`default_chunk_budget`.
 
     Returns ``n`` when all rows fit in one chunk. Chunks are balanced: the last one is at most
     one row per chunk shorter than the others.
     """
+    budget = default_chunk_budget() if budget is None else budget
     per_chunk = max(MIN_CHUNK, budget // max(1, work_per_row * batch))
     if per_chunk >= n:
         return n

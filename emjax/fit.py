@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .accelerate import check_accelerator
-from .chunking import DEFAULT_CHUNK_BUDGET, choose_chunk_size, n_rows
+from .chunking import choose_chunk_size, default_chunk_budget, n_rows
 from .driver import ConvergenceWarning, EMResult, FitError, run_em, to_user_units
 from .status import Status, describe
 from .tree import is_traced
@@ -122,7 +122,7 @@ def _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_
         _check_init_params(model, init_params, data, n_init)
     n, work = n_rows(data), model.work_per_row(data)
     chunk = min(chunk_size or choose_chunk_size(n, work, batch=n_init), n)
-    init_batch = min(n_init, max(1, DEFAULT_CHUNK_BUDGET // max(1, n * work)))
+    init_batch = min(n_init, max(1, default_chunk_budget() // max(1, n * work)))
     static = dict(model=model, n_init=n_init, max_iter=max_iter, chunk_size=chunk, init_batch=init_batch,
                   accelerator=accelerator)
     return (data, weights, key, tol, init_params), static

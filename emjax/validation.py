@@ -1,6 +1,8 @@
 """Host-side checks of user input, run before anything is traced.
 
-Every error names the argument, what is wrong and where (count and first index).
+Every error names the argument, what is wrong and where (count and first index). Arrays already
+on a device (``jax.Array``) are checked there: only a scalar verdict crosses to the host, so a
+fit on data that lives on a GPU does not copy the data back and forth.
 """
 from __future__ import annotations
 
@@ -16,10 +18,10 @@ from .tree import float_dtype, is_traced
 def as_float_array(x, name: str):
     """``x`` as a JAX floating array: float32/float64 kept, integers and bools converted to the
     default float dtype (float64 under x64), complex and object rejected."""
-    if is_traced(x):
+    if is_traced(x) or (isinstance(x, jax.Array) and x.dtype.kind in "biuf"):
         if not jnp.issubdtype(x.dtype, jnp.floating):
-            x = x.astype(jnp.result_type(float))
-        return x
+            return x.astype(jnp.result_type(float))
+        return x.astype(jnp.float32) if x.dtype == jnp.float16 else x
     arr = np.asarray(x)
     if arr.dtype == object or arr.dtype.kind in "USV":
         raise TypeError(f"{name} must be numeric; got an array of dtype {arr.dtype}.")
@@ -39,7 +41,7 @@ def check_ndim(x, name: str, ndim: int, hint: str = "") -> None:
 
 def check_finite(x, name: str) -> None:
     """Raises when a concrete ``x`` holds NaN or inf, with the count and the first index."""
-    if is_traced(x):
+    if is_traced(x) or (isinstance(x, jax.Array) and bool(_all_finite(x))):
         return
     arr = np.asarray(x)
     bad = ~np.isfinite(arr)
@@ -49,6 +51,11 @@ def check_finite(x, name: str) -> None:
         kinds = "NaN or inf" if (np.isnan(arr).any() and np.isinf(arr).any()) else kinds
         raise ValueError(f"{name} contains {int(bad.sum())} {kinds} value(s); the first at index "
                          f"{first[0] if len(first) == 1 else first}.")
+
+
+@jax.jit
+def _all_finite(x):
+    return jnp.all(jnp.isfinite(x))
 
 
 def check_weights(weights, n: int, dtype):

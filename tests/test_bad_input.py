@@ -15,13 +15,22 @@ def fit(x=X, model=None, **kw):
     return emjax.fit(model or emjax.GaussianMixture(2), x, KEY, **kw)
 
 
+@pytest.mark.parametrize("on_device", [False, True])
 @pytest.mark.parametrize("value, match", [(np.nan, r"data contains 1 NaN value\(s\); the first at index \(7, 1\)"),
                                           (np.inf, r"data contains 1 inf")])
-def test_nonfinite_data_names_count_and_first_index(value, match):
+def test_nonfinite_data_names_count_and_first_index(value, match, on_device):
     x = X.copy()
     x[7, 1] = value
     with pytest.raises(ValueError, match=match):
-        fit(x)
+        fit(jnp.asarray(x) if on_device else x)
+
+
+def test_device_data_is_checked_in_place_not_copied():
+    x = jnp.asarray(X)
+    data, weights = emjax.validation.prepare_inputs(emjax.GaussianMixture(2), x, None)
+    assert data is x
+    converted, _ = emjax.validation.prepare_inputs(emjax.GaussianMixture(2), jnp.arange(6).reshape(3, 2), None)
+    assert converted.dtype == jnp.result_type(float)
 
 
 @pytest.mark.parametrize("x, match", [
