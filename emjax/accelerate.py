@@ -25,10 +25,13 @@ run of overshooting extrapolations (long steps along a flat ridge of the likelih
 every cycle.
 
 Cost: E-steps at :math:`\theta_1`, :math:`\theta'`, :math:`\theta''` (whose statistics start the
-next cycle), and one more at :math:`\theta_2` on a fallback: 3 or 4 per cycle. (Under ``vmap``
-the fallback's E-step is computed for every restart and selected; the count stays the logical one.)
+next cycle), and one more at :math:`\theta_2` on a fallback: 3 or 4 per cycle, one E-step per
+stage of an inner ``lax.while_loop`` (the E-step is compiled once). Under ``vmap`` a batch runs the
+fallback stage when any of its restarts needs it; each restart counts only its own E-steps.
 """
 from __future__ import annotations
+
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -74,42 +77,66 @@ def accelerated_update(accelerator: str, model, evaluate, check, dtype):
     return jnp.ones((), dtype), update
 
 
+class _Stages(NamedTuple):
+    """Carry of a cycle's stages; each stage is one M-step and one E-step."""
+
+    stage: jnp.ndarray          # stages done: 1 = theta1, 2 = theta', 3 = theta'', 4 = theta2
+    last: Any                   # (params, stats, loglik, objective) of the last point evaluated
+    first: Any                  # the same for theta1
+    second_params: Any          # theta2 = F(theta1), evaluated only on a fallback
+    alpha: jnp.ndarray
+    fails: jnp.ndarray          # the first EM map failed: the cycle ends at theta1
+    fallback: jnp.ndarray       # theta'' was rejected: the cycle ends at theta2
+
+
 def squarem_cycle(model, params, stats, objective, step_bound, *, evaluate, check):
     """One SQUAREM cycle from ``params`` whose E-step gave ``stats`` and ``objective``.
 
     Returns ``((params, stats, loglik, objective), n_estep, step_bound)`` for the point the cycle
     ends at. When the first EM map already fails (``check`` is not RUNNING), the cycle ends at that
     map's result, so the driver reports the failure exactly as plain EM would.
+
+    The stages run in a ``lax.while_loop`` whose body holds the program's only E-step: each stage
+    takes an M-step from the last point evaluated, picks the next point (theta1, theta', theta'' or,
+    on a fallback, theta2) and evaluates it, so the E-step is compiled once, not four times.
     """
-    params1 = model.m_step(stats, params)
-    stats1, loglik1, objective1 = evaluate(params1)
-    params2 = model.m_step(stats1, params1)
+    u0 = model.to_unconstrained(params)
 
-    u0, u1, u2 = (model.to_unconstrained(p) for p in (params, params1, params2))
-    r = jax.tree_util.tree_map(lambda a, b: b - a, u0, u1)
-    v = jax.tree_util.tree_map(lambda a, b, c: c - 2 * b + a, u0, u1, u2)
-    alpha = s3_step_length(r, v, step_bound)
-    extrapolated = model.from_unconstrained(jax.tree_util.tree_map(
-        lambda a, dr, dv: a - 2 * alpha * dr + alpha * alpha * dv, u0, r, v))
-    stats_x, _, _ = evaluate(extrapolated)
-    stabilised = model.m_step(stats_x, extrapolated)
-    stabilised_eval = evaluate(stabilised)
+    def extrapolate(params1, params2):
+        u1, u2 = model.to_unconstrained(params1), model.to_unconstrained(params2)
+        r = jax.tree_util.tree_map(lambda a, b: b - a, u0, u1)
+        v = jax.tree_util.tree_map(lambda a, b, c: c - 2 * b + a, u0, u1, u2)
+        alpha = s3_step_length(r, v, step_bound)
+        point = jax.tree_util.tree_map(lambda a, dr, dv: a - 2 * alpha * dr + alpha * alpha * dv, u0, r, v)
+        return model.from_unconstrained(point), alpha
 
-    first_fails = check(params1, objective1, objective) != Status.RUNNING
-    objective3 = stabilised_eval[2]
-    accept = (check(stabilised, objective3, objective1) == Status.RUNNING) & (objective3 >= objective1)
-    fallback = ~accept & ~first_fails
+    def body(c: _Stages) -> _Stages:
+        last_params, last_stats = c.last[0], c.last[1]
+        mapped = model.m_step(last_stats, last_params)  # theta1, theta2, theta'' (unused at stage 3)
+        extrapolated, alpha = extrapolate(c.first[0], mapped)
+        second = tree_select(c.stage == 1, mapped, c.second_params)
+        point = tree_select(c.stage == 1, extrapolated, tree_select(c.stage == 3, second, mapped))
+        evaluated = (point, *evaluate(point))
+        first = tree_select(c.stage == 0, evaluated, c.first)
+        fails = jnp.where(c.stage == 0, check(point, evaluated[3], objective) != Status.RUNNING, c.fails)
+        accept = (check(point, evaluated[3], first[3]) == Status.RUNNING) & (evaluated[3] >= first[3])
+        fallback = jnp.where(c.stage == 2, ~accept, c.fallback)
+        alpha = jnp.where(c.stage == 1, alpha, c.alpha)
+        return _Stages(c.stage + 1, evaluated, first, second, alpha, fails, fallback)
 
-    def plain_step():
-        return (params2, *evaluate(params2))
+    def more(c: _Stages):
+        return ~c.fails & ((c.stage < 3) | ((c.stage == 3) & c.fallback))
 
-    ended = jax.lax.cond(fallback, plain_step, lambda: (stabilised, *stabilised_eval))
-    ended = tree_select(first_fails, (params1, stats1, loglik1, objective1), ended)
+    start = (params, stats, jnp.zeros_like(objective), objective)
+    false = jnp.zeros((), bool)
+    init = _Stages(jnp.int32(0), start, start, params, -jnp.ones_like(step_bound), false, false)
+    done = jax.lax.while_loop(more, body, init)
 
-    at_bound = -alpha >= step_bound
+    accept = ~done.fails & ~done.fallback
+    at_bound = -done.alpha >= step_bound
     step_bound = jnp.where(at_bound & accept, step_bound * STEP_GROWTH, step_bound)
-    step_bound = jnp.where(fallback, jnp.maximum(-alpha / STEP_SHRINK, 1), step_bound)
-    return ended, 3 + fallback.astype(jnp.int32), step_bound
+    step_bound = jnp.where(done.fallback, jnp.maximum(-done.alpha / STEP_SHRINK, 1), step_bound)
+    return done.last, done.stage, step_bound
 
 
 def s3_step_length(r, v, step_bound):
