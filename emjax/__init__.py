@@ -5,6 +5,8 @@ return additive sufficient statistics (see :mod:`emjax.model`).
 """
 from . import datasets, plotting
 from .corpus import Corpus
+
+from .accelerate import ACCELERATORS
 from .criteria import aic, bic
 from .driver import ConvergenceWarning, EMResult, FitError, em
 from .fit import FitResult, fit, init_restarts, timed_fit
@@ -23,7 +25,7 @@ from .streaming import PassReport, print_progress, stream_fit
 __version__ = "0.1.0"
 
 __all__ = [
-    "BNParams", "BayesianNetwork", "BernoulliMixture", "BernoulliMixtureParams",
+    "ACCELERATORS", "BNParams", "BayesianNetwork", "BernoulliMixture", "BernoulliMixtureParams",
     "CategoricalMixture", "CategoricalMixtureParams", "ConvergenceWarning", "Corpus",
     "EMResult", "FitError", "FitResult", "GMMParams", "GaussianMixture", "Model",
     "MultinomialMixture", "MultinomialMixtureParams", "OnlineEM", "OnlineState", "PLSA",

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from .accelerate import accelerated_update, check_accelerator
 from .chunking import choose_chunk_size, n_rows
 from .sharding import RowSharding, local_rows, row_sharding_of, row_sum
 from .status import Status
@@ -45,9 +46,12 @@ class EMResult(NamedTuple):
         params: best healthy parameters seen (the last accepted iterate).
         objective: mean per-sample (log-likelihood + log prior) of ``params``.
         log_likelihood: mean per-sample log-likelihood of ``params`` (no prior).
-        n_iter: EM iterations performed (M-steps whose result was evaluated).
+        n_iter: iterations performed (plain EM: M-steps whose result was evaluated; with an
+            accelerator: its cycles, e.g. SQUAREM's, each worth several EM maps).
         status: a :class:`Status` code.
         history: ``(max_iter,)`` objective after each iteration, NaN past ``n_iter``.
+        n_estep: E-step evaluations performed, the starting point's included (the honest
+            measure of work: plain EM does ``n_iter + 1``, SQUAREM 3 or 4 per cycle).
     """
 
     params: Any
@@ -56,6 +60,7 @@ class EMResult(NamedTuple):
     n_iter: jnp.ndarray
     status: jnp.ndarray
     history: jnp.ndarray
+    n_estep: jnp.ndarray
 
     @property
     def converged(self):
@@ -70,6 +75,8 @@ class _Carry(NamedTuple):
     objective: jnp.ndarray
     loglik: jnp.ndarray
     history: jnp.ndarray
+    n_estep: jnp.ndarray
+    accelerator_state: Any
 
 
 def failure_status(model, params, objective):
@@ -80,6 +87,15 @@ def failure_status(model, params, objective):
     return jnp.where((status == Status.RUNNING) & ~jnp.isfinite(objective), Status.NONFINITE, status)
 
 
+def move_status(model, params, objective, previous):
+    """RUNNING, or the failure of moving to ``params`` from an iterate whose objective was
+    ``previous``: NONFINITE, DEGENERATE, or DECREASED beyond rounding."""
+    status = failure_status(model, params, objective)
+    rounding = DECREASE_EPS_FACTOR * jnp.finfo(previous.dtype).eps * (1 + jnp.abs(previous))
+    return jnp.where((status == Status.RUNNING) & (objective - previous < -rounding),
+                     Status.DECREASED, status)
+
+
 def objective_of(model, params, loglik, total_weight):
     """``(mean log-likelihood, mean objective)`` per unit weight from the summed log-likelihood."""
     dtype = total_weight.dtype
@@ -87,35 +103,38 @@ def objective_of(model, params, loglik, total_weight):
     return loglik / total_weight, (loglik + model.log_prior(params).astype(dtype)) / total_weight
 
 
-def initial_carry(model, params, stats, loglik, objective, max_iter: int) -> _Carry:
+def initial_carry(model, params, stats, loglik, objective, max_iter: int,
+                  accelerator_state=()) -> _Carry:
     """Loop state before the first M-step, from the evaluation of the starting ``params``."""
     status = failure_status(model, params, objective).astype(jnp.int32)
     history = jnp.full((max_iter,), jnp.nan, objective.dtype)
-    return _Carry(jnp.int32(0), status, params, stats, objective, loglik, history)
+    return _Carry(jnp.int32(0), status, params, stats, objective, loglik, history, jnp.int32(1),
+                  accelerator_state)
 
 
-def next_carry(model, c: _Carry, new_params, new_stats, new_ll, new_obj, tol, max_iter: int) -> _Carry:
-    """Loop state after one EM iteration, given the evaluation of its ``new_params``."""
+def next_carry(model, c: _Carry, new_params, new_stats, new_ll, new_obj, tol, max_iter: int,
+               n_estep=1, accelerator_state=()) -> _Carry:
+    """Loop state after one iteration of ``n_estep`` E-steps, given the evaluation of its
+    ``new_params``."""
     change = new_obj - c.objective
-    rounding = DECREASE_EPS_FACTOR * jnp.finfo(c.objective.dtype).eps * (1 + jnp.abs(c.objective))
     i = c.i + 1
-    status = failure_status(model, new_params, new_obj)
-    status = jnp.where((status == Status.RUNNING) & (change < -rounding), Status.DECREASED, status)
+    status = move_status(model, new_params, new_obj, c.objective)
     status = jnp.where((status == Status.RUNNING) & (jnp.abs(change) < tol), Status.CONVERGED, status)
     status = jnp.where((status == Status.RUNNING) & (i >= max_iter), Status.MAX_ITER, status)
     accept = (status == Status.RUNNING) | (status == Status.CONVERGED) | (status == Status.MAX_ITER)
     kept = tree_select(accept, (new_params, new_stats, new_obj, new_ll),
                        (c.params, c.stats, c.objective, c.loglik))
-    return _Carry(i, status.astype(jnp.int32), *kept, c.history.at[c.i].set(new_obj))
+    return _Carry(i, status.astype(jnp.int32), *kept, c.history.at[c.i].set(new_obj),
+                  c.n_estep + n_estep, accelerator_state)
 
 
 def result_of(c: _Carry) -> EMResult:
-    return EMResult(c.params, c.objective, c.loglik, c.i, c.status, c.history)
+    return EMResult(c.params, c.objective, c.loglik, c.i, c.status, c.history, c.n_estep)
 
 
 def run_em(model, params, data, weights, *, max_iter: int, tol, chunk_size: int,
-           rows: RowSharding | None = None) -> EMResult:
-    """EM on prepared data (standardised coordinates).
+           rows: RowSharding | None = None, accelerator: str | None = None) -> EMResult:
+    """EM on prepared data (standardised coordinates); ``accelerator`` as in :func:`em`.
 
     Pure and traceable; :func:`em` and :func:`emjax.fit` are the public entry points. With
     ``rows`` (data sharded over a mesh axis), each device sums its own rows' statistics and
@@ -128,11 +147,20 @@ def run_em(model, params, data, weights, *, max_iter: int, tol, chunk_size: int,
         stats, loglik = row_sum(model.e_step, p, data, weights, chunk_size, rows)
         return (stats, *objective_of(model, p, loglik, total_weight))
 
-    init = initial_carry(model, params, *evaluate(params), max_iter)
+    def em_update(p, stats, objective, state):
+        new_params = model.m_step(stats, p)
+        return (new_params, *evaluate(new_params)), 1, state
+
+    if accelerator is None:
+        state0, update = (), em_update
+    else:
+        check = functools.partial(move_status, model)
+        state0, update = accelerated_update(accelerator, model, evaluate, check, weights.dtype)
+    init = initial_carry(model, params, *evaluate(params), max_iter, state0)
 
     def body(c: _Carry) -> _Carry:
-        new_params = model.m_step(c.stats, c.params)
-        return next_carry(model, c, new_params, *evaluate(new_params), tol, max_iter)
+        new, n_estep, state = update(c.params, c.stats, c.objective, c.accelerator_state)
+        return next_carry(model, c, *new, tol, max_iter, n_estep, state)
 
     return result_of(jax.lax.while_loop(lambda c: c.status == Status.RUNNING, body, init))
 
@@ -148,7 +176,7 @@ def to_user_units(model, result: EMResult, transform, log_jacobian) -> EMResult:
 
 
 def em(model, params, data, weights=None, *, max_iter: int = 100, tol: float = 1e-3,
-       chunk_size: int | None = None, throw: bool = True) -> EMResult:
+       chunk_size: int | None = None, accelerator: str | None = None, throw: bool = True) -> EMResult:
     """Runs EM from ``params`` (one restart, e.g. a warm start) until convergence.
 
     Args:
@@ -159,6 +187,8 @@ def em(model, params, data, weights=None, *, max_iter: int = 100, tol: float = 1
         max_iter: most EM iterations.
         tol: stop when the mean per-sample objective changes by less than this (absolute).
         chunk_size: rows per E-step chunk (memory bound); chosen from the shapes by default.
+        accelerator: None (plain EM) or "squarem" (see :mod:`emjax.accelerate`; then ``max_iter``
+            bounds SQUAREM cycles and ``n_estep`` counts the E-steps they took).
         throw: raise :class:`FitError` on a failure status and warn on MAX_ITER (host-side only;
             inside ``jit``/``vmap`` inspect ``status`` instead).
 
@@ -166,24 +196,26 @@ def em(model, params, data, weights=None, *, max_iter: int = 100, tol: float = 1
         :class:`EMResult`.
     """
     check_fit_options(max_iter=max_iter, tol=tol, chunk_size=chunk_size)
+    check_accelerator(accelerator)
     rows = row_sharding_of(data)
     data, weights = prepare_inputs(model, data, weights)
     if not is_traced(params, data):
         model.validate_params(params, data)
     n = local_rows(n_rows(data), rows)
     chunk = min(chunk_size or choose_chunk_size(n, model.work_per_row(data)), n)
-    result = _em_jit(model, params, data, weights, tol, max_iter=max_iter, chunk_size=chunk, rows=rows)
+    result = _em_jit(model, params, data, weights, tol, max_iter=max_iter, chunk_size=chunk, rows=rows,
+                     accelerator=accelerator)
     if throw and not is_traced(result):
         report_status(int(result.status), what="EM")
     return result
 
 
-@functools.partial(jax.jit, static_argnames=("model", "max_iter", "chunk_size", "rows"))
-def _em_jit(model, params, data, weights, tol, *, max_iter, chunk_size, rows):
+@functools.partial(jax.jit, static_argnames=("model", "max_iter", "chunk_size", "rows", "accelerator"))
+def _em_jit(model, params, data, weights, tol, *, max_iter, chunk_size, rows, accelerator):
     data, transform, log_jacobian = model.standardize(data, weights)
     params = model.params_to_standard(params, transform)
     result = run_em(model, params, data, weights, max_iter=max_iter, tol=tol, chunk_size=chunk_size,
-                    rows=rows)
+                    rows=rows, accelerator=accelerator)
     return to_user_units(model, result, transform, log_jacobian)
 
 

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .accelerate import check_accelerator
 from .chunking import choose_chunk_size, default_chunk_budget, n_rows
 from .driver import ConvergenceWarning, EMResult, FitError, run_em, to_user_units
 from .sharding import local_rows, row_sharding_of
@@ -23,7 +24,8 @@ class FitResult(NamedTuple):
 
     Attributes:
         params: parameters of the best healthy restart.
-        objective, log_likelihood, n_iter, status, history: as in :class:`EMResult`, for it.
+        objective, log_likelihood, n_iter, status, history, n_estep: as in :class:`EMResult`,
+            for it.
         best_index: which restart won (``argmax`` of the objective over healthy restarts).
         restarts: an :class:`EMResult` whose fields have a leading ``(n_init,)`` axis.
     """
@@ -34,6 +36,7 @@ class FitResult(NamedTuple):
     n_iter: jnp.ndarray
     status: jnp.ndarray
     history: jnp.ndarray
+    n_estep: jnp.ndarray
     best_index: jnp.ndarray
     restarts: EMResult
 
@@ -61,7 +64,7 @@ def select_best(restarts: EMResult) -> FitResult:
 
 def fit(model, data, key, *, n_init: int = 1, weights=None, max_iter: int = 100,
         tol: float = 1e-3, chunk_size: int | None = None, init_params=None,
-        throw: bool = True) -> FitResult:
+        accelerator: str | None = None, throw: bool = True) -> FitResult:
     """Fits ``model`` from ``n_init`` random starts at once and keeps the best healthy one.
 
     Restart ``r`` starts from ``model.init(fold_in(key, r), data, weights)`` and runs
@@ -76,7 +79,8 @@ def fit(model, data, key, *, n_init: int = 1, weights=None, max_iter: int = 100,
         key: a PRNG key (``jax.random.key``).
         n_init: number of restarts.
         weights: optional non-negative per-row weights ``(n,)``.
-        max_iter, tol, chunk_size: as in :func:`emjax.em`.
+        max_iter, tol, chunk_size, accelerator: as in :func:`emjax.em` (``accelerator="squarem"``
+            for SQUAREM-accelerated EM).
         init_params: optional starting parameters with a leading ``(n_init,)`` axis, in place of
             ``model.init`` (``key`` is then unused).
         throw: host-side only: raise :class:`FitError` when every restart failed, warn when the
@@ -85,7 +89,8 @@ def fit(model, data, key, *, n_init: int = 1, weights=None, max_iter: int = 100,
     Returns:
         :class:`FitResult`.
     """
-    args, static = _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_params)
+    args, static = _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_params,
+                            accelerator)
     result = _fit_jit(*args, **static)
     if throw and not is_traced(result):
         _report(result)
@@ -98,7 +103,7 @@ def timed_fit(model, data, key, *, throw: bool = True, **options):
     Returns ``(result, compile_seconds, run_seconds)``; ``options`` are :func:`fit`'s.
     """
     options = {"n_init": 1, "weights": None, "max_iter": 100, "tol": 1e-3, "chunk_size": None,
-               "init_params": None, **options}
+               "init_params": None, "accelerator": None, **options}
     args, static = _prepare(model, data, key, **options)
     start = time.perf_counter()
     compiled = _fit_jit.lower(*args, **static).compile()
@@ -110,13 +115,15 @@ def timed_fit(model, data, key, *, throw: bool = True, **options):
     return result, compiled_at - start, done - compiled_at
 
 
-def _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_params):
+def _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_params,
+             accelerator=None):
     """Host-side checks and the chunk sizes: ``(args, static_kwargs)`` for ``_fit_jit``."""
     check_fit_options(max_iter=max_iter, tol=tol, chunk_size=chunk_size, n_init=n_init)
     rows = row_sharding_of(data)
     if rows is not None and n_init % rows.n_restart_groups:
         raise ValueError(f"n_init={n_init} must be a multiple of {rows.n_restart_groups}, the number "
                          f"of device groups along the mesh axes {rows.restart_axes} that split restarts.")
+    check_accelerator(accelerator)
     data, weights = prepare_inputs(model, data, weights)
     if init_params is not None and not is_traced(init_params, data):
         _check_init_params(model, init_params, data, n_init)
@@ -124,21 +131,22 @@ def _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_
     chunk = min(chunk_size or choose_chunk_size(n, work, batch=n_init), n)
     init_batch = min(n_init, max(1, default_chunk_budget() // max(1, n * work)))
     static = dict(model=model, n_init=n_init, max_iter=max_iter, chunk_size=chunk, init_batch=init_batch,
-                  rows=rows)
+                  rows=rows, accelerator=accelerator)
     return (data, weights, key, tol, init_params), static
 
 
 @functools.partial(jax.jit, static_argnames=("model", "n_init", "max_iter", "chunk_size", "init_batch",
-                                             "rows"))
+                                             "rows", "accelerator"))
 def _fit_jit(data, weights, key, tol, init_params, *, model, n_init, max_iter, chunk_size, init_batch,
-             rows):
+             rows, accelerator=None):
     data, transform, log_jacobian = model.standardize(data, weights)
     if init_params is None:
         start = _starting_points(model, data, weights, key, n_init, init_batch)
     else:
         start = jax.vmap(lambda p: model.params_to_standard(p, transform))(init_params)
     one = lambda p: to_user_units(model, run_em(model, p, data, weights, max_iter=max_iter, tol=tol,
-                                                chunk_size=chunk_size, rows=rows),
+                                                chunk_size=chunk_size, rows=rows,
+                                                accelerator=accelerator),
                                   transform, log_jacobian)
     restart_axes = rows.restart_axes if rows is not None and rows.restart_axes else None
     return select_best(jax.vmap(one, spmd_axis_name=restart_axes)(start))

@@ -12,9 +12,10 @@ Required::
     posterior(params, data) -> (n, ...)                   posterior of the latent variables
 
 Optional (defaults below): ``log_prior``, ``is_degenerate``, ``validate``, ``validate_params``,
-``work_per_row``, ``restate_stats`` (online EM) and the standardisation hooks ``standardize`` /
-``params_to_standard`` / ``params_from_standard``. Because statistics are sums, the engine can
-chunk, shard, weight and pad the data without the model knowing.
+``work_per_row``, ``restate_stats`` (online EM), the standardisation hooks ``standardize`` /
+``params_to_standard`` / ``params_from_standard`` and the unconstrained coordinates
+``to_unconstrained`` / ``from_unconstrained`` in which accelerators (SQUAREM) extrapolate. Because
+statistics are sums, the engine can chunk, shard, weight and pad the data without the model knowing.
 
 Standardisation is written as additive passes over the rows (``transform_passes``,
 ``transform_stats``, ``transform_from_stats``, ``apply_transform``), so that streamed data (one
@@ -100,6 +101,18 @@ class Model:
 
     def params_from_standard(self, params: PyTree, transform) -> PyTree:
         return params
+
+    def to_unconstrained(self, params: PyTree) -> PyTree:
+        """``params`` as a pytree of floating arrays in which any finite value is valid (log-weights,
+        log-variances, ...): accelerators extrapolate there. The default is the identity; an
+        extrapolated point outside the valid set is then caught (non-finite or degenerate) and the
+        accelerator falls back to plain EM, so overriding this only makes acceleration work better.
+        """
+        return params
+
+    def from_unconstrained(self, u: PyTree) -> PyTree:
+        """Inverse of :meth:`to_unconstrained` (for every finite ``u``, valid parameters)."""
+        return u
 
 
 def check_streamable(model) -> None:

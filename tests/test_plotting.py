@@ -43,7 +43,7 @@ def test_plot_restart_objectives_skips_failed_restarts():
     objective = np.array([-2.0, -1.0, -1.5, np.nan, 5.0])
     status = np.array([emjax.Status.CONVERGED, emjax.Status.CONVERGED, emjax.Status.MAX_ITER,
                        emjax.Status.NONFINITE, emjax.Status.DECREASED])
-    restarts = EMResult(None, objective, objective, np.ones(5), status, None)
+    restarts = EMResult(None, objective, objective, np.ones(5), status, None, np.ones(5))
     fig, ax = plt.subplots()
     plotting.plot_restart_objectives(ax, restarts)
     assert sum(p.get_height() for p in ax.patches) == 3

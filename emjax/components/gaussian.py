@@ -51,6 +51,27 @@ def log_det_precision_cholesky(prec_chol, covariance_type: str, d: int):
     return d * jnp.log(prec_chol)
 
 
+def log_cholesky(cov, covariance_type: str):
+    """Unconstrained coordinates of covariances: the Cholesky factor ``L`` (``L L^T = cov``) with
+    its diagonal replaced by its log (full, tied; zeros above the diagonal), log-variances (diag,
+    spherical). Inverse: :func:`covariance_from_log_cholesky`."""
+    if covariance_type in ("full", "tied"):
+        chol = jnp.linalg.cholesky(cov)
+        eye = jnp.eye(cov.shape[-1], dtype=bool)
+        log_diag = jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1))[..., None, :]
+        return jnp.where(eye, log_diag, jnp.tril(chol, -1))
+    return jnp.log(cov)
+
+
+def covariance_from_log_cholesky(u, covariance_type: str):
+    """Covariances from :func:`log_cholesky`'s coordinates; positive definite for any finite ``u``."""
+    if covariance_type in ("full", "tied"):
+        eye = jnp.eye(u.shape[-1], dtype=bool)
+        chol = jnp.where(eye, jnp.exp(jnp.diagonal(u, axis1=-2, axis2=-1))[..., None, :], jnp.tril(u, -1))
+        return _mm(chol, jnp.swapaxes(chol, -1, -2))
+    return jnp.exp(u)
+
+
 def log_density(x, means, prec_chol, covariance_type: str):
     r""":math:`\log \mathcal N(x_n \mid m_k, \Sigma_k)`, shape ``(k, n)`` (component-major).
 

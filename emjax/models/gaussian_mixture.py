@@ -211,6 +211,15 @@ class GaussianMixture(Model):
         summed = chunked_sum(stats, (x, jnp.arange(n)), weights, chunk)
         return self.m_step(summed, GMMParams(None, ref, None))
 
+    def to_unconstrained(self, params: GMMParams) -> GMMParams:
+        """Log-weights, means and :func:`~emjax.components.gaussian.log_cholesky` covariances."""
+        return GMMParams(jnp.log(params.weights), params.means,
+                         g.log_cholesky(params.covariances, self.covariance_type))
+
+    def from_unconstrained(self, u: GMMParams) -> GMMParams:
+        return GMMParams(jax.nn.softmax(u.weights), u.means,
+                         g.covariance_from_log_cholesky(u.covariances, self.covariance_type))
+
     # ----------------------------------------------------------------- standardisation
     def transform_passes(self) -> int:
         return 2  # the weighted mean, then the variance about it (two-pass: exact in float32)
