@@ -9,11 +9,13 @@ from .driver import ConvergenceWarning, EMResult, FitError, em
 from .fit import FitResult, fit, init_restarts, timed_fit
 from .model import Model
 from .models import GaussianMixture, GMMParams
+from .select import SelectResult, select
 from .status import Status
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConvergenceWarning", "EMResult", "FitError", "FitResult", "GMMParams", "GaussianMixture",
-    "Model", "Status", "aic", "bic", "em", "fit", "init_restarts", "timed_fit",
+    "Model", "SelectResult", "Status", "aic", "bic", "em", "fit", "init_restarts", "select",
+    "timed_fit",
 ]

@@ -194,41 +194,70 @@ class GaussianMixture(Model):
                                              params.means, self.covariance_type)
         return stats, loglik
 
-    def m_step(self, stats, params: GMMParams) -> GMMParams:
-        """Closed-form update; only ``params.means`` (the statistics' reference point) is read."""
+    def m_step(self, stats, params: GMMParams, active=None) -> GMMParams:
+        """Closed-form update; only ``params.means`` (the statistics' reference point) is read.
+
+        ``active`` (optional ``(k,)`` bool) marks the components that exist; the others are
+        padding (see :mod:`emjax.models.padded_mixture`): they keep weight 0, means and
+        covariances, and the prior and the weights' normaliser count active components only.
+        """
         counts, sums, second = stats
         ref, cov_type = params.means, self.covariance_type
+        present = jnp.ones_like(counts) if active is None else active.astype(counts.dtype)
         if self.regularization == "sklearn":
-            counts_sk = counts + 10 * jnp.finfo(counts.dtype).eps
-            means = sums / counts_sk[:, None]
+            counts = counts + 10 * jnp.finfo(counts.dtype).eps * present
+            means = jnp.where(present[:, None] > 0,
+                              sums / jnp.where(present > 0, counts, 1)[:, None], ref)
+            scatter = g.scatter_about_means(stats[0], sums, second, ref, means, cov_type)
+            cov = g.add_to_diagonal(g.divide_per_component(scatter, self._divisor(counts, present),
+                                                           cov_type), self.reg_covar, cov_type)
+            weights = counts / jnp.sum(counts)
+        else:
+            c = PSEUDO_COUNT
+            safe = jnp.where(counts > 0, counts, 1)[:, None]
+            means = jnp.where(counts[:, None] > 0, sums / safe, ref)
             scatter = g.scatter_about_means(counts, sums, second, ref, means, cov_type)
-            cov = g.add_to_diagonal(g.divide_per_component(scatter, counts_sk, cov_type),
-                                    self.reg_covar, cov_type)
-            return GMMParams(counts_sk / jnp.sum(counts_sk), means, cov)
-        c = PSEUDO_COUNT
-        safe = jnp.where(counts > 0, counts, 1)[:, None]
-        means = jnp.where(counts[:, None] > 0, sums / safe, ref)
-        scatter = g.scatter_about_means(counts, sums, second, ref, means, cov_type)
-        cov = g.divide_per_component(g.add_to_diagonal(scatter, self.reg_covar, cov_type),
-                                     counts + c, cov_type)
-        return GMMParams((counts + c) / (jnp.sum(counts) + c * counts.shape[0]), means, cov)
+            prior_counts = counts + c * present
+            cov = g.divide_per_component(g.add_to_diagonal(scatter, self.reg_covar, cov_type),
+                                         self._divisor(prior_counts, present), cov_type)
+            weights = prior_counts / (jnp.sum(counts) + c * jnp.sum(present))
+        if active is None:
+            return GMMParams(weights, means, cov)
+        return GMMParams(weights, means, self._keep_padding(cov, params.covariances, active))
 
-    def log_prior(self, params: GMMParams):
+    def _divisor(self, counts, present):
+        """Per-component counts to divide by; 1 for padding (tied divides by the total)."""
+        return counts if self.covariance_type == "tied" else jnp.where(present > 0, counts, 1)
+
+    def _keep_padding(self, cov, old_cov, active):
+        if self.covariance_type == "tied":
+            return cov
+        return jnp.where(jnp.reshape(active, (-1,) + (1,) * (cov.ndim - 1)), cov, old_cov)
+
+    def log_prior(self, params: GMMParams, active=None):
+        """Log density of the prior (module docstring); ``active`` as in :meth:`m_step`."""
         if self.regularization == "sklearn":
             return jnp.zeros((), params.weights.dtype)
         c, psi, cov_type = PSEUDO_COUNT, self.reg_covar, self.covariance_type
         k, d = params.means.shape
+        present = jnp.ones((k,), bool) if active is None else active
         prec_chol = g.precision_cholesky(params.covariances, cov_type)
         log_det = 2 * g.log_det_precision_cholesky(prec_chol, cov_type, d)  # log|Lambda_k|
         trace = {"full": lambda u: jnp.sum(u * u, axis=(1, 2)), "tied": lambda u: jnp.sum(u * u),
                  "diag": lambda u: jnp.sum(u * u, axis=1), "spherical": lambda u: d * u * u}
-        strength = k * c if cov_type == "tied" else c
-        wishart = 0.5 * strength * jnp.sum(log_det) - 0.5 * psi * jnp.sum(trace[cov_type](prec_chol))
-        return c * jnp.sum(jnp.log(params.weights)) + wishart
+        trace = trace[cov_type](prec_chol)
+        if cov_type == "tied":  # one shared Wishart of strength (active components) x c
+            strength = k * c if active is None else jnp.sum(active) * c
+        else:
+            strength, log_det, trace = c, jnp.where(present, log_det, 0), jnp.where(present, trace, 0)
+        wishart = 0.5 * strength * jnp.sum(log_det) - 0.5 * psi * jnp.sum(trace)
+        return c * jnp.sum(jnp.where(present, jnp.log(params.weights), 0)) + wishart
 
-    def is_degenerate(self, params: GMMParams):
+    def is_degenerate(self, params: GMMParams, active=None):
+        """A covariance that is not positive definite, or an active component of weight 0."""
         prec_chol = g.precision_cholesky(params.covariances, self.covariance_type)
-        return ~jnp.all(jnp.isfinite(prec_chol)) | ~jnp.all(params.weights > 0)
+        empty = params.weights <= 0 if active is None else (params.weights <= 0) & active
+        return ~jnp.all(jnp.isfinite(prec_chol)) | jnp.any(empty)
 
     def init(self, key, x, weights) -> GMMParams:
         k, (n, d) = self.n_components, x.shape
