@@ -101,7 +101,7 @@ def start(x, cov_type, k=2, seed=1):
 
 def data_with_holes(n=40, d=3, seed=0, fraction=0.3):
     """Correlated data; NaN in ``fraction`` of the entries of the first half of the rows (so
-    chunks with and without NaN both occur), one row entirely missing."""
+    chunks of half the rows take both paths), one row entirely missing."""
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, d)) @ rng.normal(size=(d, d)) + np.arange(d)
     x[rng.normal(size=n) > 0] += 3.0
@@ -120,7 +120,7 @@ def test_em_matches_numpy_reference(x64, cov_type):
     init = start(x, cov_type)
     model = GaussianMixture(2, cov_type, regularization="sklearn", reg_covar=1e-3,
                             missing="marginalize")
-    res = emjax.em(model, init, x, w, max_iter=6, tol=0.0, chunk_size=16, throw=False)
+    res = emjax.em(model, init, x, w, max_iter=6, tol=0.0, chunk_size=20, throw=False)
     params, history = reference_em(x, w, init, cov_type, 6, 1e-3)
     for got, want in zip(res.params, params):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
@@ -131,7 +131,7 @@ def test_em_matches_numpy_reference(x64, cov_type):
     np.testing.assert_allclose(model.log_prob(res.params, x[:10])[keep], row_ll, rtol=1e-10)
 
 
-@pytest.mark.parametrize("cov_type", COV_TYPES)
+@pytest.mark.parametrize("cov_type", ["full", "diag"])  # the two code paths
 def test_impute_is_the_conditional_mean(x64, cov_type):
     x = data_with_holes(n=12)
     params = start(x, cov_type)
@@ -148,7 +148,7 @@ def test_impute_is_the_conditional_mean(x64, cov_type):
     np.testing.assert_array_equal(got[~np.isnan(x)], x[~np.isnan(x)])
 
 
-@pytest.mark.parametrize("cov_type", COV_TYPES)
+@pytest.mark.parametrize("cov_type", ["full", "spherical"])
 def test_without_nan_equals_the_plain_model(x64, data, cov_type):
     """Chunks without NaN take the plain path inside a ``lax.cond``; XLA may fuse the branch
     differently, so equality is to the last bits, with identical iteration counts and statuses."""

@@ -1,0 +1,131 @@
+"""emjax.select against the serial loop it replaces (scikit-learn's BIC example: one
+GaussianMixture per K and covariance type, scored with ``bic``), at float64 from the same starts;
+padded components against unpadded mixtures; bad input."""
+import importlib
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.special import xlogy
+from sklearn.exceptions import ConvergenceWarning as SkConvergenceWarning
+from sklearn.mixture import GaussianMixture as SkGaussianMixture
+from threadpoolctl import threadpool_limits
+
+import emjax
+select_module = importlib.import_module("emjax.select")
+from emjax.models.padded_mixture import PaddedMixture, pad
+
+KEY = jax.random.key(3)
+COV_TYPES = ("full", "tied", "diag", "spherical")
+GRID_TYPES = ("full", "spherical")  # two programs keep the test fast; padding is tested per type
+N_ITER = 15
+
+
+def three_clusters(n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0.0, 0.0], [4.0, 1.0], [1.0, 5.0]])
+    shapes = np.array([[[1.0, 0.4], [0.4, 0.5]], [[0.3, 0.0], [0.0, 1.0]], [[0.6, -0.3], [-0.3, 0.6]]])
+    labels = rng.integers(3, size=n)
+    noise = np.einsum("nde,ne->nd", np.linalg.cholesky(shapes)[labels], rng.normal(size=(n, 2)))
+    return centres[labels] + noise + np.array([10.0, -5.0])
+
+
+def precisions(cov, cov_type):
+    return np.linalg.inv(cov) if cov_type in ("full", "tied") else 1.0 / cov
+
+
+def sklearn_serial_loop(x, ks, n_init):
+    """The loop select replaces: per (K, type), every emjax start run in scikit-learn; keep the
+    restart with the highest mean log-likelihood, score it with ``bic``/``aic``."""
+    rows = []
+    for cov_type in GRID_TYPES:
+        for k in ks:
+            model = emjax.GaussianMixture(k, cov_type, regularization="sklearn")
+            starts = emjax.init_restarts(model, x, jax.random.fold_in(KEY, k), n_init=n_init)
+            fits = []
+            for r in range(n_init):
+                w0, m0, c0 = (np.asarray(a[r]) for a in starts)
+                sk = SkGaussianMixture(k, covariance_type=cov_type, max_iter=N_ITER, tol=0.0,
+                                       weights_init=w0, means_init=m0,
+                                       precisions_init=precisions(c0, cov_type))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", SkConvergenceWarning)
+                    fits.append(sk.fit(x))
+            best = max(fits, key=lambda f: f.score(x))
+            resp = best.predict_proba(x)
+            rows.append({"k": k, "type": cov_type, "bic": best.bic(x), "aic": best.aic(x),
+                         "icl": best.bic(x) - 2 * np.sum(xlogy(resp, resp)), "model": best})
+    return rows
+
+
+def test_same_choice_and_scores_as_the_serial_sklearn_loop(x64):
+    x = three_clusters()
+    with threadpool_limits(limits=1, user_api="blas"):
+        reference = sklearn_serial_loop(x, (1, 2, 3), n_init=2)
+    cached = select_module._select_jit._cache_size()
+    res = emjax.select({"n_components": 3, "covariance_type": GRID_TYPES, "regularization": "sklearn"},
+                       x, KEY, n_init=2, max_iter=N_ITER, tol=0.0)
+    assert select_module._select_jit._cache_size() - cached == len(GRID_TYPES)  # one per type
+    table = res.table
+    assert [(r["k"], r["type"]) for r in reference] == list(zip(table["n_components"],
+                                                                table["covariance_type"]))
+    for name in ("bic", "aic", "icl"):
+        np.testing.assert_allclose(table[name], [r[name] for r in reference], rtol=1e-9)
+    assert set(table["status"]) == {"MAX_ITER"}
+    chosen = min(reference, key=lambda r: r["bic"])
+    assert (res.model.n_components, res.model.covariance_type) == (chosen["k"], chosen["type"])
+    np.testing.assert_allclose(res.params.means, chosen["model"].means_, rtol=1e-8)
+    np.testing.assert_allclose(res.params.covariances, chosen["model"].covariances_, rtol=1e-8)
+    by_aic = emjax.select({"n_components": 3, "covariance_type": GRID_TYPES,
+                           "regularization": "sklearn"}, x, KEY, n_init=2, max_iter=N_ITER,
+                          tol=0.0, criterion="aic")
+    assert by_aic.index == int(np.argmin([r["aic"] for r in reference]))
+    assert select_module._select_jit._cache_size() - cached == len(GRID_TYPES)  # reused
+
+
+@pytest.mark.parametrize("regularization", ["prior", "sklearn"])
+def test_padded_components_contribute_nothing(x64, regularization):
+    """A 2-component mixture in 4 slots: same statistics (zero for padding), log-likelihood,
+    prior and M-step as the unpadded mixture, padding frozen, for every covariance type."""
+    x = jnp.asarray(three_clusters(40))
+    w = jnp.ones(40)
+    for cov_type in COV_TYPES:
+        small = emjax.GaussianMixture(2, cov_type, regularization=regularization)
+        padded = PaddedMixture(emjax.GaussianMixture(4, cov_type, regularization=regularization))
+        params = small.init(jax.random.key(1), x, w)
+        p = pad(params, 4, cov_type)
+        (counts, sums, second), ll = padded.e_step(p, x, w)
+        (counts2, sums2, second2), ll2 = small.e_step(params, x, w)
+        np.testing.assert_array_equal(counts[2:], 0)
+        np.testing.assert_array_equal(sums[2:], 0)
+        np.testing.assert_allclose(counts[:2], counts2, rtol=1e-13)
+        np.testing.assert_allclose(ll, ll2, rtol=1e-13)
+        np.testing.assert_allclose(padded.log_prior(p), small.log_prior(params), rtol=1e-13)
+        new = padded.m_step(((counts, sums, second)), p)
+        want = small.m_step((counts2, sums2, second2), params)
+        np.testing.assert_allclose(new.mixture.weights[:2], want.weights, rtol=1e-12)
+        np.testing.assert_array_equal(new.mixture.weights[2:], 0)
+        np.testing.assert_allclose(new.mixture.means[:2], want.means, rtol=1e-12)
+        np.testing.assert_array_equal(new.mixture.means[2:], p.mixture.means[2:])
+        if cov_type == "tied":
+            np.testing.assert_allclose(new.mixture.covariances, want.covariances, rtol=1e-12)
+        else:
+            np.testing.assert_allclose(new.mixture.covariances[:2], want.covariances, rtol=1e-12)
+            np.testing.assert_array_equal(new.mixture.covariances[2:], p.mixture.covariances[2:])
+        assert not padded.is_degenerate(new)
+
+
+def test_bad_input_names_value_and_allowed_set():
+    x = three_clusters(20)
+    with pytest.raises(ValueError, match=r"criterion must be one of \('bic', 'aic', 'icl'\); got 'dic'"):
+        emjax.select({"n_components": 2}, x, KEY, criterion="dic")
+    with pytest.raises(ValueError, match=r"n_components must be integers in 1\.\.n_samples.*got 0"):
+        emjax.select({"n_components": 0}, x, KEY)
+    with pytest.raises(ValueError, match=r"1\.\.n_samples=20.*got 21"):
+        emjax.select({"n_components": 21}, x, KEY)
+    with pytest.raises(ValueError, match=r"covariance_type must be among \('full'.*got 'banana'"):
+        emjax.select({"n_components": 2, "covariance_type": ["full", "banana"]}, x, KEY)
+    with pytest.raises(TypeError, match="sequence of them"):
+        emjax.select([emjax.GaussianMixture(2), "full"], x, KEY)
