@@ -209,9 +209,11 @@ def _select_jit(data, weights, key, tol, *, model, ks, n_init, max_iter, chunk_s
     best = jax.vmap(select_best)(runs)
 
     def entropy(x, w):
+        counted = (w > 0) & jnp.any(~jnp.isnan(x), axis=1)  # a row with nothing observed: none
+
         def of(p):
             resp = padded.posterior(p, x)
-            return -jnp.sum(jnp.where(w > 0, w * jnp.sum(xlogy(resp, resp), axis=1), 0))
+            return -jnp.sum(jnp.where(counted, w * jnp.sum(xlogy(resp, resp), axis=1), 0))
         return jax.vmap(of)(best.params)
 
     return best, chunked_sum(entropy, data, weights, chunk_size)
