@@ -29,6 +29,7 @@ from .chunking import DEFAULT_CHUNK_BUDGET, choose_chunk_size, chunked_sum, n_ro
 from .components.gaussian import COVARIANCE_TYPES
 from .criteria import aic_from, bic_from
 from .driver import FitError, run_em, to_user_units
+from .fit import _check_init_params as check_init_params
 from .fit import _starting_points, select_best
 from .models.gaussian_mixture import GaussianMixture
 from .models.padded_mixture import PaddedMixture, pad, trim
@@ -73,7 +74,7 @@ class SelectResult(NamedTuple):
 
 def select(models_or_grid, data, key, *, n_init: int = 1, criterion: str = "bic", weights=None,
            max_iter: int = 100, tol: float = 1e-3, chunk_size: int | None = None,
-           throw: bool = True) -> SelectResult:
+           init_params: dict | None = None, throw: bool = True) -> SelectResult:
     """Fits every candidate mixture at once and picks the one with the lowest ``criterion``.
 
     Candidate (K, structure) restart ``r`` starts where ``emjax.fit(GaussianMixture(K, ...),
@@ -90,6 +91,8 @@ def select(models_or_grid, data, key, *, n_init: int = 1, criterion: str = "bic"
         n_init: restarts per candidate.
         criterion: "bic", "aic" or "icl" (lower is better).
         weights, max_iter, tol, chunk_size: as in :func:`emjax.fit`.
+        init_params: optional ``{(K, covariance_type): params}`` with a leading ``(n_init,)``
+            axis, in the data's units, for every candidate: starts in place of ``key``'s.
         throw: raise :class:`emjax.FitError` when every candidate failed (host-side).
 
     Returns:
@@ -108,7 +111,8 @@ def select(models_or_grid, data, key, *, n_init: int = 1, criterion: str = "bic"
         batch = len(ks) * n_init
         chunk = min(chunk_size or choose_chunk_size(n, work, batch=batch), n)
         init_batch = min(n_init, max(1, DEFAULT_CHUNK_BUDGET // max(1, n * work)))
-        best, entropy = _select_jit(x, w, key, tol, model=model, ks=ks, n_init=n_init,
+        starts = None if init_params is None else _given_starts(init_params, template, ks, x, n_init)
+        best, entropy = _select_jit(x, w, key, tol, starts, model=model, ks=ks, n_init=n_init,
                                     max_iter=max_iter, chunk_size=chunk, init_batch=init_batch)
         total_weight = float(jnp.sum(w))
         for i, k in enumerate(ks):
@@ -126,6 +130,20 @@ def select(models_or_grid, data, key, *, n_init: int = 1, criterion: str = "bic"
         return SelectResult(None, None, criterion, -1, table, tuple(candidates))
     index = int(np.argmin(scores))
     return SelectResult(*candidates[index], criterion, index, table, tuple(candidates))
+
+
+def _given_starts(init_params, template, ks, data, n_init) -> tuple:
+    """The user's starts of every K of one group, checked, as a tuple ordered like ``ks``."""
+    starts = []
+    for k in ks:
+        name = (k, template.covariance_type)
+        if name not in init_params:
+            raise ValueError(f"init_params has no entry for candidate {name}; it needs one per "
+                             "(n_components, covariance_type) of the grid.")
+        check_init_params(dataclasses.replace(template, n_components=k), init_params[name], data,
+                          n_init)
+        starts.append(init_params[name])
+    return tuple(starts)
 
 
 def _candidate_groups(models_or_grid) -> dict:
@@ -189,16 +207,20 @@ def _score(model, params, best, i, entropy, total_weight) -> dict:
 
 @functools.partial(jax.jit, static_argnames=("model", "ks", "n_init", "max_iter", "chunk_size",
                                                    "init_batch"))
-def _select_jit(data, weights, key, tol, *, model, ks, n_init, max_iter, chunk_size, init_batch):
+def _select_jit(data, weights, key, tol, given, *, model, ks, n_init, max_iter, chunk_size,
+                init_batch):
     """Best restart per K (user units, padded params) and its summed weighted entropy."""
     padded = PaddedMixture(model)
     k_max, cov_type = model.n_components, model.covariance_type
     data_std, transform, log_jacobian = model.standardize(data, weights)
     starts = []
-    for k in ks:  # one small init program per K; the EM below is shared
-        base = dataclasses.replace(model, n_components=k)
-        start = _starting_points(base, data_std, weights, jax.random.fold_in(key, k), n_init,
-                                   init_batch)
+    for i, k in enumerate(ks):  # one small init program per K; the EM below is shared
+        if given is None:
+            base = dataclasses.replace(model, n_components=k)
+            start = _starting_points(base, data_std, weights, jax.random.fold_in(key, k), n_init,
+                                     init_batch)
+        else:
+            start = jax.vmap(lambda p: model.params_to_standard(p, transform))(given[i])
         starts.append(jax.vmap(lambda p: pad(p, k_max, cov_type))(start))
     start = jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *starts)
     one = lambda p: to_user_units(padded, run_em(padded, p, data_std, weights, max_iter=max_iter,

@@ -21,7 +21,8 @@ KEY = jax.random.key(3)
 COV_TYPES = ("full", "tied", "diag", "spherical")
 GRID_TYPES = ("full", "spherical")  # two programs keep the test fast; padding is tested per type
 N_ITER = 15
-INIT = "random_from_data"  # the cheapest starts to compile
+KS = (1, 2, 3)
+N_INIT = 2
 
 
 def three_clusters(n=120, seed=0):
@@ -37,38 +38,50 @@ def precisions(cov, cov_type):
     return np.linalg.inv(cov) if cov_type in ("full", "tied") else 1.0 / cov
 
 
-def sklearn_serial_loop(x, ks, n_init):
-    """The loop select replaces: per (K, type), every emjax start run in scikit-learn; keep the
+def numpy_starts(x, k, cov_type, seed):
+    """``N_INIT`` valid starting points in scikit-learn's shapes, with a leading restart axis."""
+    rng = np.random.default_rng(seed)
+    n, d = x.shape
+    starts = []
+    for _ in range(N_INIT):
+        a = rng.normal(size=(k, d, d)) * 0.3
+        full = np.einsum("kde,kfe->kdf", a, a) + np.eye(d) * rng.uniform(0.5, 2.0, size=(k, 1, 1))
+        cov = {"full": full, "tied": full[0], "diag": rng.uniform(0.5, 2.0, size=(k, d)),
+               "spherical": rng.uniform(0.5, 2.0, size=k)}[cov_type]
+        starts.append((rng.dirichlet(np.full(k, 5.0)), x[rng.choice(n, k, replace=False)], cov))
+    return emjax.GMMParams(*(jnp.asarray(np.stack(a)) for a in zip(*starts)))
+
+
+def sklearn_serial_loop(x, starts):
+    """The loop select replaces: per (K, type), every start run in scikit-learn; keep the
     restart with the highest mean log-likelihood, score it with ``bic``/``aic``."""
     rows = []
-    for cov_type in GRID_TYPES:
-        for k in ks:
-            model = emjax.GaussianMixture(k, cov_type, init_params=INIT, regularization="sklearn")
-            starts = emjax.init_restarts(model, x, jax.random.fold_in(KEY, k), n_init=n_init)
-            fits = []
-            for r in range(n_init):
-                w0, m0, c0 = (np.asarray(a[r]) for a in starts)
-                sk = SkGaussianMixture(k, covariance_type=cov_type, max_iter=N_ITER, tol=0.0,
-                                       weights_init=w0, means_init=m0,
-                                       precisions_init=precisions(c0, cov_type))
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", SkConvergenceWarning)
-                    fits.append(sk.fit(x))
-            best = max(fits, key=lambda f: f.score(x))
-            resp = best.predict_proba(x)
-            rows.append({"k": k, "type": cov_type, "bic": best.bic(x), "aic": best.aic(x),
-                         "icl": best.bic(x) - 2 * np.sum(xlogy(resp, resp)), "model": best})
+    for (k, cov_type), start in starts.items():
+        fits = []
+        for r in range(N_INIT):
+            w0, m0, c0 = (np.asarray(a[r]) for a in start)
+            sk = SkGaussianMixture(k, covariance_type=cov_type, max_iter=N_ITER, tol=0.0,
+                                   weights_init=w0, means_init=m0,
+                                   precisions_init=precisions(c0, cov_type))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SkConvergenceWarning)
+                fits.append(sk.fit(x))
+        best = max(fits, key=lambda f: f.score(x))
+        resp = best.predict_proba(x)
+        rows.append({"k": k, "type": cov_type, "bic": best.bic(x), "aic": best.aic(x),
+                     "icl": best.bic(x) - 2 * np.sum(xlogy(resp, resp)), "model": best})
     return rows
 
 
 def test_same_choice_and_scores_as_the_serial_sklearn_loop(x64):
     x = three_clusters()
+    starts = {(k, t): numpy_starts(x, k, t, seed=10 * k + i)
+              for i, t in enumerate(GRID_TYPES) for k in KS}
     with threadpool_limits(limits=1, user_api="blas"):
-        reference = sklearn_serial_loop(x, (1, 2, 3), n_init=2)
+        reference = sklearn_serial_loop(x, starts)
+    grid = {"n_components": KS, "covariance_type": GRID_TYPES, "regularization": "sklearn"}
     cached = select_module._select_jit._cache_size()
-    res = emjax.select({"n_components": 3, "covariance_type": GRID_TYPES, "regularization": "sklearn",
-                        "init_params": INIT},
-                       x, KEY, n_init=2, max_iter=N_ITER, tol=0.0)
+    res = emjax.select(grid, x, KEY, n_init=N_INIT, max_iter=N_ITER, tol=0.0, init_params=starts)
     assert select_module._select_jit._cache_size() - cached == len(GRID_TYPES)  # one per type
     table = res.table
     assert [(r["k"], r["type"]) for r in reference] == list(zip(table["n_components"],
@@ -80,10 +93,8 @@ def test_same_choice_and_scores_as_the_serial_sklearn_loop(x64):
     assert (res.model.n_components, res.model.covariance_type) == (chosen["k"], chosen["type"])
     np.testing.assert_allclose(res.params.means, chosen["model"].means_, rtol=1e-8)
     np.testing.assert_allclose(res.params.covariances, chosen["model"].covariances_, rtol=1e-8)
-    by_aic = emjax.select({"n_components": 3, "covariance_type": GRID_TYPES,
-                           "regularization": "sklearn",
-                        "init_params": INIT}, x, KEY, n_init=2, max_iter=N_ITER,
-                          tol=0.0, criterion="aic")
+    by_aic = emjax.select(grid, x, KEY, n_init=N_INIT, max_iter=N_ITER, tol=0.0,
+                          init_params=starts, criterion="aic")
     assert by_aic.index == int(np.argmin([r["aic"] for r in reference]))
     assert select_module._select_jit._cache_size() - cached == len(GRID_TYPES)  # reused
 
@@ -106,16 +117,18 @@ def test_padded_components_contribute_nothing(x64, cov_type):
         p = pad(params, 4, cov_type)
         stats, ll = padded.e_step(p, x, w)
         new = padded.m_step(stats, p)
-        return p, stats, ll, padded.log_prior(p), new, padded.is_degenerate(new)
+        want_stats, want_ll = small.e_step(params, x, w)
+        want = small.m_step(want_stats, params)
+        return (p, stats, ll, padded.log_prior(p), new, padded.is_degenerate(new),
+                want_stats, want_ll, small.log_prior(params), want)
 
-    p, (counts, sums, second), ll, log_prior, new, degenerate = one_step(params)
-    want_stats, want_ll = small.e_step(params, x, w)
+    (p, (counts, sums, second), ll, log_prior, new, degenerate, want_stats, want_ll,
+     want_log_prior, want) = one_step(params)
     np.testing.assert_array_equal(counts[2:], 0)
     np.testing.assert_array_equal(sums[2:], 0)
-    for got, want in zip((counts[:2], sums[:2], ll, log_prior),
-                         (want_stats[0], want_stats[1], want_ll, small.log_prior(params))):
-        np.testing.assert_allclose(got, want, rtol=1e-12)
-    want = small.m_step(want_stats, params)
+    for got, expected in zip((counts[:2], sums[:2], ll, log_prior),
+                         (want_stats[0], want_stats[1], want_ll, want_log_prior)):
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
     np.testing.assert_allclose(new.mixture.weights[:2], want.weights, rtol=1e-12)
     np.testing.assert_array_equal(new.mixture.weights[2:], 0)
     np.testing.assert_allclose(new.mixture.means[:2], want.means, rtol=1e-12)
@@ -140,3 +153,5 @@ def test_bad_input_names_value_and_allowed_set():
         emjax.select({"n_components": 2, "covariance_type": ["full", "banana"]}, x, KEY)
     with pytest.raises(TypeError, match="sequence of them"):
         emjax.select([emjax.GaussianMixture(2), "full"], x, KEY)
+    with pytest.raises(ValueError, match=r"no entry for candidate \(1, 'full'\)"):
+        emjax.select({"n_components": 2}, x, KEY, init_params={})
