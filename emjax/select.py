@@ -157,8 +157,9 @@ def _candidate_groups(models_or_grid) -> dict:
         models = list(models_or_grid)
         wrong = [m for m in models if not isinstance(m, GaussianMixture)]
         if wrong or not models:
+            got = f"a {type(wrong[0]).__name__}" if wrong else "an empty sequence"
             raise TypeError("models_or_grid must be a GaussianMixture, a non-empty sequence of "
-                            f"them or a dict grid; got {type(wrong[0]).__name__ if wrong else 'an empty sequence'}.")
+                            f"them or a dict grid; got {got}.")
     groups: dict = {}
     for m in models:
         groups.setdefault(dataclasses.replace(m, n_components=1), set()).add(m.n_components)

@@ -24,7 +24,8 @@ Regularisation:
 
 Missing values (``missing="marginalize"``): NaN entries are marginalised out, the exact EM for
 data missing at random (:mod:`emjax.components.gaussian_missing`). Chunks without NaN take the
-complete-data path, so data without NaN give exactly the plain model's results.
+complete-data path (in a ``lax.cond``), so data without NaN give the plain model's results to the
+last bits.
 """
 from __future__ import annotations
 
@@ -309,8 +310,10 @@ class GaussianMixture(Model):
         per_feature = weights @ obs  # weight observed per feature
         shift = (weights @ jnp.where(obs > 0, x, 0)) / per_feature
         centred = x - shift  # NaN stays NaN
-        scale = self._scale((weights @ jnp.where(obs > 0, centred * centred, 0)) / per_feature, shift)
-        return centred / scale, Affine(shift, scale), -(per_feature / jnp.sum(weights)) @ jnp.log(scale)
+        var = (weights @ jnp.where(obs > 0, centred * centred, 0)) / per_feature
+        scale = self._scale(var, shift)
+        log_jacobian = -(per_feature / jnp.sum(weights)) @ jnp.log(scale)
+        return centred / scale, Affine(shift, scale), log_jacobian
 
     def _scale(self, var, shift):
         """Per-feature scale from per-feature variances (ones for "sklearn")."""
@@ -346,8 +349,9 @@ class GaussianMixture(Model):
         if n == 0 or d == 0:
             raise ValueError(f"data must have at least one sample and one feature; got shape {(n, d)}.")
         if self.missing == "marginalize":
-            check_finite(jnp.where(jnp.isnan(x), 0, x), "data")  # inf is still refused
-            _check_enough_observed(np.asarray(x), self.n_components)
+            arr = np.asarray(x)
+            check_finite(np.where(np.isnan(arr), 0, arr), "data")  # inf is still refused
+            _check_enough_observed(arr, self.n_components)
         else:
             check_finite(x, "data", nan_hint=" To fit data with missing values marked by NaN, pass "
                          "GaussianMixture(..., missing='marginalize').")
@@ -375,12 +379,12 @@ class GaussianMixture(Model):
     def work_per_row(self, data) -> int:
         k, d = self.n_components, data.shape[1]
         if self.missing == "marginalize":  # per (row, component) conditional moments
-            return {"full": 4 * k * d * d, "tied": 4 * k * d * d}.get(self.covariance_type, 4 * k * d)
+            return 4 * k * d * (d if self.covariance_type in ("full", "tied") else 1)
         return {"full": 3 * k * d, "tied": 2 * k * d}.get(self.covariance_type, 3 * k + d) + 2 * k
 
 
 def _check_enough_observed(x: np.ndarray, n_components: int) -> None:
-    """Every feature observed somewhere, and at least ``n_components`` rows with an observed value."""
+    """Every feature observed somewhere; at least ``n_components`` rows with an observed value."""
     obs = ~np.isnan(x)
     empty = np.flatnonzero(~obs.any(axis=0))
     if empty.size:
