@@ -19,6 +19,8 @@ from .models import (  # discrete mixtures and PLSA
 from .models import BayesianNetwork, BNParams
 from .online import OnlineEM, OnlineState
 from .sharding import shard
+
+from .select import SelectResult, select
 from .status import Status
 from .streaming import PassReport, print_progress, stream_fit
 
@@ -29,6 +31,7 @@ __all__ = [
     "CategoricalMixture", "CategoricalMixtureParams", "ConvergenceWarning", "Corpus",
     "EMResult", "FitError", "FitResult", "GMMParams", "GaussianMixture", "Model",
     "MultinomialMixture", "MultinomialMixtureParams", "OnlineEM", "OnlineState", "PLSA",
-    "PLSAParams", "PassReport", "PoissonMixture", "PoissonMixtureParams", "Status", "aic",
-    "bic", "em", "fit", "init_restarts", "print_progress", "shard", "stream_fit", "timed_fit",
+    "PLSAParams", "PassReport", "PoissonMixture", "PoissonMixtureParams", "SelectResult",
+    "Status", "aic", "bic", "em", "fit", "init_restarts", "print_progress", "select", "shard",
+    "stream_fit", "timed_fit",
 ]

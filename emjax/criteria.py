@@ -26,13 +26,23 @@ def _weighted_sum(params, data, weights, *, model):
     return jnp.sum(jnp.where(weights > 0, weights * model.log_prob(params, data), 0))
 
 
+def bic_from(total_log_likelihood, n_parameters, total_weight):
+    """BIC from the summed log-likelihood, the number of free parameters and ``sum_n w_n``."""
+    return -2 * total_log_likelihood + n_parameters * jnp.log(total_weight)
+
+
+def aic_from(total_log_likelihood, n_parameters):
+    """AIC from the summed log-likelihood and the number of free parameters."""
+    return -2 * total_log_likelihood + 2 * n_parameters
+
+
 def bic(model, params, data, weights=None):
     """Bayesian information criterion of ``params`` on ``data`` (lower is better)."""
     ll, n = _total_log_likelihood(model, params, data, weights)
-    return -2 * ll + model.n_free_parameters(params) * jnp.log(n)
+    return bic_from(ll, model.n_free_parameters(params), n)
 
 
 def aic(model, params, data, weights=None):
     """Akaike information criterion of ``params`` on ``data`` (lower is better)."""
     ll, _ = _total_log_likelihood(model, params, data, weights)
-    return -2 * ll + 2 * model.n_free_parameters(params)
+    return aic_from(ll, model.n_free_parameters(params))

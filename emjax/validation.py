@@ -40,8 +40,9 @@ def check_ndim(x, name: str, ndim: int, hint: str = "") -> None:
         raise ValueError(f"{name} must have {ndim} dimensions; got shape {tuple(x.shape)}.{hint}")
 
 
-def check_finite(x, name: str) -> None:
-    """Raises when a concrete ``x`` holds NaN or inf, with the count and the first index."""
+def check_finite(x, name: str, nan_hint: str = "") -> None:
+    """Raises when a concrete ``x`` holds NaN or inf, with the count and the first index;
+    ``nan_hint`` is appended to the message when there is a NaN (e.g. an option that accepts it)."""
     if is_traced(x) or (isinstance(x, jax.Array) and bool(_all_finite(x))):
         return
     arr = np.asarray(x)
@@ -50,8 +51,9 @@ def check_finite(x, name: str) -> None:
         first = tuple(int(i) for i in np.argwhere(bad)[0])
         kinds = "NaN" if np.isnan(arr).any() else "inf"
         kinds = "NaN or inf" if (np.isnan(arr).any() and np.isinf(arr).any()) else kinds
+        hint = nan_hint if np.isnan(arr).any() else ""
         raise ValueError(f"{name} contains {int(bad.sum())} {kinds} value(s); the first at index "
-                         f"{first[0] if len(first) == 1 else first}.")
+                         f"{first[0] if len(first) == 1 else first}.{hint}")
 
 
 @jax.jit

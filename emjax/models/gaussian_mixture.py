@@ -21,6 +21,11 @@ Regularisation:
 * ``regularization="sklearn"``: scikit-learn's update, ``reg_covar`` added to the covariance
   diagonal in the data's own units (data are centred, not rescaled), for parity tests. It is not
   a prior: the monitored objective is the log-likelihood alone.
+
+Missing values (``missing="marginalize"``): NaN entries are marginalised out, the exact EM for
+data missing at random (:mod:`emjax.components.gaussian_missing`). Chunks without NaN take the
+complete-data path (in a ``lax.cond``), so data without NaN give the plain model's results to the
+last bits.
 """
 from __future__ import annotations
 
@@ -35,12 +40,14 @@ from jax.scipy.special import logsumexp
 
 from ..chunking import choose_chunk_size, chunked_sum
 from ..components import gaussian as g
+from ..components import gaussian_missing as gm
 from ..model import Model
 from ..validation import as_float_array, check_finite, check_ndim
 from . import seeding
 
 INIT_METHODS = ("kmeans++", "kmeans", "random_from_data", "random")
 REGULARIZATIONS = ("prior", "sklearn")
+MISSING = ("error", "marginalize")
 #: Prior pseudo-count c (in observations) of the weights' Dirichlet and the precisions' Wishart.
 PSEUDO_COUNT = 1e-3
 LLOYD_STEPS = 10
@@ -73,6 +80,9 @@ class GaussianMixture(Model):
         reg_covar: prior strength ``psi`` (in units of the standardised data's variance) for
             "prior"; the absolute value added to covariance diagonals for "sklearn".
         regularization: "prior" (MAP-EM, monotone) or "sklearn" (scikit-learn's reg_covar).
+        missing: "error" (NaN in the data is refused) or "marginalize" (NaN marks a missing
+            value; each row is scored on its observed coordinates and the E-step uses the
+            conditional moments of the missing ones).
     """
 
     n_components: int
@@ -80,13 +90,15 @@ class GaussianMixture(Model):
     init_params: str = "kmeans++"
     reg_covar: float = 1e-6
     regularization: str = "prior"
+    missing: str = "error"
 
     def __post_init__(self):
         k = self.n_components
         if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
             raise ValueError(f"n_components must be a positive integer; got {k!r}.")
         for name, allowed in (("covariance_type", g.COVARIANCE_TYPES),
-                              ("init_params", INIT_METHODS), ("regularization", REGULARIZATIONS)):
+                              ("init_params", INIT_METHODS), ("regularization", REGULARIZATIONS),
+                              ("missing", MISSING)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}; got {getattr(self, name)!r}.")
         reg = self.reg_covar
@@ -94,9 +106,19 @@ class GaussianMixture(Model):
             raise ValueError(f"reg_covar must be a finite number >= 0; got {reg!r}.")
 
     # ----------------------------------------------------------------- densities and inference
-    def _weighted_log_density(self, params: GMMParams, x):
+    def _complete_log_density(self, params: GMMParams, x):
         prec_chol = g.precision_cholesky(params.covariances, self.covariance_type)
-        log_density = g.log_density(x, params.means, prec_chol, self.covariance_type)
+        return g.log_density(x, params.means, prec_chol, self.covariance_type)
+
+    def _marginal_log_density(self, params: GMMParams, x):
+        return gm.marginal_log_density(x, params.means, params.covariances, self.covariance_type)
+
+    def _weighted_log_density(self, params: GMMParams, x):
+        if self.missing == "marginalize":
+            log_density = jax.lax.cond(jnp.any(jnp.isnan(x)), self._marginal_log_density,
+                                       self._complete_log_density, params, x)
+        else:
+            log_density = self._complete_log_density(params, x)
         return log_density + jnp.log(params.weights)[:, None]  # (k, n)
 
     def log_prob(self, params: GMMParams, x):
@@ -110,6 +132,19 @@ class GaussianMixture(Model):
     def predict(self, params: GMMParams, x):
         """Most probable component per row, shape ``(n,)``."""
         return jnp.argmax(self._weighted_log_density(params, x), axis=0)
+
+    def impute(self, params: GMMParams, x):
+        r"""``x`` with each NaN replaced by its conditional mean given the row's observed values,
+        :math:`\mathbb E[x_m \mid x_o] = \sum_k p(k \mid x_o)\,(\mu_{k,m} + \Sigma_{k,mo}
+        \Sigma_{k,oo}^{-1}(x_o - \mu_{k,o}))`; a row with nothing observed gets the mixture mean.
+        Works whatever ``missing`` is set to."""
+        x = jnp.asarray(x, params.means.dtype)
+        cov_type = self.covariance_type
+        log_post = self._marginal_log_density(params, x) + jnp.log(params.weights)[:, None]
+        resp = jax.nn.softmax(log_post, axis=0)
+        x_hat = gm.conditional_means(x, params.means, params.covariances, cov_type)
+        filled = jnp.einsum("kn,knd->nd", resp, x_hat, precision=g.EXACT)
+        return jnp.where(jnp.isnan(x), filled, x)
 
     def sample(self, key, params: GMMParams, n: int):
         """``(x, labels)``: ``n`` draws from the mixture and the component of each."""
@@ -136,31 +171,60 @@ class GaussianMixture(Model):
 
     # ----------------------------------------------------------------- EM contract
     def e_step(self, params: GMMParams, x, weights):
-        lp = self._weighted_log_density(params, x)
+        if self.missing == "marginalize":
+            return jax.lax.cond(jnp.any(jnp.isnan(x)), self._e_step_missing,
+                                self._e_step_complete, params, x, weights)
+        return self._e_step_complete(params, x, weights)
+
+    def _e_step_complete(self, params: GMMParams, x, weights):
+        lp = self._complete_log_density(params, x) + jnp.log(params.weights)[:, None]
         row_ll = logsumexp(lp, axis=0)
         keep = weights > 0
         resp = jnp.where(keep, jnp.exp(lp - row_ll) * weights, 0)
         loglik = jnp.sum(jnp.where(keep, weights * row_ll, 0))
         return g.sufficient_stats(x, resp, params.means, self.covariance_type), loglik
 
-    def m_step(self, stats, params: GMMParams) -> GMMParams:
-        """Closed-form update; only ``params.means`` (the statistics' reference point) is read."""
+    def _e_step_missing(self, params: GMMParams, x, weights):
+        """Expected complete-data statistics; rows with nothing observed contribute nothing."""
+        lp = self._marginal_log_density(params, x) + jnp.log(params.weights)[:, None]
+        row_ll = logsumexp(lp, axis=0)
+        keep = (weights > 0) & jnp.any(gm.observed(x), axis=1)
+        resp = jnp.where(keep, jnp.exp(lp - row_ll) * weights, 0)
+        loglik = jnp.sum(jnp.where(keep, weights * row_ll, 0))
+        stats = gm.expected_sufficient_stats(x, resp, params.means, params.covariances,
+                                             params.means, self.covariance_type)
+        return stats, loglik
+
+    def m_step(self, stats, params: GMMParams, active=None) -> GMMParams:
+        """Closed-form update; only ``params.means`` (the statistics' reference point) is read.
+
+        ``active`` (optional ``(k,)`` bool) marks the components that exist; the others are
+        padding (see :mod:`emjax.models.padded_mixture`): they keep weight 0, means and
+        covariances, and the prior and the weights' normaliser count active components only.
+        """
         counts, sums, second = stats
         ref, cov_type = params.means, self.covariance_type
+        present = jnp.ones_like(counts) if active is None else active.astype(counts.dtype)
         if self.regularization == "sklearn":
-            counts_sk = counts + 10 * jnp.finfo(counts.dtype).eps
-            means = sums / counts_sk[:, None]
+            counts = counts + 10 * jnp.finfo(counts.dtype).eps * present
+            means = jnp.where(present[:, None] > 0,
+                              sums / jnp.where(present > 0, counts, 1)[:, None], ref)
+            scatter = g.scatter_about_means(stats[0], sums, second, ref, means, cov_type)
+            cov = g.add_to_diagonal(g.divide_per_component(scatter, self._divisor(counts, present),
+                                                           cov_type), self.reg_covar, cov_type)
+            weights = counts / jnp.sum(counts)
+        else:
+            c = PSEUDO_COUNT
+            safe = jnp.where(counts > 0, counts, 1)[:, None]
+            means = jnp.where(counts[:, None] > 0, sums / safe, ref)
             scatter = g.scatter_about_means(counts, sums, second, ref, means, cov_type)
-            cov = g.add_to_diagonal(g.divide_per_component(scatter, counts_sk, cov_type),
-                                    self.reg_covar, cov_type)
-            return GMMParams(counts_sk / jnp.sum(counts_sk), means, cov)
-        c = PSEUDO_COUNT
-        safe = jnp.where(counts > 0, counts, 1)[:, None]
-        means = jnp.where(counts[:, None] > 0, sums / safe, ref)
-        scatter = g.scatter_about_means(counts, sums, second, ref, means, cov_type)
-        cov = g.divide_per_component(g.add_to_diagonal(scatter, self.reg_covar, cov_type),
-                                     counts + c, cov_type)
-        return GMMParams((counts + c) / (jnp.sum(counts) + c * counts.shape[0]), means, cov)
+            prior_counts = counts + c * present
+            cov = g.divide_per_component(g.add_to_diagonal(scatter, self.reg_covar, cov_type),
+                                         self._divisor(prior_counts, present), cov_type)
+            weights = prior_counts / (jnp.sum(counts) + c * jnp.sum(present))
+        if active is None:
+            return GMMParams(weights, means, cov)
+        return GMMParams(weights, means, self._keep_padding(cov, params.covariances, active))
 
     def restate_stats(self, stats, params_from: GMMParams, params_to: GMMParams):
         """Second moments moved from about ``params_from.means`` to about ``params_to.means``."""
@@ -168,25 +232,45 @@ class GaussianMixture(Model):
         return counts, sums, g.scatter_about_means(counts, sums, second, params_from.means,
                                                    params_to.means, self.covariance_type)
 
-    def log_prior(self, params: GMMParams):
+    def _divisor(self, counts, present):
+        """Per-component counts to divide by; 1 for padding (tied divides by the total)."""
+        return counts if self.covariance_type == "tied" else jnp.where(present > 0, counts, 1)
+
+    def _keep_padding(self, cov, old_cov, active):
+        if self.covariance_type == "tied":
+            return cov
+        return jnp.where(jnp.reshape(active, (-1,) + (1,) * (cov.ndim - 1)), cov, old_cov)
+
+    def log_prior(self, params: GMMParams, active=None):
+        """Log density of the prior (module docstring); ``active`` as in :meth:`m_step`."""
         if self.regularization == "sklearn":
             return jnp.zeros((), params.weights.dtype)
         c, psi, cov_type = PSEUDO_COUNT, self.reg_covar, self.covariance_type
         k, d = params.means.shape
+        present = jnp.ones((k,), bool) if active is None else active
         prec_chol = g.precision_cholesky(params.covariances, cov_type)
         log_det = 2 * g.log_det_precision_cholesky(prec_chol, cov_type, d)  # log|Lambda_k|
         trace = {"full": lambda u: jnp.sum(u * u, axis=(1, 2)), "tied": lambda u: jnp.sum(u * u),
                  "diag": lambda u: jnp.sum(u * u, axis=1), "spherical": lambda u: d * u * u}
-        strength = k * c if cov_type == "tied" else c
-        wishart = 0.5 * strength * jnp.sum(log_det) - 0.5 * psi * jnp.sum(trace[cov_type](prec_chol))
-        return c * jnp.sum(jnp.log(params.weights)) + wishart
+        trace = trace[cov_type](prec_chol)
+        if cov_type == "tied":  # one shared Wishart of strength (active components) x c
+            strength = k * c if active is None else jnp.sum(active) * c
+        else:
+            strength, log_det, trace = c, jnp.where(present, log_det, 0), jnp.where(present, trace, 0)
+        wishart = 0.5 * strength * jnp.sum(log_det) - 0.5 * psi * jnp.sum(trace)
+        return c * jnp.sum(jnp.where(present, jnp.log(params.weights), 0)) + wishart
 
-    def is_degenerate(self, params: GMMParams):
+    def is_degenerate(self, params: GMMParams, active=None):
+        """A covariance that is not positive definite, or an active component of weight 0."""
         prec_chol = g.precision_cholesky(params.covariances, self.covariance_type)
-        return ~jnp.all(jnp.isfinite(prec_chol)) | ~jnp.all(params.weights > 0)
+        empty = params.weights <= 0 if active is None else (params.weights <= 0) & active
+        return ~jnp.all(jnp.isfinite(prec_chol)) | jnp.any(empty)
 
     def init(self, key, x, weights) -> GMMParams:
         k, (n, d) = self.n_components, x.shape
+        if self.missing == "marginalize":  # seeds from mean-imputed rows (0 is the mean here)
+            weights = jnp.where(jnp.any(gm.observed(x), axis=1), weights, 0)
+            x = jnp.where(gm.observed(x), x, 0)
         if self.init_params == "random":
             ref = jnp.zeros((k, d), x.dtype)
 
@@ -234,17 +318,37 @@ class GaussianMixture(Model):
     def transform_from_stats(self, totals):
         (total, weighted_sum), squares = totals
         shift = weighted_sum / total
-        if self.regularization == "sklearn":
-            scale = jnp.ones_like(shift)
-        else:
-            var = squares / total
-            if self.covariance_type == "spherical":
-                var = jnp.full_like(var, jnp.mean(var))
-            scale = jnp.where(var > 0, jnp.sqrt(jnp.where(var > 0, var, 1)), 1)
+        scale = self._scale(squares / total, shift)
         return Affine(shift, scale), -jnp.sum(jnp.log(scale))
 
     def apply_transform(self, x, transform: Affine):
         return (x - transform.shift) / transform.scale
+
+    def standardize(self, x, weights):
+        if self.missing == "marginalize":
+            return jax.lax.cond(jnp.any(jnp.isnan(x)), self._standardize_missing,
+                                super().standardize, x, weights)
+        return super().standardize(x, weights)
+
+    def _standardize_missing(self, x, weights):
+        """Moments of each feature over the rows where it is observed; the log-Jacobian counts
+        each row's observed features only."""
+        obs = gm.observed(x).astype(x.dtype)
+        per_feature = weights @ obs  # weight observed per feature
+        shift = (weights @ jnp.where(obs > 0, x, 0)) / per_feature
+        centred = x - shift  # NaN stays NaN
+        var = (weights @ jnp.where(obs > 0, centred * centred, 0)) / per_feature
+        scale = self._scale(var, shift)
+        log_jacobian = -(per_feature / jnp.sum(weights)) @ jnp.log(scale)
+        return centred / scale, Affine(shift, scale), log_jacobian
+
+    def _scale(self, var, shift):
+        """Per-feature scale from per-feature variances (ones for "sklearn")."""
+        if self.regularization == "sklearn":
+            return jnp.ones_like(shift)
+        if self.covariance_type == "spherical":
+            var = jnp.full_like(var, jnp.mean(var))
+        return jnp.where(var > 0, jnp.sqrt(jnp.where(var > 0, var, 1)), 1)
 
     def _map_params(self, params: GMMParams, shift, scale) -> GMMParams:
         """Parameters of ``x' = (x - shift) / scale``'s model from those of ``x``'s."""
@@ -271,7 +375,13 @@ class GaussianMixture(Model):
         n, d = x.shape
         if n == 0 or d == 0:
             raise ValueError(f"data must have at least one sample and one feature; got shape {(n, d)}.")
-        check_finite(x, "data")
+        if self.missing == "marginalize":
+            arr = np.asarray(x)
+            check_finite(np.where(np.isnan(arr), 0, arr), "data")  # inf is still refused
+            _check_enough_observed(arr, self.n_components)
+        else:
+            check_finite(x, "data", nan_hint=" To fit data with missing values marked by NaN, pass "
+                         "GaussianMixture(..., missing='marginalize').")
         return x
 
     def validate_weights(self, weights):
@@ -295,4 +405,19 @@ class GaussianMixture(Model):
 
     def work_per_row(self, data) -> int:
         k, d = self.n_components, data.shape[1]
+        if self.missing == "marginalize":  # per (row, component) conditional moments
+            return 4 * k * d * (d if self.covariance_type in ("full", "tied") else 1)
         return {"full": 3 * k * d, "tied": 2 * k * d}.get(self.covariance_type, 3 * k + d) + 2 * k
+
+
+def _check_enough_observed(x: np.ndarray, n_components: int) -> None:
+    """Every feature observed somewhere; at least ``n_components`` rows with an observed value."""
+    obs = ~np.isnan(x)
+    empty = np.flatnonzero(~obs.any(axis=0))
+    if empty.size:
+        raise ValueError(f"data column {int(empty[0])} has no observed value ({empty.size} such "
+                         "column(s)); drop it before fitting.")
+    rows = int(obs.any(axis=1).sum())
+    if rows < n_components:
+        raise ValueError(f"data has {rows} row(s) with an observed value; need at least "
+                         f"n_components={n_components}.")
