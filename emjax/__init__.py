@@ -8,12 +8,12 @@ from .criteria import aic, bic
 from .driver import ConvergenceWarning, EMResult, FitError, em
 from .fit import FitResult, fit, init_restarts, timed_fit
 from .model import Model
-from .models import GaussianMixture, GMMParams
+from .models import BayesianGaussianMixture, GaussianMixture, GMMParams, VBGMMParams
 from .status import Status
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ConvergenceWarning", "EMResult", "FitError", "FitResult", "GMMParams", "GaussianMixture",
-    "Model", "Status", "aic", "bic", "em", "fit", "init_restarts", "timed_fit",
+    "BayesianGaussianMixture", "ConvergenceWarning", "EMResult", "FitError", "FitResult", "GMMParams", "GaussianMixture",
+    "Model", "Status", "VBGMMParams", "aic", "bic", "em", "fit", "init_restarts", "timed_fit",
 ]
