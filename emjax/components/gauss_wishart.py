@@ -66,30 +66,29 @@ def expected_log_density(x, means, covariances, mean_precision, dof, covariance_
     return plug_in + jnp.reshape(0.5 * (log_det_excess(dof, d) - d / mean_precision), (-1, 1))
 
 
-def _log_det(cov, covariance_type: str, d: int):
-    """``log|C|`` per component (a scalar for one full matrix)."""
+def _prior_log_det(prior_cov, covariance_type: str, d: int):
+    """``log|C_0|`` (``C_0`` is one matrix, a vector of variances or one variance)."""
     if covariance_type in ("full", "tied"):
-        return jnp.linalg.slogdet(cov)[1]
-    if covariance_type == "diag":
-        return jnp.sum(jnp.log(cov), axis=-1)
-    return d * jnp.log(cov)
+        return 2 * jnp.sum(jnp.log(jnp.diagonal(jnp.linalg.cholesky(prior_cov))))
+    return jnp.sum(jnp.log(prior_cov)) * (d if covariance_type == "spherical" else 1)
 
 
-def _trace_and_quadratic(prior_cov, covariances, diff, covariance_type: str):
+def _trace_and_quadratic(prior_cov, prec_chol, diff, covariance_type: str):
     """``tr(C0 C_k^{-1})`` and ``diff_k^T C_k^{-1} diff_k`` per component (tied: trace scalar)."""
     d = diff.shape[1]
-    if covariance_type in ("full", "tied"):
-        u = g.precision_cholesky(covariances, covariance_type)
-        if covariance_type == "full":
-            trace = jnp.einsum("de,kef,kdf->k", prior_cov, u, u)
-            y = jnp.einsum("kd,kde->ke", diff, u)
-        else:
-            trace = jnp.sum((prior_cov @ u) * u)
-            y = diff @ u
-        return trace, jnp.sum(y * y, axis=1)
-    if covariance_type == "diag":
-        return jnp.sum(prior_cov / covariances, axis=1), jnp.sum(diff * diff / covariances, axis=1)
-    return d * prior_cov / covariances, jnp.sum(diff * diff, axis=1) / covariances
+    if covariance_type == "full":
+        trace = jnp.einsum("de,kef,kdf->k", prior_cov, prec_chol, prec_chol)
+        y = jnp.einsum("kd,kde->ke", diff, prec_chol)
+    elif covariance_type == "tied":
+        trace = jnp.sum((prior_cov @ prec_chol) * prec_chol)
+        y = diff @ prec_chol
+    elif covariance_type == "diag":
+        trace = jnp.sum(prior_cov * prec_chol * prec_chol, axis=1)
+        y = diff * prec_chol
+    else:
+        trace = d * prior_cov * prec_chol * prec_chol
+        y = diff * prec_chol[:, None]
+    return trace, jnp.sum(y * y, axis=1)
 
 
 def kl_divergence(means, covariances, mean_precision, dof, prior_mean, prior_cov, beta0, nu0,
@@ -105,10 +104,11 @@ def kl_divergence(means, covariances, mean_precision, dof, prior_mean, prior_cov
     counts once per component (every component holds a copy of the shared factor).
     """
     k, d = means.shape
-    trace, quad = _trace_and_quadratic(prior_cov, covariances, means - prior_mean, covariance_type)
+    prec_chol = g.precision_cholesky(covariances, covariance_type)
+    trace, quad = _trace_and_quadratic(prior_cov, prec_chol, means - prior_mean, covariance_type)
     kl_mean = 0.5 * d * (beta0 / mean_precision - 1 + jnp.log(mean_precision / beta0)) + 0.5 * beta0 * quad
-    log_det_c0 = _log_det(prior_cov, "tied" if covariance_type == "full" else covariance_type, d)
-    log_det_c0_w = log_det_c0 - d * jnp.log(dof) - _log_det(covariances, covariance_type, d)
+    log_det_c = -2 * g.log_det_precision_cholesky(prec_chol, covariance_type, d)
+    log_det_c0_w = _prior_log_det(prior_cov, covariance_type, d) - d * jnp.log(dof) - log_det_c
     kl_precision = (-0.5 * nu0 * log_det_c0_w + 0.5 * (trace - dof * d) + multigammaln(nu0 / 2, d)
                     - multigammaln(dof / 2, d) + 0.5 * (dof - nu0) * multi_digamma(dof / 2, d))
     copies = k if covariance_type == "tied" else 1

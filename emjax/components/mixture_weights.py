@@ -15,7 +15,7 @@ Given expected counts :math:`N_k` the optimal factors are :math:`\alpha_k = \alp
 from __future__ import annotations
 
 import jax.numpy as jnp
-from jax.scipy.special import betaln, digamma, gammaln
+from jax.scipy.special import digamma, gammaln
 
 PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
 
@@ -70,6 +70,7 @@ def kl_divergence(concentration, prior, prior_type: str):
                 + k * gammaln(prior)
                 + jnp.sum((concentration - prior) * (digamma(concentration) - digamma(total))))
     a, b = concentration
-    per_stick = (-jnp.log(prior) - betaln(a, b) + (a - 1) * digamma(a) + (b - prior) * digamma(b)
+    log_beta = gammaln(a) + gammaln(b) - gammaln(a + b)
+    per_stick = (-jnp.log(prior) - log_beta + (a - 1) * digamma(a) + (b - prior) * digamma(b)
                  + (1 + prior - a - b) * digamma(a + b))
     return jnp.sum(per_stick)
