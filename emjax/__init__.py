@@ -14,6 +14,7 @@ from .status import Status
 __version__ = "0.1.0"
 
 __all__ = [
-    "BayesianGaussianMixture", "ConvergenceWarning", "EMResult", "FitError", "FitResult", "GMMParams", "GaussianMixture",
-    "Model", "Status", "VBGMMParams", "aic", "bic", "em", "fit", "init_restarts", "timed_fit",
+    "BayesianGaussianMixture", "ConvergenceWarning", "EMResult", "FitError", "FitResult", "GMMParams",
+    "GaussianMixture", "Model", "Status", "VBGMMParams", "aic", "bic", "em", "fit", "init_restarts",
+    "timed_fit",
 ]

@@ -37,7 +37,7 @@ from ..components import mixture_weights as mw
 from ..model import Model
 from ..validation import prepare_inputs
 from . import seeding
-from .gaussian_mixture import INIT_METHODS, LLOYD_STEPS, Affine, GaussianMixture, GMMParams
+from .gaussian_mixture import LLOYD_STEPS, Affine, GaussianMixture, GMMParams
 from .vb_priors import check_prior_shapes, prior_tuple, resolved_priors, validate_static
 
 
@@ -216,7 +216,7 @@ class BayesianGaussianMixture(Model):
 
     def init(self, key, x, weights) -> VBGMMParams:
         """One M-step from responsibilities chosen by ``init_params``."""
-        k, (n, d) = self.n_components, x.shape
+        k, n = self.n_components, x.shape[0]
         start = self._prior_params(x, weights, k)
         if self.init_params == "random":
             def responsibilities(rows, row_index):
@@ -289,15 +289,16 @@ class BayesianGaussianMixture(Model):
 
     def validate_params(self, params, data):
         if not isinstance(params, tuple) or len(params) != len(VBGMMParams._fields):
-            raise TypeError(f"params must be VBGMMParams{VBGMMParams._fields}; got {type(params).__name__}.")
+            raise TypeError(f"params must be VBGMMParams{VBGMMParams._fields}; "
+                            f"got {type(params).__name__}.")
         params = VBGMMParams(*params)
         k, d = self.n_components, data.shape[1]
-        tied = self.covariance_type == "tied"
+        cov_type, dirichlet = self.covariance_type, self.weight_concentration_prior_type == "dirichlet_distribution"
         expected = {
-            "weight_concentration": (k,) if self.weight_concentration_prior_type == "dirichlet_distribution" else (2, k),
-            "mean_precision": (k,), "means": (k, d), "degrees_of_freedom": () if tied else (k,),
-            "covariances": g.covariance_shape(self.covariance_type, k, d), "mean_prior": (d,),
-            "covariance_prior": {"full": (d, d), "tied": (d, d), "diag": (d,), "spherical": ()}[self.covariance_type],
+            "weight_concentration": (k,) if dirichlet else (2, k), "mean_precision": (k,),
+            "means": (k, d), "degrees_of_freedom": () if cov_type == "tied" else (k,),
+            "covariances": g.covariance_shape(cov_type, k, d), "mean_prior": (d,),
+            "covariance_prior": {"full": (d, d), "tied": (d, d), "diag": (d,), "spherical": ()}[cov_type],
         }
         for name, shape in expected.items():
             got = tuple(np.shape(getattr(params, name)))

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..components import gaussian as g
 from ..components import mixture_weights as mw
+from .gaussian_mixture import INIT_METHODS
 
 
 def prior_tuple(value, name: str):
@@ -40,7 +41,6 @@ def _positive_number(value, name: str) -> None:
 
 def validate_static(model) -> None:
     """Checks of the settings that do not depend on the data."""
-    from .gaussian_mixture import INIT_METHODS
     k = model.n_components
     if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
         raise ValueError(f"n_components must be a positive integer; got {k!r}.")
@@ -51,8 +51,10 @@ def validate_static(model) -> None:
     _positive_number(model.weight_concentration_prior, "weight_concentration_prior")
     _positive_number(model.mean_precision_prior, "mean_precision_prior")
     dof = model.degrees_of_freedom_prior
-    if dof is not None and (not isinstance(dof, numbers.Real) or isinstance(dof, bool) or not np.isfinite(dof)):
-        raise ValueError(f"degrees_of_freedom_prior must be a finite number > n_features - 1; got {dof!r}.")
+    if dof is not None and (not isinstance(dof, numbers.Real) or isinstance(dof, bool)
+                            or not np.isfinite(dof)):
+        raise ValueError("degrees_of_freedom_prior must be a finite number > n_features - 1; "
+                         f"got {dof!r}.")
     if model.mean_prior is not None and np.ndim(model.mean_prior) != 1:
         raise ValueError(f"mean_prior must be a vector of length n_features; got shape "
                          f"{np.shape(model.mean_prior)}.")
@@ -78,7 +80,8 @@ def _check_covariance_prior(cov, covariance_type: str) -> None:
                          f"transpose by {np.abs(arr - arr.T).max():.3g}.")
     smallest = float(np.linalg.eigvalsh(arr)[0])
     if smallest <= 0:
-        raise ValueError(f"covariance_prior must be positive definite; its smallest eigenvalue is {smallest:.3g}.")
+        raise ValueError("covariance_prior must be positive definite; its smallest eigenvalue is "
+                         f"{smallest:.3g}.")
 
 
 def check_prior_shapes(model, d: int) -> None:
