@@ -35,7 +35,7 @@ from ..components import gauss_wishart as gw
 from ..components import gaussian as g
 from ..components import mixture_weights as mw
 from ..model import Model
-from ..validation import prepare_inputs
+from ..validation import as_float_array, check_finite, prepare_inputs
 from . import seeding
 from .gaussian_mixture import LLOYD_STEPS, Affine, GaussianMixture, GMMParams
 from .vb_priors import check_prior_shapes, prior_tuple, resolved_priors, validate_static
@@ -244,9 +244,11 @@ class BayesianGaussianMixture(Model):
         """Parameters after one M-step from given responsibilities ``(n, k)``, in the data's units
         (scikit-learn's ``_initialize``): a reproducible starting point for :func:`emjax.em`."""
         x, w = prepare_inputs(self, data, weights)
-        resp = jnp.asarray(resp, x.dtype)
+        resp = as_float_array(resp, "resp").astype(x.dtype)
         if resp.shape != (x.shape[0], self.n_components):
-            raise ValueError(f"resp must have shape {(x.shape[0], self.n_components)}; got {resp.shape}.")
+            raise ValueError(f"resp must have shape {(x.shape[0], self.n_components)} (rows, "
+                             f"n_components); got {resp.shape}.")
+        check_finite(resp, "resp")
         return _from_responsibilities(self, x, w, resp)
 
     # ----------------------------------------------------------------- standardisation
