@@ -31,6 +31,7 @@ import pytest
 from scipy.special import gammaln, logsumexp, multigammaln
 from scipy.stats import multivariate_t
 from sklearn.mixture import BayesianGaussianMixture as SkBayesianGaussianMixture
+from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
 from threadpoolctl import threadpool_limits
 
 import emjax
@@ -125,9 +126,6 @@ def test_matches_sklearn_every_iteration_and_never_decreases(x64, covariance_typ
                          (p.mean_precision, sk.mean_precision_), (p.means, sk.means_),
                          (p.degrees_of_freedom, sk.degrees_of_freedom_), (p.covariances, sk.covariances_)):
         np.testing.assert_allclose(np.asarray(mine), theirs, rtol=RTOL, atol=1e-12)
-    weights, posterior = jax.jit(lambda p: (model.mixture_params(p).weights, model.posterior(p, x)))(p)
-    np.testing.assert_allclose(weights, sk.weights_, rtol=RTOL)
-    np.testing.assert_allclose(posterior, sk.predict_proba(x), rtol=1e-7, atol=1e-12)
 
 
 def test_explicit_priors_match_sklearn(x64):
@@ -196,12 +194,24 @@ def random_params(covariance_type, prior_type, seed=4):
 
 @pytest.mark.parametrize("covariance_type,prior_type", [("full", "dirichlet_process"), ("tied", "dirichlet_distribution"),
                                                         ("diag", "dirichlet_process"), ("spherical", "dirichlet_distribution")])
-def test_log_prob_is_the_student_t_predictive(x64, covariance_type, prior_type):
+def test_densities_of_given_params(x64, covariance_type, prior_type):
+    """``log_prob`` is the Student t predictive (SciPy); ``posterior``, ``predict`` and the plug-in
+    weights are scikit-learn's ``predict_proba``, ``predict`` and ``weights_`` for the same state."""
     x = make_data(seed=3)[0][:20] - np.array([5.0, -3.0, 10.0])
     model = BayesianGaussianMixture(K, covariance_type=covariance_type, weight_concentration_prior_type=prior_type)
     params = random_params(covariance_type, prior_type)
-    np.testing.assert_allclose(jax.jit(model.log_prob)(params, x),
-                               numpy_predictive(params, x, covariance_type, prior_type), rtol=1e-10)
+    log_prob, posterior, labels, weights = jax.jit(lambda p: (
+        model.log_prob(p, x), model.posterior(p, x), model.predict(p, x), model.mixture_params(p).weights))(params)
+    np.testing.assert_allclose(log_prob, numpy_predictive(params, x, covariance_type, prior_type), rtol=1e-10)
+    sk = SkBayesianGaussianMixture(n_components=K, covariance_type=covariance_type,
+                                   weight_concentration_prior_type=prior_type)
+    conc = np.asarray(params.weight_concentration)
+    sk._set_parameters((conc if prior_type == "dirichlet_distribution" else (conc[0], conc[1]),
+                        params.mean_precision, params.means, params.degrees_of_freedom, params.covariances,
+                        _compute_precision_cholesky(params.covariances, covariance_type)))
+    np.testing.assert_allclose(weights, sk.weights_, rtol=1e-12)
+    np.testing.assert_allclose(posterior, sk.predict_proba(x), rtol=1e-9, atol=1e-14)
+    np.testing.assert_array_equal(labels, sk.predict(x))
 
 
 def test_unneeded_components_shrink():
