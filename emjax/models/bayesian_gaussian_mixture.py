@@ -147,6 +147,7 @@ class BayesianGaussianMixture(Model):
 
     # ----------------------------------------------------------------- EM contract
     def e_step(self, params: VBGMMParams, x, weights):
+        """Statistics under the optimal :math:`q(z)` and :math:`\\sum_n w_n \\log\\sum_k \\rho_{nk}`."""
         lp = self._log_rho(params, x)
         row = logsumexp(lp, axis=0)
         keep = weights > 0
@@ -165,8 +166,8 @@ class BayesianGaussianMixture(Model):
         dof = self._nu0(d) + (jnp.sum(counts) / k if self.covariance_type == "tied" else counts)
         scale = gw.posterior_scale(stats, params.means, means, params.mean_prior,
                                    params.covariance_prior, beta0, self.covariance_type)
-        cov = scale / {"full": lambda v: v[:, None, None], "diag": lambda v: v[:, None]}.get(
-            self.covariance_type, lambda v: v)(dof)
+        per_component = {"full": (-1, 1, 1), "diag": (-1, 1)}.get(self.covariance_type)
+        cov = scale / (dof if per_component is None else jnp.reshape(dof, per_component))
         concentration = mw.update(counts, self._weight_prior(), self.weight_concentration_prior_type)
         return params._replace(weight_concentration=concentration, mean_precision=beta, means=means,
                                degrees_of_freedom=dof, covariances=cov)
@@ -183,6 +184,7 @@ class BayesianGaussianMixture(Model):
         return -(kl_weights + kl_components)
 
     def is_degenerate(self, params: VBGMMParams):
+        """True when a covariance is not positive definite."""
         prec_chol = g.precision_cholesky(params.covariances, self.covariance_type)
         return ~jnp.all(jnp.isfinite(prec_chol))
 
