@@ -1,4 +1,5 @@
 """Latent-variable models: pure functions under the contract of :mod:`emjax.model`."""
+from .bayesian_gaussian_mixture import BayesianGaussianMixture, VBGMMParams
 from .bayesian_network import BayesianNetwork, BNParams
 from .discrete_mixtures import (
     BernoulliMixture, BernoulliMixtureParams, CategoricalMixture, CategoricalMixtureParams,
@@ -8,7 +9,8 @@ from .gaussian_mixture import GaussianMixture, GMMParams
 from .plsa import PLSA, PLSAParams
 
 __all__ = [
-    "BNParams", "BayesianNetwork", "BernoulliMixture", "BernoulliMixtureParams", "CategoricalMixture",
-    "CategoricalMixtureParams", "GMMParams", "GaussianMixture", "MultinomialMixture",
-    "MultinomialMixtureParams", "PLSA", "PLSAParams", "PoissonMixture", "PoissonMixtureParams",
+    "BNParams", "BayesianGaussianMixture", "BayesianNetwork", "BernoulliMixture",
+    "BernoulliMixtureParams", "CategoricalMixture", "CategoricalMixtureParams", "GMMParams",
+    "GaussianMixture", "MultinomialMixture", "MultinomialMixtureParams", "PLSA", "PLSAParams",
+    "PoissonMixture", "PoissonMixtureParams", "VBGMMParams",
 ]
