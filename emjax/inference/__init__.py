@@ -1,0 +1,4 @@
+"""Inference for structured latent variables (pure functions, usable without a model)."""
+from . import hmm
+
+__all__ = ["hmm"]
