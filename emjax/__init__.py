@@ -8,12 +8,15 @@ from .criteria import aic, bic
 from .driver import ConvergenceWarning, EMResult, FitError, em
 from .fit import FitResult, fit, init_restarts, timed_fit
 from .model import Model
-from .models import GaussianMixture, GMMParams
+from . import inference
+from .models import (HMM, GaussianEmissionParams, GaussianHMM, GaussianMixture, GMMParams,
+                     HMMParams, Sequences)
 from .status import Status
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ConvergenceWarning", "EMResult", "FitError", "FitResult", "GMMParams", "GaussianMixture",
-    "Model", "Status", "aic", "bic", "em", "fit", "init_restarts", "timed_fit",
+    "ConvergenceWarning", "EMResult", "FitError", "FitResult", "GMMParams", "GaussianEmissionParams",
+    "GaussianHMM", "GaussianMixture", "HMM", "HMMParams", "Model", "Sequences", "Status", "aic", "bic",
+    "em", "fit", "inference", "init_restarts", "timed_fit",
 ]

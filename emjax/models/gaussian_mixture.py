@@ -55,11 +55,6 @@ class GMMParams(NamedTuple):
     covariances: jnp.ndarray
 
 
-class Affine(NamedTuple):
-    shift: jnp.ndarray  # (d,)
-    scale: jnp.ndarray  # (d,)
-
-
 @dataclasses.dataclass(frozen=True)
 class GaussianMixture(Model):
     """A mixture of ``n_components`` Gaussians.
@@ -115,18 +110,7 @@ class GaussianMixture(Model):
         """``(x, labels)``: ``n`` draws from the mixture and the component of each."""
         label_key, noise_key = jax.random.split(key)
         labels = jax.random.categorical(label_key, jnp.log(params.weights), shape=(n,))
-        means = jnp.asarray(params.means)
-        z = jax.random.normal(noise_key, (n, means.shape[1]), means.dtype)
-        chol = g.cholesky_factor(params.covariances, self.covariance_type)
-        if self.covariance_type == "full":
-            noise = jnp.einsum("nde,ne->nd", chol[labels], z)
-        elif self.covariance_type == "tied":
-            noise = z @ chol.T
-        elif self.covariance_type == "diag":
-            noise = z * chol[labels]
-        else:
-            noise = z * chol[labels][:, None]
-        return means[labels] + noise, labels
+        return g.sample(noise_key, params.means, params.covariances, labels, self.covariance_type), labels
 
     def n_free_parameters(self, params: GMMParams) -> int:
         k, d = params.means.shape
@@ -154,25 +138,17 @@ class GaussianMixture(Model):
             cov = g.add_to_diagonal(g.divide_per_component(scatter, counts_sk, cov_type),
                                     self.reg_covar, cov_type)
             return GMMParams(counts_sk / jnp.sum(counts_sk), means, cov)
-        c = PSEUDO_COUNT
-        safe = jnp.where(counts > 0, counts, 1)[:, None]
-        means = jnp.where(counts[:, None] > 0, sums / safe, ref)
-        scatter = g.scatter_about_means(counts, sums, second, ref, means, cov_type)
-        cov = g.divide_per_component(g.add_to_diagonal(scatter, self.reg_covar, cov_type),
-                                     counts + c, cov_type)
-        return GMMParams((counts + c) / (jnp.sum(counts) + c * counts.shape[0]), means, cov)
+        means, cov = g.map_update(stats, ref, self.reg_covar, PSEUDO_COUNT, cov_type)
+        return GMMParams((counts + PSEUDO_COUNT) / (jnp.sum(counts) + PSEUDO_COUNT * counts.shape[0]),
+                         means, cov)
 
     def log_prior(self, params: GMMParams):
         if self.regularization == "sklearn":
             return jnp.zeros((), params.weights.dtype)
-        c, psi, cov_type = PSEUDO_COUNT, self.reg_covar, self.covariance_type
+        c, cov_type = PSEUDO_COUNT, self.covariance_type
         k, d = params.means.shape
-        prec_chol = g.precision_cholesky(params.covariances, cov_type)
-        log_det = 2 * g.log_det_precision_cholesky(prec_chol, cov_type, d)  # log|Lambda_k|
-        trace = {"full": lambda u: jnp.sum(u * u, axis=(1, 2)), "tied": lambda u: jnp.sum(u * u),
-                 "diag": lambda u: jnp.sum(u * u, axis=1), "spherical": lambda u: d * u * u}
         strength = k * c if cov_type == "tied" else c
-        wishart = 0.5 * strength * jnp.sum(log_det) - 0.5 * psi * jnp.sum(trace[cov_type](prec_chol))
+        wishart = g.log_wishart_prior(params.covariances, self.reg_covar, strength, cov_type, d)
         return c * jnp.sum(jnp.log(params.weights)) + wishart
 
     def is_degenerate(self, params: GMMParams):
@@ -207,33 +183,17 @@ class GaussianMixture(Model):
 
     # ----------------------------------------------------------------- standardisation
     def standardize(self, x, weights):
-        total = jnp.sum(weights)
-        shift = (weights @ x) / total
-        centred = x - shift
-        if self.regularization == "sklearn":
-            scale = jnp.ones_like(shift)
-        else:
-            var = (weights @ (centred * centred)) / total
-            if self.covariance_type == "spherical":
-                var = jnp.full_like(var, jnp.mean(var))
-            scale = jnp.where(var > 0, jnp.sqrt(jnp.where(var > 0, var, 1)), 1)
-        return centred / scale, Affine(shift, scale), -jnp.sum(jnp.log(scale))
+        return g.standardize(x, weights, self.covariance_type, rescale=self.regularization != "sklearn")
 
     def _map_params(self, params: GMMParams, shift, scale) -> GMMParams:
         """Parameters of ``x' = (x - shift) / scale``'s model from those of ``x``'s."""
-        cov = params.covariances
-        if self.covariance_type in ("full", "tied"):
-            cov = cov / (scale[:, None] * scale[None, :])
-        elif self.covariance_type == "diag":
-            cov = cov / (scale * scale)
-        else:
-            cov = cov / (scale[0] * scale[0])
-        return GMMParams(params.weights, (params.means - shift) / scale, cov)
+        means, cov = g.affine_map(params.means, params.covariances, shift, scale, self.covariance_type)
+        return GMMParams(params.weights, means, cov)
 
-    def params_to_standard(self, params, transform: Affine):
+    def params_to_standard(self, params, transform: g.Affine):
         return self._map_params(params, transform.shift, transform.scale)
 
-    def params_from_standard(self, params, transform: Affine):
+    def params_from_standard(self, params, transform: g.Affine):
         return self._map_params(params, -transform.shift / transform.scale, 1 / transform.scale)
 
     # ----------------------------------------------------------------- host-side checks
