@@ -19,13 +19,15 @@ initial log-probabilities :math:`\log\pi` ``(k,)``, transition log-probabilities
 
 Sequences shorter than the padded axis pass ``length``: steps ``tau >= length`` get emission
 log-density 0 and the identity transition, so they change no forward or backward message, and
-every marginal there is reported as 0. Probabilities are never multiplied over time, so
-``t = 100,000`` stays finite; an impossible observation gives exactly ``-inf``; hard zeros in
+every marginal there is reported as 0. Probabilities are never multiplied over time and the
+sequential pass carries per-step normalised messages (summing the log normalisers), so
+``t = 100,000`` stays finite and accurate, in float32 too; an impossible observation gives exactly ``-inf``; hard zeros in
 :math:`\pi` or :math:`A` never produce NaN, in values or gradients (all logarithms and
 log-sum-exps of zeros go through :func:`safe_log`).
 """
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -33,12 +35,12 @@ import jax.numpy as jnp
 
 
 class Posterior(NamedTuple):
-    """Forward-backward summary of one sequence.
+    r"""Forward-backward summary of one sequence.
 
     Attributes:
-        log_likelihood: :math:`\\log p(x)` (scalar).
-        marginals: :math:`\\gamma` ``(t, k)``, zero at padded steps.
-        transitions: :math:`\\sum_\\tau \\xi_\\tau` ``(k, k)``, expected transition counts.
+        log_likelihood: :math:`\log p(x)` (scalar).
+        marginals: :math:`\gamma` ``(t, k)``, zero at padded steps.
+        transitions: :math:`\sum_\tau \xi_\tau` ``(k, k)``, expected transition counts.
     """
 
     log_likelihood: jnp.ndarray
@@ -77,8 +79,9 @@ def _log_matmul(a, b):
     return logsumexp(a[..., :, :, None] + b[..., None, :, :], axis=-2)
 
 
+@functools.partial(jax.jit, static_argnames="parallel")
 def forward_backward_messages(log_init, log_trans, log_emit, length=None, parallel=False):
-    """Log forward and backward messages ``(alpha, beta)``, each ``(t, k)``.
+    r"""Per-step normalised log forward and backward messages and the log-likelihood.
 
     Args:
         log_init: ``(k,)`` initial log-probabilities.
@@ -88,6 +91,12 @@ def forward_backward_messages(log_init, log_trans, log_emit, length=None, parall
         parallel: ``False``: two ``lax.scan`` passes (``O(t)`` depth, ``O(t k^2)`` work);
             ``True``: ``lax.associative_scan`` over ``(k, k)`` log-matrices (``O(log t)`` depth,
             ``O(t k^3)`` work; for accelerators and long sequences).
+
+    Returns:
+        ``(alpha, beta, log_likelihood)``: ``alpha`` and ``beta`` ``(t, k)`` equal
+        :math:`\alpha_\tau` and :math:`\beta_\tau` up to an additive constant per step (the
+        sequential pass carries :math:`\alpha_\tau - \log\sum_j e^{\alpha_\tau(j)}` and sums
+        those normalisers, so float32 stays accurate over long sequences).
     """
     t = log_emit.shape[0]
     mask = step_mask(t, length)
@@ -99,85 +108,87 @@ def forward_backward_messages(log_init, log_trans, log_emit, length=None, parall
         # every row. alpha_tau = any row of M_0 ... M_tau; beta_tau = rows of M_{tau+1} ... summed.
         elements = trans + log_emit[:, None, :]
         elements = elements.at[0].set(jnp.broadcast_to(alpha0, elements.shape[1:]))
-        prefix = jax.lax.associative_scan(_log_matmul, elements)
-        alpha = prefix[:, 0, :]
+        alpha = jax.lax.associative_scan(_log_matmul, elements)[:, 0, :]
         if t == 1:
-            return alpha, jnp.zeros_like(alpha)
-        suffix = jax.lax.associative_scan(lambda x, y: _log_matmul(y, x), elements[1:], reverse=True)
-        beta_head = logsumexp(suffix, axis=-1)
-        beta = jnp.concatenate([beta_head, jnp.zeros_like(alpha0)[None]], axis=0)
-        return alpha, beta
+            beta = jnp.zeros_like(alpha)
+        else:
+            suffix = jax.lax.associative_scan(lambda x, y: _log_matmul(y, x), elements[1:], reverse=True)
+            beta = jnp.concatenate([logsumexp(suffix, axis=-1), jnp.zeros_like(alpha0)[None]], axis=0)
+        return alpha, beta, logsumexp(alpha[-1], axis=0)
 
     def forward(alpha, inputs):
         a, e = inputs
         alpha = logsumexp(alpha[:, None] + a, axis=0) + e
-        return alpha, alpha
+        norm = logsumexp(alpha, axis=0)
+        return alpha - jnp.where(jnp.isfinite(norm), norm, 0), (alpha, norm)
 
-    _, rest = jax.lax.scan(forward, alpha0, (trans[1:], log_emit[1:]))
+    norm0 = logsumexp(alpha0, axis=0)
+    _, (rest, norms) = jax.lax.scan(forward, alpha0 - jnp.where(jnp.isfinite(norm0), norm0, 0),
+                                    (trans[1:], log_emit[1:]))
     alpha = jnp.concatenate([alpha0[None], rest], axis=0)
+    ll = norm0 + jnp.sum(jnp.where(mask[1:], norms, 0))
 
     def backward(beta, inputs):
         a, e = inputs
         beta = logsumexp(a + (e + beta)[None, :], axis=1)
+        norm = logsumexp(beta, axis=0)
+        beta = beta - jnp.where(jnp.isfinite(norm), norm, 0)
         return beta, beta
 
     last = jnp.zeros_like(alpha0)
     _, head = jax.lax.scan(backward, last, (trans[1:], log_emit[1:]), reverse=True)
-    return alpha, jnp.concatenate([head, last[None]], axis=0)
+    return alpha, jnp.concatenate([head, last[None]], axis=0), ll
 
 
-def _normalised(log_p, log_likelihood):
-    """``exp(log_p - log_likelihood)``, 0 (never NaN) when the sequence is impossible."""
-    return jnp.exp(log_p - jnp.where(jnp.isfinite(log_likelihood), log_likelihood, 0))
+def _normalised(log_p, axes):
+    """``exp(log_p)`` normalised over ``axes``; 0 (never NaN) where every entry is ``-inf``."""
+    norm = logsumexp(log_p.reshape(log_p.shape[:-len(axes)] + (-1,)), axis=-1)
+    norm = jnp.where(jnp.isfinite(norm), norm, 0)
+    return jnp.exp(log_p - norm.reshape(norm.shape + (1,) * len(axes)))
 
 
+@functools.partial(jax.jit, static_argnames="parallel")
 def log_likelihood(log_init, log_trans, log_emit, length=None, parallel=False):
-    """:math:`\\log p(x_{0:length})` of one sequence (forward pass only when sequential)."""
-    if parallel:
-        alpha, _ = forward_backward_messages(log_init, log_trans, log_emit, length, parallel)
-        return logsumexp(alpha[-1], axis=0)
-    mask = step_mask(log_emit.shape[0], length)
-    log_emit = jnp.where(mask[:, None], log_emit, 0)
-    trans = _log_transition_per_step(log_trans, mask)
-
-    def forward(alpha, inputs):
-        a, e = inputs
-        return logsumexp(alpha[:, None] + a, axis=0) + e, None
-
-    alpha, _ = jax.lax.scan(forward, log_init + log_emit[0], (trans[1:], log_emit[1:]))
-    return logsumexp(alpha, axis=0)
+    r""":math:`\log p(x_{0:length})` of one sequence; arguments as :func:`forward_backward_messages`."""
+    return forward_backward_messages(log_init, log_trans, log_emit, length, parallel)[2]
 
 
-def pairwise_marginals(log_init, log_trans, log_emit, length=None, parallel=False):
-    """:math:`\\xi_\\tau(i, j) = p(z_\\tau = i, z_{\\tau+1} = j \\mid x)`, ``(t - 1, k, k)``
-    (zero where ``tau + 1 >= length``)."""
-    alpha, beta = forward_backward_messages(log_init, log_trans, log_emit, length, parallel)
-    mask = step_mask(log_emit.shape[0], length)
-    ll = logsumexp(alpha[-1], axis=0)
+def _pairwise(alpha, beta, log_trans, log_emit, mask):
+    r"""Unnormalised log :math:`\xi_\tau` ``(t - 1, k, k)``, ``-inf`` where ``tau + 1`` is padding."""
     after = jnp.where(mask[1:, None], log_emit[1:] + beta[1:], -jnp.inf)
-    return _normalised(alpha[:-1, :, None] + log_trans[None] + after[:, None, :], ll)
+    return alpha[:-1, :, None] + log_trans[None] + after[:, None, :]
 
 
+@functools.partial(jax.jit, static_argnames="parallel")
+def pairwise_marginals(log_init, log_trans, log_emit, length=None, parallel=False):
+    r""":math:`\xi_\tau(i, j) = p(z_\tau = i, z_{\tau+1} = j \mid x)`, ``(t - 1, k, k)``
+    (zero where ``tau + 1 >= length``)."""
+    alpha, beta, _ = forward_backward_messages(log_init, log_trans, log_emit, length, parallel)
+    mask = step_mask(log_emit.shape[0], length)
+    return _normalised(_pairwise(alpha, beta, log_trans, log_emit, mask), (1, 2))
+
+
+@functools.partial(jax.jit, static_argnames="parallel")
 def posterior(log_init, log_trans, log_emit, length=None, parallel=False) -> Posterior:
-    """Log-likelihood, state marginals and expected transition counts of one sequence.
+    r"""Log-likelihood, state marginals and expected transition counts of one sequence.
 
     Args: as :func:`forward_backward_messages`.
 
     Returns:
-        :class:`Posterior`; the transition counts are :math:`\\sum_\\tau \\xi_\\tau` (what
-        Baum-Welch needs), the marginals are zero at padded steps.
+        :class:`Posterior`; the transition counts are :math:`\sum_\tau \xi_\tau` (what
+        Baum-Welch needs), the marginals are zero at padded steps. Each step's marginals are
+        normalised on their own, so they are exact even where the log-likelihood is huge.
     """
-    alpha, beta = forward_backward_messages(log_init, log_trans, log_emit, length, parallel)
+    alpha, beta, ll = forward_backward_messages(log_init, log_trans, log_emit, length, parallel)
     mask = step_mask(log_emit.shape[0], length)
-    ll = logsumexp(alpha[-1], axis=0)
-    marginals = jnp.where(mask[:, None], _normalised(alpha + beta, ll), 0)
-    after = jnp.where(mask[1:, None], log_emit[1:] + beta[1:], -jnp.inf)
-    xi = _normalised(alpha[:-1, :, None] + log_trans[None] + after[:, None, :], ll)
+    marginals = jnp.where(mask[:, None], _normalised(alpha + beta, (1,)), 0)
+    xi = _normalised(_pairwise(alpha, beta, log_trans, log_emit, mask), (1, 2))
     return Posterior(ll, marginals, jnp.sum(xi, axis=0))
 
 
+@jax.jit
 def viterbi(log_init, log_trans, log_emit, length=None):
-    """Most probable state path :math:`\\arg\\max_z p(z \\mid x)`, ``(t,)`` int32, -1 at padded
+    r"""Most probable state path :math:`\arg\max_z p(z \mid x)`, ``(t,)`` int32, -1 at padded
     steps (ties go to the lowest state index)."""
     t = log_emit.shape[0]
     mask = step_mask(t, length)
@@ -201,6 +212,7 @@ def viterbi(log_init, log_trans, log_emit, length=None):
     return jnp.where(mask, path, -1)
 
 
+@functools.partial(jax.jit, static_argnames="n_steps")
 def sample_states(key, initial, transitions, n_steps: int):
     """A state path ``(n_steps,)`` int32 drawn from the Markov chain (probabilities, not logs)."""
     first_key, key = jax.random.split(key)
