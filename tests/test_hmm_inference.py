@@ -1,47 +1,12 @@
-"""emjax.inference.hmm against brute-force enumeration of every state path (NumPy, in this file)
+"""emjax.inference.hmm against brute-force enumeration of every state path (tests/hmm_reference.py)
 and a float64 NumPy forward recursion for a long sequence."""
-import itertools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from emjax.inference import hmm
-
-
-def tiny_hmm(seed, k=3, t=6):
-    """Random initial/transitions with hard zeros, and random emission log-densities."""
-    rng = np.random.default_rng(seed)
-    initial = rng.dirichlet(np.ones(k))
-    initial[-1] = 0.0  # the last state can never start
-    initial /= initial.sum()
-    trans = rng.dirichlet(np.ones(k), size=k)
-    trans[0, -1] = trans[-1, 0] = 0.0  # hard zeros both ways
-    trans /= trans.sum(axis=1, keepdims=True)
-    log_emit = rng.normal(scale=2.0, size=(t, k))
-    return initial, trans, log_emit
-
-
-def enumerate_paths(initial, trans, log_emit, length):
-    """Every path of ``length`` steps: log-likelihood, marginals (t, k), pairwise (t-1, k, k),
-    the best path."""
-    t, k = log_emit.shape
-    paths = np.array(list(itertools.product(range(k), repeat=length)))
-    with np.errstate(divide="ignore"):
-        log_joint = np.log(initial[paths[:, 0]]) + log_emit[0, paths[:, 0]]
-        for s in range(1, length):
-            log_joint += np.log(trans[paths[:, s - 1], paths[:, s]]) + log_emit[s, paths[:, s]]
-    top = log_joint.max()
-    ll = top + np.log(np.exp(log_joint - top).sum())
-    prob = np.exp(log_joint - ll)
-    marginals, pairwise = np.zeros((t, k)), np.zeros((t - 1, k, k))
-    for path, p in zip(paths, prob):
-        marginals[np.arange(length), path] += p
-        pairwise[np.arange(length - 1), path[:-1], path[1:]] += p
-    best = np.full(t, -1)
-    best[:length] = paths[np.argmax(log_joint)]
-    return ll, marginals, pairwise, best
+from hmm_reference import enumerate_paths, tiny_hmm
 
 
 def as_logs(initial, trans, log_emit):

@@ -129,14 +129,14 @@ def forward_backward_messages(log_init, log_trans, log_emit, length=None, parall
     ll = norm0 + jnp.sum(jnp.where(mask[1:], norms, 0))
 
     def backward(beta, inputs):
-        a, e = inputs
+        a, e, real = inputs  # real: step tau + 1 is not padding (else beta_tau stays exactly 0)
         beta = logsumexp(a + (e + beta)[None, :], axis=1)
         norm = logsumexp(beta, axis=0)
-        beta = beta - jnp.where(jnp.isfinite(norm), norm, 0)
+        beta = jnp.where(real, beta - jnp.where(jnp.isfinite(norm), norm, 0), 0)
         return beta, beta
 
     last = jnp.zeros_like(alpha0)
-    _, head = jax.lax.scan(backward, last, (trans[1:], log_emit[1:]), reverse=True)
+    _, head = jax.lax.scan(backward, last, (trans[1:], log_emit[1:], mask[1:]), reverse=True)
     return alpha, jnp.concatenate([head, last[None]], axis=0), ll
 
 

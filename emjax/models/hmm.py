@@ -114,11 +114,8 @@ class HMM(Model):
     # ----------------------------------------------------------------- inference
     def _log_emissions(self, params: HMMParams, data: Sequences):
         """``(s, t, k)`` emission log-densities (padded steps hold finite garbage)."""
-        x = data.x
-        s, t = x.shape[:2]
-        mask = jnp.arange(t)[None, :] < data.lengths[:, None]
-        x = jnp.where(mask.reshape(mask.shape + (1,) * (x.ndim - 2)), x, jnp.zeros((), x.dtype))
-        flat = x.reshape((s * t,) + x.shape[2:])
+        s, t = data.x.shape[:2]
+        flat, _ = _flat_steps(data, jnp.ones((s,), data.x.dtype))
         log_emit = self.emission_model.log_density(params.emission, flat)  # (k, s t)
         return flat, jnp.moveaxis(log_emit.reshape(-1, s, t), 0, -1)
 
@@ -264,6 +261,7 @@ def _flat_steps(data: Sequences, weights):
     x = data.x
     s, t = x.shape[:2]
     mask = jnp.arange(t)[None, :] < data.lengths[:, None]
+    x = jnp.where(mask.reshape(mask.shape + (1,) * (x.ndim - 2)), x, jnp.zeros((), x.dtype))
     return x.reshape((s * t,) + x.shape[2:]), (weights[:, None] * mask).reshape(-1)
 
 

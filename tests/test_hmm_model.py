@@ -1,0 +1,185 @@
+"""emjax.HMM under the EM engine: one Baum-Welch step against enumeration, padding, weights,
+freezing, hard zeros, monotone restarts, parallel == sequential."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import emjax
+from hmm_reference import baum_welch_step
+
+K, D, T = 3, 2, 6
+
+
+def tiny_problem(seed=0):
+    """Two sequences (lengths 6 and 4, padded to 6) from a 3-state full-covariance HMM with hard
+    zeros, sequence weights, and starting params."""
+    rng = np.random.default_rng(seed)
+    initial = np.array([0.6, 0.4, 0.0])
+    trans = np.array([[0.7, 0.3, 0.0], [0.0, 0.6, 0.4], [0.2, 0.0, 0.8]])
+    means = rng.normal(scale=2.0, size=(K, D))
+    a = rng.normal(size=(K, D, D))
+    covs = a @ np.swapaxes(a, 1, 2) + 0.5 * np.eye(D)
+    x = rng.normal(scale=2.0, size=(2, T, D))
+    x[1, 4:] = 1e3  # padding: garbage that must not matter
+    lengths = np.array([6, 4])
+    weights = np.array([1.0, 2.5])
+    params = emjax.HMMParams(jnp.asarray(initial), jnp.asarray(trans),
+                             emjax.GaussianEmissionParams(jnp.asarray(means), jnp.asarray(covs)))
+    return x, lengths, weights, params
+
+
+@pytest.mark.parametrize("regularization", ["none", "prior"])
+def test_one_baum_welch_step_equals_enumeration(x64, regularization):
+    x, lengths, weights, params = tiny_problem()
+    p = jax.tree_util.tree_map(np.asarray, params)
+    total, posteriors, new = baum_welch_step(x, lengths, weights, p.initial, p.transitions,
+                                             p.emission.means, p.emission.covariances)
+    model = emjax.GaussianHMM(K, regularization=regularization, reg_covar=0.01)
+    data = (x, lengths)
+    np.testing.assert_allclose(model.log_prob(params, data), [ll for ll, _, _ in posteriors], rtol=1e-12)
+    np.testing.assert_allclose(model.posterior(params, data), [g for _, g, _ in posteriors], atol=1e-12)
+    np.testing.assert_array_equal(model.predict(params, data), [b for _, _, b in posteriors])
+
+    result = emjax.em(model, params, data, weights, max_iter=1, tol=0.0, throw=False)
+    got = result.params
+    c = 1e-3 if regularization == "prior" else 0.0
+    allowed = p.transitions > 0
+    expected_trans = (new["transition_counts"] + c * allowed)
+    expected_trans /= expected_trans.sum(axis=1, keepdims=True)
+    expected_initial = new["start_counts"] + c * (p.initial > 0)
+    expected_initial /= expected_initial.sum()
+    if regularization == "none":  # reg_covar is absolute, in the data's units
+        expected_covs = new["scatter"] / new["counts"][:, None, None] + 0.01 * np.eye(D)
+    else:  # Wishart prior in standardised units: psi diag(scale^2) in the data's units
+        w, steps = new["step_weights"], new["steps"]
+        var = w @ (steps - w @ steps / w.sum()) ** 2 / w.sum()
+        expected_covs = (new["scatter"] + 0.01 * np.diag(var)) / (new["counts"] + c)[:, None, None]
+    np.testing.assert_allclose(got.initial, expected_initial, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(got.transitions, expected_trans, rtol=1e-10, atol=1e-14)
+    assert np.all(np.asarray(got.transitions)[~allowed] == 0) and float(got.initial[2]) == 0
+    np.testing.assert_allclose(got.emission.means, new["means"], rtol=1e-10)
+    np.testing.assert_allclose(got.emission.covariances, expected_covs, rtol=1e-10)
+    # the reported log-likelihood is that of the returned params, per unit sequence weight
+    np.testing.assert_allclose(result.log_likelihood * weights.sum(),
+                               np.sum(weights * np.asarray(model.log_prob(got, data))), rtol=1e-12)
+    if regularization == "none":  # no prior: the monitored objective is the log-likelihood
+        np.testing.assert_allclose(result.history[0], result.log_likelihood, rtol=1e-12)
+
+
+def test_padding_changes_nothing(x64):
+    x, lengths, weights, params = tiny_problem()
+    model = emjax.GaussianHMM(K)
+    seqs = emjax.Sequences(jnp.asarray(x), jnp.asarray(lengths))
+    stats, ll = model.e_step(params, seqs, jnp.asarray(weights))
+    other = x.copy()
+    other[1, 4:] = np.nan  # same shape, other garbage: bitwise the same
+    stats2, ll2 = model.e_step(params, emjax.Sequences(jnp.asarray(other), jnp.asarray(lengths)),
+                               jnp.asarray(weights))
+    for a, b in zip(jax.tree_util.tree_leaves((stats, ll)), jax.tree_util.tree_leaves((stats2, ll2))):
+        np.testing.assert_array_equal(a, b)
+    longer = np.concatenate([x, np.full((2, 3, D), -7.0)], axis=1)  # three more padded steps
+    stats3, ll3 = model.e_step(params, emjax.Sequences(jnp.asarray(longer), jnp.asarray(lengths)),
+                               jnp.asarray(weights))
+    for a, b in zip(jax.tree_util.tree_leaves((stats, ll)), jax.tree_util.tree_leaves((stats3, ll3))):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+    # a zero-weight sequence contributes exactly nothing; weight 2 equals the sequence twice
+    w0 = model.e_step(params, seqs, jnp.asarray([1.0, 0.0]))
+    alone = model.e_step(params, emjax.Sequences(jnp.asarray(x[:1]), jnp.asarray(lengths[:1])),
+                         jnp.asarray([1.0]))
+    for a, b in zip(jax.tree_util.tree_leaves(w0), jax.tree_util.tree_leaves(alone)):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+    doubled = model.e_step(params, emjax.Sequences(jnp.asarray(x[[0, 0, 1]]), jnp.asarray(lengths[[0, 0, 1]])),
+                           jnp.asarray([1.0, 1.0, 1.0]))
+    twice = model.e_step(params, seqs, jnp.asarray([2.0, 1.0]))
+    for a, b in zip(jax.tree_util.tree_leaves(doubled), jax.tree_util.tree_leaves(twice)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_parallel_equals_sequential_in_the_model(x64):
+    x, lengths, weights, params = tiny_problem()
+    seqs, w = emjax.Sequences(jnp.asarray(x), jnp.asarray(lengths)), jnp.asarray(weights)
+    a = emjax.GaussianHMM(K).e_step(params, seqs, w)
+    b = emjax.GaussianHMM(K, parallel=True).e_step(params, seqs, w)
+    for u, v in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+        np.testing.assert_allclose(u, v, rtol=1e-11, atol=1e-12)
+
+
+def regimes(n_sequences=6, n_steps=120, seed=1):
+    """A generated corpus: 3 regimes with sticky transitions, 2-d Gaussian emissions."""
+    model = emjax.GaussianHMM(3, covariance_type="full")
+    truth = emjax.HMMParams(
+        jnp.array([0.5, 0.3, 0.2]), jnp.array([[0.9, 0.05, 0.05], [0.1, 0.85, 0.05], [0.05, 0.1, 0.85]]),
+        emjax.GaussianEmissionParams(jnp.array([[0.0, 0.0], [3.0, 1.0], [-2.0, 3.0]]),
+                                     jnp.array([np.eye(2), [[1.0, 0.5], [0.5, 1.0]], 0.5 * np.eye(2)])))
+    x, states = model.sample(jax.random.key(seed), truth, n_steps, n_sequences)
+    lengths = np.array([n_steps - 17 * i for i in range(n_sequences)])
+    return model, truth, np.asarray(x), lengths, np.asarray(states)
+
+
+def test_every_restart_is_monotone_and_recovers_the_regimes():
+    model, truth, x, lengths, states = regimes()
+    res = emjax.fit(model, (x, lengths), jax.random.key(0), n_init=6, max_iter=40, tol=0.0, throw=False)
+    statuses = np.asarray(res.restarts.status)
+    assert np.all(statuses == emjax.Status.MAX_ITER), statuses
+    history = np.asarray(res.restarts.history)
+    eps = np.finfo(np.float32).eps
+    assert np.all(np.diff(history, axis=1) >= -256 * eps * (1 + np.abs(history[:, :-1])))
+    # the best restart finds the regimes: Viterbi agrees with the truth up to relabelling
+    path = np.asarray(model.predict(res.params, (x, lengths)))
+    real = path >= 0
+    agree = max(np.mean(np.asarray(perm)[path[real]] == states[real])
+                for perm in __import__("itertools").permutations(range(3)))
+    assert agree > 0.95
+
+
+def test_fixed_parts_and_hard_zeros_stay(x64):
+    x, lengths, weights, params = tiny_problem()
+    data = (x, lengths)
+    for fixed in [(), ("transitions",), ("initial", "emissions")]:
+        model = emjax.GaussianHMM(K, fixed=fixed)
+        got = emjax.em(model, params, data, weights, max_iter=5, tol=0.0, throw=False).params
+        trans, initial = np.asarray(got.transitions), np.asarray(got.initial)
+        assert np.all(trans[np.asarray(params.transitions) == 0] == 0) and initial[2] == 0
+        for part, new, old in [("transitions", got.transitions, params.transitions),
+                               ("initial", got.initial, params.initial),
+                               ("emissions", got.emission.means, params.emission.means)]:
+            if part in fixed:  # emissions round-trip through the standardised coordinates
+                np.testing.assert_allclose(new, old, rtol=1e-14, atol=1e-15)
+            else:
+                assert not np.allclose(new, old)
+    # the objective's gradient with respect to the parameters is finite despite the hard zeros
+    model = emjax.GaussianHMM(K)
+    seqs = emjax.Sequences(jnp.asarray(x), jnp.asarray(lengths))
+    grad = jax.grad(lambda p: model.e_step(p, seqs, jnp.asarray(weights))[1] + model.log_prior(p))(params)
+    assert all(np.all(np.isfinite(g)) for g in jax.tree_util.tree_leaves(grad))
+
+
+def test_bad_input_names_the_value():
+    x, lengths, weights, params = tiny_problem()
+    model = emjax.GaussianHMM(K)
+    key = jax.random.key(0)
+    cases = [
+        ((x, [6, 0]), "lengths must be >= 1; 1 are not, the first at index 1 (length 0)"),
+        ((x, [-2, 4]), "the first at index 0 (length -2)"),
+        ((x, [6, 7]), "lengths must be <= n_steps=6 (the padded axis); 1 are not, the first at index 1 (length 7)"),
+        ((x, [6]), "lengths must have shape (2,)"),
+        ((x, [6.5, 4]), "lengths must be integers"),
+        (x[0, :, 0], "data must be one sequence"),
+    ]
+    for data, message in cases:
+        with pytest.raises(ValueError, match=__import__("re").escape(message)):
+            emjax.fit(model, data, key)
+    bad = x.copy()
+    bad[1, 2, 1] = np.nan
+    with pytest.raises(ValueError, match=r"data contains 1 NaN value\(s\); the first at index \(1, 2, 1\)"):
+        emjax.fit(model, (bad, lengths), key)
+    rows = params.transitions.at[1].set(jnp.array([0.5, 0.2, 0.2]))
+    with pytest.raises(ValueError, match=r"params.transitions: every row must sum to 1; row 1 sums to 0.9"):
+        emjax.em(model, params._replace(transitions=rows), (x, lengths))
+    with pytest.raises(ValueError, match=r"params.initial must be non-negative; entry \(0, 1\) is -0.1"):
+        emjax.em(model, params._replace(initial=jnp.array([1.1, -0.1, 0.0])), (x, lengths))
+    with pytest.raises(ValueError, match="fixed may name only"):
+        emjax.HMM(3, fixed=("transition",))
+    with pytest.raises(ValueError, match="n_states must be a positive integer; got 0"):
+        emjax.HMM(0)
