@@ -33,12 +33,13 @@ import numpy as np
 
 from ..inference import hmm as inference
 from ..model import Model
+from .hmm_discrete_emissions import BernoulliEmission, CategoricalEmission, PoissonEmission
 from .hmm_emissions import GaussianEmission
 
 REGULARIZATIONS = ("prior", "none")
 INIT_METHODS = ("kmeans++", "random_from_data")
 PARTS = ("initial", "transitions", "emissions")
-EMISSIONS = {"gaussian": GaussianEmission}
+EMISSIONS = ("gaussian", "categorical", "poisson", "bernoulli")
 #: Dirichlet pseudo-count c (in observations) on the initial distribution and transition rows.
 PSEUDO_COUNT = 1e-3
 #: How far a row of user-given probabilities may be from summing to 1.
@@ -66,8 +67,11 @@ class HMM(Model):
 
     Args:
         n_states: number of hidden states ``k``.
-        emission: emission family: "gaussian".
+        emission: emission family: "gaussian" (data ``(..., t, d)`` floats), "categorical"
+            (integer codes ``(..., t, f)``, feature ``j`` in ``0..n_categories[j]-1``, -1 missing),
+            "poisson" (counts ``(..., t, d)``) or "bernoulli" (0/1 values ``(..., t, d)``).
         covariance_type: Gaussian emissions: "full", "tied", "diag" or "spherical".
+        n_categories: categorical emissions: number of symbols of each feature.
         init_params: emission start of a restart: "kmeans++" (k-means++ seeds over all steps,
             then one M-step from the nearest-seed assignment) or "random_from_data"; the initial
             distribution and transition rows are drawn from a flat Dirichlet.
@@ -82,6 +86,7 @@ class HMM(Model):
     n_states: int
     emission: str = "gaussian"
     covariance_type: str = "full"
+    n_categories: tuple = ()
     init_params: str = "kmeans++"
     reg_covar: float = 1e-6
     regularization: str = "prior"
@@ -92,7 +97,7 @@ class HMM(Model):
         k = self.n_states
         if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
             raise ValueError(f"n_states must be a positive integer; got {k!r}.")
-        for name, allowed in (("emission", tuple(EMISSIONS)), ("init_params", INIT_METHODS),
+        for name, allowed in (("emission", EMISSIONS), ("init_params", INIT_METHODS),
                               ("regularization", REGULARIZATIONS),
                               ("covariance_type", ("full", "tied", "diag", "spherical"))):
             if getattr(self, name) not in allowed:
@@ -102,14 +107,25 @@ class HMM(Model):
         if unknown:
             raise ValueError(f"fixed may name only {PARTS}; got {unknown[0]!r}.")
         object.__setattr__(self, "fixed", fixed)
+        categories = self.n_categories
+        categories = (categories,) if isinstance(categories, numbers.Integral) else tuple(categories)
+        if self.emission == "categorical" and (not categories or not all(
+                isinstance(c, numbers.Integral) and not isinstance(c, bool) and c >= 1 for c in categories)):
+            raise ValueError("categorical emissions need n_categories, a positive integer per feature; "
+                             f"got {self.n_categories!r}.")
+        object.__setattr__(self, "n_categories", categories)
         reg = self.reg_covar
         if not isinstance(reg, numbers.Real) or not np.isfinite(reg) or reg < 0:
             raise ValueError(f"reg_covar must be a finite number >= 0; got {reg!r}.")
 
     @property
     def emission_model(self):
-        return EMISSIONS[self.emission](self.covariance_type, self.reg_covar, self.regularization,
-                                        self.init_params)
+        if self.emission == "gaussian":
+            return GaussianEmission(self.covariance_type, self.reg_covar, self.regularization,
+                                    self.init_params)
+        if self.emission == "categorical":
+            return CategoricalEmission(self.n_categories, self.regularization)
+        return {"poisson": PoissonEmission, "bernoulli": BernoulliEmission}[self.emission](self.regularization)
 
     # ----------------------------------------------------------------- inference
     def _log_emissions(self, params: HMMParams, data: Sequences):
@@ -157,8 +173,7 @@ class HMM(Model):
             trans = np.asarray(params.transitions)
             count += int(np.sum(np.count_nonzero(trans, axis=1) - 1))
         if "emissions" not in self.fixed:
-            d = int(np.shape(params.emission.means)[1])
-            count += self.emission_model.n_free_parameters(self.n_states, d)
+            count += self.emission_model.n_free_parameters(params.emission)
         return count
 
     # ----------------------------------------------------------------- EM contract
@@ -247,6 +262,21 @@ class HMM(Model):
 def GaussianHMM(n_states: int, covariance_type: str = "full", **options) -> HMM:
     """``HMM(n_states, emission="gaussian", covariance_type=..., **options)``."""
     return HMM(n_states, emission="gaussian", covariance_type=covariance_type, **options)
+
+
+def CategoricalHMM(n_states: int, n_categories, **options) -> HMM:
+    """``HMM(n_states, emission="categorical", n_categories=..., **options)``."""
+    return HMM(n_states, emission="categorical", n_categories=n_categories, **options)
+
+
+def PoissonHMM(n_states: int, **options) -> HMM:
+    """``HMM(n_states, emission="poisson", **options)``."""
+    return HMM(n_states, emission="poisson", **options)
+
+
+def BernoulliHMM(n_states: int, **options) -> HMM:
+    """``HMM(n_states, emission="bernoulli", **options)``."""
+    return HMM(n_states, emission="bernoulli", **options)
 
 
 def _normalise_rows(counts, current, pseudo_count):

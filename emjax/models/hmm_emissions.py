@@ -119,7 +119,8 @@ class GaussianEmission:
                 raise ValueError(f"params.emission.{name} must have shape {shape} for n_states={k}, "
                                  f"n_features={d}, covariance_type={self.covariance_type!r}; got {got}.")
 
-    def n_free_parameters(self, k: int, d: int) -> int:
+    def n_free_parameters(self, params: GaussianEmissionParams) -> int:
+        k, d = np.shape(params.means)
         cov = {"full": k * d * (d + 1) // 2, "tied": d * (d + 1) // 2, "diag": k * d,
                "spherical": k}[self.covariance_type]
         return k * d + cov
