@@ -1,5 +1,6 @@
-"""Parity with hmmlearn at float64: same start, same data (several sequences via lengths) ->
-the same parameters and log-likelihood after every Baum-Welch iteration (rtol 1e-8)."""
+"""Parity with hmmlearn at float64 (GaussianHMM, CategoricalHMM, PoissonHMM with priors off):
+same start, same data (several sequences via lengths) -> the same parameters and log-likelihood
+after every Baum-Welch iteration (rtol 1e-8)."""
 import warnings
 
 import jax
@@ -87,3 +88,51 @@ def test_gaussian_hmm_matches_hmmlearn(x64, covariance_type):
     np.testing.assert_array_equal(
         np.concatenate([p[:n] for p, n in zip(np.asarray(model.predict(got, (x, LENGTHS))), LENGTHS)]),
         reference.predict(concatenated, LENGTHS))
+
+
+def discrete_corpus(family, seed=1):
+    """Padded symbol or count sequences (NumPy) and start parameters for hmmlearn's
+    CategoricalHMM / PoissonHMM."""
+    rng = np.random.default_rng(seed)
+    t = LENGTHS.max()
+    if family == "categorical":
+        x = rng.integers(0, 4, size=(len(LENGTHS), t, 1))
+        emission = rng.dirichlet(np.ones(4), size=K)
+    else:
+        x = rng.poisson(rng.choice([0.5, 3.0, 8.0], size=(len(LENGTHS), t, 1)), size=(len(LENGTHS), t, 2))
+        emission = rng.uniform(0.5, 8.0, size=(K, 2))
+    x[1, LENGTHS[1]:] = 99  # padding: out of range on purpose, never read
+    return x, np.array([0.5, 0.3, 0.2]), rng.dirichlet(np.ones(K) * 3, size=K), emission
+
+
+@pytest.mark.parametrize("family", ["categorical", "poisson"])
+def test_discrete_hmm_matches_hmmlearn(x64, family):
+    x, initial, trans, emission = discrete_corpus(family)
+    if family == "categorical":
+        reference = hmmlearn_hmm.CategoricalHMM(K, n_features=4, n_iter=1, init_params="", params="ste")
+        reference.emissionprob_ = emission
+        model = emjax.CategoricalHMM(K, n_categories=(4,), regularization="none")
+        start = emjax.CategoricalEmissionParams(jnp.asarray(emission)[:, None, :])
+    else:
+        reference = hmmlearn_hmm.PoissonHMM(K, n_iter=1, init_params="", params="stl")
+        reference.lambdas_ = emission
+        model = emjax.PoissonHMM(K, regularization="none")
+        start = emjax.PoissonEmissionParams(jnp.asarray(emission))
+    reference.startprob_, reference.transmat_ = initial, trans
+    concatenated = np.concatenate([xs[:n] for xs, n in zip(x, LENGTHS)])
+    trace = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(N_ITER):
+            reference.fit(concatenated, LENGTHS)
+            trace.append(reference.score(concatenated, LENGTHS))
+    params = emjax.HMMParams(jnp.asarray(initial), jnp.asarray(trans), start)
+    result = emjax.em(model, params, (x, LENGTHS), max_iter=N_ITER, tol=0.0, throw=False)
+    np.testing.assert_allclose(np.asarray(result.history) * len(LENGTHS), trace, rtol=1e-8)
+    got = result.params
+    np.testing.assert_allclose(got.initial, reference.startprob_, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(got.transitions, reference.transmat_, rtol=1e-8, atol=1e-12)
+    if family == "categorical":
+        np.testing.assert_allclose(got.emission.probs[:, 0], reference.emissionprob_, rtol=1e-8, atol=1e-12)
+    else:
+        np.testing.assert_allclose(got.emission.rates, reference.lambdas_, rtol=1e-8)

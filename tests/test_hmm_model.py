@@ -183,3 +183,46 @@ def test_bad_input_names_the_value():
         emjax.HMM(3, fixed=("transition",))
     with pytest.raises(ValueError, match="n_states must be a positive integer; got 0"):
         emjax.HMM(0)
+
+
+def test_bernoulli_step_with_priors_equals_enumeration(x64):
+    from hmm_reference import enumerate_paths
+
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 2, size=(2, 5, 3)).astype(float)
+    lengths, k, c = np.array([5, 3]), 2, 1e-3
+    initial, trans, probs = np.array([0.3, 0.7]), np.array([[0.8, 0.2], [0.4, 0.6]]), rng.uniform(0.2, 0.8, (k, 3))
+    start_counts, trans_counts = np.zeros(k), np.zeros((k, k))
+    counts, sums = np.zeros(k), np.zeros((k, 3))
+    for xs, length in zip(x, lengths):
+        log_emit = xs @ np.log(probs).T + (1 - xs) @ np.log(1 - probs).T
+        _, gamma, xi, _ = enumerate_paths(initial, trans, log_emit, length)
+        start_counts += gamma[0]
+        trans_counts += xi.sum(axis=0)
+        counts += gamma[:length].sum(axis=0)
+        sums += gamma[:length].T @ xs[:length]
+    params = emjax.HMMParams(jnp.asarray(initial), jnp.asarray(trans), emjax.BernoulliEmissionParams(jnp.asarray(probs)))
+    got = emjax.em(emjax.BernoulliHMM(k), params, (x, lengths), max_iter=1, tol=0.0, throw=False).params
+    np.testing.assert_allclose(got.initial, (start_counts + c) / (start_counts.sum() + k * c), rtol=1e-12)
+    np.testing.assert_allclose(got.transitions, (trans_counts + c) / (trans_counts.sum(1, keepdims=True) + k * c),
+                               rtol=1e-12)
+    np.testing.assert_allclose(got.emission.probs, (sums + c) / (counts[:, None] + 2 * c), rtol=1e-12)
+
+
+def test_bad_discrete_input_names_the_value():
+    key = jax.random.key(0)
+    symbols = np.zeros((2, 4, 2), int)
+    symbols[1, 2, 1] = 5
+    with pytest.raises(ValueError, match=r"data\[1\] \(steps x features\) has 1 category code\(s\) out of "
+                                         r"range; the first at index \(2, 1\) is 5, but feature 1 allows"):
+        emjax.fit(emjax.CategoricalHMM(2, n_categories=(3, 4)), (symbols, [4, 4]), key)
+    symbols[1, 2, 1] = 0
+    symbols[1, 3, 0] = 9  # beyond lengths[1] = 3: padding, never read
+    emjax.CategoricalHMM(2, n_categories=(3, 4)).validate((symbols, [4, 3]))
+    counts = np.ones((5, 2))
+    counts[3, 1] = -2
+    with pytest.raises(ValueError, match=r"data\[0\] \(steps x features\) must hold non-negative integer "
+                                         r"counts; 1 value\(s\) do not, the first at index \(3, 1\) \(-2.0\)"):
+        emjax.fit(emjax.PoissonHMM(2), counts, key)
+    with pytest.raises(ValueError, match="categorical emissions need n_categories"):
+        emjax.HMM(2, emission="categorical")
