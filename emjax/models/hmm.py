@@ -299,7 +299,7 @@ def as_sequences(data) -> Sequences:
     """``data`` as :class:`Sequences` (shape-based, traceable): ``(t, d)`` is one sequence,
     ``(s, t, d)`` are sequences of full length."""
     if isinstance(data, tuple) and len(data) == 2:
-        return Sequences(*data)
+        return Sequences(jnp.asarray(data[0]), jnp.asarray(data[1]))
     x = jnp.asarray(data)
     if x.ndim == 2:
         x = x[None]
