@@ -50,7 +50,7 @@ def as_full(cov, covariance_type):
     return cov[:, None, None] * np.eye(D)
 
 
-@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("covariance_type", ["full"])  # the other types: the mixtures' parity tests
 def test_gaussian_hmm_matches_hmmlearn(x64, covariance_type):
     x, start = corpus()
     cov0 = covariances(covariance_type)

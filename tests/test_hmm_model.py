@@ -1,5 +1,5 @@
 """emjax.HMM under the EM engine: one Baum-Welch step against enumeration, padding, weights,
-freezing, hard zeros, monotone restarts, parallel == sequential."""
+freezing, hard zeros, monotone restarts, bad input."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -37,9 +37,10 @@ def test_one_baum_welch_step_equals_enumeration(x64, regularization):
                                              p.emission.means, p.emission.covariances)
     model = emjax.GaussianHMM(K, regularization=regularization, reg_covar=0.01)
     data = (x, lengths)
-    np.testing.assert_allclose(model.log_prob(params, data), [ll for ll, _, _ in posteriors], rtol=1e-12)
-    np.testing.assert_allclose(model.posterior(params, data), [g for _, g, _ in posteriors], atol=1e-12)
-    np.testing.assert_array_equal(model.predict(params, data), [b for _, _, b in posteriors])
+    if regularization == "none":  # inference does not depend on the regularization
+        np.testing.assert_allclose(model.log_prob(params, data), [ll for ll, _, _ in posteriors], rtol=1e-12)
+        np.testing.assert_allclose(model.posterior(params, data), [g for _, g, _ in posteriors], atol=1e-12)
+        np.testing.assert_array_equal(model.predict(params, data), [b for _, _, b in posteriors])
 
     result = emjax.em(model, params, data, weights, max_iter=1, tol=0.0, throw=False)
     got = result.params
@@ -69,89 +70,75 @@ def test_one_baum_welch_step_equals_enumeration(x64, regularization):
 
 def test_padding_changes_nothing(x64):
     x, lengths, weights, params = tiny_problem()
-    model = emjax.GaussianHMM(K)
-    seqs = emjax.Sequences(jnp.asarray(x), jnp.asarray(lengths))
-    stats, ll = model.e_step(params, seqs, jnp.asarray(weights))
+    e_step = jax.jit(emjax.GaussianHMM(K).e_step)
+
+    def stats(x, lengths, weights):
+        return jax.tree_util.tree_leaves(e_step(params, emjax.Sequences(jnp.asarray(x), jnp.asarray(lengths)),
+                                                jnp.asarray(weights, jnp.float64)))
+
+    reference = stats(x, lengths, weights)
     other = x.copy()
     other[1, 4:] = np.nan  # same shape, other garbage: bitwise the same
-    stats2, ll2 = model.e_step(params, emjax.Sequences(jnp.asarray(other), jnp.asarray(lengths)),
-                               jnp.asarray(weights))
-    for a, b in zip(jax.tree_util.tree_leaves((stats, ll)), jax.tree_util.tree_leaves((stats2, ll2))):
+    for a, b in zip(reference, stats(other, lengths, weights)):
         np.testing.assert_array_equal(a, b)
     longer = np.concatenate([x, np.full((2, 3, D), -7.0)], axis=1)  # three more padded steps
-    stats3, ll3 = model.e_step(params, emjax.Sequences(jnp.asarray(longer), jnp.asarray(lengths)),
-                               jnp.asarray(weights))
-    for a, b in zip(jax.tree_util.tree_leaves((stats, ll)), jax.tree_util.tree_leaves((stats3, ll3))):
+    for a, b in zip(reference, stats(longer, lengths, weights)):
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
     # a zero-weight sequence contributes exactly nothing; weight 2 equals the sequence twice
-    w0 = model.e_step(params, seqs, jnp.asarray([1.0, 0.0]))
-    alone = model.e_step(params, emjax.Sequences(jnp.asarray(x[:1]), jnp.asarray(lengths[:1])),
-                         jnp.asarray([1.0]))
-    for a, b in zip(jax.tree_util.tree_leaves(w0), jax.tree_util.tree_leaves(alone)):
+    changed = x.copy()
+    changed[1] = 5.0
+    for a, b in zip(stats(x, lengths, [1.0, 0.0]), stats(changed, [6, 6], [1.0, 0.0])):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(stats(x, lengths, [2.0, 0.0]), stats(x[[0, 0]], [6, 6], [1.0, 1.0])):
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
-    doubled = model.e_step(params, emjax.Sequences(jnp.asarray(x[[0, 0, 1]]), jnp.asarray(lengths[[0, 0, 1]])),
-                           jnp.asarray([1.0, 1.0, 1.0]))
-    twice = model.e_step(params, seqs, jnp.asarray([2.0, 1.0]))
-    for a, b in zip(jax.tree_util.tree_leaves(doubled), jax.tree_util.tree_leaves(twice)):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
-def test_parallel_equals_sequential_in_the_model(x64):
-    x, lengths, weights, params = tiny_problem()
-    seqs, w = emjax.Sequences(jnp.asarray(x), jnp.asarray(lengths)), jnp.asarray(weights)
-    a = emjax.GaussianHMM(K).e_step(params, seqs, w)
-    b = emjax.GaussianHMM(K, parallel=True).e_step(params, seqs, w)
-    for u, v in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
-        np.testing.assert_allclose(u, v, rtol=1e-11, atol=1e-12)
+TRUE_TRANSITIONS = np.array([[0.9, 0.05, 0.05], [0.1, 0.85, 0.05], [0.05, 0.1, 0.85]])
+TRUE_MEANS = np.array([[0.0, 0.0], [3.0, 1.0], [-2.0, 3.0]])
 
 
-def regimes(n_sequences=6, n_steps=120, seed=1):
-    """A generated corpus: 3 regimes with sticky transitions, 2-d Gaussian emissions."""
-    model = emjax.GaussianHMM(3, covariance_type="full")
-    truth = emjax.HMMParams(
-        jnp.array([0.5, 0.3, 0.2]), jnp.array([[0.9, 0.05, 0.05], [0.1, 0.85, 0.05], [0.05, 0.1, 0.85]]),
-        emjax.GaussianEmissionParams(jnp.array([[0.0, 0.0], [3.0, 1.0], [-2.0, 3.0]]),
-                                     jnp.array([np.eye(2), [[1.0, 0.5], [0.5, 1.0]], 0.5 * np.eye(2)])))
-    x, states = model.sample(jax.random.key(seed), truth, n_steps, n_sequences)
-    lengths = np.array([n_steps - 17 * i for i in range(n_sequences)])
-    return model, truth, np.asarray(x), lengths, np.asarray(states)
+def regimes(n_sequences=4, n_steps=100, seed=1):
+    """A generated corpus (NumPy): 3 sticky regimes, 2-d Gaussian emissions, unequal lengths."""
+    rng = np.random.default_rng(seed)
+    states = np.zeros((n_sequences, n_steps), int)
+    for s in range(n_sequences):
+        for t in range(1, n_steps):
+            states[s, t] = rng.choice(3, p=TRUE_TRANSITIONS[states[s, t - 1]])
+    x = TRUE_MEANS[states] + rng.normal(scale=0.7, size=(n_sequences, n_steps, 2))
+    return x, np.array([n_steps - 13 * i for i in range(n_sequences)])
 
 
 def test_every_restart_is_monotone_and_recovers_the_regimes():
-    model, truth, x, lengths, states = regimes()
-    res = emjax.fit(model, (x, lengths), jax.random.key(0), n_init=6, max_iter=40, tol=0.0, throw=False)
+    x, lengths = regimes()
+    model = emjax.GaussianHMM(3, covariance_type="full")
+    res = emjax.fit(model, (x, lengths), jax.random.key(0), n_init=4, max_iter=25, tol=0.0, throw=False)
     statuses = np.asarray(res.restarts.status)
     assert np.all(statuses == emjax.Status.MAX_ITER), statuses
     history = np.asarray(res.restarts.history)
     eps = np.finfo(np.float32).eps
     assert np.all(np.diff(history, axis=1) >= -256 * eps * (1 + np.abs(history[:, :-1])))
-    # the best restart finds the regimes: Viterbi agrees with the truth up to relabelling
-    path = np.asarray(model.predict(res.params, (x, lengths)))
-    real = path >= 0
-    agree = max(np.mean(np.asarray(perm)[path[real]] == states[real])
-                for perm in __import__("itertools").permutations(range(3)))
-    assert agree > 0.95
+    # the best restart finds the regimes (states matched to the true ones by their means)
+    order = np.argmin(((np.asarray(res.params.emission.means)[None] - TRUE_MEANS[:, None]) ** 2).sum(-1), axis=1)
+    assert sorted(order) == [0, 1, 2]
+    np.testing.assert_allclose(np.asarray(res.params.emission.means)[order], TRUE_MEANS, atol=0.2)
+    np.testing.assert_allclose(np.asarray(res.params.transitions)[order][:, order], TRUE_TRANSITIONS, atol=0.1)
 
 
-def test_fixed_parts_and_hard_zeros_stay(x64):
+def test_fixed_parts_stay_and_gradients_through_hard_zeros_are_finite(x64):
     x, lengths, weights, params = tiny_problem()
     data = (x, lengths)
-    for fixed in [(), ("transitions",), ("initial", "emissions")]:
-        model = emjax.GaussianHMM(K, fixed=fixed)
-        got = emjax.em(model, params, data, weights, max_iter=5, tol=0.0, throw=False).params
-        trans, initial = np.asarray(got.transitions), np.asarray(got.initial)
-        assert np.all(trans[np.asarray(params.transitions) == 0] == 0) and initial[2] == 0
-        for part, new, old in [("transitions", got.transitions, params.transitions),
-                               ("initial", got.initial, params.initial),
-                               ("emissions", got.emission.means, params.emission.means)]:
-            if part in fixed:  # emissions round-trip through the standardised coordinates
-                np.testing.assert_allclose(new, old, rtol=1e-14, atol=1e-15)
-            else:
-                assert not np.allclose(new, old)
+    fixed = ("transitions", "emissions")
+    got = emjax.em(emjax.GaussianHMM(K, fixed=fixed), params, data, weights, max_iter=5, tol=0.0,
+                   throw=False).params
+    np.testing.assert_array_equal(got.transitions, params.transitions)
+    # emissions round-trip through the standardised coordinates
+    np.testing.assert_allclose(got.emission.means, params.emission.means, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(got.emission.covariances, params.emission.covariances, rtol=1e-14)
+    assert not np.allclose(got.initial, params.initial) and float(got.initial[2]) == 0
     # the objective's gradient with respect to the parameters is finite despite the hard zeros
     model = emjax.GaussianHMM(K)
     seqs = emjax.Sequences(jnp.asarray(x), jnp.asarray(lengths))
-    grad = jax.grad(lambda p: model.e_step(p, seqs, jnp.asarray(weights))[1] + model.log_prior(p))(params)
+    grad = jax.jit(jax.grad(lambda p: model.e_step(p, seqs, jnp.asarray(weights))[1] + model.log_prior(p)))(params)
     assert all(np.all(np.isfinite(g)) for g in jax.tree_util.tree_leaves(grad))
 
 

@@ -217,9 +217,12 @@ class HMM(Model):
         emission_key, initial_key, transition_key = jax.random.split(key, 3)
         flat, step_weights = _flat_steps(data, weights)
         dtype = step_weights.dtype
-        ones = jnp.ones((k,), dtype)
-        return HMMParams(jax.random.dirichlet(initial_key, ones).astype(dtype),
-                         jax.random.dirichlet(transition_key, ones, (k,)).astype(dtype),
+
+        def flat_dirichlet(key, shape):  # normalised Exponential(1) draws are Dirichlet(1, ..., 1)
+            draws = jax.random.exponential(key, shape, dtype)
+            return draws / jnp.sum(draws, axis=-1, keepdims=True)
+
+        return HMMParams(flat_dirichlet(initial_key, (k,)), flat_dirichlet(transition_key, (k, k)),
                          self.emission_model.init(emission_key, flat, step_weights, k))
 
     # ----------------------------------------------------------------- standardisation
