@@ -3,7 +3,6 @@ same start, same data (several sequences via lengths) -> the same parameters and
 after every Baum-Welch iteration (rtol 1e-8)."""
 import warnings
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
