@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from scoring import mean_loglik, median, timed_runs
+from scoring import hmm_mean_loglik, mean_loglik, median, timed_runs
 
 REG_COVAR = 1e-6
 
@@ -45,6 +45,8 @@ def _quiet():
 
 # --------------------------------------------------------------------------------------- emjax
 def run_emjax(w, x, repeats: int, budget_s: float) -> dict:
+    if w.n_steps:
+        return run_emjax_hmm(w, x, repeats, budget_s)
     import jax
     import jax.numpy as jnp
 
@@ -272,7 +274,86 @@ def run_gmmx(w, x, repeats: int, budget_s: float) -> dict:
                    notes="init: random rows as means, data covariance (not gmmx's host k-means)")
 
 
+# ----------------------------------------------------------------------- HMMs (W4, W4R)
+def run_emjax_hmm(w, data, repeats: int, budget_s: float) -> dict:
+    """emjax.GaussianHMM through emjax.fit: all restarts in one program."""
+    import jax
+
+    import emjax
+
+    model = emjax.GaussianHMM(w.k, covariance_type=w.covariance_type)
+    key = jax.random.key(0)
+    opts = dict(n_init=w.n_init, max_iter=w.max_iter, tol=0.0, throw=False)
+    result, compile_s, first_s = emjax.timed_fit(model, data, key, **opts)
+    walls, cpus, result = timed_runs(lambda: jax.block_until_ready(emjax.fit(model, data, key, **opts)),
+                                     repeats)
+    p = result.params
+    loglik = hmm_mean_loglik(*data, p.initial, p.transitions, p.emission.means, p.emission.covariances)
+    return _record(w, walls, cpus, compile_s=compile_s, n_iter=float(np.mean(result.restarts.n_iter)),
+                   units_run=w.n_init, loglik=loglik, first_run_s=first_s,
+                   statuses=emjax.status.describe(np.asarray(result.restarts.status)))
+
+
+def _hmmlearn_runner(implementation):
+    def run(w, data, repeats: int, budget_s: float) -> dict:
+        from hmmlearn.hmm import GaussianHMM
+
+        x, lengths = data
+        flat = np.concatenate([xs[:n] for xs, n in zip(x, lengths)]).astype(np.float64)
+
+        def fit_restarts(_, n_init, max_iter):
+            fitted = []
+            for r in range(n_init):
+                with _quiet():
+                    fitted.append(GaussianHMM(w.k, covariance_type=w.covariance_type, n_iter=max_iter,
+                                              tol=-math.inf, random_state=r,
+                                              implementation=implementation).fit(flat, lengths))
+            return fitted, max_iter
+
+        def score(_, fitted):
+            return max((hmm_mean_loglik(x, lengths, m.startprob_, m.transmat_, m.means_, m.covars_)
+                        for m in fitted), key=lambda v: -math.inf if math.isnan(v) else v)
+
+        return _host_runner(w, data, repeats, budget_s, fit_restarts, score, _blas_one_thread)
+
+    return run
+
+
+def run_dynamax(w, data, repeats: int, budget_s: float) -> dict:
+    """dynamax's GaussianHMM.fit_em (k-means initialisation, its default priors), restarts one
+    after another (fit_em runs its iterations in a Python loop of jitted steps)."""
+    import jax
+    import jax.numpy as jnp
+    from dynamax.hidden_markov_model import GaussianHMM
+
+    x, lengths = data
+    emissions = jnp.asarray(x)
+    hmm = GaussianHMM(w.k, w.d)
+
+    def fit_one(r, max_iter):
+        params, props = hmm.initialize(jax.random.key(r), method="kmeans", emissions=emissions)
+        params, lls = hmm.fit_em(params, props, emissions, num_iters=max_iter, verbose=False)
+        return jax.block_until_ready(params), lls
+
+    start = time.perf_counter()
+    fit_one(0, w.max_iter)  # warm-up: compiles the E- and M-steps
+    compile_s = time.perf_counter() - start
+    m = w.n_init if w.n_init == 1 else _subset_size(compile_s, w.n_init, budget_s)
+    walls, cpus, fitted = timed_runs(lambda: [fit_one(r, w.max_iter) for r in range(m)], repeats)
+
+    def score(params):
+        return hmm_mean_loglik(x, lengths, params.initial.probs, params.transitions.transition_matrix,
+                               params.emissions.means, params.emissions.covs)
+
+    loglik = max((score(p) for p, _ in fitted), key=lambda v: -math.inf if math.isnan(v) else v)
+    return _record(w, walls, cpus, compile_s=None, n_iter=float(w.max_iter), units_run=m, loglik=loglik,
+                   notes=f"first fit (compile + run) {compile_s:.3g} s, excluded",
+                   first_run_s=compile_s)
+
+
 RUNNERS = {"emjax": run_emjax, "sklearn": run_sklearn, "gmmx": run_gmmx,
-           "pomegranate": run_pomegranate}
+           "pomegranate": run_pomegranate, "hmmlearn": _hmmlearn_runner("log"),
+           "hmmlearn_scaling": _hmmlearn_runner("scaling"), "dynamax": run_dynamax}
 PACKAGES = {"emjax": "emjax", "sklearn": "scikit-learn", "gmmx": "gmmx",
-            "pomegranate": "pomegranate"}
+            "pomegranate": "pomegranate", "hmmlearn": "hmmlearn", "hmmlearn_scaling": "hmmlearn",
+            "dynamax": "dynamax"}

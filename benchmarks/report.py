@@ -13,7 +13,8 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-TARGETS = {"W1": 20.0, "W2": 10.0, "W3": 5.0, "W5": 5.0}
+#: W4: >= 3x dynamax and >= 10x hmmlearn; the table's target is against the fastest peer that ran.
+TARGETS = {"W1": 20.0, "W2": 10.0, "W3": 5.0, "W4": 3.0, "W5": 5.0}
 MATMUL_FRACTION_TARGET = {"W2": 0.25}
 MEMORY_TARGET = 1.5
 COMPILE_TARGET_S = 5.0
@@ -46,7 +47,8 @@ def _fit_table(name, recs, matmul_gflops):
     multi = any(r.get("per_dataset_loglik") for r in ok)
     m = min((len(r["per_dataset_loglik"]) for r in ok if r.get("per_dataset_loglik")), default=0)
     r0 = recs[0]
-    lines = [f"### {name}: {r0.get('title', '')} (N={r0['n']:,}, D={r0['d']}, K={r0['k']}, "
+    size = (f"{r0['n']:,} sequences x {r0['n_steps']:,} steps" if r0.get("n_steps") else f"N={r0['n']:,}")
+    lines = [f"### {name}: {r0.get('title', '')} ({size}, D={r0['d']}, K={r0['k']}, "
              f"{r0['covariance_type']} covariance, {r0['max_iter']} iterations"
              + (f", {r0.get('restarts', '?')} restarts" if r0.get('restarts', 1) != 1 else "")
              + (f", {r0.get('datasets')} datasets" if (r0.get('datasets') or 1) > 1 else "") + ")", ""]
@@ -152,7 +154,7 @@ def render(records) -> str:
             "~10 per row and component); diag `8 N K D + 10 N K`. M-step work is negligible.", ""]
     out += ["## Results", ""]
     summary = []
-    for name in sorted({r["workload"] for r in fits}, key=lambda s: int(s[1:])):
+    for name in sorted({r["workload"] for r in fits}, key=lambda s: (int(s[1:].rstrip("R")), s)):
         recs = [r for r in fits if r["workload"] == name]
         lines, best_peer = _fit_table(name, recs, mm_rate)
         out += lines

@@ -28,16 +28,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import workloads as wl  # noqa: E402
-from scoring import gmm_flops_per_iteration, load_average, median  # noqa: E402
+from scoring import gmm_flops_per_iteration, hmm_flops_per_iteration, load_average, median  # noqa: E402
 
-LIBRARIES = ("emjax", "sklearn", "gmmx", "pomegranate")
+LIBRARIES = ("emjax", "sklearn", "gmmx", "pomegranate", "hmmlearn", "hmmlearn_scaling", "dynamax")
+MIXTURE_LIBRARIES = ("emjax", "sklearn", "gmmx", "pomegranate")
 DIST = {"emjax": "emjax", "sklearn": "scikit-learn", "gmmx": "gmmx", "pomegranate": "pomegranate",
+        "hmmlearn": "hmmlearn", "dynamax": "dynamax",
         "jax": "jax", "jaxlib": "jaxlib", "numpy": "numpy", "torch": "torch", "scipy": "scipy"}
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--workloads", default="W1,W2,W3,W5,W6", help="comma-separated, e.g. W1,W5")
+    p.add_argument("--workloads", default="W1,W2,W3,W4,W4R,W5,W6", help="comma-separated, e.g. W1,W5")
     p.add_argument("--scale", default="full", choices=("small", "full", "gpu"))
     p.add_argument("--libraries", default=",".join(LIBRARIES), help="comma-separated subset of "
                    + ",".join(LIBRARIES))
@@ -158,7 +160,8 @@ def matmul_rate(size: int = 2048, runs: int = 10) -> dict:
 def import_error(lib: str) -> str | None:
     """None when ``lib`` imports; else the reason."""
     modules = {"emjax": ["emjax"], "sklearn": ["sklearn.mixture"], "gmmx": ["gmmx"],
-               "pomegranate": ["torch", "pomegranate.gmm"]}[lib]
+               "pomegranate": ["torch", "pomegranate.gmm"], "hmmlearn": ["hmmlearn.hmm"],
+               "hmmlearn_scaling": ["hmmlearn.hmm"], "dynamax": ["dynamax.hidden_markov_model"]}[lib]
     for module in modules:
         try:
             __import__(module)
@@ -174,7 +177,11 @@ def measure_fit(lib, w, x, args) -> dict:
     rec = peers.RUNNERS[lib](w, x, args.repeats, args.peer_budget)
     rec["load_avg_before"] = load
     rec["load_avg_after"] = load_average()
-    flops = gmm_flops_per_iteration(w.n, w.k, w.d, w.covariance_type) * w.max_iter * w.n_init * w.n_datasets
+    if w.n_steps:
+        per_iteration = hmm_flops_per_iteration(w.n * w.n_steps, w.k, w.d)
+    else:
+        per_iteration = gmm_flops_per_iteration(w.n, w.k, w.d, w.covariance_type)
+    flops = per_iteration * w.max_iter * w.n_init * w.n_datasets
     rec["gflops_per_s"] = flops / rec["wall_s"] / 1e9
     return rec
 
@@ -235,11 +242,13 @@ def main(argv=None) -> int:
                     emit(dict(kind="memory", **rec))
             continue
         print(f"# {name}: generating data", flush=True)
-        x = wl.data_for(w)
+        x = wl.hmm_data_for(w) if w.n_steps else wl.data_for(w)
         for lib in args.libraries:
+            if lib not in (w.libraries or MIXTURE_LIBRARIES):
+                continue
             base = dict(kind="fit", workload=name, title=w.title, library=lib, n=w.n, d=w.d, k=w.k,
                         covariance_type=w.covariance_type, max_iter=w.max_iter, scale=args.scale,
-                        dtype=str(x.dtype))
+                        dtype="float32", n_steps=w.n_steps)
             if broken[lib]:
                 emit(dict(base, status="failed", error=broken[lib]))
                 continue

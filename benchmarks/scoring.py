@@ -91,3 +91,45 @@ def gmm_flops_per_iteration(n: int, k: int, d: int, covariance_type: str) -> flo
     if covariance_type == "full":
         return 4.0 * n * k * d * d + 6.0 * n * k * d + 10.0 * n * k
     return 8.0 * n * k * d + 10.0 * n * k
+
+
+def hmm_mean_loglik(x, lengths, initial, transitions, means, covariances) -> float:
+    """Mean per-step log-likelihood of padded sequences ``x`` ``(s, t, d)`` under a Gaussian HMM
+    with full covariances, in float64 NumPy (scaled forward recursion, all sequences at once):
+    the common scorer of every library's final parameters on W4."""
+    x = np.asarray(x, np.float64)
+    lengths = np.asarray(lengths)
+    params = [np.asarray(p, np.float64) for p in (initial, transitions, means, covariances)]
+    if not all(np.all(np.isfinite(p)) for p in params):
+        return float("nan")
+    initial, trans, means, covs = params
+    s, t, d = x.shape
+    try:
+        chol = np.linalg.cholesky(covs)
+    except np.linalg.LinAlgError:
+        return float("nan")
+    log_det = np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2)), axis=1)
+    log_emit = np.empty((s, t, len(means)))
+    for j in range(len(means)):
+        y = np.linalg.solve(chol[j], (x - means[j]).reshape(-1, d).T).T.reshape(s, t, d)
+        log_emit[:, :, j] = -0.5 * (d * math.log(2 * math.pi) + np.sum(y * y, axis=2)) - log_det[j]
+    with np.errstate(divide="ignore"):
+        top = log_emit.max(axis=2, keepdims=True)
+        probs = np.exp(log_emit - top)
+        total = np.zeros(s)
+        alpha = initial * probs[:, 0]
+        for step in range(t):
+            if step > 0:
+                alpha = np.where((step < lengths)[:, None], alpha @ trans * probs[:, step], alpha)
+            norm = alpha.sum(axis=1)
+            live = step < lengths
+            total += np.where(live, np.log(norm) + top[:, step, 0], 0)
+            alpha = alpha / norm[:, None]
+    return float(total.sum() / lengths.sum())
+
+
+def hmm_flops_per_iteration(n_steps_total: int, k: int, d: int) -> float:
+    """Useful floating-point operations of one Baum-Welch iteration, full covariances: the
+    mixture's emission work on every step plus about 12 K^2 per step for the forward and
+    backward passes and the pairwise marginals."""
+    return gmm_flops_per_iteration(n_steps_total, k, d, "full") + 12.0 * n_steps_total * k * k

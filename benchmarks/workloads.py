@@ -13,6 +13,7 @@ import dataclasses
 import numpy as np
 
 SEED = 20240601
+HMM_LIBRARIES = ("emjax", "hmmlearn", "hmmlearn_scaling", "dynamax")
 SEPARATION = 5.0
 BLOCK_ROWS = 1 << 18  # float64 temporaries of a block stay small next to W6's data
 
@@ -32,6 +33,8 @@ class Workload:
     n_datasets: int = 1
     memory: bool = False  # W6: peak resident memory in a fresh process per library
     covariance_types: tuple = ()  # W6: one memory run per covariance type
+    n_steps: int = 0  # W4: a Gaussian HMM on n sequences of n_steps steps (0: a mixture workload)
+    libraries: tuple = ()  # libraries that can run it (empty: the mixture libraries)
 
 
 def workloads(scale: str) -> dict[str, Workload]:
@@ -43,6 +46,10 @@ def workloads(scale: str) -> dict[str, Workload]:
         "W1": Workload("W1", "many restarts", 5_000, 2, 8, "full", 256, 100),
         "W2": Workload("W2", "big N", 500_000, 16, 16, "full", 1, 20),
         "W3": Workload("W3", "high-dim diagonal", 100_000, 64, 32, "diag", 1, 20),
+        "W4": Workload("W4", "Gaussian HMM", 64, 4, 8, "full", 1, 20, n_steps=1_000,
+                       libraries=HMM_LIBRARIES),
+        "W4R": Workload("W4R", "Gaussian HMM, many restarts", 64, 4, 8, "full", 256, 20,
+                        n_steps=1_000, libraries=("emjax",)),
         "W5": Workload("W5", "many datasets", 200, 2, 3, "full", 1, 100, n_datasets=2_000),
         "W6": Workload("W6", "memory", 10_000_000, 8, 16, "diag", 1, 5, memory=True,
                        covariance_types=("diag", "full")),
@@ -57,6 +64,8 @@ def workloads(scale: str) -> dict[str, Workload]:
         "W1": dataclasses.replace(full["W1"], n=500, n_init=8, max_iter=10),
         "W2": dataclasses.replace(full["W2"], n=2_000, d=4, k=4, max_iter=5),
         "W3": dataclasses.replace(full["W3"], n=2_000, d=8, k=4, max_iter=5),
+        "W4": dataclasses.replace(full["W4"], n=8, n_steps=200, k=3, max_iter=5),
+        "W4R": dataclasses.replace(full["W4R"], n=8, n_steps=200, k=3, n_init=8, max_iter=5),
         "W5": dataclasses.replace(full["W5"], n_datasets=20, max_iter=10),
         "W6": dataclasses.replace(full["W6"], n=20_000, max_iter=2),
     }
@@ -105,3 +114,21 @@ def data_for(w: Workload, covariance_type: str | None = None) -> np.ndarray:
     if w.n_datasets > 1:
         return np.stack([sample((SEED, int(w.name[1:]), i), w.n, w.k, w.d, axis_aligned) for i in range(w.n_datasets)])
     return sample((SEED, int(w.name[1:])), w.n, w.k, w.d, axis_aligned)
+
+
+def hmm_data_for(w: Workload):
+    """W4's data: ``(x (n, n_steps, d) float32, lengths (n,))``, sequences of full length drawn
+    from a random sticky HMM whose states emit the mixture of :func:`mixture` (same seed for W4
+    and W4R)."""
+    rng = np.random.default_rng((SEED, 4))
+    _, means, chol = mixture(rng, w.k, w.d, axis_aligned=False)
+    trans = rng.dirichlet(np.ones(w.k), size=w.k) * 0.2 + 0.8 * np.eye(w.k)
+    states = np.empty((w.n, w.n_steps), int)
+    states[:, 0] = rng.integers(w.k, size=w.n)
+    cumulative = np.cumsum(trans, axis=1)
+    for t in range(1, w.n_steps):  # vectorised over sequences
+        u = rng.uniform(size=w.n)[:, None]
+        states[:, t] = np.minimum((u > cumulative[states[:, t - 1]]).sum(axis=1), w.k - 1)
+    z = rng.standard_normal((w.n, w.n_steps, w.d))
+    x = means[states] + np.einsum("stde,ste->std", chol[states], z)
+    return x.astype(np.float32), np.full(w.n, w.n_steps, np.int32)

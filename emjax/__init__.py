@@ -3,7 +3,7 @@
 Every restart of every fit is one ``vmap``-ed ``lax.while_loop``; models are pure functions that
 return additive sufficient statistics (see :mod:`emjax.model`).
 """
-from . import datasets, plotting
+from . import datasets, inference, plotting
 from .accelerate import ACCELERATORS
 from .corpus import Corpus
 from .criteria import aic, bic
@@ -11,10 +11,11 @@ from .driver import ConvergenceWarning, EMResult, FitError, em
 from .fit import FitResult, fit, init_restarts, timed_fit
 from .model import Model
 from .models import (
-    PLSA, BayesianGaussianMixture, BayesianNetwork, BernoulliMixture, BernoulliMixtureParams,
-    BNParams, CategoricalMixture, CategoricalMixtureParams, GaussianMixture, GMMParams,
-    MultinomialMixture, MultinomialMixtureParams, PLSAParams, PoissonMixture, PoissonMixtureParams,
-    VBGMMParams,
+    HMM, PLSA, BayesianGaussianMixture, BayesianNetwork, BernoulliEmissionParams, BernoulliHMM,
+    BernoulliMixture, BernoulliMixtureParams, BNParams, CategoricalEmissionParams, CategoricalHMM,
+    CategoricalMixture, CategoricalMixtureParams, GaussianEmissionParams, GaussianHMM,
+    GaussianMixture, GMMParams, HMMParams, MultinomialMixture, MultinomialMixtureParams, PLSAParams,
+    PoissonEmissionParams, PoissonHMM, PoissonMixture, PoissonMixtureParams, Sequences, VBGMMParams,
 )
 from .online import OnlineEM, OnlineState
 from .select import SelectResult, select
@@ -26,11 +27,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ACCELERATORS", "BNParams", "BayesianGaussianMixture", "BayesianNetwork",
-    "BernoulliMixture", "BernoulliMixtureParams", "CategoricalMixture",
+    "BernoulliEmissionParams", "BernoulliHMM", "BernoulliMixture", "BernoulliMixtureParams",
+    "CategoricalEmissionParams", "CategoricalHMM", "CategoricalMixture",
     "CategoricalMixtureParams", "ConvergenceWarning", "Corpus", "EMResult", "FitError",
-    "FitResult", "GMMParams", "GaussianMixture", "Model", "MultinomialMixture",
-    "MultinomialMixtureParams", "OnlineEM", "OnlineState", "PLSA", "PLSAParams", "PassReport",
-    "PoissonMixture", "PoissonMixtureParams", "SelectResult", "Status", "VBGMMParams", "aic",
-    "bic", "em", "fit", "init_restarts", "print_progress", "select", "shard", "stream_fit",
-    "timed_fit",
+    "FitResult", "GMMParams", "GaussianEmissionParams", "GaussianHMM", "GaussianMixture", "HMM",
+    "HMMParams", "Model", "MultinomialMixture", "MultinomialMixtureParams", "OnlineEM",
+    "OnlineState", "PLSA", "PLSAParams", "PassReport", "PoissonEmissionParams", "PoissonHMM",
+    "PoissonMixture", "PoissonMixtureParams", "SelectResult", "Sequences", "Status",
+    "VBGMMParams", "aic", "bic", "em", "fit", "inference", "init_restarts", "print_progress",
+    "select", "shard", "stream_fit", "timed_fit",
 ]

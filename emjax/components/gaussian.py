@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +25,13 @@ COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 #: Products that feed likelihoods keep full float32 precision on accelerators (no TF32/bf16 passes).
 EXACT = jax.lax.Precision.HIGHEST
 _mm = functools.partial(jnp.matmul, precision=EXACT)
+
+
+class Affine(NamedTuple):
+    """Standardising map ``x' = (x - shift) / scale`` per feature."""
+
+    shift: jnp.ndarray  # (d,)
+    scale: jnp.ndarray  # (d,)
 
 
 def covariance_shape(covariance_type: str, k: int, d: int) -> tuple:
@@ -157,3 +165,74 @@ def cholesky_factor(cov, covariance_type: str):
     if covariance_type in ("full", "tied"):
         return jnp.linalg.cholesky(cov)
     return jnp.sqrt(cov)
+
+
+def map_update(stats, ref, reg_covar, pseudo_count, covariance_type: str):
+    r"""MAP ``(means, covariances)`` under a flat prior on means and a Wishart prior on precisions.
+
+    :math:`m_k = s_k / N_k` (``ref`` where :math:`N_k = 0`) and
+    :math:`\Sigma_k = (S_k + \psi I) / (N_k + c)`, with ``S`` the scatter about :math:`m_k`,
+    ``psi = reg_covar`` and ``c = pseudo_count`` (see :func:`log_wishart_prior`).
+    """
+    counts, sums, second = stats
+    safe = jnp.where(counts > 0, counts, 1)[:, None]
+    means = jnp.where(counts[:, None] > 0, sums / safe, ref)
+    scatter = scatter_about_means(counts, sums, second, ref, means, covariance_type)
+    cov = divide_per_component(add_to_diagonal(scatter, reg_covar, covariance_type),
+                               counts + pseudo_count, covariance_type)
+    return means, cov
+
+
+def log_wishart_prior(covariances, reg_covar, strength, covariance_type: str, d: int):
+    r"""Log prior of :func:`map_update`: :math:`\sum_k \tfrac{c}{2}\log|\Lambda_k|
+    - \tfrac{\psi}{2}\operatorname{tr}\Lambda_k` (+ const) for ``d`` features, where
+    ``c = strength`` (the pseudo-count; pass ``K c`` for the one tied precision)."""
+    prec_chol = precision_cholesky(covariances, covariance_type)
+    log_det = 2 * log_det_precision_cholesky(prec_chol, covariance_type, d)  # log|Lambda_k|
+    trace = {"full": lambda u: jnp.sum(u * u, axis=(1, 2)), "tied": lambda u: jnp.sum(u * u),
+             "diag": lambda u: jnp.sum(u * u, axis=1), "spherical": lambda u: d * u * u}
+    return 0.5 * strength * jnp.sum(log_det) - 0.5 * reg_covar * jnp.sum(trace[covariance_type](prec_chol))
+
+
+def affine_map(means, covariances, shift, scale, covariance_type: str):
+    """``(means, covariances)`` of ``x' = (x - shift) / scale`` from those of ``x``."""
+    if covariance_type in ("full", "tied"):
+        covariances = covariances / (scale[:, None] * scale[None, :])
+    elif covariance_type == "diag":
+        covariances = covariances / (scale * scale)
+    else:
+        covariances = covariances / (scale[0] * scale[0])
+    return (means - shift) / scale, covariances
+
+
+def standardize(x, weights, covariance_type: str, rescale: bool = True):
+    """``(x', Affine, log_jacobian)``: rows ``x`` centred on their weighted mean and, when
+    ``rescale``, divided by their weighted standard deviation per feature (one common scale for
+    spherical); ``log_jacobian = -sum(log scale)`` per row."""
+    total = jnp.sum(weights)
+    shift = (weights @ x) / total
+    centred = x - shift
+    if rescale:
+        var = (weights @ (centred * centred)) / total
+        if covariance_type == "spherical":
+            var = jnp.full_like(var, jnp.mean(var))
+        scale = jnp.where(var > 0, jnp.sqrt(jnp.where(var > 0, var, 1)), 1)
+    else:
+        scale = jnp.ones_like(shift)
+    return centred / scale, Affine(shift, scale), -jnp.sum(jnp.log(scale))
+
+
+def sample(key, means, covariances, labels, covariance_type: str):
+    """One draw from component ``labels[n]`` per entry of ``labels`` ``(n,)``: ``(n, d)``."""
+    means = jnp.asarray(means)
+    z = jax.random.normal(key, labels.shape + means.shape[1:], means.dtype)
+    chol = cholesky_factor(covariances, covariance_type)
+    if covariance_type == "full":
+        noise = jnp.einsum("nde,ne->nd", chol[labels], z)
+    elif covariance_type == "tied":
+        noise = z @ chol.T
+    elif covariance_type == "diag":
+        noise = z * chol[labels]
+    else:
+        noise = z * chol[labels][:, None]
+    return means[labels] + noise

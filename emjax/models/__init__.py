@@ -6,11 +6,18 @@ from .discrete_mixtures import (
     MultinomialMixture, MultinomialMixtureParams, PoissonMixture, PoissonMixtureParams,
 )
 from .gaussian_mixture import GaussianMixture, GMMParams
+from .hmm import HMM, BernoulliHMM, CategoricalHMM, GaussianHMM, HMMParams, PoissonHMM, Sequences
+from .hmm_discrete_emissions import (
+    BernoulliEmissionParams, CategoricalEmissionParams, PoissonEmissionParams,
+)
+from .hmm_emissions import GaussianEmissionParams
 from .plsa import PLSA, PLSAParams
 
 __all__ = [
-    "BNParams", "BayesianGaussianMixture", "BayesianNetwork", "BernoulliMixture",
-    "BernoulliMixtureParams", "CategoricalMixture", "CategoricalMixtureParams", "GMMParams",
-    "GaussianMixture", "MultinomialMixture", "MultinomialMixtureParams", "PLSA", "PLSAParams",
-    "PoissonMixture", "PoissonMixtureParams", "VBGMMParams",
+    "BNParams", "BayesianGaussianMixture", "BayesianNetwork", "BernoulliEmissionParams",
+    "BernoulliHMM", "BernoulliMixture", "BernoulliMixtureParams", "CategoricalEmissionParams",
+    "CategoricalHMM", "CategoricalMixture", "CategoricalMixtureParams", "GMMParams",
+    "GaussianEmissionParams", "GaussianHMM", "GaussianMixture", "HMM", "HMMParams",
+    "MultinomialMixture", "MultinomialMixtureParams", "PLSA", "PLSAParams", "PoissonEmissionParams",
+    "PoissonHMM", "PoissonMixture", "PoissonMixtureParams", "Sequences", "VBGMMParams",
 ]

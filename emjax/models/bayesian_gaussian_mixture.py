@@ -37,7 +37,8 @@ from ..components import mixture_weights as mw
 from ..model import Model
 from ..validation import as_float_array, check_finite, prepare_inputs
 from . import seeding
-from .gaussian_mixture import LLOYD_STEPS, Affine, GaussianMixture, GMMParams
+from ..components.gaussian import Affine
+from .gaussian_mixture import LLOYD_STEPS, GaussianMixture, GMMParams
 from .vb_priors import check_prior_shapes, prior_tuple, resolved_priors, validate_static
 
 

@@ -62,11 +62,6 @@ class GMMParams(NamedTuple):
     covariances: jnp.ndarray
 
 
-class Affine(NamedTuple):
-    shift: jnp.ndarray  # (d,)
-    scale: jnp.ndarray  # (d,)
-
-
 @dataclasses.dataclass(frozen=True)
 class GaussianMixture(Model):
     """A mixture of ``n_components`` Gaussians.
@@ -150,18 +145,7 @@ class GaussianMixture(Model):
         """``(x, labels)``: ``n`` draws from the mixture and the component of each."""
         label_key, noise_key = jax.random.split(key)
         labels = jax.random.categorical(label_key, jnp.log(params.weights), shape=(n,))
-        means = jnp.asarray(params.means)
-        z = jax.random.normal(noise_key, (n, means.shape[1]), means.dtype)
-        chol = g.cholesky_factor(params.covariances, self.covariance_type)
-        if self.covariance_type == "full":
-            noise = jnp.einsum("nde,ne->nd", chol[labels], z)
-        elif self.covariance_type == "tied":
-            noise = z @ chol.T
-        elif self.covariance_type == "diag":
-            noise = z * chol[labels]
-        else:
-            noise = z * chol[labels][:, None]
-        return means[labels] + noise, labels
+        return g.sample(noise_key, params.means, params.covariances, labels, self.covariance_type), labels
 
     def n_free_parameters(self, params: GMMParams) -> int:
         k, d = params.means.shape
@@ -319,9 +303,9 @@ class GaussianMixture(Model):
         (total, weighted_sum), squares = totals
         shift = weighted_sum / total
         scale = self._scale(squares / total, shift)
-        return Affine(shift, scale), -jnp.sum(jnp.log(scale))
+        return g.Affine(shift, scale), -jnp.sum(jnp.log(scale))
 
-    def apply_transform(self, x, transform: Affine):
+    def apply_transform(self, x, transform: g.Affine):
         return (x - transform.shift) / transform.scale
 
     def standardize(self, x, weights):
@@ -340,7 +324,7 @@ class GaussianMixture(Model):
         var = (weights @ jnp.where(obs > 0, centred * centred, 0)) / per_feature
         scale = self._scale(var, shift)
         log_jacobian = -(per_feature / jnp.sum(weights)) @ jnp.log(scale)
-        return centred / scale, Affine(shift, scale), log_jacobian
+        return centred / scale, g.Affine(shift, scale), log_jacobian
 
     def _scale(self, var, shift):
         """Per-feature scale from per-feature variances (ones for "sklearn")."""
@@ -352,19 +336,13 @@ class GaussianMixture(Model):
 
     def _map_params(self, params: GMMParams, shift, scale) -> GMMParams:
         """Parameters of ``x' = (x - shift) / scale``'s model from those of ``x``'s."""
-        cov = params.covariances
-        if self.covariance_type in ("full", "tied"):
-            cov = cov / (scale[:, None] * scale[None, :])
-        elif self.covariance_type == "diag":
-            cov = cov / (scale * scale)
-        else:
-            cov = cov / (scale[0] * scale[0])
-        return GMMParams(params.weights, (params.means - shift) / scale, cov)
+        means, cov = g.affine_map(params.means, params.covariances, shift, scale, self.covariance_type)
+        return GMMParams(params.weights, means, cov)
 
-    def params_to_standard(self, params, transform: Affine):
+    def params_to_standard(self, params, transform: g.Affine):
         return self._map_params(params, transform.shift, transform.scale)
 
-    def params_from_standard(self, params, transform: Affine):
+    def params_from_standard(self, params, transform: g.Affine):
         return self._map_params(params, -transform.shift / transform.scale, 1 / transform.scale)
 
     # ----------------------------------------------------------------- host-side checks

@@ -1,0 +1,281 @@
+r"""Hidden Markov model: Baum-Welch as one more model under the EM engine.
+
+.. math::
+    p(x_{0:t}, z_{0:t}) = \pi_{z_0} \, b_{z_0}(x_0) \prod_{\tau=1}^{t-1} A_{z_{\tau-1} z_\tau}
+        \, b_{z_\tau}(x_\tau)
+
+with initial distribution :math:`\pi` ``(k,)``, transition matrix :math:`A` ``(k, k)`` (rows sum
+to 1) and emission densities :math:`b_j` from :mod:`emjax.models.hmm_emissions`.
+
+Data are :class:`Sequences` ``(x (s, t, d), lengths (s,))``: the leading axis is sequences, so the
+engine's chunking, weights (one per sequence) and padding work unchanged; a single ``(t, d)``
+array is one sequence. The E-step (forward-backward, :mod:`emjax.inference.hmm`) sums over
+sequences :math:`w_s \gamma_{s,0}` (initial counts), :math:`w_s \sum_\tau \xi_{s,\tau}`
+(transition counts) and the emission statistics of :math:`w_s \gamma_{s,\tau}`.
+
+With ``regularization="prior"`` (default), :math:`\pi` and every row of :math:`A` get a
+Dirichlet(1 + c) prior on their nonzero entries (``c = PSEUDO_COUNT``) and Gaussian emissions
+the mixture's Wishart prior, so the M-step is
+:math:`\pi_j \propto n_j + c [\pi_j > 0]`, :math:`A_{ij} \propto \xi_{ij} + c [A_{ij} > 0]`:
+an entry that is exactly zero stays exactly zero (left-to-right structures), and the monitored
+objective (log-likelihood + log prior) never decreases. ``regularization="none"`` is maximum
+likelihood (hmmlearn's update with its priors off), for parity tests.
+"""
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..inference import hmm as inference
+from ..model import Model
+from .hmm_discrete_emissions import BernoulliEmission, CategoricalEmission, PoissonEmission
+from .hmm_emissions import GaussianEmission
+from .hmm_sequences import Sequences, as_sequences, check_probability_rows, flat_steps, host_sequences
+
+REGULARIZATIONS = ("prior", "none")
+INIT_METHODS = ("kmeans++", "random_from_data")
+PARTS = ("initial", "transitions", "emissions")
+EMISSIONS = ("gaussian", "categorical", "poisson", "bernoulli")
+#: Dirichlet pseudo-count c (in observations) on the initial distribution and transition rows.
+PSEUDO_COUNT = 1e-3
+
+
+class HMMParams(NamedTuple):
+    """initial ``(k,)``, transitions ``(k, k)`` (row = from), emission parameters."""
+
+    initial: jnp.ndarray
+    transitions: jnp.ndarray
+    emission: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class HMM(Model):
+    """A hidden Markov model with ``n_states`` states.
+
+    Args:
+        n_states: number of hidden states ``k``.
+        emission: emission family: "gaussian" (data ``(..., t, d)`` floats), "categorical"
+            (integer codes ``(..., t, f)``, feature ``j`` in ``0..n_categories[j]-1``, -1 missing),
+            "poisson" (counts ``(..., t, d)``) or "bernoulli" (0/1 values ``(..., t, d)``).
+        covariance_type: Gaussian emissions: "full", "tied", "diag" or "spherical".
+        n_categories: categorical emissions: number of symbols of each feature.
+        init_params: emission start of a restart: "kmeans++" (k-means++ seeds over all steps,
+            then one M-step from the nearest-seed assignment) or "random_from_data"; the initial
+            distribution and transition rows are drawn from a flat Dirichlet.
+        reg_covar: Gaussian prior strength (standardised units) for "prior"; the absolute value
+            added to covariance diagonals for "none".
+        regularization: "prior" (MAP-EM, monotone) or "none" (maximum likelihood).
+        fixed: parts held at their starting values: any of "initial", "transitions", "emissions".
+        parallel: forward-backward with ``lax.associative_scan`` (``O(log t)`` depth) instead of
+            ``lax.scan``; same results.
+    """
+
+    n_states: int
+    emission: str = "gaussian"
+    covariance_type: str = "full"
+    n_categories: tuple = ()
+    init_params: str = "kmeans++"
+    reg_covar: float = 1e-6
+    regularization: str = "prior"
+    fixed: tuple = ()
+    parallel: bool = False
+
+    def __post_init__(self):
+        k = self.n_states
+        if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"n_states must be a positive integer; got {k!r}.")
+        for name, allowed in (("emission", EMISSIONS), ("init_params", INIT_METHODS),
+                              ("regularization", REGULARIZATIONS),
+                              ("covariance_type", ("full", "tied", "diag", "spherical"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}; got {getattr(self, name)!r}.")
+        fixed = (self.fixed,) if isinstance(self.fixed, str) else tuple(self.fixed)
+        unknown = [p for p in fixed if p not in PARTS]
+        if unknown:
+            raise ValueError(f"fixed may name only {PARTS}; got {unknown[0]!r}.")
+        object.__setattr__(self, "fixed", fixed)
+        categories = self.n_categories
+        categories = (categories,) if isinstance(categories, numbers.Integral) else tuple(categories)
+        if self.emission == "categorical" and (not categories or not all(
+                isinstance(c, numbers.Integral) and not isinstance(c, bool) and c >= 1 for c in categories)):
+            raise ValueError("categorical emissions need n_categories, a positive integer per feature; "
+                             f"got {self.n_categories!r}.")
+        object.__setattr__(self, "n_categories", categories)
+        reg = self.reg_covar
+        if not isinstance(reg, numbers.Real) or not np.isfinite(reg) or reg < 0:
+            raise ValueError(f"reg_covar must be a finite number >= 0; got {reg!r}.")
+
+    @property
+    def emission_model(self):
+        if self.emission == "gaussian":
+            return GaussianEmission(self.covariance_type, self.reg_covar, self.regularization,
+                                    self.init_params)
+        if self.emission == "categorical":
+            return CategoricalEmission(self.n_categories, self.regularization)
+        return {"poisson": PoissonEmission, "bernoulli": BernoulliEmission}[self.emission](self.regularization)
+
+    # ----------------------------------------------------------------- inference
+    def _log_emissions(self, params: HMMParams, data: Sequences):
+        """``(s, t, k)`` emission log-densities (padded steps hold finite garbage)."""
+        s, t = data.x.shape[:2]
+        flat, _ = flat_steps(data, jnp.ones((s,), data.x.dtype))
+        log_emit = self.emission_model.log_density(params.emission, flat)  # (k, s t)
+        return flat, jnp.moveaxis(log_emit.reshape(-1, s, t), 0, -1)
+
+    def _per_sequence(self, fn, params: HMMParams, data: Sequences):
+        data = as_sequences(data)
+        _, log_emit = self._log_emissions(params, data)
+        log_init, log_trans = inference.safe_log(params.initial), inference.safe_log(params.transitions)
+        return jax.vmap(lambda e, n: fn(log_init, log_trans, e, n))(log_emit, data.lengths)
+
+    def log_prob(self, params: HMMParams, data):
+        """:math:`\\log p(x_s)` per sequence, ``(s,)``."""
+        return self._per_sequence(lambda *a: inference.log_likelihood(*a, parallel=self.parallel),
+                                  params, data)
+
+    def posterior(self, params: HMMParams, data):
+        """State marginals :math:`p(z_{s\\tau} = j \\mid x_s)`, ``(s, t, k)``, 0 at padded steps."""
+        return self._per_sequence(lambda *a: inference.posterior(*a, parallel=self.parallel).marginals,
+                                  params, data)
+
+    def predict(self, params: HMMParams, data):
+        """Viterbi path per sequence, ``(s, t)`` int32, -1 at padded steps."""
+        return self._per_sequence(inference.viterbi, params, data)
+
+    def sample(self, key, params: HMMParams, n_steps: int, n_sequences: int = 1):
+        """``(x (s, t, ...), states (s, t))``: ``n_sequences`` sequences of ``n_steps`` steps."""
+        state_key, emission_key = jax.random.split(key)
+        keys = jax.random.split(state_key, n_sequences)
+        states = jax.vmap(lambda k: inference.sample_states(k, params.initial, params.transitions,
+                                                            n_steps))(keys)
+        x = self.emission_model.sample(emission_key, params.emission, states.reshape(-1))
+        return x.reshape(states.shape + x.shape[1:]), states
+
+    def n_free_parameters(self, params: HMMParams) -> int:
+        """Free parameters not held fixed; hard zeros in initial/transitions are not free."""
+        count = 0
+        if "initial" not in self.fixed:
+            count += int(np.count_nonzero(np.asarray(params.initial))) - 1
+        if "transitions" not in self.fixed:
+            trans = np.asarray(params.transitions)
+            count += int(np.sum(np.count_nonzero(trans, axis=1) - 1))
+        if "emissions" not in self.fixed:
+            count += self.emission_model.n_free_parameters(params.emission)
+        return count
+
+    # ----------------------------------------------------------------- EM contract
+    def e_step(self, params: HMMParams, data: Sequences, weights):
+        flat, log_emit = self._log_emissions(params, data)
+        log_init, log_trans = inference.safe_log(params.initial), inference.safe_log(params.transitions)
+        post = jax.vmap(lambda e, n: inference.posterior(log_init, log_trans, e, n, self.parallel))(
+            log_emit, data.lengths)
+        keep = weights > 0
+        w = jnp.where(keep, weights, 0)
+        initial = w @ post.marginals[:, 0]
+        transitions = jnp.einsum("s,sij->ij", w, post.transitions)
+        resp = (post.marginals * w[:, None, None]).reshape(-1, self.n_states).T  # (k, s t)
+        emission = self.emission_model.stats(params.emission, flat, resp)
+        loglik = jnp.sum(jnp.where(keep, w * post.log_likelihood, 0))
+        return (initial, transitions, emission), loglik
+
+    def m_step(self, stats, params: HMMParams) -> HMMParams:
+        initial_counts, transition_counts, emission_stats = stats
+        c = PSEUDO_COUNT if self.regularization == "prior" else 0.0
+        initial = params.initial if "initial" in self.fixed else _normalise_rows(
+            initial_counts, params.initial, c)
+        transitions = params.transitions if "transitions" in self.fixed else _normalise_rows(
+            transition_counts, params.transitions, c)
+        emission = params.emission if "emissions" in self.fixed else self.emission_model.m_step(
+            emission_stats, params.emission)
+        return HMMParams(initial, transitions, emission)
+
+    def log_prior(self, params: HMMParams):
+        emission = self.emission_model.log_prior(params.emission)
+        if self.regularization != "prior":
+            return emission
+        dirichlet = lambda p: PSEUDO_COUNT * jnp.sum(jnp.where(p > 0, inference.safe_log(p), 0))
+        return dirichlet(params.initial) + dirichlet(params.transitions) + emission
+
+    def is_degenerate(self, params: HMMParams):
+        return self.emission_model.is_degenerate(params.emission)
+
+    def init(self, key, data: Sequences, weights) -> HMMParams:
+        k = self.n_states
+        emission_key, initial_key, transition_key = jax.random.split(key, 3)
+        flat, step_weights = flat_steps(data, weights)
+        dtype = step_weights.dtype
+
+        def flat_dirichlet(key, shape):  # normalised Exponential(1) draws are Dirichlet(1, ..., 1)
+            draws = jax.random.exponential(key, shape, dtype)
+            return draws / jnp.sum(draws, axis=-1, keepdims=True)
+
+        return HMMParams(flat_dirichlet(initial_key, (k,)), flat_dirichlet(transition_key, (k, k)),
+                         self.emission_model.init(emission_key, flat, step_weights, k))
+
+    # ----------------------------------------------------------------- standardisation
+    def standardize(self, data: Sequences, weights):
+        flat, step_weights = flat_steps(data, weights)
+        x, transform, log_jacobian_per_step = self.emission_model.standardize(flat, step_weights)
+        steps_per_sequence = jnp.sum(step_weights) / jnp.sum(weights)
+        return (Sequences(x.reshape(data.x.shape), data.lengths), transform,
+                log_jacobian_per_step * steps_per_sequence)
+
+    def params_to_standard(self, params: HMMParams, transform):
+        return params._replace(emission=self.emission_model.to_standard(params.emission, transform))
+
+    def params_from_standard(self, params: HMMParams, transform):
+        return params._replace(emission=self.emission_model.from_standard(params.emission, transform))
+
+    # ----------------------------------------------------------------- host-side checks
+    def validate(self, data) -> Sequences:
+        x, lengths = host_sequences(data)
+        return Sequences(self.emission_model.validate(x, lengths), jnp.asarray(lengths, jnp.int32))
+
+    def validate_params(self, params, data) -> None:
+        if not isinstance(params, tuple) or len(params) != 3:
+            raise TypeError("params must be HMMParams(initial, transitions, emission); got "
+                            f"{type(params).__name__}.")
+        params, k = HMMParams(*params), self.n_states
+        for name, shape in (("initial", (k,)), ("transitions", (k, k))):
+            got = tuple(np.shape(getattr(params, name)))
+            if got != shape:
+                raise ValueError(f"params.{name} must have shape {shape} for n_states={k}; got {got}.")
+        check_probability_rows(np.atleast_2d(np.asarray(params.initial)), "params.initial")
+        check_probability_rows(np.asarray(params.transitions), "params.transitions")
+        self.emission_model.validate_params(params.emission, k, data.x.shape[2])
+
+    def work_per_row(self, data) -> int:
+        k, (t, d) = self.n_states, data.x.shape[1:3]
+        return t * (3 * k * k + self.emission_model.work_per_step(k, d))
+
+
+def GaussianHMM(n_states: int, covariance_type: str = "full", **options) -> HMM:
+    """``HMM(n_states, emission="gaussian", covariance_type=..., **options)``."""
+    return HMM(n_states, emission="gaussian", covariance_type=covariance_type, **options)
+
+
+def CategoricalHMM(n_states: int, n_categories, **options) -> HMM:
+    """``HMM(n_states, emission="categorical", n_categories=..., **options)``."""
+    return HMM(n_states, emission="categorical", n_categories=n_categories, **options)
+
+
+def PoissonHMM(n_states: int, **options) -> HMM:
+    """``HMM(n_states, emission="poisson", **options)``."""
+    return HMM(n_states, emission="poisson", **options)
+
+
+def BernoulliHMM(n_states: int, **options) -> HMM:
+    """``HMM(n_states, emission="bernoulli", **options)``."""
+    return HMM(n_states, emission="bernoulli", **options)
+
+
+def _normalise_rows(counts, current, pseudo_count):
+    """Rows of ``counts + c [current > 0]`` normalised; a row with no mass keeps ``current``."""
+    mass = jnp.where(current > 0, counts + pseudo_count, 0)
+    total = jnp.sum(mass, axis=-1, keepdims=True)
+    return jnp.where(total > 0, mass / jnp.where(total > 0, total, 1), current)

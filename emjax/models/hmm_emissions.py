@@ -1,0 +1,129 @@
+"""Emission components of an HMM: one class per family, all with the same small interface.
+
+An emission is a frozen dataclass of static configuration; its methods take the emission's
+parameters and observations flattened over sequences and steps, ``x`` ``(n, ...)``, with
+per-step weights ``(n,)`` (sequence weight times the padding mask). Densities and statistics
+come from :mod:`emjax.components`; this module only adapts them to the HMM.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+
+from ..components import gaussian as g
+from ..validation import as_float_array, check_finite
+from . import seeding
+
+#: Prior pseudo-count c (in observations) of the Wishart prior on Gaussian emission precisions.
+PSEUDO_COUNT = 1e-3
+
+
+class GaussianEmissionParams(NamedTuple):
+    """means ``(k, d)`` and covariances in scikit-learn's shapes (full ``(k, d, d)``, tied
+    ``(d, d)``, diag ``(k, d)``, spherical ``(k,)``)."""
+
+    means: jnp.ndarray
+    covariances: jnp.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianEmission:
+    """Gaussian emissions sharing :mod:`emjax.components.gaussian` with the mixture models.
+
+    ``regularization="prior"``: the mixture's Wishart prior in standardised coordinates
+    (:func:`emjax.components.gaussian.map_update`); ``"none"``: maximum likelihood with
+    ``reg_covar`` added to covariance diagonals in the data's units (hmmlearn's update with
+    ``covars_prior=reg_covar``, ``covars_weight=1``; for parity tests).
+    """
+
+    covariance_type: str = "full"
+    reg_covar: float = 1e-6
+    regularization: str = "prior"
+    init_params: str = "kmeans++"
+
+    def log_density(self, params: GaussianEmissionParams, x):
+        """``(k, n)`` log-densities."""
+        prec_chol = g.precision_cholesky(params.covariances, self.covariance_type)
+        return g.log_density(x, params.means, prec_chol, self.covariance_type)
+
+    def stats(self, params: GaussianEmissionParams, x, resp):
+        """Sufficient statistics for responsibilities ``resp`` ``(k, n)`` (weights included)."""
+        return g.sufficient_stats(x, resp, params.means, self.covariance_type)
+
+    def m_step(self, stats, params: GaussianEmissionParams) -> GaussianEmissionParams:
+        cov_type, ref = self.covariance_type, params.means
+        if self.regularization == "prior":
+            return GaussianEmissionParams(*g.map_update(stats, ref, self.reg_covar, PSEUDO_COUNT, cov_type))
+        counts, sums, second = stats
+        means = jnp.where(counts[:, None] > 0, sums / jnp.where(counts > 0, counts, 1)[:, None], ref)
+        scatter = g.scatter_about_means(counts, sums, second, ref, means, cov_type)
+        cov = g.add_to_diagonal(g.divide_per_component(scatter, counts, cov_type), self.reg_covar, cov_type)
+        return GaussianEmissionParams(means, cov)
+
+    def log_prior(self, params: GaussianEmissionParams):
+        if self.regularization != "prior":
+            return jnp.zeros((), params.means.dtype)
+        k, d = params.means.shape
+        strength = k * PSEUDO_COUNT if self.covariance_type == "tied" else PSEUDO_COUNT
+        return g.log_wishart_prior(params.covariances, self.reg_covar, strength, self.covariance_type, d)
+
+    def is_degenerate(self, params: GaussianEmissionParams):
+        return ~jnp.all(jnp.isfinite(g.precision_cholesky(params.covariances, self.covariance_type)))
+
+    def init(self, key, x, weights, k: int) -> GaussianEmissionParams:
+        """k-means++ (or random-row) seeds, then one M-step from the nearest-seed assignment."""
+        if self.init_params == "random_from_data":
+            ref = seeding.random_rows(key, x, weights, k)
+        else:
+            ref = seeding.kmeans_plusplus(key, x, weights, k)
+        resp = seeding.nearest_responsibilities(x, ref) * weights
+        return self.m_step(self.stats(GaussianEmissionParams(ref, None), x, resp),
+                           GaussianEmissionParams(ref, None))
+
+    def sample(self, key, params: GaussianEmissionParams, states):
+        """One draw per entry of ``states`` ``(n,)``: ``(n, d)``."""
+        return g.sample(key, params.means, params.covariances, states, self.covariance_type)
+
+    # ------------------------------------------------------------------ standardisation
+    def standardize(self, x, weights):
+        """``(x', Affine, log_jacobian per step)``: centred (and, with the prior, unit variance)."""
+        return g.standardize(x, weights, self.covariance_type, rescale=self.regularization == "prior")
+
+    def to_standard(self, params: GaussianEmissionParams, transform: g.Affine):
+        return GaussianEmissionParams(*g.affine_map(*params, transform.shift, transform.scale,
+                                                    self.covariance_type))
+
+    def from_standard(self, params: GaussianEmissionParams, transform: g.Affine):
+        return GaussianEmissionParams(*g.affine_map(*params, -transform.shift / transform.scale,
+                                                    1 / transform.scale, self.covariance_type))
+
+    # ------------------------------------------------------------------ host side
+    def validate(self, x, lengths):
+        """``x`` ``(s, t, d)`` as floats, finite on the real (unpadded) steps."""
+        x = as_float_array(x, "data")
+        mask = np.arange(x.shape[1])[None, :] < np.asarray(lengths)[:, None]
+        check_finite(np.where(mask[:, :, None], np.asarray(x), 0), "data")
+        return x
+
+    def validate_params(self, params, k: int, d: int) -> None:
+        if not isinstance(params, tuple) or len(params) != 2:
+            raise TypeError("params.emission must be GaussianEmissionParams(means, covariances); "
+                            f"got {type(params).__name__}.")
+        expected = {"means": (k, d), "covariances": g.covariance_shape(self.covariance_type, k, d)}
+        for name, shape in expected.items():
+            got = tuple(np.shape(getattr(GaussianEmissionParams(*params), name)))
+            if got != shape:
+                raise ValueError(f"params.emission.{name} must have shape {shape} for n_states={k}, "
+                                 f"n_features={d}, covariance_type={self.covariance_type!r}; got {got}.")
+
+    def n_free_parameters(self, params: GaussianEmissionParams) -> int:
+        k, d = np.shape(params.means)
+        cov = {"full": k * d * (d + 1) // 2, "tied": d * (d + 1) // 2, "diag": k * d,
+               "spherical": k}[self.covariance_type]
+        return k * d + cov
+
+    def work_per_step(self, k: int, d: int) -> int:
+        return {"full": 3 * k * d, "tied": 2 * k * d}.get(self.covariance_type, 3 * k + d)

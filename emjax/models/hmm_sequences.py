@@ -1,0 +1,86 @@
+"""HMM data: padded sequences with their lengths, and host-side checks of data and parameters."""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+
+#: How far a row of user-given probabilities may be from summing to 1.
+SUM_TOLERANCE = 1e-4
+
+
+class Sequences(NamedTuple):
+    """A batch of sequences: ``x`` ``(s, t, ...)`` padded to ``t`` steps and ``lengths`` ``(s,)``."""
+
+    x: Any
+    lengths: Any
+
+
+def flat_steps(data: Sequences, weights):
+    """Steps of all sequences as rows ``(s t, ...)`` and their weights (0 at padded steps)."""
+    x = data.x
+    s, t = x.shape[:2]
+    mask = jnp.arange(t)[None, :] < data.lengths[:, None]
+    x = jnp.where(mask.reshape(mask.shape + (1,) * (x.ndim - 2)), x, jnp.zeros((), x.dtype))
+    return x.reshape((s * t,) + x.shape[2:]), (weights[:, None] * mask).reshape(-1)
+
+
+def as_sequences(data) -> Sequences:
+    """``data`` as :class:`Sequences` (shape-based, traceable): ``(t, d)`` is one sequence,
+    ``(s, t, d)`` are sequences of full length."""
+    if isinstance(data, tuple) and len(data) == 2:
+        return Sequences(jnp.asarray(data[0]), jnp.asarray(data[1]))
+    x = jnp.asarray(data)
+    if x.ndim == 2:
+        x = x[None]
+    return Sequences(x, jnp.full((x.shape[0],), x.shape[1], jnp.int32))
+
+
+def host_sequences(data):
+    """Concrete ``(x (s, t, d), lengths (s,))`` from the accepted forms, with checks."""
+    if isinstance(data, tuple) and len(data) == 2:
+        x, lengths = np.asarray(data[0]), data[1]
+        if x.ndim == 2:
+            raise ValueError("data as (x, lengths) needs x of shape (n_sequences, n_steps, "
+                             f"n_features); got x of shape {x.shape}.")
+    else:
+        x, lengths = np.asarray(data), None
+        if x.ndim == 2:
+            x = x[None]
+    if x.ndim != 3:
+        raise ValueError("data must be one sequence (n_steps, n_features), sequences (n_sequences, "
+                         f"n_steps, n_features) or (x, lengths); got shape {x.shape}.")
+    s, t = x.shape[:2]
+    if s == 0 or t == 0 or x.shape[2] == 0:
+        raise ValueError(f"data must have at least one sequence, step and feature; got shape {x.shape}.")
+    if lengths is None:
+        return x, np.full((s,), t, np.int32)
+    lengths = np.asarray(lengths)
+    if lengths.shape != (s,):
+        raise ValueError(f"lengths must have shape ({s},), one per sequence; got {lengths.shape}.")
+    if lengths.dtype.kind not in "iu" and not (
+            lengths.dtype.kind == "f" and np.all(np.isfinite(lengths)) and np.all(lengths == np.round(lengths))):
+        raise ValueError(f"lengths must be integers; got {lengths.dtype} values {lengths[:5]}.")
+    for bad, what in ((lengths < 1, "must be >= 1"), (lengths > t, f"must be <= n_steps={t} (the padded axis)")):
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"lengths {what}; {int(bad.sum())} are not, the first at index {i} "
+                             f"(length {lengths[i]}).")
+    return x, lengths.astype(np.int32)
+
+
+def check_probability_rows(p, name: str) -> None:
+    """Host-side: every row of ``p`` non-negative, finite and summing to 1 (within tolerance)."""
+    if not np.all(np.isfinite(p)):
+        raise ValueError(f"{name} must be finite; the first bad entry is at index "
+                         f"{tuple(int(i) for i in np.argwhere(~np.isfinite(p))[0])}.")
+    if (p < 0).any():
+        i = tuple(int(j) for j in np.argwhere(p < 0)[0])
+        raise ValueError(f"{name} must be non-negative; entry {i} is {p[i]}.")
+    sums = p.sum(axis=-1)
+    bad = np.abs(sums - 1) > SUM_TOLERANCE
+    if bad.any():
+        row = int(np.argmax(bad))
+        where = f"row {row} sums" if p.shape[0] > 1 else "it sums"
+        raise ValueError(f"{name}: every row must sum to 1; {where} to {sums[row]:.6g}.")
