@@ -19,7 +19,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .chunking import choose_chunk_size, chunked_sum, n_rows
+from .chunking import choose_chunk_size, n_rows
+from .em_map import em_update, evaluate
+from .implicit import with_implicit_gradients
+from .model import join_hyperparameters, split_hyperparameters
 from .status import Status
 from .tree import all_finite, is_traced, tree_select
 from .validation import check_fit_options, prepare_inputs
@@ -77,15 +80,9 @@ def run_em(model, params, data, weights, *, max_iter: int, tol, chunk_size: int)
     Pure and traceable; :func:`em` and :func:`emjax.fit` are the public entry points.
     """
     dtype = weights.dtype
-    total_weight = jnp.sum(weights)
     tol = jnp.asarray(tol, dtype)
     eps = jnp.finfo(dtype).eps
-
-    def evaluate(p):
-        stats, loglik = chunked_sum(lambda x, w: model.e_step(p, x, w), data, weights, chunk_size)
-        loglik = loglik.astype(dtype)
-        objective = (loglik + model.log_prior(p).astype(dtype)) / total_weight
-        return stats, loglik / total_weight, objective
+    evaluate_at = lambda p: evaluate(model, p, data, weights, chunk_size)
 
     def failure(p, objective):
         """NONFINITE / DEGENERATE / RUNNING for params and their objective."""
@@ -94,14 +91,14 @@ def run_em(model, params, data, weights, *, max_iter: int, tol, chunk_size: int)
         status = jnp.where(~bad & model.is_degenerate(p), Status.DEGENERATE, status)
         return jnp.where((status == Status.RUNNING) & ~jnp.isfinite(objective), Status.NONFINITE, status)
 
-    stats0, ll0, obj0 = evaluate(params)
+    stats0, ll0, obj0 = evaluate_at(params)
     status0 = failure(params, obj0).astype(jnp.int32)
     history0 = jnp.full((max_iter,), jnp.nan, dtype)
     init = _Carry(jnp.int32(0), status0, params, stats0, obj0, ll0, history0)
 
     def body(c: _Carry) -> _Carry:
-        new_params = model.m_step(c.stats, c.params)
-        new_stats, new_ll, new_obj = evaluate(new_params)
+        new_params = em_update(model, c.stats, c.params, data, weights)
+        new_stats, new_ll, new_obj = evaluate_at(new_params)
         change = new_obj - c.objective
         rounding = DECREASE_EPS_FACTOR * eps * (1 + jnp.abs(c.objective))
         i = c.i + 1
@@ -152,17 +149,20 @@ def em(model, params, data, weights=None, *, max_iter: int = 100, tol: float = 1
         model.validate_params(params, data)
     n = n_rows(data)
     chunk = min(chunk_size or choose_chunk_size(n, model.work_per_row(data)), n)
-    result = _em_jit(model, params, data, weights, tol, max_iter=max_iter, chunk_size=chunk)
+    static_model, hyper = split_hyperparameters(model)
+    result = _em_jit(static_model, hyper, params, data, weights, tol, max_iter=max_iter, chunk_size=chunk)
     if throw and not is_traced(result):
         report_status(int(result.status), what="EM")
     return result
 
 
 @functools.partial(jax.jit, static_argnames=("model", "max_iter", "chunk_size"))
-def _em_jit(model, params, data, weights, tol, *, max_iter, chunk_size):
+def _em_jit(model, hyper, params, data, weights, tol, *, max_iter, chunk_size):
+    model = join_hyperparameters(model, hyper)
     data, transform, log_jacobian = model.standardize(data, weights)
     params = model.params_to_standard(params, transform)
-    result = run_em(model, params, data, weights, max_iter=max_iter, tol=tol, chunk_size=chunk_size)
+    result = with_implicit_gradients(run_em, model, params, data, weights, max_iter=max_iter,
+                                     tol=tol, chunk_size=chunk_size)
     return to_user_units(model, result, transform, log_jacobian)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 
 from .tree import float_dtype
@@ -65,3 +66,31 @@ class Model:
     def params_from_standard(self, params: PyTree, transform) -> PyTree:
         return params
 
+
+    def m_step_with_data(self, stats: PyTree, params: PyTree, data, weights) -> PyTree:
+        """The M-step as the engine calls it; by default :meth:`m_step`, which sees only ``stats``.
+
+        A model whose M-step must revisit the rows (a generalized-EM step that ascends the
+        expected complete log-likelihood of every row, see :mod:`emjax.gem`) overrides this.
+        """
+        return self.m_step(stats, params)
+
+
+def split_hyperparameters(model):
+    """``(static, hyperparameters)``: a model's hashable structure and its array leaves.
+
+    A model registered as a JAX pytree (e.g. ``jax.tree_util.register_dataclass`` with a prior
+    strength among its ``data_fields``) holds continuous hyperparameters that may be traced:
+    differentiated, ``vmap``-ed over or changed without recompiling. A plain model is all static.
+    """
+    leaves, treedef = jax.tree_util.tree_flatten(model)
+    if jax.tree_util.treedef_is_leaf(treedef):
+        return model, ()
+    return treedef, tuple(leaves)
+
+
+def join_hyperparameters(static, hyperparameters):
+    """Inverse of :func:`split_hyperparameters`."""
+    if isinstance(static, jax.tree_util.PyTreeDef):
+        return jax.tree_util.tree_unflatten(static, hyperparameters)
+    return static
