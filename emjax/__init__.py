@@ -7,13 +7,15 @@ from . import datasets, plotting
 from .criteria import aic, bic
 from .driver import ConvergenceWarning, EMResult, FitError, em
 from .fit import FitResult, fit, init_restarts, timed_fit
+from .gem import gem_ascent, gem_m_step
 from .model import Model
-from .models import GaussianMixture, GMMParams
+from .models import EnumeratedMixture, GaussianMixture, GMMParams
 from .status import Status
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ConvergenceWarning", "EMResult", "FitError", "FitResult", "GMMParams", "GaussianMixture",
-    "Model", "Status", "aic", "bic", "em", "fit", "init_restarts", "timed_fit",
+    "ConvergenceWarning", "EMResult", "EnumeratedMixture", "FitError", "FitResult", "GMMParams",
+    "GaussianMixture", "Model", "Status", "aic", "bic", "em", "fit", "gem_ascent", "gem_m_step",
+    "init_restarts", "timed_fit",
 ]
