@@ -102,11 +102,12 @@ def _fixed_point_jvp(config: _Config, primals, tangents):
     def step(t, x, w, h):
         return em_map(join_hyperparameters(config.model, h), t, x, w, config.chunk_size)
 
+    # Masked on both sides: where the run failed, F may be NaN at theta, and its derivative
+    # times a zero would still be NaN in one of the two modes.
     _, rhs = jax.jvp(lambda x, w, h: step(theta, x, w, h), (data, weights, hyper),
-                     (d_data, d_weights, d_hyper))
+                     _where(ok, (d_data, d_weights, d_hyper)))
     jacobian = lambda v: jax.jvp(lambda t: step(t, data, weights, hyper), (theta,), (v,))[1]
-    d_theta = _solve_fixed_point_system(jacobian, rhs, config.adjoint)
-    d_theta = jax.tree_util.tree_map(lambda v: jnp.where(ok, v, jnp.zeros_like(v)), d_theta)
+    d_theta = _where(ok, _solve_fixed_point_system(jacobian, rhs, config.adjoint))
 
     def outputs(t, x, w, h):
         _, loglik, objective = evaluate(join_hyperparameters(config.model, h), t, x, w,
@@ -122,14 +123,24 @@ def _fixed_point_jvp(config: _Config, primals, tangents):
         history=jnp.zeros_like(result.history))
 
 
+def _where(ok, tangents):
+    """Tangents where ``ok``, zeros elsewhere (float0 tangents of integer inputs pass through)."""
+    keep = lambda t: t if t.dtype == jax.dtypes.float0 else jnp.where(ok, t, jnp.zeros_like(t))
+    return jax.tree_util.tree_map(keep, tangents)
+
+
 def _solve_fixed_point_system(jacobian, rhs, adjoint: str):
     r"""Solves :math:`(I - J) v = b` for the linear map ``jacobian`` (:math:`J`) and ``rhs``
-    (:math:`b`) as a ``lax.custom_linear_solve``, so that JAX can transpose it."""
-    size = ravel_pytree(rhs)[0].size
-    dense = adjoint == "dense" or (adjoint == "auto" and size <= DENSE_MAX_PARAMETERS)
+    (:math:`b`) as a ``lax.custom_linear_solve``, so that JAX can transpose it.
+
+    The system is solved on the flattened vector: a leaf of ``b`` that does not depend on the
+    tangents (a symbolic zero) would otherwise be a constant that the transpose cannot take.
+    """
+    flat_rhs, unravel = ravel_pytree(rhs)
+    dense = adjoint == "dense" or (adjoint == "auto" and flat_rhs.size <= DENSE_MAX_PARAMETERS)
     solve = _dense_solve if dense else _iterative_solve
-    matvec = lambda v: jax.tree_util.tree_map(jnp.subtract, v, jacobian(v))
-    return jax.lax.custom_linear_solve(matvec, rhs, solve=solve, transpose_solve=solve)
+    matvec = lambda v: v - ravel_pytree(jacobian(unravel(v)))[0]
+    return unravel(jax.lax.custom_linear_solve(matvec, flat_rhs, solve=solve, transpose_solve=solve))
 
 
 def _finite_or_zero(x, ok):
@@ -138,30 +149,28 @@ def _finite_or_zero(x, ok):
 
 def _dense_solve(matvec, b):
     """LU solve of the matrix of ``matvec``; zero where singular (residual not small)."""
-    flat_b, unravel = ravel_pytree(b)
-    flat_matvec = lambda v: ravel_pytree(matvec(unravel(v)))[0]
-    matrix = jax.vmap(flat_matvec, out_axes=1)(jnp.eye(flat_b.size, dtype=flat_b.dtype))
-    x = jnp.linalg.solve(matrix, flat_b)
-    eps = jnp.finfo(flat_b.dtype).eps
-    residual = jnp.linalg.norm(matrix @ x - flat_b)
-    scale = jnp.linalg.norm(matrix) * jnp.linalg.norm(x) + jnp.linalg.norm(flat_b)
-    return unravel(_finite_or_zero(x, residual <= jnp.sqrt(eps) * scale))
+    matrix = jax.vmap(matvec, out_axes=1)(jnp.eye(b.size, dtype=b.dtype))
+    x = jnp.linalg.solve(matrix, b)
+    eps = jnp.finfo(b.dtype).eps
+    residual = jnp.linalg.norm(matrix @ x - b)
+    scale = jnp.linalg.norm(matrix) * jnp.linalg.norm(x) + jnp.linalg.norm(b)
+    return _finite_or_zero(x, residual <= jnp.sqrt(eps) * scale)
 
 
 def _iterative_solve(matvec, b):
     """Richardson iteration :math:`v \\leftarrow v + b - (I - J) v`, i.e. :math:`v \\leftarrow b + J v`,
     which converges when the spectral radius of :math:`J` is below one; zero if it does not."""
-    flat_b, unravel = ravel_pytree(b)
-    flat_matvec = lambda v: ravel_pytree(matvec(unravel(v)))[0]
-    eps = jnp.finfo(flat_b.dtype).eps
-    target = eps ** (2 / 3) * jnp.linalg.norm(flat_b)
+    target = jnp.finfo(b.dtype).eps ** (2 / 3) * jnp.linalg.norm(b)
 
     def body(carry):
-        i, v, _ = carry
-        residual = flat_b - flat_matvec(v)
-        return i + 1, v + residual, jnp.linalg.norm(residual)
+        i, v, residual = carry
+        v = v + residual
+        return i + 1, v, b - matvec(v)
 
-    i, v, residual = jax.lax.while_loop(
-        lambda c: (c[0] < ADJOINT_MAX_ITER) & (c[2] > target) & jnp.isfinite(c[2]), body,
-        (jnp.int32(0), flat_b, jnp.asarray(jnp.inf, flat_b.dtype)))
-    return unravel(_finite_or_zero(v, residual <= target))
+    def running(carry):
+        i, _, residual = carry
+        size = jnp.linalg.norm(residual)
+        return (i < ADJOINT_MAX_ITER) & (size > target) & jnp.isfinite(size)
+
+    _, v, residual = jax.lax.while_loop(running, body, (jnp.int32(0), b, b - matvec(b)))
+    return _finite_or_zero(v, jnp.linalg.norm(residual) <= target)
