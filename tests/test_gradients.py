@@ -26,7 +26,7 @@ def two_blobs(seed=0, n=30):
     return np.concatenate([rng.normal(size=(n, 2)), rng.normal(size=(n, 2)) * 0.7 + [4.0, 1.0]])
 
 
-GMM = emjax.GaussianMixture(2, covariance_type="full")
+GMM = emjax.GaussianMixture(2, covariance_type="diag", init_params="random_from_data")
 
 
 def gmm_loss(x, weights=None):
@@ -35,7 +35,7 @@ def gmm_loss(x, weights=None):
     p = res.params
     order = jnp.argsort(p.means[:, 0])  # piecewise constant: components sorted by position
     return (jnp.sum(p.means[order] * jnp.array([[1.0, -2.0], [0.5, 3.0]]))
-            + jnp.sum(p.covariances[order] ** 2 * jnp.array([1.0, 2.0])[:, None, None])
+            + jnp.sum(p.covariances[order] ** 2 * jnp.array([1.0, 2.0])[:, None])
             + jnp.sum(p.weights[order] ** 3) + res.objective)
 
 
@@ -131,15 +131,15 @@ def test_discrete_user_model_gradients_wrt_data_weights_and_prior_strength(x64):
         lambda z: poisson_loss(x, w, z), s, 1.0), rtol=1e-5)
 
 
-@pytest.mark.parametrize("adjoint", ["dense", "iterative"])
-def test_both_adjoint_solvers_match_central_differences(x64, adjoint):
+def test_iterative_adjoint_matches_central_differences(x64):
+    """fit uses the dense solve for so few parameters; the iterative one is called directly."""
     x, w = poisson_data(1), np.ones(80)
     model = PoissonMixture(2, 0.5)
     start = (jnp.array([0.5, 0.5]), jnp.array([1.0, 20.0]))
 
     def rates(strength):
         res = with_implicit_gradients(run_em, PoissonMixture(2, strength), start, x, w,
-                                      max_iter=300, tol=0.0, chunk_size=80, adjoint=adjoint)
+                                      max_iter=300, tol=0.0, chunk_size=80, adjoint="iterative")
         return res.params[1]
 
     jac = jax.jit(jax.jacrev(rates))(model.strength)
