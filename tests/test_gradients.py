@@ -39,30 +39,26 @@ def gmm_loss(x, weights=None):
             + jnp.sum(p.weights[order] ** 3) + res.objective)
 
 
-gmm_loss_jit = jax.jit(gmm_loss)  # central differences reuse one compiled forward fit
-
-
 def test_gmm_gradients_inside_jit_under_vmap_match_central_differences(x64):
-    """jit(vmap(grad)) over two datasets, with respect to the data and the sample weights."""
+    """jit(vmap(value_and_grad)) over datasets, with respect to the data and the sample weights.
+
+    The batch also holds the perturbed inputs of the central differences, so one compiled
+    program gives both the derivatives and their finite-difference references."""
     rng = np.random.default_rng(1)
     xs = np.stack([two_blobs(seed) for seed in (0, 4)])
     ws = rng.uniform(0.5, 2.0, xs.shape[:2])
-    grad_x, grad_w = jax.jit(jax.vmap(jax.grad(gmm_loss, argnums=(0, 1))))(xs, ws)
-    assert np.all(np.isfinite(grad_x)) and np.all(np.isfinite(grad_w))
-    for x, w, gx, gw in zip(xs, ws, grad_x, grad_w):
-        v, u = rng.normal(size=x.shape), rng.normal(size=w.shape)
-        np.testing.assert_allclose(np.sum(gx * v), central_difference(
-            lambda z: gmm_loss_jit(z, w), x, v), rtol=1e-5)
-        np.testing.assert_allclose(np.sum(gw * u), central_difference(
-            lambda z: gmm_loss_jit(x, z), w, u), rtol=1e-5)
-
-
-def test_gmm_forward_mode_matches_central_differences(x64):
-    x, w = two_blobs(), np.ones(60)
-    v = np.random.default_rng(3).normal(size=x.shape)
-    _, tangent = jax.jit(lambda x, v: jax.jvp(lambda z: gmm_loss(z, w), (x,), (v,)))(x, v)
-    np.testing.assert_allclose(tangent, central_difference(lambda z: gmm_loss_jit(z, w), x, v),
-                               rtol=1e-5)
+    vs, us = rng.normal(size=xs.shape), rng.normal(size=ws.shape)
+    batch_x, batch_w = [xs[0], xs[1]], [ws[0], ws[1]]
+    for i in range(2):
+        batch_x += [xs[i] + STEP * vs[i], xs[i] - STEP * vs[i], xs[i], xs[i]]
+        batch_w += [ws[i], ws[i], ws[i] + STEP * us[i], ws[i] - STEP * us[i]]
+    values, (grad_x, grad_w) = jax.jit(jax.vmap(jax.value_and_grad(gmm_loss, argnums=(0, 1))))(
+        np.stack(batch_x), np.stack(batch_w))
+    assert np.all(np.isfinite(grad_x[:2])) and np.all(np.isfinite(grad_w[:2]))
+    for i in range(2):
+        plus_x, minus_x, plus_w, minus_w = values[2 + 4 * i: 6 + 4 * i]
+        np.testing.assert_allclose(np.sum(grad_x[i] * vs[i]), (plus_x - minus_x) / (2 * STEP), rtol=1e-5)
+        np.testing.assert_allclose(np.sum(grad_w[i] * us[i]), (plus_w - minus_w) / (2 * STEP), rtol=1e-5)
 
 
 # ------------------------------------------------------------------ a discrete user model
@@ -109,7 +105,6 @@ def poisson_data(seed=0):
     return np.concatenate([rng.poisson(2.0, 40), rng.poisson(12.0, 40)]).astype(np.float64)
 
 
-@jax.jit
 def poisson_loss(x, weights, strength):
     res = emjax.fit(PoissonMixture(2, strength), x, KEY, n_init=2, weights=weights, tol=0.0,
                     max_iter=300, throw=False)
@@ -118,17 +113,29 @@ def poisson_loss(x, weights, strength):
     return jnp.sum(rates[order] * jnp.array([1.0, 0.3])) + weights_[order][0] + res.objective
 
 
-def test_discrete_user_model_gradients_wrt_data_weights_and_prior_strength(x64):
+def test_discrete_user_model_reverse_and_forward_mode_match_central_differences(x64):
+    """Gradients w.r.t. data, weights and the prior strength (a pytree leaf of the model) and a
+    forward-mode directional derivative; the perturbed inputs of the central differences are
+    batched into the same compiled program."""
     x, w, s = poisson_data(), np.linspace(0.5, 1.5, 80), 0.7
-    grads = jax.jit(jax.grad(poisson_loss, argnums=(0, 1, 2)))(x, w, s)
     rng = np.random.default_rng(7)
     v, u = rng.normal(size=x.shape), rng.normal(size=w.shape)
-    np.testing.assert_allclose(np.sum(grads[0] * v), central_difference(
-        lambda z: poisson_loss(z, w, s), x, v), rtol=1e-5)
-    np.testing.assert_allclose(np.sum(grads[1] * u), central_difference(
-        lambda z: poisson_loss(x, z, s), w, u), rtol=1e-5)
-    np.testing.assert_allclose(grads[2], central_difference(
-        lambda z: poisson_loss(x, w, z), s, 1.0), rtol=1e-5)
+    h = STEP
+    batch = ([x, x + h * v, x - h * v, x, x, x, x], [w, w, w, w + h * u, w - h * u, w, w],
+             [s, s, s, s, s, s + h, s - h])
+
+    @jax.jit
+    @jax.vmap
+    def derivatives(x, w, s):
+        value, grads = jax.value_and_grad(poisson_loss, argnums=(0, 1, 2))(x, w, s)
+        return value, grads, jax.jvp(lambda z: poisson_loss(z, w, s), (x,), (v,))[1]
+
+    values, grads, tangents = derivatives(*(np.stack(b) for b in batch))
+    difference = lambda i: (values[i] - values[i + 1]) / (2 * h)
+    np.testing.assert_allclose(np.sum(grads[0][0] * v), difference(1), rtol=1e-5)
+    np.testing.assert_allclose(tangents[0], difference(1), rtol=1e-5)
+    np.testing.assert_allclose(np.sum(grads[1][0] * u), difference(3), rtol=1e-5)
+    np.testing.assert_allclose(grads[2][0], difference(5), rtol=1e-5)
 
 
 def test_iterative_adjoint_matches_central_differences(x64):
@@ -137,12 +144,13 @@ def test_iterative_adjoint_matches_central_differences(x64):
     model = PoissonMixture(2, 0.5)
     start = (jnp.array([0.5, 0.5]), jnp.array([1.0, 20.0]))
 
+    @jax.jit
     def rates(strength):
         res = with_implicit_gradients(run_em, PoissonMixture(2, strength), start, x, w,
                                       max_iter=300, tol=0.0, chunk_size=80, adjoint="iterative")
         return res.params[1]
 
-    jac = jax.jit(jax.jacrev(rates))(model.strength)
+    jac = jax.jacrev(rates)(model.strength)
     np.testing.assert_allclose(jac, central_difference(rates, model.strength, 1.0), rtol=1e-5)
 
 
@@ -158,18 +166,19 @@ class BrokenPoissonMixture(PoissonMixture):
 
 def test_failed_run_has_zero_not_nan_derivatives(x64):
     start = (jnp.array([0.5, 0.5]), jnp.array([1.0, 20.0]))
+    x = poisson_data()
+    v = np.random.default_rng(8).normal(size=x.shape)
 
     def loss(x):
         res = emjax.em(BrokenPoissonMixture(2), start, x, max_iter=10, throw=False)
-        return jnp.sum(res.params[1]) + res.objective, res.status
+        return jnp.sum(res.params[1]) + res.objective, (res.status, res.objective)
 
-    grad, status = jax.grad(loss, has_aux=True)(poisson_data())
-    assert int(status) == emjax.Status.NONFINITE
-    assert np.all(np.isfinite(grad))
+    batch = np.stack([x, x + STEP * v, x - STEP * v])
+    grads, (statuses, objectives) = jax.jit(jax.vmap(jax.grad(loss, has_aux=True)))(batch)
+    assert np.all(statuses == emjax.Status.NONFINITE)
+    assert np.all(np.isfinite(grads[0]))
     # the start's parameters carry no derivative; the objective of the start still does
-    objective = lambda x: emjax.em(BrokenPoissonMixture(2), start, x, max_iter=10, throw=False).objective
-    v = np.random.default_rng(8).normal(size=80)
-    np.testing.assert_allclose(np.sum(grad * v), central_difference(objective, poisson_data(), v),
+    np.testing.assert_allclose(np.sum(grads[0] * v), (objectives[1] - objectives[2]) / (2 * STEP),
                                rtol=1e-5)
 
 

@@ -15,7 +15,7 @@ import emjax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from examples.mixture_of_experts import mixture_of_experts  # noqa: E402
-from examples.mixture_of_regressions import MixtureOfRegressions  # noqa: E402
+from examples.mixture_of_regressions import MixtureOfRegressions, RegressionMixtureParams  # noqa: E402
 
 KEY = jax.random.key(0)
 
@@ -54,15 +54,19 @@ def numpy_regression_em(x, y, weights, coefs, variances, ridge, n_iter, floor=1e
 
 
 def test_regression_mixture_vmapped_over_datasets_ridges_and_restarts_matches_numpy_em(x64):
-    """3 datasets x 3 ridge strengths x 2 restarts as one program (nested vmap); restarts
-    picked from the grid follow the NumPy EM reference from the same starting points."""
+    """3 datasets x 3 ridge strengths x 2 restarts as one program (nested vmap); runs picked
+    from the grid follow the NumPy EM reference from the same starting points."""
     data = [regression_data(seed, n=60) for seed in range(3)]
     xs, ys = np.stack([d[0] for d in data]), np.stack([d[1] for d in data])
     ridges = np.array([0.01, 1.0, 30.0])
 
+    rng = np.random.default_rng(1)
+    starts = RegressionMixtureParams(np.full((2, 2), 0.5), rng.normal(size=(2, 2, 2)),
+                                     rng.uniform(0.5, 2.0, (2, 2)))  # (restarts, ...)
+
     def one(x, y, ridge):
         res = emjax.fit(MixtureOfRegressions(2, ridge), (x, y), KEY, n_init=2, tol=0.0, max_iter=30,
-                        throw=False)
+                        init_params=starts, throw=False)
         return res.restarts
 
     over_ridges = jax.vmap(one, in_axes=(None, None, 0))
@@ -70,11 +74,9 @@ def test_regression_mixture_vmapped_over_datasets_ridges_and_restarts_matches_nu
     assert restarts.objective.shape == (3, 3, 2) and restarts.params.coefs.shape == (3, 3, 2, 2, 2)
     assert np.all(restarts.status == emjax.Status.MAX_ITER)
     for i, j in [(0, 0), (2, 1), (1, 2)]:
-        starts = emjax.init_restarts(MixtureOfRegressions(2, ridges[j]), data[i], KEY, n_init=2)
         for r in range(2):
             coefs, variances, weights, history = numpy_regression_em(
-                *data[i], *(np.asarray(a[r]) for a in (starts.weights, starts.coefs, starts.variances)),
-                ridges[j], 30)
+                *data[i], *(a[r] for a in starts), ridges[j], 30)
             np.testing.assert_allclose(restarts.history[i, j, r], history, rtol=1e-10)
             np.testing.assert_allclose(restarts.params.coefs[i, j, r], coefs, rtol=1e-8, atol=1e-10)
             np.testing.assert_allclose(restarts.params.variances[i, j, r], variances, rtol=1e-8)
