@@ -12,9 +12,14 @@ Required::
     posterior(params, data) -> (n, ...)                   posterior of the latent variables
 
 Optional (defaults below): ``log_prior``, ``is_degenerate``, ``validate``, ``validate_params``,
-``work_per_row`` and the standardisation hooks ``standardize`` / ``params_to_standard`` /
+``work_per_row``, ``m_step_with_data`` (an M-step that revisits the rows, e.g. generalized EM)
+and the standardisation hooks ``standardize`` / ``params_to_standard`` /
 ``params_from_standard``. Because statistics are sums, the engine can chunk, shard, weight and pad
 the data without the model knowing.
+
+A model may also be a JAX pytree (``jax.tree_util.register_dataclass``): its array leaves are
+continuous hyperparameters (a prior strength, a fixed parameter) that the engine traces, so they
+can be ``vmap``-ed over and differentiated (:mod:`emjax.implicit`); its other fields stay static.
 """
 from __future__ import annotations
 
