@@ -148,9 +148,12 @@ def _finite_or_zero(x, ok):
 
 
 def _dense_solve(matvec, b):
-    """LU solve of the matrix of ``matvec``; zero where singular (residual not small)."""
+    """Minimum-norm least-squares solve of the matrix of ``matvec`` (SVD), so that a direction
+    the parameters are not identified along (e.g. a common shift of softmax logits, eigenvalue 1
+    of the EM map's Jacobian) does not make a consistent system fail; zero when the residual is
+    not small (the system has no solution)."""
     matrix = jax.vmap(matvec, out_axes=1)(jnp.eye(b.size, dtype=b.dtype))
-    x = jnp.linalg.solve(matrix, b)
+    x = jnp.linalg.lstsq(matrix, b)[0]
     eps = jnp.finfo(b.dtype).eps
     residual = jnp.linalg.norm(matrix @ x - b)
     scale = jnp.linalg.norm(matrix) * jnp.linalg.norm(x) + jnp.linalg.norm(b)

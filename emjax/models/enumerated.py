@@ -94,7 +94,7 @@ class EnumeratedMixture(Model):
     def expected_log_joint(self, params, old_params, data, weights):
         """:math:`Q(\\theta; \\theta_t)` including the log prior, summed over row chunks."""
         def rows(x, w):
-            resp = jax.lax.stop_gradient(self.posterior(old_params, x)) * w[:, None]
+            resp = self.posterior(old_params, x) * w[:, None]
             table = self._log_joint_table(params, x)
             return jnp.sum(jnp.where(resp > 0, resp * table, 0))
 
