@@ -24,8 +24,10 @@ and ``vmap``. The loop itself runs once, undifferentiated.
 Assumptions: the fit converged to an isolated fixed point, where the spectral radius of
 :math:`\partial_\theta F` (the fraction of missing information) is below one. Where they fail,
 the derivatives are zero, never NaN: a restart with a failure status (its parameters are not a
-fixed point), or a linear system that could not be solved (singular, or the iteration did not
-reach its tolerance). A restart stopped at ``max_iter`` is differentiated as if converged.
+fixed point), or a linear system without a solution (the least-squares residual is not small,
+or the iteration did not reach its tolerance). Directions along which the parameters are not
+identified (a common shift of softmax logits: eigenvalue 1 of the Jacobian) are handled by the
+dense solve's minimum-norm least squares when the loss does not depend on them. A restart stopped at ``max_iter`` is differentiated as if converged.
 ``n_iter``, ``status`` and ``history`` are diagnostics and carry no derivative.
 """
 from __future__ import annotations
@@ -42,7 +44,7 @@ from .em_map import em_map, evaluate
 from .model import join_hyperparameters, split_hyperparameters
 from .status import Status
 
-#: Parameter counts up to this solve the linear system densely (one Jacobian, one LU);
+#: Parameter counts up to this solve the linear system densely (one Jacobian, least squares);
 #: larger ones iterate :math:`v \leftarrow b + \partial_\theta F\, v`.
 DENSE_MAX_PARAMETERS = 256
 #: Most iterations of the iterative solve.
@@ -69,7 +71,7 @@ def with_implicit_gradients(solver, model, params, data, weights, *, max_iter: i
         params: the starting point (no derivative flows to it: the fixed point does not move).
         data, weights: prepared data (a pytree of rows) and per-row weights; differentiable.
         max_iter, tol, chunk_size: as in :func:`emjax.em`.
-        adjoint: ``"dense"`` (build :math:`\\partial_\\theta F` and solve), ``"iterative"``
+        adjoint: ``"dense"`` (build :math:`\\partial_\\theta F`, least squares), ``"iterative"``
             (fixed-point iteration of the linear system) or ``"auto"`` (dense up to
             ``DENSE_MAX_PARAMETERS`` parameters).
 

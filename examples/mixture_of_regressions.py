@@ -84,7 +84,8 @@ class MixtureOfRegressions(emjax.Model):
     def log_prior(self, params):
         d = params.coefs.shape[1]
         var = params.variances
-        coef_prior = 0.5 * d * jnp.log(self.ridge / var) - 0.5 * self.ridge * jnp.sum(params.coefs ** 2, 1) / var
+        coef_prior = (0.5 * d * jnp.log(self.ridge / var)
+                      - 0.5 * self.ridge * jnp.sum(params.coefs ** 2, 1) / var)
         noise_prior = -0.5 * PSEUDO_COUNT * jnp.log(var) - 0.5 * self.noise_floor / var
         return PSEUDO_COUNT * jnp.sum(jnp.log(params.weights)) + jnp.sum(coef_prior + noise_prior)
 
