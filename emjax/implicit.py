@@ -28,7 +28,8 @@ fixed point), or a linear system without a solution (the least-squares residual 
 or the iteration did not reach its tolerance). Directions along which the parameters are not
 identified (a common shift of softmax logits: eigenvalue 1 of the Jacobian) are handled by the
 dense solve's minimum-norm least squares when the loss does not depend on them. A restart
-stopped at ``max_iter`` is differentiated as if converged. ``n_iter``, ``status`` and ``history`` are diagnostics and carry no derivative.
+stopped at ``max_iter`` is differentiated as if converged. ``n_iter``, ``status`` and
+``history`` are diagnostics and carry no derivative.
 """
 from __future__ import annotations
 
