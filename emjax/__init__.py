@@ -9,11 +9,12 @@ from .corpus import Corpus
 from .criteria import aic, bic
 from .driver import ConvergenceWarning, EMResult, FitError, em
 from .fit import FitResult, fit, init_restarts, timed_fit
+from .gem import gem_ascent, gem_m_step
 from .model import Model
 from .models import (
     HMM, PLSA, BayesianGaussianMixture, BayesianNetwork, BernoulliEmissionParams, BernoulliHMM,
     BernoulliMixture, BernoulliMixtureParams, BNParams, CategoricalEmissionParams, CategoricalHMM,
-    CategoricalMixture, CategoricalMixtureParams, GaussianEmissionParams, GaussianHMM,
+    CategoricalMixture, CategoricalMixtureParams, EnumeratedMixture, GaussianEmissionParams, GaussianHMM,
     GaussianMixture, GMMParams, HMMParams, MultinomialMixture, MultinomialMixtureParams, PLSAParams,
     PoissonEmissionParams, PoissonHMM, PoissonMixture, PoissonMixtureParams, Sequences, VBGMMParams,
 )
@@ -29,11 +30,12 @@ __all__ = [
     "ACCELERATORS", "BNParams", "BayesianGaussianMixture", "BayesianNetwork",
     "BernoulliEmissionParams", "BernoulliHMM", "BernoulliMixture", "BernoulliMixtureParams",
     "CategoricalEmissionParams", "CategoricalHMM", "CategoricalMixture",
-    "CategoricalMixtureParams", "ConvergenceWarning", "Corpus", "EMResult", "FitError",
-    "FitResult", "GMMParams", "GaussianEmissionParams", "GaussianHMM", "GaussianMixture", "HMM",
-    "HMMParams", "Model", "MultinomialMixture", "MultinomialMixtureParams", "OnlineEM",
-    "OnlineState", "PLSA", "PLSAParams", "PassReport", "PoissonEmissionParams", "PoissonHMM",
-    "PoissonMixture", "PoissonMixtureParams", "SelectResult", "Sequences", "Status",
-    "VBGMMParams", "aic", "bic", "em", "fit", "inference", "init_restarts", "print_progress",
-    "select", "shard", "stream_fit", "timed_fit",
+    "CategoricalMixtureParams", "ConvergenceWarning", "Corpus", "EMResult", "EnumeratedMixture",
+    "FitError", "FitResult", "GMMParams", "GaussianEmissionParams", "GaussianHMM",
+    "GaussianMixture", "HMM", "HMMParams", "Model", "MultinomialMixture",
+    "MultinomialMixtureParams", "OnlineEM", "OnlineState", "PLSA", "PLSAParams", "PassReport",
+    "PoissonEmissionParams", "PoissonHMM", "PoissonMixture", "PoissonMixtureParams",
+    "SelectResult", "Sequences", "Status", "VBGMMParams", "aic", "bic", "em", "fit",
+    "gem_ascent", "gem_m_step", "inference", "init_restarts", "print_progress", "select",
+    "shard", "stream_fit", "timed_fit",
 ]

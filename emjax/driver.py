@@ -21,7 +21,10 @@ import jax.numpy as jnp
 
 from .accelerate import accelerated_update, check_accelerator
 from .chunking import choose_chunk_size, n_rows
-from .sharding import RowSharding, local_rows, row_sharding_of, row_sum
+from .em_map import em_update, evaluate, objective_of
+from .implicit import with_implicit_gradients
+from .model import join_hyperparameters, split_hyperparameters
+from .sharding import RowSharding, local_rows, row_sharding_of
 from .status import Status
 from .tree import all_finite, is_traced, tree_select
 from .validation import check_fit_options, prepare_inputs
@@ -96,13 +99,6 @@ def move_status(model, params, objective, previous):
                      Status.DECREASED, status)
 
 
-def objective_of(model, params, loglik, total_weight):
-    """``(mean log-likelihood, mean objective)`` per unit weight from the summed log-likelihood."""
-    dtype = total_weight.dtype
-    loglik = loglik.astype(dtype)
-    return loglik / total_weight, (loglik + model.log_prior(params).astype(dtype)) / total_weight
-
-
 def initial_carry(model, params, stats, loglik, objective, max_iter: int,
                   accelerator_state=()) -> _Carry:
     """Loop state before the first M-step, from the evaluation of the starting ``params``."""
@@ -140,23 +136,19 @@ def run_em(model, params, data, weights, *, max_iter: int, tol, chunk_size: int,
     ``rows`` (data sharded over a mesh axis), each device sums its own rows' statistics and
     the totals are all-reduced (:func:`emjax.sharding.row_sum`).
     """
-    total_weight = jnp.sum(weights)
     tol = jnp.asarray(tol, weights.dtype)
+    evaluate_at = lambda p: evaluate(model, p, data, weights, chunk_size, rows)
 
-    def evaluate(p):
-        stats, loglik = row_sum(model.e_step, p, data, weights, chunk_size, rows)
-        return (stats, *objective_of(model, p, loglik, total_weight))
-
-    def em_update(p, stats, objective, state):
-        new_params = model.m_step(stats, p)
-        return (new_params, *evaluate(new_params)), 1, state
+    def em_step(p, stats, objective, state):
+        new_params = em_update(model, stats, p, data, weights)
+        return (new_params, *evaluate_at(new_params)), 1, state
 
     if accelerator is None:
-        state0, update = (), em_update
+        state0, update = (), em_step
     else:
         check = functools.partial(move_status, model)
-        state0, update = accelerated_update(accelerator, model, evaluate, check, weights.dtype)
-    init = initial_carry(model, params, *evaluate(params), max_iter, state0)
+        state0, update = accelerated_update(accelerator, model, evaluate_at, check, weights.dtype)
+    init = initial_carry(model, params, *evaluate_at(params), max_iter, state0)
 
     def body(c: _Carry) -> _Carry:
         new, n_estep, state = update(c.params, c.stats, c.objective, c.accelerator_state)
@@ -203,19 +195,22 @@ def em(model, params, data, weights=None, *, max_iter: int = 100, tol: float = 1
         model.validate_params(params, data)
     n = local_rows(n_rows(data), rows)
     chunk = min(chunk_size or choose_chunk_size(n, model.work_per_row(data)), n)
-    result = _em_jit(model, params, data, weights, tol, max_iter=max_iter, chunk_size=chunk, rows=rows,
-                     accelerator=accelerator)
+    static_model, hyper = split_hyperparameters(model)
+    result = _em_jit(static_model, hyper, params, data, weights, tol, max_iter=max_iter,
+                     chunk_size=chunk, rows=rows, accelerator=accelerator)
     if throw and not is_traced(result):
         report_status(int(result.status), what="EM")
     return result
 
 
 @functools.partial(jax.jit, static_argnames=("model", "max_iter", "chunk_size", "rows", "accelerator"))
-def _em_jit(model, params, data, weights, tol, *, max_iter, chunk_size, rows, accelerator):
+def _em_jit(model, hyper, params, data, weights, tol, *, max_iter, chunk_size, rows, accelerator):
+    model = join_hyperparameters(model, hyper)
     data, transform, log_jacobian = model.standardize(data, weights)
     params = model.params_to_standard(params, transform)
-    result = run_em(model, params, data, weights, max_iter=max_iter, tol=tol, chunk_size=chunk_size,
-                    rows=rows, accelerator=accelerator)
+    result = with_implicit_gradients(run_em, model, params, data, weights, max_iter=max_iter,
+                                     tol=tol, chunk_size=chunk_size, rows=rows,
+                                     accelerator=accelerator)
     return to_user_units(model, result, transform, log_jacobian)
 
 

@@ -13,6 +13,8 @@ import numpy as np
 from .accelerate import check_accelerator
 from .chunking import choose_chunk_size, default_chunk_budget, n_rows
 from .driver import ConvergenceWarning, EMResult, FitError, run_em, to_user_units
+from .implicit import with_implicit_gradients
+from .model import join_hyperparameters, split_hyperparameters
 from .sharding import local_rows, row_sharding_of
 from .status import Status, describe
 from .tree import is_traced
@@ -130,24 +132,25 @@ def _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_
     n, work = local_rows(n_rows(data), rows), model.work_per_row(data)
     chunk = min(chunk_size or choose_chunk_size(n, work, batch=n_init), n)
     init_batch = min(n_init, max(1, default_chunk_budget() // max(1, n * work)))
-    static = dict(model=model, n_init=n_init, max_iter=max_iter, chunk_size=chunk, init_batch=init_batch,
-                  rows=rows, accelerator=accelerator)
-    return (data, weights, key, tol, init_params), static
+    static_model, hyper = split_hyperparameters(model)
+    static = dict(model=static_model, n_init=n_init, max_iter=max_iter, chunk_size=chunk,
+                  init_batch=init_batch, rows=rows, accelerator=accelerator)
+    return (data, weights, key, tol, init_params, hyper), static
 
 
 @functools.partial(jax.jit, static_argnames=("model", "n_init", "max_iter", "chunk_size", "init_batch",
                                              "rows", "accelerator"))
-def _fit_jit(data, weights, key, tol, init_params, *, model, n_init, max_iter, chunk_size, init_batch,
-             rows, accelerator=None):
+def _fit_jit(data, weights, key, tol, init_params, hyper, *, model, n_init, max_iter, chunk_size,
+             init_batch, rows, accelerator=None):
+    model = join_hyperparameters(model, hyper)
     data, transform, log_jacobian = model.standardize(data, weights)
     if init_params is None:
         start = _starting_points(model, data, weights, key, n_init, init_batch)
     else:
         start = jax.vmap(lambda p: model.params_to_standard(p, transform))(init_params)
-    one = lambda p: to_user_units(model, run_em(model, p, data, weights, max_iter=max_iter, tol=tol,
-                                                chunk_size=chunk_size, rows=rows,
-                                                accelerator=accelerator),
-                                  transform, log_jacobian)
+    one = lambda p: to_user_units(model, with_implicit_gradients(
+        run_em, model, p, data, weights, max_iter=max_iter, tol=tol, chunk_size=chunk_size,
+        rows=rows, accelerator=accelerator), transform, log_jacobian)
     restart_axes = rows.restart_axes if rows is not None and rows.restart_axes else None
     return select_best(jax.vmap(one, spmd_axis_name=restart_axes)(start))
 
@@ -162,11 +165,14 @@ def init_restarts(model, data, key, *, n_init: int, weights=None):
     """The starting parameters :func:`fit` would use, with a leading ``(n_init,)`` axis, in the
     data's units: inspect or perturb them and pass them back as ``fit(..., init_params=...)``."""
     args, static = _prepare(model, data, key, n_init, weights, 1, 0.0, None, None)
-    return _init_jit(*args[:3], model=model, n_init=n_init, init_batch=static["init_batch"])
+    data, weights, key, _, _, hyper = args
+    return _init_jit(data, weights, key, hyper, model=static["model"], n_init=n_init,
+                     init_batch=static["init_batch"])
 
 
 @functools.partial(jax.jit, static_argnames=("model", "n_init", "init_batch"))
-def _init_jit(data, weights, key, *, model, n_init, init_batch):
+def _init_jit(data, weights, key, hyper, *, model, n_init, init_batch):
+    model = join_hyperparameters(model, hyper)
     data_std, transform, _ = model.standardize(data, weights)
     start = _starting_points(model, data_std, weights, key, n_init, init_batch)
     return jax.vmap(lambda p: model.params_from_standard(p, transform))(start)

@@ -12,7 +12,8 @@ Required::
     posterior(params, data) -> (n, ...)                   posterior of the latent variables
 
 Optional (defaults below): ``log_prior``, ``is_degenerate``, ``validate``, ``validate_params``,
-``work_per_row``, ``restate_stats`` (online EM), the standardisation hooks ``standardize`` /
+``work_per_row``, ``restate_stats`` (online EM), ``m_step_with_data`` (an M-step that revisits
+the rows, e.g. generalized EM), the standardisation hooks ``standardize`` /
 ``params_to_standard`` / ``params_from_standard`` and the unconstrained coordinates
 ``to_unconstrained`` / ``from_unconstrained`` in which accelerators (SQUAREM) extrapolate. Because
 statistics are sums, the engine can chunk, shard, weight and pad the data without the model knowing.
@@ -20,11 +21,16 @@ statistics are sums, the engine can chunk, shard, weight and pad the data withou
 Standardisation is written as additive passes over the rows (``transform_passes``,
 ``transform_stats``, ``transform_from_stats``, ``apply_transform``), so that streamed data (one
 chunk at a time) get exactly the transform that in-memory data get; ``standardize`` composes them.
+
+A model may also be a JAX pytree (``jax.tree_util.register_dataclass``): its array leaves are
+continuous hyperparameters (a prior strength, a fixed parameter) that the engine traces, so they
+can be ``vmap``-ed over and differentiated (:mod:`emjax.implicit`); its other fields stay static.
 """
 from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 
 from .tree import float_dtype
@@ -114,9 +120,37 @@ class Model:
         """Inverse of :meth:`to_unconstrained` (for every finite ``u``, valid parameters)."""
         return u
 
+    def m_step_with_data(self, stats: PyTree, params: PyTree, data, weights) -> PyTree:
+        """The M-step as the engine calls it; by default :meth:`m_step`, which sees only ``stats``.
+
+        A model whose M-step must revisit the rows (a generalized-EM step that ascends the
+        expected complete log-likelihood of every row, see :mod:`emjax.gem`) overrides this.
+        """
+        return self.m_step(stats, params)
+
 
 def check_streamable(model) -> None:
     """Host-side: refuses a model that standardises data without the per-pass ``transform_*`` hooks."""
     if model.transform_passes() == 0 and type(model).standardize is not Model.standardize:
         raise ValueError(f"{type(model).__name__} standardises its data with its own standardize(); "
                          "streamed fits need it written as transform_passes/transform_stats passes.")
+
+
+def split_hyperparameters(model):
+    """``(static, hyperparameters)``: a model's hashable structure and its array leaves.
+
+    A model registered as a JAX pytree (e.g. ``jax.tree_util.register_dataclass`` with a prior
+    strength among its ``data_fields``) holds continuous hyperparameters that may be traced:
+    differentiated, ``vmap``-ed over or changed without recompiling. A plain model is all static.
+    """
+    leaves, treedef = jax.tree_util.tree_flatten(model)
+    if jax.tree_util.treedef_is_leaf(treedef):
+        return model, ()
+    return treedef, tuple(leaves)
+
+
+def join_hyperparameters(static, hyperparameters):
+    """Inverse of :func:`split_hyperparameters`."""
+    if isinstance(static, jax.tree_util.PyTreeDef):
+        return jax.tree_util.tree_unflatten(static, hyperparameters)
+    return static

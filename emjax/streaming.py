@@ -27,7 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .chunking import choose_chunk_size, chunked_sum
-from .driver import initial_carry, next_carry, objective_of, result_of, to_user_units
+from .driver import initial_carry, next_carry, result_of, to_user_units
+from .em_map import objective_of
 from .fit import FitResult, _check_init_params, _report, restart_keys, select_best
 from .model import check_streamable
 from .status import Status

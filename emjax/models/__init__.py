@@ -5,6 +5,7 @@ from .discrete_mixtures import (
     BernoulliMixture, BernoulliMixtureParams, CategoricalMixture, CategoricalMixtureParams,
     MultinomialMixture, MultinomialMixtureParams, PoissonMixture, PoissonMixtureParams,
 )
+from .enumerated import EnumeratedMixture
 from .gaussian_mixture import GaussianMixture, GMMParams
 from .hmm import HMM, BernoulliHMM, CategoricalHMM, GaussianHMM, HMMParams, PoissonHMM, Sequences
 from .hmm_discrete_emissions import (
@@ -16,8 +17,8 @@ from .plsa import PLSA, PLSAParams
 __all__ = [
     "BNParams", "BayesianGaussianMixture", "BayesianNetwork", "BernoulliEmissionParams",
     "BernoulliHMM", "BernoulliMixture", "BernoulliMixtureParams", "CategoricalEmissionParams",
-    "CategoricalHMM", "CategoricalMixture", "CategoricalMixtureParams", "GMMParams",
-    "GaussianEmissionParams", "GaussianHMM", "GaussianMixture", "HMM", "HMMParams",
+    "CategoricalHMM", "CategoricalMixture", "CategoricalMixtureParams", "EnumeratedMixture",
+    "GMMParams", "GaussianEmissionParams", "GaussianHMM", "GaussianMixture", "HMM", "HMMParams",
     "MultinomialMixture", "MultinomialMixtureParams", "PLSA", "PLSAParams", "PoissonEmissionParams",
     "PoissonHMM", "PoissonMixture", "PoissonMixtureParams", "Sequences", "VBGMMParams",
 ]
