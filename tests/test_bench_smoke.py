@@ -49,4 +49,4 @@ def test_bench_small_run_writes_finite_results(tmp_path):
             assert r["compile_s"] is None
 
     report = (tmp_path / "RESULTS-small.md").read_text()
-    assert "### W1" in report and "### W5" in report and "GPU figures are still to come" in report
+    assert "### W1" in report and "### W5" in report and "RESULTS-gpu.md" in report
