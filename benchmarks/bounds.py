@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -32,18 +31,8 @@ import jax.numpy as jnp  # noqa: E402
 from jax.scipy.special import logsumexp  # noqa: E402
 
 import workloads as wl  # noqa: E402
-from scoring import gmm_flops_per_iteration, median  # noqa: E402
-
-
-def bench(fn, *args, runs=7):
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
-    return median(times)
-
+from profile_emjax import bench  # noqa: E402
+from scoring import gmm_flops_per_iteration  # noqa: E402
 
 def start_params(key, x, k):
     """Random rows as means, unit precision factors, equal weights."""

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 
 from .accelerate import accelerated_update, check_accelerator
 from .chunking import choose_chunk_size, n_rows
-from .em_map import em_update, evaluate, objective_of
+from .em_map import em_update, evaluate
 from .implicit import with_implicit_gradients
 from .model import join_hyperparameters, split_hyperparameters
 from .sharding import RowSharding, local_rows, row_sharding_of

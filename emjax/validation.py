@@ -113,3 +113,20 @@ def prepare_inputs(model, data, weights):
     if not is_traced(weights) and not is_distributed(weights):
         model.validate_weights(weights)
     return data, weights
+
+
+def check_enough_rows(weights, n_components: int) -> None:
+    """At least ``n_components`` rows of positive weight (a mixture needs one per component)."""
+    positive = int(np.sum(np.asarray(weights) > 0))
+    if positive < n_components:
+        raise ValueError(f"n_samples={positive} (rows with positive weight) must be >= "
+                         f"n_components={n_components}.")
+
+
+def check_param_shapes(params, expected: dict, context: str) -> None:
+    """Every ``params.<name>`` has the shape ``expected[name]``; ``context`` names the model's
+    settings in the message (e.g. "n_components=3, n_features=2")."""
+    for name, shape in expected.items():
+        got = tuple(np.shape(getattr(params, name)))
+        if got != shape:
+            raise ValueError(f"params.{name} must have shape {shape} for {context}; got {got}.")

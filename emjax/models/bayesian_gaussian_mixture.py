@@ -27,7 +27,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.scipy.special import logsumexp
 
 from ..chunking import choose_chunk_size, chunked_sum
@@ -35,10 +34,10 @@ from ..components import gauss_wishart as gw
 from ..components import gaussian as g
 from ..components import mixture_weights as mw
 from ..model import Model
-from ..validation import as_float_array, check_finite, prepare_inputs
+from ..validation import as_float_array, check_finite, check_param_shapes, prepare_inputs
 from . import seeding
 from ..components.gaussian import Affine
-from .gaussian_mixture import LLOYD_STEPS, GaussianMixture, GMMParams
+from .gaussian_mixture import GaussianMixture, GMMParams
 from .vb_priors import check_prior_shapes, prior_tuple, resolved_priors, validate_static
 
 
@@ -221,19 +220,7 @@ class BayesianGaussianMixture(Model):
         """One M-step from responsibilities chosen by ``init_params``."""
         k, n = self.n_components, x.shape[0]
         start = self._prior_params(x, weights, k)
-        if self.init_params == "random":
-            def responsibilities(rows, row_index):
-                draw = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(key, i), (k,), x.dtype))
-                resp = draw(row_index).T
-                return resp / jnp.sum(resp, axis=0)
-        else:
-            if self.init_params == "random_from_data":
-                seeds = seeding.random_rows(key, x, weights, k)
-            else:
-                seeds = seeding.kmeans_plusplus(key, x, weights, k)
-            if self.init_params == "kmeans":
-                seeds = seeding.lloyd(x, weights, seeds, LLOYD_STEPS)
-            responsibilities = lambda rows, row_index: seeding.nearest_responsibilities(rows, seeds)
+        _, responsibilities = seeding.starting_responsibilities(key, x, weights, k, self.init_params)
 
         def stats(data, w):
             rows, row_index = data
@@ -305,11 +292,8 @@ class BayesianGaussianMixture(Model):
             "covariances": g.covariance_shape(cov_type, k, d), "mean_prior": (d,),
             "covariance_prior": {"full": (d, d), "tied": (d, d), "diag": (d,), "spherical": ()}[cov_type],
         }
-        for name, shape in expected.items():
-            got = tuple(np.shape(getattr(params, name)))
-            if got != shape:
-                raise ValueError(f"params.{name} must have shape {shape} for n_components={k}, "
-                                 f"n_features={d}, covariance_type={self.covariance_type!r}; got {got}.")
+        check_param_shapes(params, expected, f"n_components={k}, n_features={d}, "
+                           f"covariance_type={self.covariance_type!r}")
 
     def work_per_row(self, data) -> int:
         return GaussianMixture(self.n_components, self.covariance_type).work_per_row(data)

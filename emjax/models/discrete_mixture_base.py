@@ -23,6 +23,7 @@ from jax.scipy.special import logsumexp
 from ..chunking import choose_chunk_size, chunked_sum
 from ..components import discrete as dc
 from ..model import Model
+from ..validation import check_enough_rows
 from . import seeding
 
 #: Default pseudo-count ``a`` (in observations) of every prior.
@@ -120,10 +121,7 @@ class DiscreteMixture(Model):
 
     # ----------------------------------------------------------------- host-side checks
     def validate_weights(self, weights):
-        positive = int(np.sum(np.asarray(weights) > 0))
-        if positive < self.n_components:
-            raise ValueError(f"n_samples={positive} (rows with positive weight) must be >= "
-                             f"n_components={self.n_components}.")
+        check_enough_rows(weights, self.n_components)
 
     def validate_params(self, params, data):
         names = self.params_type._fields

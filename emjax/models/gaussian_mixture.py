@@ -42,7 +42,9 @@ from ..chunking import choose_chunk_size, chunked_sum
 from ..components import gaussian as g
 from ..components import gaussian_missing as gm
 from ..model import Model
-from ..validation import as_float_array, check_finite, check_ndim
+from ..validation import (
+    as_float_array, check_enough_rows, check_finite, check_ndim, check_param_shapes,
+)
 from . import seeding
 
 INIT_METHODS = ("kmeans++", "kmeans", "random_from_data", "random")
@@ -50,7 +52,6 @@ REGULARIZATIONS = ("prior", "sklearn")
 MISSING = ("error", "marginalize")
 #: Prior pseudo-count c (in observations) of the weights' Dirichlet and the precisions' Wishart.
 PSEUDO_COUNT = 1e-3
-LLOYD_STEPS = 10
 
 
 class GMMParams(NamedTuple):
@@ -251,25 +252,11 @@ class GaussianMixture(Model):
         return ~jnp.all(jnp.isfinite(prec_chol)) | jnp.any(empty)
 
     def init(self, key, x, weights) -> GMMParams:
-        k, (n, d) = self.n_components, x.shape
+        k, n = self.n_components, x.shape[0]
         if self.missing == "marginalize":  # seeds from mean-imputed rows (0 is the mean here)
             weights = jnp.where(jnp.any(gm.observed(x), axis=1), weights, 0)
             x = jnp.where(gm.observed(x), x, 0)
-        if self.init_params == "random":
-            ref = jnp.zeros((k, d), x.dtype)
-
-            def responsibilities(rows, row_index):  # uniform draws per row, normalised
-                draw = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(key, i), (k,), x.dtype))
-                resp = draw(row_index).T
-                return resp / jnp.sum(resp, axis=0)
-        else:
-            if self.init_params == "random_from_data":
-                ref = seeding.random_rows(key, x, weights, k)
-            else:
-                ref = seeding.kmeans_plusplus(key, x, weights, k)
-            if self.init_params == "kmeans":
-                ref = seeding.lloyd(x, weights, ref, LLOYD_STEPS)
-            responsibilities = lambda rows, row_index: seeding.nearest_responsibilities(rows, ref)
+        ref, responsibilities = seeding.starting_responsibilities(key, x, weights, k, self.init_params)
 
         def stats(data, w):
             rows, row_index = data
@@ -363,10 +350,7 @@ class GaussianMixture(Model):
         return x
 
     def validate_weights(self, weights):
-        positive = int(np.sum(np.asarray(weights) > 0))
-        if positive < self.n_components:
-            raise ValueError(f"n_samples={positive} (rows with positive weight) must be >= "
-                             f"n_components={self.n_components}.")
+        check_enough_rows(weights, self.n_components)
 
     def validate_params(self, params, data):
         if not isinstance(params, tuple) or len(params) != 3:
@@ -375,11 +359,8 @@ class GaussianMixture(Model):
         k, d = self.n_components, data.shape[1]
         expected = {"weights": (k,), "means": (k, d),
                     "covariances": g.covariance_shape(self.covariance_type, k, d)}
-        for name, shape in expected.items():
-            got = tuple(np.shape(getattr(params, name)))
-            if got != shape:
-                raise ValueError(f"params.{name} must have shape {shape} for n_components={k}, "
-                                 f"n_features={d}, covariance_type={self.covariance_type!r}; got {got}.")
+        check_param_shapes(params, expected, f"n_components={k}, n_features={d}, "
+                           f"covariance_type={self.covariance_type!r}")
 
     def work_per_row(self, data) -> int:
         k, d = self.n_components, data.shape[1]

@@ -89,3 +89,32 @@ def nearest_responsibilities(x, centres):
     """One-hot ``(k, n)`` assignment of each row to its nearest centre."""
     labels = jnp.argmin(squared_distances(x, centres), axis=1)
     return jax.nn.one_hot(labels, centres.shape[0], dtype=x.dtype, axis=0)
+
+
+#: Lloyd steps of the "kmeans" start.
+LLOYD_STEPS = 10
+
+
+def starting_responsibilities(key, x, weights, k: int, method: str):
+    """``(centres, responsibilities)`` of one restart's start by ``method``.
+
+    ``responsibilities(rows, row_index)`` gives ``(k, len(rows))`` starting responsibilities of
+    the given rows (``row_index`` their positions, so chunks of the data draw the same values as
+    the whole): uniform draws normalised per row for "random" (``centres`` are then zeros),
+    otherwise a one-hot assignment to the nearest of ``k`` centres chosen by "random_from_data"
+    (random rows), "kmeans++" (greedy k-means++) or "kmeans" (k-means++ then ``LLOYD_STEPS``
+    Lloyd steps).
+    """
+    if method == "random":
+        def responsibilities(rows, row_index):
+            draw = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(key, i), (k,), x.dtype))
+            resp = draw(row_index).T
+            return resp / jnp.sum(resp, axis=0)
+        return jnp.zeros((k, x.shape[1]), x.dtype), responsibilities
+    if method == "random_from_data":
+        centres = random_rows(key, x, weights, k)
+    else:
+        centres = kmeans_plusplus(key, x, weights, k)
+    if method == "kmeans":
+        centres = lloyd(x, weights, centres, LLOYD_STEPS)
+    return centres, lambda rows, row_index: nearest_responsibilities(rows, centres)
