@@ -286,3 +286,25 @@ def test_gmm_unconstrained_coordinates_round_trip_and_always_give_valid_params(x
     assert not bool(model.is_degenerate(valid))
     if cov in ("full", "tied"):
         assert np.all(np.linalg.eigvalsh(np.asarray(valid.covariances)) > 0)
+
+
+@pytest.mark.parametrize("family", ["PoissonMixture", "BernoulliMixture", "GaussianHMM", "PLSA"])
+def test_squarem_reaches_plain_em_optimum_on_other_model_families(x64, family):
+    """SQUAREM needs nothing from a model beyond the contract (identity unconstrained coordinates
+    by default): each family converges to the plain-EM optimum from the same start."""
+    rng = np.random.default_rng(0)
+    model, data = {
+        "PoissonMixture": lambda: (emjax.PoissonMixture(2),
+                                   np.r_[rng.poisson(2.0, (150, 2)), rng.poisson(7.0, (150, 2))]),
+        "BernoulliMixture": lambda: (emjax.BernoulliMixture(2), (rng.uniform(size=(200, 6)) < np.r_[
+            np.full(100, 0.2), np.full(100, 0.8)][:, None]).astype(float)),
+        "GaussianHMM": lambda: (emjax.GaussianHMM(2, covariance_type="diag"), rng.normal(
+            size=(3, 40, 1)) + 4.0 * (np.arange(40) >= 20)[None, :, None]),
+        "PLSA": lambda: (emjax.PLSA(2), rng.poisson(1.0, (30, 12))),
+    }[family]()
+    plain = emjax.fit(model, data, jax.random.key(1), max_iter=5000, tol=1e-10)
+    fast = emjax.fit(model, data, jax.random.key(1), max_iter=5000, tol=1e-10, accelerator="squarem")
+    assert int(plain.status) == int(fast.status) == emjax.Status.CONVERGED
+    np.testing.assert_allclose(float(fast.objective), float(plain.objective), rtol=0, atol=1e-7)
+    history = np.asarray(fast.history)
+    assert np.all(np.diff(history[np.isfinite(history)]) > -1e-12)
