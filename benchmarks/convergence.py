@@ -58,11 +58,40 @@ def gmm_overlap(covariance_type: str, n_components: int, n_features: int) -> Cal
     return make
 
 
+def hmm_overlap(size: int, seed: int) -> Problem:
+    """``size`` sequences of 100 steps from a sticky 3-state Gaussian HMM whose state means are
+    one standard deviation apart."""
+    rng = np.random.default_rng(seed)
+    k, t, d = 3, 100, 2
+    means = rng.normal(scale=0.8, size=(k, d))
+    transitions = np.full((k, k), 0.1 / (k - 1)) + np.eye(k) * (0.9 - 0.1 / (k - 1))
+    states = np.zeros((size, t), int)
+    states[:, 0] = rng.integers(k, size=size)
+    for step in range(1, t):
+        u = rng.uniform(size=(size, 1))
+        states[:, step] = (u > np.cumsum(transitions[states[:, step - 1]], axis=1)).sum(axis=1)
+    x = means[states] + rng.normal(size=(size, t, d))
+    model = emjax.GaussianHMM(k, covariance_type="diag")
+    return Problem(model, x, _single_start(model, x, seed))
+
+
+def plsa_overlap(size: int, seed: int) -> Problem:
+    """``size`` documents of 80 words from 5 topics over 200 words that share most of their mass."""
+    rng = np.random.default_rng(seed)
+    topics = rng.dirichlet(np.full(200, 0.5), size=5)
+    mix = rng.dirichlet(np.full(5, 0.5), size=size)
+    counts = np.stack([rng.multinomial(80, m @ topics) for m in mix])
+    model = emjax.PLSA(5)
+    return Problem(model, counts, _single_start(model, counts, seed))
+
+
 #: name -> ``(size, seed) -> Problem``; ``size`` is the number of rows (or sequences, documents).
 PROBLEMS: dict[str, Callable[[int, int], Problem]] = {
     "gmm-overlap-diag": gmm_overlap("diag", 2, 2),
     "gmm-overlap-full": gmm_overlap("full", 3, 3),
     "gmm-overlap-spherical": gmm_overlap("spherical", 4, 5),
+    "hmm-overlap": hmm_overlap,
+    "plsa-overlap": plsa_overlap,
 }
 
 
