@@ -288,7 +288,18 @@ def test_gmm_unconstrained_coordinates_round_trip_and_always_give_valid_params(x
         assert np.all(np.linalg.eigvalsh(np.asarray(valid.covariances)) > 0)
 
 
-@pytest.mark.parametrize("family", ["PoissonMixture", "BernoulliMixture", "GaussianHMM", "PLSA"])
+def latent_class_network(rng):
+    """A latent binary class with three observed 3-state children, rows drawn by NumPy."""
+    net = emjax.BayesianNetwork({1: 0, 2: 0, 3: 0}, cardinalities=(2, 3, 3, 3), latent=(0,))
+    z = rng.integers(2, size=300)
+    tables = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
+    children = [(rng.uniform(size=(300, 1)) > np.cumsum(tables[z], axis=1)).sum(axis=1)
+                for _ in range(3)]
+    return net, np.c_[np.full(300, -1), np.stack(children, axis=1)]
+
+
+@pytest.mark.parametrize("family", ["PoissonMixture", "BernoulliMixture", "GaussianHMM", "PLSA",
+                                    "BayesianNetwork"])
 def test_squarem_reaches_plain_em_optimum_on_other_model_families(x64, family):
     """SQUAREM needs nothing from a model beyond the contract (identity unconstrained coordinates
     by default): each family converges to the plain-EM optimum from the same start."""
@@ -301,6 +312,7 @@ def test_squarem_reaches_plain_em_optimum_on_other_model_families(x64, family):
         "GaussianHMM": lambda: (emjax.GaussianHMM(2, covariance_type="diag"), rng.normal(
             size=(3, 40, 1)) + 4.0 * (np.arange(40) >= 20)[None, :, None]),
         "PLSA": lambda: (emjax.PLSA(2), rng.poisson(1.0, (30, 12))),
+        "BayesianNetwork": lambda: latent_class_network(rng),
     }[family]()
     plain = emjax.fit(model, data, jax.random.key(1), max_iter=5000, tol=1e-10)
     fast = emjax.fit(model, data, jax.random.key(1), max_iter=5000, tol=1e-10, accelerator="squarem")
