@@ -78,11 +78,13 @@ class Model:
 
     def transform_stats(self, data, weights, previous: tuple):
         """Additive statistics (sums over rows) of pass ``len(previous)`` given earlier passes' totals."""
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__}.transform_passes() is > 0, so it must define "
+                        "transform_stats (see emjax.model).")
 
     def transform_from_stats(self, totals: tuple):
         """``(transform, log_jacobian)`` from every pass's summed statistics."""
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__}.transform_passes() is > 0, so it must define "
+                        "transform_from_stats (see emjax.model).")
 
     def apply_transform(self, data, transform):
         """Data in the coordinates the fit runs in."""

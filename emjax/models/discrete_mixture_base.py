@@ -13,6 +13,7 @@ so every component begins halfway between one data point and the overall mean.
 """
 from __future__ import annotations
 
+import abc
 import numbers
 
 import jax
@@ -30,7 +31,7 @@ from . import seeding
 PSEUDO_COUNT = 1e-3
 
 
-class DiscreteMixture(Model):
+class DiscreteMixture(Model, abc.ABC):
     """Weights + one discrete component family.
 
     Subclasses are frozen dataclasses with fields ``n_components`` and ``pseudo_count``; they set
@@ -46,20 +47,25 @@ class DiscreteMixture(Model):
             raise ValueError(f"pseudo_count must be a finite number >= 0; got {a!r}.")
 
     # ----------------------------------------------------------------- family hooks
+    @abc.abstractmethod
     def _log_density(self, emission, x):
-        raise NotImplementedError
+        """``log p(x_n | component k)``, shape ``(k, n)``."""
 
+    @abc.abstractmethod
     def _stats(self, x, resp):
-        raise NotImplementedError
+        """The family's statistics of rows ``x`` under weighted responsibilities ``resp (k, n)``."""
 
+    @abc.abstractmethod
     def _update(self, stats):
-        raise NotImplementedError
+        """MAP emission parameters from summed statistics."""
 
+    @abc.abstractmethod
     def _emission_log_prior(self, emission):
-        raise NotImplementedError
+        """Log prior of the emission parameters (matches ``_update``'s MAP)."""
 
+    @abc.abstractmethod
     def _emission_shape(self, data) -> tuple:
-        raise NotImplementedError
+        """Shapes of the emission parameters for ``data`` (host-side parameter checks)."""
 
     # ----------------------------------------------------------------- densities and inference
     def _weighted_log_density(self, params, x):
