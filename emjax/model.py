@@ -12,10 +12,11 @@ Required::
     posterior(params, data) -> (n, ...)                   posterior of the latent variables
 
 Optional (defaults below): ``log_prior``, ``is_degenerate``, ``validate``, ``validate_chunk``
-(streamed chunks), ``validate_params``, ``work_per_row``, ``restate_stats`` (online EM), ``m_step_with_data`` (an M-step that revisits
-the rows, e.g. generalized EM), the standardisation hooks ``standardize`` /
-``params_to_standard`` / ``params_from_standard`` and the unconstrained coordinates
-``to_unconstrained`` / ``from_unconstrained`` in which accelerators (SQUAREM) extrapolate. Because
+(streamed chunks), ``validate_params``, ``work_per_row``, ``restate_stats`` (online EM),
+``m_step_with_data`` (an M-step that revisits the rows, e.g. generalized EM), the
+standardisation hooks ``standardize`` / ``params_to_standard`` / ``params_from_standard`` and
+the unconstrained coordinates ``to_unconstrained`` / ``from_unconstrained`` in which
+accelerators (SQUAREM) extrapolate. Because
 statistics are sums, the engine can chunk, shard, weight and pad the data without the model knowing.
 
 Standardisation is written as additive passes over the rows (``transform_passes``,
