@@ -16,8 +16,8 @@ Optional (defaults below): ``log_prior``, ``is_degenerate``, ``validate``, ``val
 ``m_step_with_data`` (an M-step that revisits the rows, e.g. generalized EM), the
 standardisation hooks ``standardize`` / ``params_to_standard`` / ``params_from_standard`` and
 the unconstrained coordinates ``to_unconstrained`` / ``from_unconstrained`` in which
-accelerators (SQUAREM) extrapolate. Because
-statistics are sums, the engine can chunk, shard, weight and pad the data without the model knowing.
+accelerators (SQUAREM) extrapolate. Because statistics are sums, the engine can chunk, shard,
+weight and pad the data without the model knowing.
 
 Standardisation is written as additive passes over the rows (``transform_passes``,
 ``transform_stats``, ``transform_from_stats``, ``apply_transform``), so that streamed data (one
