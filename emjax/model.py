@@ -11,12 +11,13 @@ Required::
     log_prob(params, data) -> (n,)                        marginal log-likelihood per observation
     posterior(params, data) -> (n, ...)                   posterior of the latent variables
 
-Optional (defaults below): ``log_prior``, ``is_degenerate``, ``validate``, ``validate_params``,
-``work_per_row``, ``restate_stats`` (online EM), ``m_step_with_data`` (an M-step that revisits
-the rows, e.g. generalized EM), the standardisation hooks ``standardize`` /
-``params_to_standard`` / ``params_from_standard`` and the unconstrained coordinates
-``to_unconstrained`` / ``from_unconstrained`` in which accelerators (SQUAREM) extrapolate. Because
-statistics are sums, the engine can chunk, shard, weight and pad the data without the model knowing.
+Optional (defaults below): ``log_prior``, ``is_degenerate``, ``validate``, ``validate_chunk``
+(streamed chunks), ``validate_params``, ``work_per_row``, ``restate_stats`` (online EM),
+``m_step_with_data`` (an M-step that revisits the rows, e.g. generalized EM), the
+standardisation hooks ``standardize`` / ``params_to_standard`` / ``params_from_standard`` and
+the unconstrained coordinates ``to_unconstrained`` / ``from_unconstrained`` in which
+accelerators (SQUAREM) extrapolate. Because statistics are sums, the engine can chunk, shard,
+weight and pad the data without the model knowing.
 
 Standardisation is written as additive passes over the rows (``transform_passes``,
 ``transform_stats``, ``transform_from_stats``, ``apply_transform``), so that streamed data (one
@@ -52,6 +53,11 @@ class Model:
     def validate(self, data):
         """Host-side checks and conversion of concrete ``data``; returns the converted data."""
         return data
+
+    def validate_chunk(self, data):
+        """Host-side checks of one chunk of streamed rows (:func:`emjax.stream_fit`): those of
+        :meth:`validate` that hold for any subset of the rows. By default :meth:`validate`."""
+        return self.validate(data)
 
     def validate_weights(self, weights) -> None:
         """Host-side checks of concrete, already generically checked ``weights``."""

@@ -23,7 +23,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 from .chunking import chunked_sum, n_rows
-from .tree import is_traced
+from .tree import float_dtype, is_traced
 from .validation import as_float_array, check_finite, check_weights
 
 
@@ -96,49 +96,85 @@ def row_sum(fn, params, data, weights, chunk_size: int, rows: RowSharding | None
 def shard(data, mesh: Mesh, weights=None, *, axis: str = "data", model=None):
     """Places rows of ``data`` (and their weights) split over ``axis`` of ``mesh``.
 
-    The rows are padded with zero rows of weight 0 (which contribute nothing to any sum) to a
-    multiple of the axis size, so always pass the returned weights on::
+    ``data`` is one array of rows or a pytree of arrays sharing the leading (row) axis, such as
+    HMM sequences ``(x (s, t, d), lengths (s,))``, whose rows are sequences. Every leaf is padded
+    along axis 0 with copies of its first row (valid for any model), all of weight 0 (so they
+    contribute nothing to any sum), to a multiple of the axis size; always pass the returned
+    weights on::
 
         X, w = emjax.shard(X, mesh)
         emjax.fit(model, X, key, weights=w, n_init=64)
 
+        seqs, w = emjax.shard((x, lengths), mesh, model=hmm)  # the model's validated form
+        emjax.fit(hmm, seqs, key, weights=w)
+
     With several processes (``jax.distributed``) each process passes its own rows (any number);
-    the result is one global array holding every process's rows, each padded to the largest
-    count, in process order.
+    the result is one global array (pytree) holding every process's rows, each padded to the
+    largest count, in process order.
 
     Args:
-        data: ``(n, ...)`` rows held by this process (NumPy or array-like).
+        data: ``(n, ...)`` rows held by this process (NumPy or array-like), or a pytree of them.
         mesh: a ``jax.sharding.Mesh`` with ``AxisType.Auto`` axes (``jax.make_mesh(...,
             axis_types=(AxisType.Auto,) * ndim)``).
         weights: optional non-negative ``(n,)`` row weights (default ones).
         axis: the mesh axis the rows are split over; the mesh's other axes split restarts.
-        model: optional model whose ``validate`` / ``validate_weights`` check the rows.
+        model: optional model whose ``validate`` / ``validate_weights`` check and convert the
+            rows (needed for data the model takes in a raw form, e.g. an HMM's ``(x, lengths)``).
 
     Returns:
-        ``(data, weights)`` as global ``jax.Array`` s sharded ``P(axis)``.
+        ``(data, weights)`` as global ``jax.Array`` s (data: the validated pytree) sharded
+        ``P(axis)``.
     """
     if axis not in mesh.axis_names:
         raise ValueError(f"axis={axis!r} is not an axis of the mesh; its axes are {mesh.axis_names}.")
     _check_auto(mesh)
-    x = model.validate(data) if model is not None else as_float_array(data, "data")
-    if model is None:
-        check_finite(x, "data")
-    x = np.asarray(x)
-    if x.ndim == 0 or x.shape[0] == 0:
-        raise ValueError(f"data must have at least one row; got shape {x.shape}.")
-    w = np.asarray(check_weights(weights, x.shape[0], x.dtype))
+    leaves, treedef = _host_rows(data, model)
+    n = leaves[0].shape[0]
+    w = np.asarray(check_weights(weights, n, float_dtype(leaves)))
     if model is not None:
         model.validate_weights(w)
     per_process = max(1, mesh.shape[axis] // jax.process_count())
-    rows = x.shape[0]
+    rows = n
     if jax.process_count() > 1:  # every process contributes the same number of rows
         rows = int(np.max(multihost_utils.process_allgather(np.array([rows]))))
-    pad = rows + (-rows % per_process) - x.shape[0]
-    x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
-    w = np.concatenate([w, np.zeros((pad,), w.dtype)])
+    pad = rows + (-rows % per_process) - n
     sharding = NamedSharding(mesh, P(axis))
-    return (jax.make_array_from_process_local_data(sharding, x),
-            jax.make_array_from_process_local_data(sharding, w))
+    place = lambda a, filler: jax.make_array_from_process_local_data(
+        sharding, np.concatenate([a, np.repeat(filler, pad, axis=0)]))
+    return (jax.tree_util.tree_unflatten(treedef, [place(a, a[:1]) for a in leaves]),
+            place(w, np.zeros((1,), w.dtype)))
+
+
+def _host_rows(data, model):
+    """Checked host copies of the leaves of ``data`` (validated by ``model`` when given) and
+    the pytree structure; the leaves must share a leading axis of at least one row."""
+    if model is not None:
+        data = model.validate(data)
+    elif not _is_container(data):
+        data = as_float_array(data, "data")
+    paths, treedef = jax.tree_util.tree_flatten_with_path(data)
+    if not paths:
+        raise ValueError("data holds no arrays.")
+    named = [("data" + jax.tree_util.keystr(path), np.asarray(leaf)) for path, leaf in paths]
+    for name, leaf in named:
+        if leaf.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must be numeric; got an array of dtype {leaf.dtype}.")
+        if model is None and leaf.dtype.kind == "f":
+            check_finite(leaf, name)
+        if leaf.ndim == 0 or leaf.shape[0] == 0:
+            raise ValueError(f"{name} must have at least one row; got shape {leaf.shape}.")
+    first_name, first = named[0]
+    for name, leaf in named[1:]:
+        if leaf.shape[0] != first.shape[0]:
+            raise ValueError(f"the arrays of data must share the leading (row) axis; {first_name} "
+                             f"has {first.shape[0]} rows but {name} has {leaf.shape[0]}.")
+    return [leaf for _, leaf in named], treedef
+
+
+def _is_container(data) -> bool:
+    """A pytree of arrays (tuple, NamedTuple, dict, ...); a (nested) list is one array of rows."""
+    return not isinstance(data, list) and not jax.tree_util.treedef_is_leaf(
+        jax.tree_util.tree_structure(data))
 
 
 def _check_auto(mesh: Mesh) -> None:

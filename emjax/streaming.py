@@ -32,7 +32,7 @@ from .em_map import objective_of
 from .fit import FitResult, _check_init_params, _report, restart_keys, select_best
 from .model import check_streamable
 from .status import Status
-from .tree import tree_select
+from .tree import all_finite, tree_select
 from .validation import check_fit_options, check_weights
 
 #: Elements per host chunk when the source is an array or a file (64 MiB of float32).
@@ -103,6 +103,9 @@ def stream_fit(model, source, key, *, n_init: int = 1, init_params=None, max_ite
         totals += (pass_total,)
         clock.done("transform", -1, reader.rows_read, None)
     transform, log_jacobian = model.transform_from_stats(totals) if totals else (None, 0.0)
+    if totals and not bool(all_finite((transform, log_jacobian))):
+        raise ValueError("the standardising transform of the streamed rows is not finite: a feature "
+                         "with no observed (non-NaN) value in any chunk? Drop it before fitting.")
 
     first_x, first_w = reader.first
     if init_params is None:
@@ -168,7 +171,7 @@ class _ChunkReader:
             raise ValueError(f"{where} has dtype {raw.dtype}; the first chunk has {self.raw_dtype}: "
                              "every chunk needs the same dtype.")
         try:
-            x = self.model.validate(raw) if first_pass else jnp.asarray(raw, self.dtype)
+            x = self.model.validate_chunk(raw) if first_pass else jnp.asarray(raw, self.dtype)
             self.dtype = x.dtype
             w = check_weights(w, raw.shape[0], x.dtype)
         except ValueError as err:

@@ -1,7 +1,8 @@
 """Runs in a subprocess with 8 emulated CPU devices (see test_sharding.py); prints one JSON line.
 
 Fits the same mixture from the same starts on one device and sharded over an 8-device data axis
-and a 4 x 2 (data x restarts) mesh, and records the largest differences and the collectives in
+and a 4 x 2 (data x restarts) mesh, and the same Gaussian HMM (sequences of different lengths as
+rows) on one device and over 8 devices; records the largest differences and the collectives in
 the compiled programs.
 """
 import json
@@ -13,6 +14,8 @@ from jax.sharding import AxisType
 
 import emjax
 from emjax.fit import _fit_jit, _prepare
+from emjax.models.hmm import HMMParams
+from emjax.models.hmm_emissions import GaussianEmissionParams
 
 N, MAX_ITER, KEY = 1003, 25, jax.random.key(0)  # 1003 rows: padded to a multiple of 8 and 4
 
@@ -25,10 +28,11 @@ def data(dtype):
     return (CENTRES[rng.integers(3, size=N)] + rng.normal(size=(N, 3))).astype(dtype)
 
 
-def compiled_fit(model, x, w, start):
+def compiled_fit(model, x, w, start, chunk_size=32):
     """``emjax.fit``'s program compiled for sharded ``x``: its result, its all-reduce count and
     the largest dimension of every all-gather's output."""
-    args, static = _prepare(model, x, KEY, 4, w, MAX_ITER, 1e-4, 32, start)
+    n_init = jax.tree_util.tree_leaves(start)[0].shape[0]
+    args, static = _prepare(model, x, KEY, n_init, w, MAX_ITER, 1e-4, chunk_size, start)
     compiled = _fit_jit.lower(*args, **static).compile()
     hlo = compiled.as_text()
     shapes = re.findall(r"= (\([^=]*?\)|\S+) all-gather(?:-start)?\(", hlo)  # plain or tuple results
@@ -86,6 +90,44 @@ def compare(dtype, meshes, with_em):
     return out
 
 
+HMM_LENGTHS = np.array([30, 17, 25, 9, 30])  # 5 sequences: padded to 8 on an 8-device axis
+
+
+def hmm_data(dtype):
+    """Sequences of a 2-state Gaussian HMM (far from the origin) and 2 perturbed starts."""
+    truth = HMMParams(np.array([0.6, 0.4]), np.array([[0.9, 0.1], [0.2, 0.8]]),
+                      GaussianEmissionParams(np.array([[0.0, 0.0], [3.0, 1.0]]) + 50.0,
+                                             np.tile(np.eye(2), (2, 1, 1))))
+    rng = np.random.default_rng(2)
+    states = np.zeros((5, 30), int)
+    for step in range(30):
+        p = truth.initial if step == 0 else truth.transitions[states[:, step - 1]]
+        states[:, step] = (rng.random(5)[:, None] > np.cumsum(p, axis=-1)).sum(-1)
+    x = (truth.emission.means[states] + rng.normal(size=(5, 30, 2))).astype(dtype)
+    shift = rng.normal(scale=0.7, size=(2, 2, 2))
+    start = HMMParams(np.full((2, 2), 0.5, dtype), np.tile(np.array([[0.7, 0.3], [0.4, 0.6]], dtype), (2, 1, 1)),
+                      GaussianEmissionParams((truth.emission.means + shift).astype(dtype),
+                                             np.tile(np.eye(2, dtype=dtype), (2, 2, 1, 1))))
+    return x, start
+
+
+def compare_hmm(dtype, mesh):
+    """A Gaussian HMM's sharded fit (2 restarts) against the one-device fit."""
+    x, start = hmm_data(dtype)
+    model = emjax.GaussianHMM(2)
+    ref = emjax.fit(model, (x, HMM_LENGTHS), KEY, n_init=2, init_params=start, max_iter=MAX_ITER,
+                    tol=1e-4, chunk_size=2, throw=False)
+    seqs, w = emjax.shard((x, HMM_LENGTHS), mesh, model=model)
+    res, reduces, gathered = compiled_fit(model, seqs, w, start, chunk_size=None)
+    return dict(dtype=str(res.params.emission.means.dtype), padded_rows=int(seqs.x.shape[0]),
+                padded_lengths=[int(n) for n in seqs.lengths], padded_weights=[float(v) for v in w],
+                fit_error=relative_error(res.restarts, ref.restarts),
+                same_n_iter=bool(np.array_equal(res.restarts.n_iter, ref.restarts.n_iter)),
+                n_iter=[int(n) for n in ref.restarts.n_iter],
+                statuses=[int(s) for s in res.restarts.status],
+                all_reduces=reduces, all_gather_sizes=gathered)
+
+
 def errors(mesh42, mesh_explicit):
     x = data(np.float32)
     xs, w = emjax.shard(x, mesh42)
@@ -110,8 +152,10 @@ def main():
 
     meshes = {"data8": auto((8,), ("data",)), "data4_restarts2": auto((4, 2), ("data", "restarts"))}
     report = {"devices": jax.device_count(), "float32": compare(np.float32, meshes, with_em=True)}
+    report["hmm_float32"] = compare_hmm(np.float32, meshes["data8"])
     with jax.enable_x64(True):
         report["float64"] = compare(np.float64, {"data8": meshes["data8"]}, with_em=False)
+        report["hmm_float64"] = compare_hmm(np.float64, meshes["data8"])
     explicit = jax.make_mesh((8,), ("data",), axis_types=(AxisType.Explicit,))
     report["errors"] = errors(meshes["data4_restarts2"], explicit)
     print(json.dumps(report))

@@ -1,5 +1,6 @@
 """Two processes on loopback (``jax.distributed``, CPU collectives over gloo), each holding part
-of the rows, reach the parameters of one process fitting all rows (float64)."""
+of the rows, reach the parameters of one process fitting all rows (float64): a Gaussian mixture
+and a Gaussian HMM whose rows are sequences of different lengths."""
 import importlib.util
 import os
 import socket
@@ -40,6 +41,9 @@ def test_two_processes_match_one_process(x64, tmp_path):
         worker = load_worker()  # the reference, computed while the two processes start
         want = emjax.fit(emjax.GaussianMixture(3), worker.data(), jax.random.key(0), n_init=2,
                          init_params=worker.start(), max_iter=30, tol=1e-8, throw=False)
+        x, hmm_start = worker.hmm_data()
+        want_hmm = emjax.fit(emjax.GaussianHMM(2), (x, worker.HMM_LENGTHS), jax.random.key(0),
+                             init_params=hmm_start, max_iter=30, tol=1e-8, throw=False)
         for p in procs:
             logs.append(p.communicate(timeout=300)[0])
     finally:
@@ -54,3 +58,8 @@ def test_two_processes_match_one_process(x64, tmp_path):
     for name in ("weights", "means", "covariances"):
         np.testing.assert_allclose(got[name], getattr(want.params, name), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(got["objective"], want.objective, rtol=1e-12)
+    assert int(got["hmm_sequences"]) == 2 * 3  # 2 sequences padded to 3
+    assert int(got["hmm_n_iter"]) == int(want_hmm.n_iter) > 3
+    want_params = np.concatenate([np.ravel(a) for a in jax.tree_util.tree_leaves(want_hmm.params)])
+    np.testing.assert_allclose(got["hmm_params"], want_params, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got["hmm_objective"], want_hmm.objective, rtol=1e-12)

@@ -77,6 +77,37 @@ def test_stream_equals_in_memory_fit_with_weights_and_reports_progress(x64):
     assert reports[-1].running == 0 and reports[-1].objective == pytest.approx(float(res.objective))
 
 
+def test_stream_with_missing_values_equals_in_memory_fit(x64, tmp_path):
+    """NaN in the first half of the rows, one row with nothing observed, and a last chunk in which
+    feature 1 is never observed (allowed: it is observed elsewhere)."""
+    x = make_data(seed=5)
+    rng = np.random.default_rng(6)
+    x[:250][rng.random((250, 3)) < 0.2] = np.nan
+    x[3] = np.nan
+    x[400:, 1] = np.nan
+    path = tmp_path / "holes.npy"
+    np.save(path, x)
+    model = emjax.GaussianMixture(3, covariance_type="full", missing="marginalize")
+    means = np.stack([x[[i, i + 10, i + 20]] for i in (300, 303)])  # rows without NaN
+    start = emjax.GMMParams(np.full((2, 3), 1 / 3), means, np.tile(np.eye(3), (2, 3, 1, 1)))
+    ref = emjax.fit(model, x, None, n_init=2, init_params=start, max_iter=15, tol=1e-8, throw=False)
+    res = emjax.stream_fit(model, str(path), None, n_init=2, init_params=start, max_iter=15,
+                           tol=1e-8, rows_per_chunk=200, throw=False)  # chunks 200, 200, 100
+    np.testing.assert_array_equal(res.restarts.status, ref.restarts.status)
+    np.testing.assert_array_equal(res.restarts.n_iter, ref.restarts.n_iter)
+    assert int(ref.restarts.n_iter.min()) > 5
+    for got, want in zip(jax.tree_util.tree_leaves(res.restarts), jax.tree_util.tree_leaves(ref.restarts)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_stream_refuses_a_feature_never_observed():
+    x = np.ones((6, 2))
+    x[:, 1] = np.nan
+    with pytest.raises(ValueError, match=r"transform of the streamed rows is not finite.*no observed"):
+        emjax.stream_fit(emjax.GaussianMixture(1, missing="marginalize"), [x[:3], x[3:]],
+                         jax.random.key(0), max_iter=2)
+
+
 @pytest.mark.parametrize("source, match", [
     ([np.zeros((5, 3)), np.zeros((5, 4))], r"chunk 1 .*shape \(4,\).*\(3,\)"),
     ([np.zeros((5, 3), np.float32), np.zeros((5, 3), np.float64)], r"chunk 1 .*dtype float64.*float32"),

@@ -25,7 +25,8 @@ Regularisation:
 Missing values (``missing="marginalize"``): NaN entries are marginalised out, the exact EM for
 data missing at random (:mod:`emjax.components.gaussian_missing`). Chunks without NaN take the
 complete-data path (in a ``lax.cond``), so data without NaN give the plain model's results to the
-last bits.
+last bits. The standardisation moments of each feature run over the rows where it is observed, as
+additive passes, so streamed fits (:func:`emjax.stream_fit`) take NaN as well.
 """
 from __future__ import annotations
 
@@ -280,38 +281,36 @@ class GaussianMixture(Model):
         return 2  # the weighted mean, then the variance about it (two-pass: exact in float32)
 
     def transform_stats(self, x, weights, previous):
+        """Pass 0: total weight and weighted sums; pass 1: weighted squares about the mean.
+
+        With ``missing="marginalize"`` each feature's moments run over the rows where it is
+        observed (pass 0 also sums the weight observed per feature), so chunks of streamed data
+        with NaN add up to the in-memory transform.
+        """
+        observed = gm.observed(x) if self.missing == "marginalize" else None
         if not previous:
-            return jnp.sum(weights), weights @ x
-        total, weighted_sum = previous[0]
-        centred = x - weighted_sum / total
+            if observed is None:
+                return jnp.sum(weights), weights @ x
+            return (jnp.sum(weights), weights @ jnp.where(observed, x, 0),
+                    weights @ observed.astype(x.dtype))
+        total, weighted_sum, *per_feature = previous[0]
+        centred = x - weighted_sum / (per_feature[0] if per_feature else total)
+        if observed is not None:
+            centred = jnp.where(observed, centred, 0)
         return weights @ (centred * centred)
 
     def transform_from_stats(self, totals):
-        (total, weighted_sum), squares = totals
-        shift = weighted_sum / total
-        scale = self._scale(squares / total, shift)
+        """Shift and scale per feature; the log-Jacobian counts each row's observed features."""
+        (total, weighted_sum, *per_feature), squares = totals
+        count = per_feature[0] if per_feature else total
+        shift = weighted_sum / count
+        scale = self._scale(squares / count, shift)
+        if per_feature:
+            return g.Affine(shift, scale), -(count / total) @ jnp.log(scale)
         return g.Affine(shift, scale), -jnp.sum(jnp.log(scale))
 
     def apply_transform(self, x, transform: g.Affine):
-        return (x - transform.shift) / transform.scale
-
-    def standardize(self, x, weights):
-        if self.missing == "marginalize":
-            return jax.lax.cond(jnp.any(jnp.isnan(x)), self._standardize_missing,
-                                super().standardize, x, weights)
-        return super().standardize(x, weights)
-
-    def _standardize_missing(self, x, weights):
-        """Moments of each feature over the rows where it is observed; the log-Jacobian counts
-        each row's observed features only."""
-        obs = gm.observed(x).astype(x.dtype)
-        per_feature = weights @ obs  # weight observed per feature
-        shift = (weights @ jnp.where(obs > 0, x, 0)) / per_feature
-        centred = x - shift  # NaN stays NaN
-        var = (weights @ jnp.where(obs > 0, centred * centred, 0)) / per_feature
-        scale = self._scale(var, shift)
-        log_jacobian = -(per_feature / jnp.sum(weights)) @ jnp.log(scale)
-        return centred / scale, g.Affine(shift, scale), log_jacobian
+        return (x - transform.shift) / transform.scale  # NaN (missing) stays NaN
 
     def _scale(self, var, shift):
         """Per-feature scale from per-feature variances (ones for "sklearn")."""
@@ -334,6 +333,12 @@ class GaussianMixture(Model):
 
     # ----------------------------------------------------------------- host-side checks
     def validate(self, data):
+        x = self.validate_chunk(data)
+        if self.missing == "marginalize":
+            _check_enough_observed(np.asarray(x), self.n_components)
+        return x
+
+    def validate_chunk(self, data):
         x = as_float_array(data, "data")
         check_ndim(x, "data", 2, " Pass an (n_samples, n_features) array; for one feature use "
                    "x.reshape(-1, 1).")
@@ -343,7 +348,6 @@ class GaussianMixture(Model):
         if self.missing == "marginalize":
             arr = np.asarray(x)
             check_finite(np.where(np.isnan(arr), 0, arr), "data")  # inf is still refused
-            _check_enough_observed(arr, self.n_components)
         else:
             check_finite(x, "data", nan_hint=" To fit data with missing values marked by NaN, pass "
                          "GaussianMixture(..., missing='marginalize').")
