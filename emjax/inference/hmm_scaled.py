@@ -18,7 +18,9 @@ with :math:`\sum_j \hat\alpha_\tau(j) = 1`. Then :math:`\log p(x) = \sum_\tau (m
 :math:`\gamma_\tau = \hat\alpha_\tau \odot \hat\beta_\tau` and the expected transition counts are
 one matrix product after the scans,
 :math:`\sum_\tau \xi_\tau = A \odot \sum_{\tau \ge 1} \hat\alpha_{\tau-1}^\top
-(\tilde b_\tau \odot \hat\beta_\tau / c_\tau)` (no ``(t, k, k)`` tensor).
+(\tilde b_\tau \odot \hat\beta_\tau / c_\tau)` (no ``(t, k, k)`` tensor). Both are divided
+by :math:`\sum_j \gamma_\tau(j)`, which is 1 up to the rounding the backward pass accumulates,
+so each step's posteriors are normalised on their own.
 
 An impossible step (:math:`c_\tau = 0`) gives exactly ``-inf`` and zero marginals, never NaN;
 hard zeros in :math:`\pi` or :math:`A` stay zeros. Limit of scaling (shared with every scaled
@@ -106,9 +108,14 @@ def batch_posterior(initial, transitions, log_emit, lengths, weights, unroll: in
     last = jnp.ones_like(alpha0)
     _, head = jax.lax.scan(backward, last, (scaled[1:], real[1:]), reverse=True, unroll=unroll)
     beta = jnp.concatenate([head, last[None]], axis=0)
-    marginals = jnp.where(real[..., None], alpha * beta, 0)
+    # sum_j alpha_tau beta_tau is 1 up to rounding that the backward pass accumulates (~sqrt(t)
+    # eps): dividing each step's gamma and xi by it makes them exact per step, as in log space
+    gamma = alpha * beta
+    total = jnp.where(real, jnp.sum(gamma, axis=-1), 0)
+    inverse = jnp.where(total > 0, 1 / _guarded(total), 0)[..., None]
+    marginals = gamma * inverse
     k = initial.shape[0]
     before = (alpha[:-1] * (weights[None, :] * real[1:])[..., None]).reshape(-1, k)
-    after = (scaled[1:] * beta[1:]).reshape(-1, k)
+    after = (scaled[1:] * beta[1:] * inverse[1:]).reshape(-1, k)
     counts = transitions * (before.T @ after)
     return BatchPosterior(log_likelihood, marginals, counts)
