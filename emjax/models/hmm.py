@@ -229,16 +229,13 @@ class HMM(Model):
 
     def init(self, key, data: Sequences, weights) -> HMMParams:
         k = self.n_states
-        emission_key, initial_key, transition_key = jax.random.split(key, 3)
+        emission_key, dirichlet_key = jax.random.split(key)
         flat, step_weights = flat_steps(data, weights)
-        dtype = step_weights.dtype
-
-        def flat_dirichlet(key, shape):  # normalised Exponential(1) draws are Dirichlet(1, ..., 1)
-            draws = jax.random.exponential(key, shape, dtype)
-            return draws / jnp.sum(draws, axis=-1, keepdims=True)
-
-        return HMMParams(flat_dirichlet(initial_key, (k,)), flat_dirichlet(transition_key, (k, k)),
-                         self.emission_model.init(emission_key, flat, step_weights, k))
+        # normalised Exponential(1) draws are Dirichlet(1, ..., 1): row 0 the initial
+        # distribution, rows 1..k the transition rows (one draw: less code to compile)
+        draws = jax.random.exponential(dirichlet_key, (k + 1, k), step_weights.dtype)
+        rows = draws / jnp.sum(draws, axis=-1, keepdims=True)
+        return HMMParams(rows[0], rows[1:], self.emission_model.init(emission_key, flat, step_weights, k))
 
     # ----------------------------------------------------------------- standardisation
     def standardize(self, data: Sequences, weights):
