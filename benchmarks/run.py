@@ -14,6 +14,7 @@ the lines of this run at the end.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import importlib.metadata
 import json
@@ -51,6 +52,9 @@ def parse_args(argv=None):
     p.add_argument("--memory-limit-gb", type=float, default=16.0,
                    help="W6: kill a child whose resident memory passes this")
     p.add_argument("--memory-timeout", type=float, default=900.0, help="W6: seconds per child")
+    p.add_argument("--w4r-restarts", type=int, default=None,
+                   help="W4R: restarts run at once (default: the workload's 256); each record "
+                        "says how many ran")
     p.add_argument("--no-report", action="store_true", help="write the JSON lines only")
     args = p.parse_args(argv)
     args.workloads = [s.strip() for s in args.workloads.split(",") if s.strip()]
@@ -229,6 +233,8 @@ def main(argv=None) -> int:
 
     broken = {lib: import_error(lib) for lib in args.libraries}
     all_w = wl.workloads(args.scale)
+    if args.w4r_restarts:
+        all_w["W4R"] = dataclasses.replace(all_w["W4R"], n_init=args.w4r_restarts)
     for name in args.workloads:
         w = all_w[name]
         if w.memory:

@@ -139,15 +139,10 @@ def run_em(model, params, data, weights, *, max_iter: int, tol, chunk_size: int,
     tol = jnp.asarray(tol, weights.dtype)
     evaluate_at = lambda p: evaluate(model, p, data, weights, chunk_size, rows)
 
-    def em_step(p, stats, objective, state):
-        new_params = em_update(model, stats, p, data, weights)
-        return (new_params, *evaluate_at(new_params)), 1, state
-
     if accelerator is None:
-        state0, update = (), em_step
-    else:
-        check = functools.partial(move_status, model)
-        state0, update = accelerated_update(accelerator, model, evaluate_at, check, weights.dtype)
+        return result_of(_plain_em_loop(model, params, data, weights, evaluate_at, tol, max_iter))
+    check = functools.partial(move_status, model)
+    state0, update = accelerated_update(accelerator, model, evaluate_at, check, weights.dtype)
     init = initial_carry(model, params, *evaluate_at(params), max_iter, state0)
 
     def body(c: _Carry) -> _Carry:
@@ -155,6 +150,25 @@ def run_em(model, params, data, weights, *, max_iter: int, tol, chunk_size: int,
         return next_carry(model, c, *new, tol, max_iter, n_estep, state)
 
     return result_of(jax.lax.while_loop(lambda c: c.status == Status.RUNNING, body, init))
+
+
+def _plain_em_loop(model, params, data, weights, evaluate_at, tol, max_iter: int) -> _Carry:
+    """Plain EM with a single E-step in the program: the loop's first pass evaluates the start
+    (``i = -1``: no M-step), every later pass the M-step of the accepted iterate. The same
+    iterates as evaluating the start before the loop, with half the E-step code to compile."""
+    shapes = jax.eval_shape(evaluate_at, params)
+    stats, loglik, objective = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    blank = initial_carry(model, params, stats, loglik, objective, max_iter)
+    blank = blank._replace(i=jnp.int32(-1), status=jnp.int32(Status.RUNNING), n_estep=jnp.int32(0))
+
+    def body(c: _Carry) -> _Carry:
+        first = c.i < 0
+        candidate = tree_select(first, c.params, em_update(model, c.stats, c.params, data, weights))
+        evaluation = evaluate_at(candidate)
+        return tree_select(first, initial_carry(model, candidate, *evaluation, max_iter),
+                           next_carry(model, c, candidate, *evaluation, tol, max_iter))
+
+    return jax.lax.while_loop(lambda c: c.status == Status.RUNNING, body, blank)
 
 
 def to_user_units(model, result: EMResult, transform, log_jacobian) -> EMResult:

@@ -32,10 +32,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..inference import hmm as inference
+from ..inference import hmm_scaled
 from ..model import Model
 from .hmm_discrete_emissions import BernoulliEmission, CategoricalEmission, PoissonEmission
 from .hmm_emissions import GaussianEmission
-from .hmm_sequences import Sequences, as_sequences, check_probability_rows, flat_steps, host_sequences
+from .hmm_sequences import (Sequences, as_sequences, check_probability_rows, flat_steps, host_sequences,
+                            time_major_steps)
 
 REGULARIZATIONS = ("prior", "none")
 INIT_METHODS = ("kmeans++", "random_from_data")
@@ -73,6 +75,10 @@ class HMM(Model):
         fixed: parts held at their starting values: any of "initial", "transitions", "emissions".
         parallel: forward-backward with ``lax.associative_scan`` (``O(log t)`` depth) instead of
             ``lax.scan``; same results.
+        scaled: Baum-Welch E-step with the batched scaled-probability forward-backward
+            (:mod:`emjax.inference.hmm_scaled`, fast, default) rather than the log-space one per
+            sequence (``False``: exact even where one step's likelihood ratio between states
+            underflows the dtype). ``parallel=True`` always uses log space.
     """
 
     n_states: int
@@ -84,6 +90,7 @@ class HMM(Model):
     regularization: str = "prior"
     fixed: tuple = ()
     parallel: bool = False
+    scaled: bool = True
 
     def __post_init__(self):
         k = self.n_states
@@ -170,6 +177,22 @@ class HMM(Model):
 
     # ----------------------------------------------------------------- EM contract
     def e_step(self, params: HMMParams, data: Sequences, weights):
+        if self.parallel or not self.scaled:
+            return self._log_space_e_step(params, data, weights)
+        s, t = data.x.shape[:2]
+        k = self.n_states
+        flat = time_major_steps(data)  # (t s, ...)
+        log_emit = self.emission_model.log_density_steps(params.emission, flat).reshape(t, s, k)
+        keep = weights > 0
+        w = jnp.where(keep, weights, 0)
+        post = hmm_scaled.batch_posterior(params.initial, params.transitions, log_emit, data.lengths, w)
+        # materialised (k, t s): a transpose fused into the statistics' products is slow on CPU
+        resp = jax.lax.optimization_barrier((post.marginals * w[None, :, None]).reshape(-1, k).T)
+        emission = self.emission_model.stats(params.emission, flat, resp)
+        loglik = jnp.sum(jnp.where(keep, w * post.log_likelihood, 0))
+        return (w @ post.marginals[0], post.transitions, emission), loglik
+
+    def _log_space_e_step(self, params: HMMParams, data: Sequences, weights):
         flat, log_emit = self._log_emissions(params, data)
         log_init, log_trans = inference.safe_log(params.initial), inference.safe_log(params.transitions)
         post = jax.vmap(lambda e, n: inference.posterior(log_init, log_trans, e, n, self.parallel))(
@@ -206,16 +229,13 @@ class HMM(Model):
 
     def init(self, key, data: Sequences, weights) -> HMMParams:
         k = self.n_states
-        emission_key, initial_key, transition_key = jax.random.split(key, 3)
+        emission_key, dirichlet_key = jax.random.split(key)
         flat, step_weights = flat_steps(data, weights)
-        dtype = step_weights.dtype
-
-        def flat_dirichlet(key, shape):  # normalised Exponential(1) draws are Dirichlet(1, ..., 1)
-            draws = jax.random.exponential(key, shape, dtype)
-            return draws / jnp.sum(draws, axis=-1, keepdims=True)
-
-        return HMMParams(flat_dirichlet(initial_key, (k,)), flat_dirichlet(transition_key, (k, k)),
-                         self.emission_model.init(emission_key, flat, step_weights, k))
+        # normalised Exponential(1) draws are Dirichlet(1, ..., 1): row 0 the initial
+        # distribution, rows 1..k the transition rows (one draw: less code to compile)
+        draws = jax.random.exponential(dirichlet_key, (k + 1, k), step_weights.dtype)
+        rows = draws / jnp.sum(draws, axis=-1, keepdims=True)
+        return HMMParams(rows[0], rows[1:], self.emission_model.init(emission_key, flat, step_weights, k))
 
     # ----------------------------------------------------------------- standardisation
     def standardize(self, data: Sequences, weights):

@@ -90,6 +90,10 @@ class CategoricalEmission:
     def log_density(self, params, x):
         return dc.categorical_log_density(x, params.probs)
 
+    def log_density_steps(self, params, x):
+        """``(n, k)`` log-densities, step-major."""
+        return self.log_density(params, x).T
+
     def stats(self, params, x, resp):
         return dc.categorical_stats(x, resp, max(self.n_categories))
 
@@ -146,6 +150,10 @@ class PoissonEmission:
 
     def log_density(self, params, x):
         return dc.poisson_log_density(x, params.rates)
+
+    def log_density_steps(self, params, x):
+        """``(n, k)`` log-densities, step-major."""
+        return self.log_density(params, x).T
 
     def stats(self, params, x, resp):
         return dc.poisson_stats(x, resp)
@@ -204,6 +212,10 @@ class BernoulliEmission:
 
     def log_density(self, params, x):
         return dc.bernoulli_log_density(x, params.probs)
+
+    def log_density_steps(self, params, x):
+        """``(n, k)`` log-densities, step-major."""
+        return self.log_density(params, x).T
 
     def stats(self, params, x, resp):
         return dc.bernoulli_stats(x, resp)

@@ -26,6 +26,16 @@ def flat_steps(data: Sequences, weights):
     return x.reshape((s * t,) + x.shape[2:]), (weights[:, None] * mask).reshape(-1)
 
 
+def time_major_steps(data: Sequences):
+    """Steps as rows in time-major order ``(t s, ...)`` (row ``tau s + i`` is step ``tau`` of
+    sequence ``i``), padded steps zeroed: the layout of the batched forward-backward."""
+    x = jnp.swapaxes(data.x, 0, 1)
+    t, s = x.shape[:2]
+    mask = jnp.arange(t)[:, None] < data.lengths[None, :]
+    x = jnp.where(mask.reshape(mask.shape + (1,) * (x.ndim - 2)), x, jnp.zeros((), x.dtype))
+    return x.reshape((t * s,) + x.shape[2:])
+
+
 def as_sequences(data) -> Sequences:
     """``data`` as :class:`Sequences` (shape-based, traceable): ``(t, d)`` is one sequence,
     ``(s, t, d)`` are sequences of full length."""

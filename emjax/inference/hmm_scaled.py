@@ -1,0 +1,121 @@
+r"""Batched HMM forward-backward with scaled probabilities (Rabiner scaling): the fast E-step.
+
+All sequences advance together: one ``lax.scan`` over time whose step is a
+``(s, k) @ (k, k)`` matrix product over every sequence at once, a multiply, a sum and a divide.
+With emission log-densities :math:`\log b_\tau(j)` shifted by their per-step maximum
+:math:`m_\tau = \max_j \log b_\tau(j)`, :math:`\tilde b_\tau = e^{\log b_\tau - m_\tau} \le 1`:
+
+.. math::
+    \hat\alpha_0 \propto \pi \odot \tilde b_0, \qquad
+    \hat\alpha_\tau \propto (\hat\alpha_{\tau-1} A) \odot \tilde b_\tau, \qquad
+    c_\tau = \textstyle\sum_j [(\hat\alpha_{\tau-1} A) \odot \tilde b_\tau]_j,
+
+    \hat\beta_{t-1} = 1, \qquad
+    \hat\beta_\tau = A (\tilde b_{\tau+1} \odot \hat\beta_{\tau+1}) / c_{\tau+1},
+
+with :math:`\sum_j \hat\alpha_\tau(j) = 1`. Then :math:`\log p(x) = \sum_\tau (m_\tau + \log c_\tau)`
+(exact: the scale factors are carried in log space, so ``t = 100,000`` stays finite),
+:math:`\gamma_\tau = \hat\alpha_\tau \odot \hat\beta_\tau` and the expected transition counts are
+one matrix product after the scans,
+:math:`\sum_\tau \xi_\tau = A \odot \sum_{\tau \ge 1} \hat\alpha_{\tau-1}^\top
+(\tilde b_\tau \odot \hat\beta_\tau / c_\tau)` (no ``(t, k, k)`` tensor). Both are divided
+by :math:`\sum_j \gamma_\tau(j)`, which is 1 up to the rounding the backward pass accumulates,
+so each step's posteriors are normalised on their own.
+
+An impossible step (:math:`c_\tau = 0`) gives exactly ``-inf`` and zero marginals, never NaN;
+hard zeros in :math:`\pi` or :math:`A` stay zeros. Limit of scaling (shared with every scaled
+implementation): a path whose probability within one step is below the dtype's smallest normal
+number relative to the best emission (about ``1e-38`` in float32) counts as impossible; the
+log-space functions of :mod:`emjax.inference.hmm` have no such limit.
+"""
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .hmm import safe_log
+
+#: Forward and backward steps per loop iteration of the time scans (cuts the CPU's per-step
+#: loop overhead; the answer does not depend on it).
+UNROLL = 2
+
+
+class BatchPosterior(NamedTuple):
+    r"""Forward-backward summary of a batch of sequences.
+
+    Attributes:
+        log_likelihood: :math:`\log p(x_s)` ``(s,)``.
+        marginals: :math:`\gamma` ``(t, s, k)`` (time-major), zero at padded steps.
+        transitions: :math:`\sum_s w_s \sum_\tau \xi_{s\tau}` ``(k, k)``.
+    """
+
+    log_likelihood: jnp.ndarray
+    marginals: jnp.ndarray
+    transitions: jnp.ndarray
+
+
+def _guarded(c):
+    """``c`` where positive, 1 elsewhere (a safe divisor)."""
+    return jnp.where(c > 0, c, 1)
+
+
+@functools.partial(jax.jit, static_argnames="unroll")
+def batch_posterior(initial, transitions, log_emit, lengths, weights, unroll: int = UNROLL):
+    r"""Log-likelihoods, state marginals and weighted transition counts of a batch of sequences.
+
+    Args:
+        initial: :math:`\pi` ``(k,)`` (probabilities, not logs).
+        transitions: :math:`A` ``(k, k)``, row = from.
+        log_emit: ``(t, s, k)`` time-major emission log-densities (any finite value at padded steps).
+        lengths: ``(s,)`` real steps per sequence; steps ``tau >= length`` change nothing.
+        weights: ``(s,)`` sequence weights for the transition counts.
+        unroll: time steps per loop iteration of the scans.
+
+    Returns:
+        :class:`BatchPosterior`.
+    """
+    t = log_emit.shape[0]
+    real = jnp.arange(t)[:, None] < lengths[None, :]  # (t, s)
+    top = jax.lax.stop_gradient(jnp.max(log_emit, axis=-1))
+    top = jnp.where(real & jnp.isfinite(top), top, 0)
+    emit = jnp.exp(jnp.where(real[..., None], log_emit, 0) - top[..., None])  # (t, s, k), <= 1
+
+    first = initial * emit[0]
+    norm0 = jnp.sum(first, axis=-1)
+
+    def forward(alpha, b):
+        a = (alpha @ transitions) * b
+        c = jnp.sum(a, axis=-1)
+        alpha = a / _guarded(c)[:, None]
+        return alpha, (alpha, c)
+
+    alpha0 = first / _guarded(norm0)[:, None]
+    _, (rest, norms) = jax.lax.scan(forward, alpha0, emit[1:], unroll=unroll)
+    alpha = jnp.concatenate([alpha0[None], rest], axis=0)
+    norms = jnp.concatenate([norm0[None], norms], axis=0)  # (t, s)
+    log_likelihood = jnp.sum(jnp.where(real, top + safe_log(norms), 0), axis=0)
+
+    scaled = emit / _guarded(norms)[..., None]  # b_tau / c_tau
+
+    def backward(beta, inputs):
+        b, is_real = inputs  # of step tau + 1
+        beta = jnp.where(is_real[:, None], (b * beta) @ transitions.T, 1)
+        return beta, beta
+
+    last = jnp.ones_like(alpha0)
+    _, head = jax.lax.scan(backward, last, (scaled[1:], real[1:]), reverse=True, unroll=unroll)
+    beta = jnp.concatenate([head, last[None]], axis=0)
+    # sum_j alpha_tau beta_tau is 1 up to rounding that the backward pass accumulates (~sqrt(t)
+    # eps): dividing each step's gamma and xi by it makes them exact per step, as in log space
+    gamma = alpha * beta
+    total = jnp.where(real, jnp.sum(gamma, axis=-1), 0)
+    inverse = jnp.where(total > 0, 1 / _guarded(total), 0)[..., None]
+    marginals = gamma * inverse
+    k = initial.shape[0]
+    before = (alpha[:-1] * (weights[None, :] * real[1:])[..., None]).reshape(-1, k)
+    after = (scaled[1:] * beta[1:] * inverse[1:]).reshape(-1, k)
+    counts = transitions * (before.T @ after)
+    return BatchPosterior(log_likelihood, marginals, counts)
