@@ -33,11 +33,11 @@ def _sample_rows(key, weights, score, shape):
     proportional to its total mass, then a row within it. Beyond ``weights`` and ``score`` only
     O(n / block + block) memory is used, whatever ``shape``; a row of zero mass is never drawn.
     """
+    weights, score = jax.lax.stop_gradient((weights, score))  # indices carry no derivative
     n = weights.shape[0]
     block = min(n, max(math.isqrt(n), SAMPLE_BLOCK))
-    use_score = jnp.ones((), bool) if score is None else jnp.sum(weights * score) > 0
 
-    def window(b):
+    def window(b, use_score):
         """``(start, mass)`` of block ``b``: the window is moved back to end at the last row, and
         rows before the block get no mass."""
         first = b * block
@@ -47,13 +47,18 @@ def _sample_rows(key, weights, score, shape):
             w = jnp.where(use_score, w * jax.lax.dynamic_slice_in_dim(score, start, block), w)
         return start, jnp.where(start + jnp.arange(block) >= first, w, 0)
 
-    totals = jax.lax.map(lambda b: jnp.sum(window(b)[1]), jnp.arange(-(-n // block)))
+    # block totals with and without the score (a sum over all rows at once would, under vmap,
+    # make the CPU runtime hold several row-sized temporaries)
+    both = jax.lax.map(lambda b: (jnp.sum(window(b, True)[1]), jnp.sum(window(b, False)[1])),
+                       jnp.arange(-(-n // block)))
+    use_score = jnp.sum(both[0]) > 0
+    totals = jnp.where(use_score, *both)
     ends = jnp.cumsum(totals)
     u = jax.random.uniform(key, shape, ends.dtype) * ends[-1]
 
     def draw(u):
         b = _invert_cdf(ends, u)
-        start, mass = window(b)
+        start, mass = window(b, use_score)
         return start + _invert_cdf(jnp.cumsum(mass), u - (ends[b] - totals[b]))
 
     return jnp.vectorize(draw)(u)
