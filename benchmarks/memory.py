@@ -6,7 +6,16 @@ mark (``/proc/self/clear_refs``), runs one fit and reports ``VmHWM``: the peak r
 during the fit, data included. The parent polls the child's RSS and kills it past a limit (the
 machine has no swap: past ~20 GB the kernel would kill something less deliberately).
 
-Run as ``python benchmarks/memory.py LIB COVARIANCE_TYPE N D K ITERS`` (child mode).
+The data are either NumPy's own allocation ("numpy": usually 16-byte aligned, so JAX's CPU
+client copies it into a buffer of its own) or a copy made into a 64-byte-aligned buffer before the
+peak is reset ("aligned": ``jax.device_put`` then shares the host memory, no copy).
+
+Run as ``python benchmarks/memory.py LIB COVARIANCE_TYPE N D K ITERS [numpy|aligned]`` (child
+mode, one JSON line), or ``python benchmarks/memory.py --report [N D K ITERS]`` for emjax with
+both covariance types and both layouts, one fresh process each (a table). For emjax the child
+also fits once more with the compiled program reused and reports that
+fit's peak above the resident memory just before it (``refit_*``): the fit's own working memory,
+without XLA's one-time compilation.
 """
 from __future__ import annotations
 
@@ -85,28 +94,54 @@ def _import(lib: str) -> None:
         import torch  # noqa: F401
 
 
-def child(lib: str, covariance_type: str, n: int, d: int, k: int, iters: int) -> dict:
+#: Alignment (bytes) under which JAX's CPU client uses a host buffer without copying it.
+ALIGNMENT = 64
+
+
+def aligned_copy(x):
+    """``x`` copied into a buffer that starts on an ``ALIGNMENT``-byte boundary."""
+    import numpy as np
+    raw = np.empty(x.nbytes + ALIGNMENT, np.uint8)
+    offset = -raw.ctypes.data % ALIGNMENT
+    out = raw[offset:offset + x.nbytes].view(x.dtype).reshape(x.shape)
+    out[...] = x
+    return out
+
+
+def child(lib: str, covariance_type: str, n: int, d: int, k: int, iters: int,
+          layout: str = "numpy") -> dict:
     import workloads
     w = workloads.Workload("W6", "memory", n, d, k, covariance_type, 1, iters)
     _import(lib)
     baseline = _status_kb("VmRSS") * 1024
     x = workloads.sample((workloads.SEED, 6), n, k, d, axis_aligned=covariance_type == "diag")
+    if layout == "aligned":
+        x = aligned_copy(x)
     with_data = _status_kb("VmRSS") * 1024
     reset = _reset_peak()
     start = time.perf_counter()
     n_iter, statuses = _fit_once(lib, w, x)
     wall = time.perf_counter() - start
-    return dict(baseline_rss=baseline, rss_with_data=with_data, peak_rss=_status_kb("VmHWM") * 1024,
+    peak = _status_kb("VmHWM") * 1024
+    refit = {}
+    if lib == "emjax":  # the same fit again: compiled program reused, so no compilation memory
+        before = _status_kb("VmRSS") * 1024
+        _reset_peak()
+        _fit_once(lib, w, x)
+        refit = dict(refit_rss_before=before, refit_peak_rss=_status_kb("VmHWM") * 1024)
+    return dict(baseline_rss=baseline, rss_with_data=with_data, peak_rss=peak, **refit,
                 peak_is_fit_only=reset, data_bytes=int(x.nbytes), fit_wall_s=wall, n_iter=n_iter,
-                statuses=statuses)
+                statuses=statuses, data_layout=layout,
+                data_address_mod_64=int(x.ctypes.data % ALIGNMENT))
 
 
-def measure(lib: str, w, covariance_type: str, limit_bytes: int, timeout_s: float) -> dict:
+def measure(lib: str, w, covariance_type: str, limit_bytes: int, timeout_s: float,
+            layout: str = "numpy") -> dict:
     """Runs the child; returns its report, or raises RuntimeError with the reason it failed."""
     import psutil
 
     cmd = [sys.executable, os.path.abspath(__file__), lib, covariance_type,
-           str(w.n), str(w.d), str(w.k), str(w.max_iter)]
+           str(w.n), str(w.d), str(w.k), str(w.max_iter), layout]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     ps, start, seen, killed = psutil.Process(proc.pid), time.perf_counter(), 0, None
     while proc.poll() is None:
@@ -133,6 +168,29 @@ def measure(lib: str, w, covariance_type: str, limit_bytes: int, timeout_s: floa
     return report
 
 
+def report(n: int = 10_000_000, d: int = 8, k: int = 16, iters: int = 5) -> None:
+    """emjax's peak over the data for both covariance types and both data layouts (a table)."""
+    import workloads
+    print("| covariance | layout | data address mod 64 | data (MiB) | baseline (MiB) | peak (MiB) "
+          "| (peak - baseline) / data | second fit: peak above RSS before it / data | fit wall (s) "
+          "| statuses |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for covariance_type in ("diag", "full"):
+        w = workloads.Workload("W6", "memory", n, d, k, covariance_type, 1, iters)
+        for layout in ("numpy", "aligned"):
+            r = measure("emjax", w, covariance_type, 16 << 30, 1800, layout)
+            mib = lambda b: f"{b / 2**20:.0f}"
+            above = (r["peak_rss"] - r["baseline_rss"]) / r["data_bytes"]
+            print(f"| {covariance_type} | {layout} | {r['data_address_mod_64']} | {mib(r['data_bytes'])} "
+                  f"| {mib(r['baseline_rss'])} | {mib(r['peak_rss'])} | {above:.2f} "
+                  f"| {(r['refit_peak_rss'] - r['refit_rss_before']) / r['data_bytes']:.2f} "
+                  f"| {r['fit_wall_s']:.1f} | {r['statuses']} |", flush=True)
+
+
 if __name__ == "__main__":
-    lib_, cov_, n_, d_, k_, iters_ = sys.argv[1:7]
-    print(json.dumps(child(lib_, cov_, int(n_), int(d_), int(k_), int(iters_))))
+    if sys.argv[1:2] == ["--report"]:
+        report(*map(int, sys.argv[2:6]))
+    else:
+        lib_, cov_, n_, d_, k_, iters_ = sys.argv[1:7]
+        layout_ = sys.argv[7] if len(sys.argv) > 7 else "numpy"
+        print(json.dumps(child(lib_, cov_, int(n_), int(d_), int(k_), int(iters_), layout_)))

@@ -24,6 +24,7 @@ from .chunking import choose_chunk_size, n_rows
 from .em_map import em_update, evaluate
 from .implicit import with_implicit_gradients
 from .model import join_hyperparameters, split_hyperparameters
+from .raw_rows import fit_coordinates
 from .sharding import RowSharding, local_rows, row_sharding_of
 from .status import Status
 from .tree import all_finite, is_traced, tree_select
@@ -130,7 +131,7 @@ def result_of(c: _Carry) -> EMResult:
 
 def run_em(model, params, data, weights, *, max_iter: int, tol, chunk_size: int,
            rows: RowSharding | None = None, accelerator: str | None = None) -> EMResult:
-    """EM on prepared data (standardised coordinates); ``accelerator`` as in :func:`em`.
+    """EM on prepared data (in the coordinates of ``model``: see :mod:`emjax.raw_rows`); ``accelerator`` as in :func:`em`.
 
     Pure and traceable; :func:`em` and :func:`emjax.fit` are the public entry points. With
     ``rows`` (data sharded over a mesh axis), each device sums its own rows' statistics and
@@ -220,9 +221,9 @@ def em(model, params, data, weights=None, *, max_iter: int = 100, tol: float = 1
 @functools.partial(jax.jit, static_argnames=("model", "max_iter", "chunk_size", "rows", "accelerator"))
 def _em_jit(model, hyper, params, data, weights, tol, *, max_iter, chunk_size, rows, accelerator):
     model = join_hyperparameters(model, hyper)
-    data, transform, log_jacobian = model.standardize(data, weights)
+    fit_model, data, transform, log_jacobian = fit_coordinates(model, data, weights, chunk_size, rows)
     params = model.params_to_standard(params, transform)
-    result = with_implicit_gradients(run_em, model, params, data, weights, max_iter=max_iter,
+    result = with_implicit_gradients(run_em, fit_model, params, data, weights, max_iter=max_iter,
                                      tol=tol, chunk_size=chunk_size, rows=rows,
                                      accelerator=accelerator)
     return to_user_units(model, result, transform, log_jacobian)

@@ -15,6 +15,7 @@ from .chunking import choose_chunk_size, default_chunk_budget, n_rows
 from .driver import ConvergenceWarning, EMResult, FitError, run_em, to_user_units
 from .implicit import with_implicit_gradients
 from .model import join_hyperparameters, split_hyperparameters
+from .raw_rows import fit_coordinates
 from .sharding import local_rows, row_sharding_of
 from .status import Status, describe
 from .tree import is_traced
@@ -143,13 +144,13 @@ def _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_
 def _fit_jit(data, weights, key, tol, init_params, hyper, *, model, n_init, max_iter, chunk_size,
              init_batch, rows, accelerator=None):
     model = join_hyperparameters(model, hyper)
-    data, transform, log_jacobian = model.standardize(data, weights)
+    fit_model, data, transform, log_jacobian = fit_coordinates(model, data, weights, chunk_size, rows)
     if init_params is None:
-        start = _starting_points(model, data, weights, key, n_init, init_batch)
+        start = _starting_points(fit_model, data, weights, key, n_init, init_batch)
     else:
         start = jax.vmap(lambda p: model.params_to_standard(p, transform))(init_params)
     one = lambda p: to_user_units(model, with_implicit_gradients(
-        run_em, model, p, data, weights, max_iter=max_iter, tol=tol, chunk_size=chunk_size,
+        run_em, fit_model, p, data, weights, max_iter=max_iter, tol=tol, chunk_size=chunk_size,
         rows=rows, accelerator=accelerator), transform, log_jacobian)
     restart_axes = rows.restart_axes if rows is not None and rows.restart_axes else None
     return select_best(jax.vmap(one, spmd_axis_name=restart_axes)(start))
@@ -167,14 +168,15 @@ def init_restarts(model, data, key, *, n_init: int, weights=None):
     args, static = _prepare(model, data, key, n_init, weights, 1, 0.0, None, None)
     data, weights, key, _, _, hyper = args
     return _init_jit(data, weights, key, hyper, model=static["model"], n_init=n_init,
-                     init_batch=static["init_batch"])
+                     init_batch=static["init_batch"], chunk_size=static["chunk_size"],
+                     rows=static["rows"])
 
 
-@functools.partial(jax.jit, static_argnames=("model", "n_init", "init_batch"))
-def _init_jit(data, weights, key, hyper, *, model, n_init, init_batch):
+@functools.partial(jax.jit, static_argnames=("model", "n_init", "init_batch", "chunk_size", "rows"))
+def _init_jit(data, weights, key, hyper, *, model, n_init, init_batch, chunk_size, rows):
     model = join_hyperparameters(model, hyper)
-    data_std, transform, _ = model.standardize(data, weights)
-    start = _starting_points(model, data_std, weights, key, n_init, init_batch)
+    fit_model, data, transform, _ = fit_coordinates(model, data, weights, chunk_size, rows)
+    start = _starting_points(fit_model, data, weights, key, n_init, init_batch)
     return jax.vmap(lambda p: model.params_from_standard(p, transform))(start)
 
 

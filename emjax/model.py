@@ -22,6 +22,9 @@ weight and pad the data without the model knowing.
 Standardisation is written as additive passes over the rows (``transform_passes``,
 ``transform_stats``, ``transform_from_stats``, ``apply_transform``), so that streamed data (one
 chunk at a time) get exactly the transform that in-memory data get; ``standardize`` composes them.
+Where ``standardizes_in_chunks`` holds, in-memory fits never copy the data either: the engine
+applies the transform to each chunk it reads (:mod:`emjax.raw_rows`), and ``init_from_raw``
+starts a restart from rows in the user's units.
 
 A model may also be a JAX pytree (``jax.tree_util.register_dataclass``): its array leaves are
 continuous hyperparameters (a prior strength, a fixed parameter) that the engine traces, so they
@@ -95,6 +98,21 @@ class Model:
     def apply_transform(self, data, transform):
         """Data in the coordinates the fit runs in."""
         return data
+
+    def standardizes_in_chunks(self) -> bool:
+        """True when the engine may keep the data in the user's units and standardise each chunk
+        of rows as it reads it: the transform comes from :meth:`transform_stats` passes and
+        :meth:`apply_transform` maps rows independently. By default, when the model has passes
+        and does not override :meth:`standardize` (which then gets the data to copy whole)."""
+        return self.transform_passes() > 0 and type(self).standardize is Model.standardize
+
+    def init_from_raw(self, key, data, weights, transform) -> PyTree:
+        """:meth:`init` on ``apply_transform(data, transform)`` for ``data`` in the user's units.
+
+        The default standardises every row at once (a copy of the data); a model that reads the
+        rows in chunks overrides it to map only the rows it reads.
+        """
+        return self.init(key, self.apply_transform(data, transform), weights)
 
     def standardize(self, data, weights):
         """Returns ``(data', transform, log_jacobian)``: data in the coordinates the fit runs in.

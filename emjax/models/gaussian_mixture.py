@@ -253,14 +253,25 @@ class GaussianMixture(Model):
         return ~jnp.all(jnp.isfinite(prec_chol)) | jnp.any(empty)
 
     def init(self, key, x, weights) -> GMMParams:
+        return self._init(key, x, weights, lambda rows: rows)
+
+    def init_from_raw(self, key, x, weights, transform: g.Affine) -> GMMParams:
+        """:meth:`init` on standardised rows, standardising only the rows it reads."""
+        if self.missing == "marginalize":  # imputes 0, the standardised mean: needs the copy
+            return super().init_from_raw(key, x, weights, transform)
+        return self._init(key, x, weights, lambda rows: self.apply_transform(rows, transform))
+
+    def _init(self, key, x, weights, to_fit_units) -> GMMParams:
         k, n = self.n_components, x.shape[0]
         if self.missing == "marginalize":  # seeds from mean-imputed rows (0 is the mean here)
             weights = jnp.where(jnp.any(gm.observed(x), axis=1), weights, 0)
             x = jnp.where(gm.observed(x), x, 0)
-        ref, responsibilities = seeding.starting_responsibilities(key, x, weights, k, self.init_params)
+        ref, responsibilities = seeding.starting_responsibilities(key, x, weights, k, self.init_params,
+                                                                  to_fit_units)
 
         def stats(data, w):
             rows, row_index = data
+            rows = to_fit_units(rows)
             return g.sufficient_stats(rows, responsibilities(rows, row_index) * w, ref, self.covariance_type)
 
         chunk = choose_chunk_size(n, self.work_per_row(x))

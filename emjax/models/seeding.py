@@ -2,6 +2,7 @@
 one restart at a time (vmap or ``lax.map`` over keys for many)."""
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -16,15 +17,58 @@ def squared_distances(x, centres):
     return jnp.maximum(d2, 0)
 
 
+def _identity(rows):
+    return rows
+
+
+#: Rows per block of the two-level draw in :func:`_sample_rows` (at least sqrt(n)).
+SAMPLE_BLOCK = 1 << 14
+
+
 def _sample_rows(key, weights, score, shape):
     """Rows drawn with probability proportional to ``weights * score`` (``weights`` alone when
-    every score is 0, e.g. all rows identical), by inverting the cumulative mass: O(n) memory
-    whatever ``shape``; a row of zero mass is never drawn."""
-    mass = weights * score
-    mass = jnp.where(jnp.sum(mass) > 0, mass, weights)
-    cdf = jnp.cumsum(mass)
-    u = jax.random.uniform(key, shape, cdf.dtype) * cdf[-1]
-    return jnp.minimum(jnp.searchsorted(cdf, u, side="right"), mass.shape[0] - 1)
+    ``score`` is None or every score is 0, e.g. all rows identical).
+
+    Inverts the cumulative mass in two levels: a block of rows is drawn with probability
+    proportional to its total mass, then a row within it. Beyond ``weights`` and ``score`` only
+    O(n / block + block) memory is used, whatever ``shape``; a row of zero mass is never drawn.
+    """
+    weights, score = jax.lax.stop_gradient((weights, score))  # indices carry no derivative
+    n = weights.shape[0]
+    block = min(n, max(math.isqrt(n), SAMPLE_BLOCK))
+
+    def window(b, use_score):
+        """``(start, mass)`` of block ``b``: the window is moved back to end at the last row, and
+        rows before the block get no mass."""
+        first = b * block
+        start = jnp.minimum(first, n - block)
+        w = jax.lax.dynamic_slice_in_dim(weights, start, block)
+        if score is not None:
+            w = jnp.where(use_score, w * jax.lax.dynamic_slice_in_dim(score, start, block), w)
+        return start, jnp.where(start + jnp.arange(block) >= first, w, 0)
+
+    # block totals with and without the score (a sum over all rows at once would, under vmap,
+    # make the CPU runtime hold several row-sized temporaries)
+    both = jax.lax.map(lambda b: (jnp.sum(window(b, True)[1]), jnp.sum(window(b, False)[1])),
+                       jnp.arange(-(-n // block)))
+    use_score = jnp.sum(both[0]) > 0
+    totals = jnp.where(use_score, *both)
+    ends = jnp.cumsum(totals)
+    u = jax.random.uniform(key, shape, ends.dtype) * ends[-1]
+
+    def draw(u):
+        b = _invert_cdf(ends, u)
+        start, mass = window(b, use_score)
+        return start + _invert_cdf(jnp.cumsum(mass), u - (ends[b] - totals[b]))
+
+    return jnp.vectorize(draw)(u)
+
+
+def _invert_cdf(cdf, u):
+    """First index ``i`` with ``cdf[i] > u``, for ``u`` clipped into ``[0, cdf[-1])``: an index
+    whose increment is positive, even where rounding puts ``u`` at or past the total."""
+    u = jnp.clip(u, 0, jnp.nextafter(cdf[-1], jnp.zeros_like(cdf[-1])))
+    return jnp.searchsorted(cdf, u, side="right")
 
 
 def _distances_to(x, centre):
@@ -33,53 +77,76 @@ def _distances_to(x, centre):
     return jnp.sum(diff * diff, axis=-1)
 
 
-def kmeans_plusplus(key, x, weights, k: int):
+def kmeans_plusplus(key, x, weights, k: int, to_fit_units=_identity):
     r"""Greedy k-means++ (Arthur & Vassilvitskii 2007): each new centre is the best of
     ``2 + log k`` candidates drawn with probability proportional to ``w_n D(x_n)^2``.
 
     The candidates' potentials :math:`\sum_n w_n \min(D(x_n)^2, |x_n - c|^2)` are summed over row
-    chunks, so beyond the data only O(n) memory is used.
+    chunks, so beyond the data only O(n) memory is used. ``to_fit_units`` maps rows of ``x`` to the
+    coordinates the centres live in (e.g. standardisation); it is applied to the rows read, so
+    ``x`` is never copied whole.
     """
     n, d = x.shape
     n_trials = 2 + int(math.log(k))
     first_key, key = jax.random.split(key)
-    first = x[_sample_rows(first_key, weights, jnp.ones_like(weights), ())]
-    centres = jnp.zeros((k, d), x.dtype).at[0].set(first)
+    first = to_fit_units(x[_sample_rows(first_key, weights, None, (1,))])[0]
+    centres = jnp.zeros((k, d), first.dtype).at[0].set(first)
     chunk = choose_chunk_size(n, n_trials * (d + 2))
 
     def potentials(rows, w, candidates):
         xr, closest = rows
-        trial = jnp.minimum(closest, jax.vmap(_distances_to, (None, 0))(xr, candidates))  # (t, chunk)
-        return trial @ w
+        trial = jnp.minimum(closest, jax.vmap(_distances_to, (None, 0))(to_fit_units(xr), candidates))
+        return trial @ w  # (t,)
 
     def add_centre(carry, inputs):
         centres, closest = carry
         i, step_key = inputs
-        candidates = x[_sample_rows(step_key, weights, closest, (n_trials,))]
+        candidates = to_fit_units(x[_sample_rows(step_key, weights, closest, (n_trials,))])
         pot = chunked_sum(lambda rows, w: potentials(rows, w, candidates), (x, closest), weights, chunk)
         best = candidates[jnp.argmin(pot)]
-        return (centres.at[i].set(best), jnp.minimum(closest, _distances_to(x, best))), None
+        return (centres.at[i].set(best), _closer(x, closest, best, to_fit_units, chunk)), None
 
     keys = jax.random.split(key, k - 1)
-    carry = (centres, _distances_to(x, first))
+    carry = (centres, _closer(x, jnp.full((n,), jnp.inf, first.dtype), first, to_fit_units, chunk))
     (centres, _), _ = jax.lax.scan(add_centre, carry, (jnp.arange(1, k), keys))
     return centres
 
 
-def random_rows(key, x, weights, k: int):
-    """``k`` distinct rows drawn with probability proportional to their weight."""
+def _closer(x, closest, centre, to_fit_units, chunk: int):
+    """``min(closest_n, |to_fit_units(x_n) - centre|^2)``, updated in place chunk by chunk (the
+    last chunk is moved back to end at the last row; taking a minimum twice changes nothing)."""
+    n = x.shape[0]
+
+    def update(i, closest):
+        start = jnp.minimum(i * chunk, n - chunk)
+        rows = to_fit_units(jax.lax.dynamic_slice_in_dim(x, start, chunk))
+        near = jnp.minimum(jax.lax.dynamic_slice_in_dim(closest, start, chunk), _distances_to(rows, centre))
+        return jax.lax.dynamic_update_slice_in_dim(closest, near, start, 0)
+
+    return jax.lax.fori_loop(0, -(-n // chunk), update, closest)
+
+
+def random_rows(key, x, weights, k: int, to_fit_units=_identity):
+    """``k`` distinct rows drawn with probability proportional to their weight (mapped by
+    ``to_fit_units``)."""
     idx = jax.random.choice(key, x.shape[0], (k,), replace=False, p=weights / jnp.sum(weights))
-    return x[idx]
+    return to_fit_units(x[idx])
 
 
-def lloyd(x, weights, centres, n_iter: int):
-    """``n_iter`` weighted k-means (Lloyd) steps; an empty cluster keeps its centre."""
+def lloyd(x, weights, centres, n_iter: int, to_fit_units=_identity):
+    """``n_iter`` weighted k-means (Lloyd) steps over row chunks; an empty cluster keeps its
+    centre. ``to_fit_units`` as in :func:`kmeans_plusplus`."""
+    k, d = centres.shape
+    chunk = choose_chunk_size(x.shape[0], 2 * k + d)
+
+    def sums(centres, rows, w):
+        rows = to_fit_units(rows)
+        onehot = nearest_responsibilities(rows, centres) * w  # (k, chunk)
+        return onehot @ rows, jnp.sum(onehot, axis=1)
 
     def step(_, centres):
-        labels = jnp.argmin(squared_distances(x, centres), axis=1)
-        onehot = jax.nn.one_hot(labels, centres.shape[0], dtype=x.dtype) * weights[:, None]
-        mass = jnp.sum(onehot, axis=0)
-        new = (onehot.T @ x) / jnp.where(mass > 0, mass, 1)[:, None]
+        total, mass = chunked_sum(functools.partial(sums, centres), x, weights, chunk)
+        new = total / jnp.where(mass > 0, mass, 1)[:, None]
         return jnp.where(mass[:, None] > 0, new, centres)
 
     return jax.lax.fori_loop(0, n_iter, step, centres)
@@ -95,15 +162,16 @@ def nearest_responsibilities(x, centres):
 LLOYD_STEPS = 10
 
 
-def starting_responsibilities(key, x, weights, k: int, method: str):
+def starting_responsibilities(key, x, weights, k: int, method: str, to_fit_units=_identity):
     """``(centres, responsibilities)`` of one restart's start by ``method``.
 
     ``responsibilities(rows, row_index)`` gives ``(k, len(rows))`` starting responsibilities of
-    the given rows (``row_index`` their positions, so chunks of the data draw the same values as
-    the whole): uniform draws normalised per row for "random" (``centres`` are then zeros),
-    otherwise a one-hot assignment to the nearest of ``k`` centres chosen by "random_from_data"
-    (random rows), "kmeans++" (greedy k-means++) or "kmeans" (k-means++ then ``LLOYD_STEPS``
-    Lloyd steps).
+    the given rows, already in fit units (``row_index`` their positions, so chunks of the data
+    draw the same values as the whole): uniform draws normalised per row for "random"
+    (``centres`` are then zeros), otherwise a one-hot assignment to the nearest of ``k`` centres
+    chosen by "random_from_data" (random rows), "kmeans++" (greedy k-means++) or "kmeans"
+    (k-means++ then ``LLOYD_STEPS`` Lloyd steps). Centres are chosen among the rows of ``x``
+    mapped by ``to_fit_units`` (see :func:`kmeans_plusplus`).
     """
     if method == "random":
         def responsibilities(rows, row_index):
@@ -112,9 +180,9 @@ def starting_responsibilities(key, x, weights, k: int, method: str):
             return resp / jnp.sum(resp, axis=0)
         return jnp.zeros((k, x.shape[1]), x.dtype), responsibilities
     if method == "random_from_data":
-        centres = random_rows(key, x, weights, k)
+        centres = random_rows(key, x, weights, k, to_fit_units)
     else:
-        centres = kmeans_plusplus(key, x, weights, k)
+        centres = kmeans_plusplus(key, x, weights, k, to_fit_units)
     if method == "kmeans":
-        centres = lloyd(x, weights, centres, LLOYD_STEPS)
+        centres = lloyd(x, weights, centres, LLOYD_STEPS, to_fit_units)
     return centres, lambda rows, row_index: nearest_responsibilities(rows, centres)
