@@ -38,9 +38,10 @@ import jax.numpy as jnp
 
 from .hmm import safe_log
 
-#: Forward and backward steps per loop iteration of the time scans (cuts the CPU's per-step
-#: loop overhead; the answer does not depend on it).
-UNROLL = 2
+#: Forward and backward steps per loop iteration of the time scans (the answer does not depend
+#: on it). On the 2-core CPU of benchmarks/RESULTS.md, 1, 2, 4 and 8 ran W4's E-step equally fast
+#: (the per-step work over all sequences hides the loop overhead); 1 compiles fastest.
+UNROLL = 1
 
 
 class BatchPosterior(NamedTuple):
