@@ -18,7 +18,7 @@ from scoring import hmm_mean_loglik, mean_loglik, median, timed_runs
 
 REG_COVAR = 1e-6
 #: Sequences per chunk of emjax's E-step when many HMM restarts run at once (W4R).
-HMM_RESTART_CHUNK = 8
+HMM_RESTART_CHUNK = 16
 
 
 def _record(w, walls, cpus, *, compile_s, n_iter, units_run, loglik, notes="", **extra):

@@ -72,7 +72,7 @@ def _fit_table(name, recs, matmul_gflops):
         lines.append(
             f"| {r['library']} | {_f(r['wall_s'])}{scaled} | {_f(r['cpu_s'])}{scaled} | {_f(r['compile_s'])} "
             f"| {_f(r['n_iter'])} | {r['restarts']} x {r['datasets']} | {_f(r['restart_iters_per_s'], 4)} "
-            f"| {_f(_common_loglik(r, m), 6)} | {_f(ratio)}x | {'; '.join(n for n in notes if n)} |")
+            f"| {_f(_common_loglik(r, m), 6)} | {_f(ratio) + 'x' if ratio is not None else 'n/a'} | {'; '.join(n for n in notes if n)} |")
     lines.append("")
     return lines, best_peer
 

@@ -158,8 +158,10 @@ def _fit_jit(data, weights, key, tol, init_params, hyper, *, model, n_init, max_
 
 def _starting_points(model, data, weights, key, n_init, init_batch):
     """``model.init`` for every restart key, ``init_batch`` restarts at a time (memory bound)."""
-    return jax.lax.map(lambda k: model.init(k, data, weights), restart_keys(key, n_init),
-                       batch_size=init_batch)
+    init = lambda k: model.init(k, data, weights)
+    if init_batch >= n_init:  # all at once: no loop of one batch to compile
+        return jax.vmap(init)(restart_keys(key, n_init))
+    return jax.lax.map(init, restart_keys(key, n_init), batch_size=init_batch)
 
 
 def init_restarts(model, data, key, *, n_init: int, weights=None):

@@ -38,9 +38,10 @@ import jax.numpy as jnp
 
 from .hmm import safe_log
 
-#: Forward and backward steps per loop iteration of the time scans (cuts the CPU's per-step
-#: loop overhead; the answer does not depend on it).
-UNROLL = 2
+#: Forward and backward steps per loop iteration of the time scans (the answer does not depend
+#: on it). On the 2-core CPU of benchmarks/RESULTS.md, 1, 2, 4 and 8 ran W4's E-step equally fast
+#: (the per-step work over all sequences hides the loop overhead); 1 compiles fastest.
+UNROLL = 1
 
 
 class BatchPosterior(NamedTuple):
@@ -83,31 +84,26 @@ def batch_posterior(initial, transitions, log_emit, lengths, weights, unroll: in
     top = jnp.where(real & jnp.isfinite(top), top, 0)
     emit = jnp.exp(jnp.where(real[..., None], log_emit, 0) - top[..., None])  # (t, s, k), <= 1
 
-    first = initial * emit[0]
-    norm0 = jnp.sum(first, axis=-1)
+    first = jnp.arange(t) == 0
 
-    def forward(alpha, b):
-        a = (alpha @ transitions) * b
+    def forward(alpha, inputs):
+        b, is_first = inputs
+        a = jnp.where(is_first, initial, alpha @ transitions) * b
         c = jnp.sum(a, axis=-1)
         alpha = a / _guarded(c)[:, None]
         return alpha, (alpha, c)
 
-    alpha0 = first / _guarded(norm0)[:, None]
-    _, (rest, norms) = jax.lax.scan(forward, alpha0, emit[1:], unroll=unroll)
-    alpha = jnp.concatenate([alpha0[None], rest], axis=0)
-    norms = jnp.concatenate([norm0[None], norms], axis=0)  # (t, s)
+    start = jnp.zeros(emit.shape[1:], emit.dtype)
+    _, (alpha, norms) = jax.lax.scan(forward, start, (emit, first), unroll=unroll)
     log_likelihood = jnp.sum(jnp.where(real, top + safe_log(norms), 0), axis=0)
 
     scaled = emit / _guarded(norms)[..., None]  # b_tau / c_tau
 
     def backward(beta, inputs):
-        b, is_real = inputs  # of step tau + 1
-        beta = jnp.where(is_real[:, None], (b * beta) @ transitions.T, 1)
-        return beta, beta
+        b, is_real = inputs  # beta is beta_tau; returns beta_{tau - 1} (1 when tau is padding)
+        return jnp.where(is_real[:, None], (b * beta) @ transitions.T, 1), beta
 
-    last = jnp.ones_like(alpha0)
-    _, head = jax.lax.scan(backward, last, (scaled[1:], real[1:]), reverse=True, unroll=unroll)
-    beta = jnp.concatenate([head, last[None]], axis=0)
+    _, beta = jax.lax.scan(backward, jnp.ones_like(start), (scaled, real), reverse=True, unroll=unroll)
     # sum_j alpha_tau beta_tau is 1 up to rounding that the backward pass accumulates (~sqrt(t)
     # eps): dividing each step's gamma and xi by it makes them exact per step, as in log space
     gamma = alpha * beta
