@@ -1,5 +1,5 @@
-"""Second moments of full and tied covariances up to SMALL_D features (summed entry by entry)
-against a NumPy float64 reference written from the definition."""
+"""Full and tied covariances up to SMALL_D features (second moments summed entry by entry, sums
+of squares as adds) against NumPy float64 references written from the definitions."""
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -47,3 +47,20 @@ def test_second_moments_of_a_tight_component_far_from_the_origin_in_float32(cova
     want = reference_stats(x32, resp32, ref32, covariance_type)[2]  # same float32 inputs, in float64
     np.testing.assert_allclose(np.asarray(second, np.float64), want, rtol=1e-3,
                                atol=1e-3 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+@pytest.mark.parametrize("d", [1, 2, g.SMALL_D, g.SMALL_D + 1])
+def test_log_density_matches_definition_in_float64(x64, d, covariance_type):
+    x, _, means = problem(d, seed=2)
+    a = np.random.default_rng(3).normal(size=(3, d, d))
+    cov = a @ np.swapaxes(a, 1, 2) + d * np.eye(d)
+    cov = cov if covariance_type == "full" else cov[0]
+    prec_chol = g.precision_cholesky(jnp.asarray(cov), covariance_type)
+    got = g.log_density(jnp.asarray(x), jnp.asarray(means), prec_chol, covariance_type)
+    covs = np.broadcast_to(cov, (3, d, d))
+    want = np.stack([
+        -0.5 * (d * np.log(2 * np.pi) + np.linalg.slogdet(c)[1]
+                + np.einsum("nd,de,ne->n", x - m, np.linalg.inv(c), x - m))
+        for m, c in zip(means, covs)])
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12)

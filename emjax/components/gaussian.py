@@ -131,7 +131,8 @@ def sufficient_stats(x, resp, ref, covariance_type: str):
     features each of the :math:`d(d+1)/2` distinct entries is its own length-``n`` dot product of
     ``(k, n)`` rows: under ``vmap`` over many restarts or datasets that is a few long reductions,
     where the ``(k, d, n) x (k, n, d)`` batched product would be thousands of tiny ``dot_general``
-    calls dominated by per-call overhead (2x slower for D=2, K=3 over 2,000 datasets on CPU).
+    calls dominated by per-call overhead (W5, D=2, K=3 over 2,000 datasets: a third less CPU
+    per EM iteration this way).
     """
     d = x.shape[-1]
     counts = jnp.sum(resp, axis=1)
