@@ -139,9 +139,10 @@ def sufficient_stats(x, resp, ref, covariance_type: str):
     sums = _mm(resp, x)
     if covariance_type in ("full", "tied") and d <= SMALL_D:
         diff = [x[:, c][None, :] - ref[:, c, None] for c in range(d)]  # d arrays (k, n)
-        pair = lambda c, e: jnp.einsum("kn,kn->k", resp * diff[min(c, e)], diff[max(c, e)],
-                                       precision=EXACT)
-        second = jnp.stack([jnp.stack([pair(c, e) for e in range(d)], -1) for c in range(d)], -2)
+        upper = {(c, e): jnp.einsum("kn,kn->k", resp * diff[c], diff[e], precision=EXACT)
+                 for c in range(d) for e in range(c, d)}
+        second = jnp.stack([jnp.stack([upper[min(c, e), max(c, e)] for e in range(d)], -1)
+                            for c in range(d)], -2)
     elif covariance_type in ("full", "tied"):
         diff = x.T[None] - ref[:, :, None]  # (k, d, n)
         second = jnp.einsum("kdn,ken->kde", diff * resp[:, None, :], diff, precision=EXACT)
