@@ -381,7 +381,11 @@ class GaussianMixture(Model):
         k, d = self.n_components, data.shape[1]
         if self.missing == "marginalize":  # per (row, component) conditional moments
             return 4 * k * d * (d if self.covariance_type in ("full", "tied") else 1)
-        return {"full": 3 * k * d, "tied": 2 * k * d}.get(self.covariance_type, 3 * k + d) + 2 * k
+        # diag/spherical: each row's differences with every component, once for the
+        # log-densities and once squared for the moments (component by component); chunks sized
+        # by them keep a component's squares in cache (W3, d=64, k=32: 512-row chunks, 2x faster
+        # moments than 9,000-row ones on CPU)
+        return {"full": 3 * k * d, "tied": 2 * k * d}.get(self.covariance_type, 2 * k * d) + 2 * k
 
 
 def _check_enough_observed(x: np.ndarray, n_components: int) -> None:

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from ..chunking import choose_chunk_size, chunked_sum
+from ..components.gaussian import sum_of_squares
 
 
 def squared_distances(x, centres):
@@ -73,8 +74,7 @@ def _invert_cdf(cdf, u):
 
 def _distances_to(x, centre):
     """``|x_n - c|^2`` from differences (exact for rows near ``c``), shape ``(n,)``."""
-    diff = x - centre
-    return jnp.sum(diff * diff, axis=-1)
+    return sum_of_squares(x - centre, axis=-1)
 
 
 def kmeans_plusplus(key, x, weights, k: int, to_fit_units=_identity):
