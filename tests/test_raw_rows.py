@@ -10,11 +10,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import blobs
 
 import emjax
 from emjax.models import seeding
 from emjax.raw_rows import OnRawRows, chunked_transform, fit_coordinates
-from conftest import blobs
 
 fit_module = importlib.import_module("emjax.fit")
 
