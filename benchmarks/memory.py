@@ -128,7 +128,7 @@ def child(lib: str, covariance_type: str, n: int, d: int, k: int, iters: int,
         before = _status_kb("VmRSS") * 1024
         _reset_peak()
         _fit_once(lib, w, x)
-        refit = dict(refit_rss_before=before, refit_peak_rss=_status_kb("VmHWM") * 1024)
+        refit = {"refit_rss_before": before, "refit_peak_rss": _status_kb("VmHWM") * 1024}
     return dict(baseline_rss=baseline, rss_with_data=with_data, peak_rss=peak, **refit,
                 peak_is_fit_only=reset, data_bytes=int(x.nbytes), fit_wall_s=wall, n_iter=n_iter,
                 statuses=statuses, data_layout=layout,

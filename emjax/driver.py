@@ -131,7 +131,8 @@ def result_of(c: _Carry) -> EMResult:
 
 def run_em(model, params, data, weights, *, max_iter: int, tol, chunk_size: int,
            rows: RowSharding | None = None, accelerator: str | None = None) -> EMResult:
-    """EM on prepared data (in the coordinates of ``model``: see :mod:`emjax.raw_rows`); ``accelerator`` as in :func:`em`.
+    """EM on prepared data, in the coordinates of ``model`` (see :mod:`emjax.raw_rows`);
+    ``accelerator`` as in :func:`em`.
 
     Pure and traceable; :func:`em` and :func:`emjax.fit` are the public entry points. With
     ``rows`` (data sharded over a mesh axis), each device sums its own rows' statistics and

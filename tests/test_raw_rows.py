@@ -10,11 +10,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import blobs
 
 import emjax
+from emjax.chunking import choose_chunk_size
 from emjax.models import seeding
 from emjax.raw_rows import OnRawRows, chunked_transform, fit_coordinates
-from conftest import blobs
 
 fit_module = importlib.import_module("emjax.fit")
 
@@ -74,7 +75,6 @@ def test_fit_program_holds_no_copy_of_the_data():
     small = np.random.default_rng(0).normal(size=(64, d)).astype(np.float32)
     args, static = fit_module._prepare(model, small, jax.random.key(0), 1, None, 2, 0.0, None, None)
     _, _, key, tol, init_params, hyper = args
-    from emjax.chunking import choose_chunk_size
     static.update(chunk_size=choose_chunk_size(n, model.work_per_row(small)))
     rows = jax.ShapeDtypeStruct((n, d), jnp.float32)
     weights = jax.ShapeDtypeStruct((n,), jnp.float32)
