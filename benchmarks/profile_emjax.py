@@ -30,7 +30,6 @@ sys.path.insert(0, HERE)
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
 from jax.scipy.special import logsumexp  # noqa: E402
 
 import emjax  # noqa: E402

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import emjax
-from emjax import GMMParams, Status
+from emjax import Status
 from emjax.fit import _fit_jit
 
 from conftest import blobs

@@ -4,7 +4,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import emjax
 from emjax.inference import hmm_scaled
 from hmm_reference import enumerate_paths, tiny_hmm
 
