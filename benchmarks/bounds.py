@@ -16,6 +16,19 @@ from what XLA can do on this CPU:
 * W3 (diag, D=64): expanded form (x*x) @ P^T - 2 x @ (m*P)^T + const and the statistics
   R^T x, R^T (x*x): four GEMMs, as scikit-learn does.
 Each prints ms per iteration (median of runs) and GFLOP/s with the same flop count as run.py.
+
+    python benchmarks/bounds.py --w3-differences
+
+times formulations of W3's E-step that keep the differences (x - m_k) (rounding that grows like
+the result, not like p (x^2 + m^2)), each chunked as the engine chunks, back to back in one
+process, with wall and CPU time and the largest deviation from the first:
+* "(n,k,d) fused": the former engine, ((x - m) u)^2 summed over the minor axis d, with an
+  optimization barrier before the transpose to (k, n); statistics one component at a time;
+* "shared z (d,k,n)" / "(k,d,n)": z = (x - m)^2 computed once per chunk with the row axis
+  innermost, read twice: Mahalanobis terms sum_d p z and second moments sum_n r z, either as
+  dot_generals batched over k or as elementwise sums;
+* "per component": the engine now (gaussian.diagonal_mahalanobis): lax.map over components of
+  (x - m_k)^2 @ p_k, then the statistics the same way with r_k.
 """
 from __future__ import annotations
 
@@ -26,6 +39,9 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import functools  # noqa: E402
+import time  # noqa: E402
+
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from jax.scipy.special import logsumexp  # noqa: E402
@@ -33,6 +49,8 @@ from jax.scipy.special import logsumexp  # noqa: E402
 import workloads as wl  # noqa: E402
 from profile_emjax import bench  # noqa: E402
 from scoring import gmm_flops_per_iteration  # noqa: E402
+
+EXACT = jax.lax.Precision.HIGHEST
 
 def start_params(key, x, k):
     """Random rows as means, unit precision factors, equal weights."""
@@ -93,11 +111,101 @@ def diag_expanded(x, means, prec, weights):
     return r.sum(0), r.T @ x, r.T @ xx, ll.sum()
 
 
+def _diag_log_density(maha, var, log_weights):
+    d = var.shape[1]
+    return (log_weights - 0.5 * jnp.sum(jnp.log(var), 1) - 0.5 * d * jnp.log(2 * jnp.pi))[:, None] - 0.5 * maha
+
+
+def _diag_stats(x, lp, w, second):
+    ll = logsumexp(lp, axis=0)
+    r = jnp.exp(lp - ll) * w
+    return (jnp.sum(r, 1), jnp.matmul(r, x, precision=EXACT), second(r)), jnp.sum(w * ll)
+
+
+def diag_fused_nkd(x, w, means, var, log_weights):
+    """The former engine: fused (n, k, d) differences, minor-axis sum, barrier, transpose."""
+    y = (x[:, None, :] - means[None]) / jnp.sqrt(var)[None]
+    maha = jax.lax.optimization_barrier(jnp.sum(y * y, axis=2)).T
+    per_component = lambda r: jax.lax.map(lambda ra: jnp.matmul(ra[0], jnp.square(x - ra[1]), precision=EXACT), (r, means))
+    return _diag_stats(x, _diag_log_density(maha, var, log_weights), w, per_component)
+
+
+def diag_shared_z(x, w, means, var, log_weights, layout="dkn", reduce="dot"):
+    """z = (x - m)^2 once per chunk, row axis innermost, read for both the Mahalanobis terms and
+    the second moments."""
+    prec = 1 / var
+    if layout == "dkn":
+        z = jnp.square(x.T[:, None, :] - means.T[:, :, None])
+        maha = (jnp.einsum("dk,dkn->kn", prec.T, z, precision=EXACT) if reduce == "dot"
+                else jnp.sum(prec.T[:, :, None] * z, axis=0))
+        second = lambda r: jnp.einsum("kn,dkn->kd", r, z, precision=EXACT)
+    else:
+        z = jnp.square(x.T[None] - means[:, :, None])
+        maha = (jnp.einsum("kd,kdn->kn", prec, z, precision=EXACT) if reduce == "dot"
+                else jnp.sum(prec[:, :, None] * z, axis=1))
+        second = lambda r: jnp.einsum("kn,kdn->kd", r, z, precision=EXACT)
+    return _diag_stats(x, _diag_log_density(maha, var, log_weights), w, second)
+
+
+def diag_per_component(x, w, means, var, log_weights):
+    """The engine now: lax.map over components of matrix-vector products of squared differences."""
+    maha = jax.lax.map(lambda mp: jnp.matmul(jnp.square(x - mp[0]), mp[1], precision=EXACT), (means, 1 / var))
+    per_component = lambda r: jax.lax.map(lambda ra: jnp.matmul(ra[0], jnp.square(x - ra[1]), precision=EXACT), (r, means))
+    return _diag_stats(x, _diag_log_density(maha, var, log_weights), w, per_component)
+
+
+def _timed(fn, *args, runs=5):
+    """Median ``(wall, cpu)`` seconds of ``fn(*args)`` after one warm-up call."""
+    jax.block_until_ready(fn(*args))
+    times = []
+    for _ in range(runs):
+        t0, c0 = time.perf_counter(), time.process_time()
+        jax.block_until_ready(fn(*args))
+        times.append((time.perf_counter() - t0, time.process_time() - c0))
+    return sorted(times)[runs // 2]
+
+
+def w3_differences(scale: str, chunks=(256, 512)):
+    """Print wall/CPU ms per W3 E-step (with statistics) for each differences formulation."""
+    from emjax.chunking import chunked_sum
+    w = wl.workloads(scale)["W3"]
+    x = jnp.asarray(wl.data_for(w))
+    x = (x - x.mean(0)) / x.std(0)
+    key = jax.random.key(0)
+    means = x[jax.random.choice(key, w.n, (w.k,), replace=False)]
+    var = jax.random.uniform(jax.random.key(1), (w.k, w.d), x.dtype, 0.3, 1.5)
+    log_weights = jnp.full((w.k,), -jnp.log(w.k), x.dtype)
+    weights = jnp.ones((w.n,), x.dtype)
+    variants = {"(n,k,d) fused": diag_fused_nkd, "per component": diag_per_component}
+    for layout in ("dkn", "kdn"):
+        for reduce in ("dot", "sum"):
+            variants[f"shared z ({','.join(layout)}) {reduce}"] = functools.partial(
+                diag_shared_z, layout=layout, reduce=reduce)
+    reference = None
+    for chunk in chunks:
+        for name, fn in variants.items():
+            step = jax.jit(lambda x, w, m, v, fn=fn, chunk=chunk: chunked_sum(
+                lambda xc, wc: fn(xc, wc, m, v, log_weights), x, w, min(chunk, w.shape[0])))
+            wall, cpu = _timed(step, x, weights, means, var)
+            out = jax.tree_util.tree_leaves(step(x, weights, means, var))
+            reference = out if reference is None else reference
+            dev = max(float(jnp.max(jnp.abs(a - b) / (jnp.abs(b) + 1e-3 * jnp.max(jnp.abs(b)))))
+                      for a, b in zip(out, reference))
+            print(f"W3 {name:22s} chunk {chunk:4d}: {wall * 1e3:7.1f} ms wall, {cpu * 1e3:7.1f} ms CPU "
+                  f"per E-step (max relative deviation from the first {dev:.1e})", flush=True)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workloads", default="W1,W2,W3")
     p.add_argument("--scale", default="full", choices=("small", "full"))
+    p.add_argument("--w3-differences", action="store_true",
+                   help="time W3's E-step in formulations that keep the differences (see above)")
     args = p.parse_args(argv)
+    if args.w3_differences:
+        print(f"load average {os.getloadavg()[0]:.1f}")
+        w3_differences(args.scale)
+        return 0
     import run
     mm = run.matmul_rate()
     print(f"float32 matmul 2048^2: {mm['gflops']:.1f} GFLOP/s; load average {os.getloadavg()[0]:.1f}")
