@@ -30,7 +30,7 @@ DRAW_BATCH = 256
 #: the data have more rows than that and more than ``SEED_VALUES`` values (see
 #: :func:`seeding_rows`).
 SEED_ROWS = 1 << 13
-SEED_ROWS_PER_COMPONENT = 256
+SEED_ROWS_PER_COMPONENT = 512
 SEED_VALUES = 1 << 20
 
 
@@ -111,11 +111,13 @@ def kmeans_plusplus(key, x, weights, k: int, to_fit_units=_identity):
     ``2 + log k`` candidates drawn with probability proportional to ``w_n D(x_n)^2``.
 
     Seeds come from :func:`seeding_rows`: all rows when there are at most
-    ``max(SEED_ROWS, SEED_ROWS_PER_COMPONENT * k)`` of them, otherwise that many rows drawn by
-    weight. Seeding costs ``(k - 1)(3 + log k)`` passes over its rows, so on large data the
-    subsample is what keeps it cheap (100,000 x 64 rows, ``k = 32``: 12x fewer passes over
-    memory); with 256 rows per centre, a cluster of weight ``1/k`` still has about 256 rows to
-    be found in, and the starting assignment and every EM step still read all rows. The rows are
+    ``max(SEED_ROWS, SEED_ROWS_PER_COMPONENT * k)`` of them (or few values), otherwise that
+    many rows drawn by weight. Seeding costs ``(k - 1)(3 + log k)`` passes over its rows, so on
+    large data the subsample is what keeps it cheap; the starting assignment and every EM step
+    still read all rows. The size was chosen on W3's shape (100,000 x 64, ``k = 32``, diag, 20
+    EM steps, 24 seeds over two datasets): with 512 rows per component (16,384 rows, the init
+    3.3x cheaper) the final log-likelihoods matched those of seeding on all rows (mean -91.772
+    against -91.783, seed-to-seed spread 0.15); with 256 they were 0.06 lower. The rows are
     mapped by ``to_fit_units`` (e.g. standardisation) once, not on every pass. The candidates'
     potentials :math:`\sum_n w_n \min(D(x_n)^2, |x_n - c|^2)` are summed over row chunks.
     """
