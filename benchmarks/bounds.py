@@ -28,7 +28,8 @@ process, with wall and CPU time and the largest deviation from the first:
   innermost, read twice: Mahalanobis terms sum_d p z and second moments sum_n r z, either as
   dot_generals batched over k or as elementwise sums;
 * "per component": the engine now (gaussian.diagonal_mahalanobis): lax.map over components of
-  (x - m_k)^2 @ p_k, then the statistics the same way with r_k.
+  (x - m_k)^2 @ p_k, then the statistics the same way with r_k; "z kept": the squares of the
+  first pass stacked for the second instead of recomputed.
 """
 from __future__ import annotations
 
@@ -154,6 +155,17 @@ def diag_per_component(x, w, means, var, log_weights):
     return _diag_stats(x, _diag_log_density(maha, var, log_weights), w, per_component)
 
 
+def diag_per_component_stored(x, w, means, var, log_weights):
+    """As :func:`diag_per_component`, with each component's (x - m_k)^2 kept from the first pass
+    for the second (a (k, n, d) buffer per chunk) instead of recomputed."""
+    def one(mp):
+        z = jnp.square(x - mp[0])
+        return jnp.matmul(z, mp[1], precision=EXACT), z
+    maha, z = jax.lax.map(one, (means, 1 / var))
+    stored = lambda r: jax.lax.map(lambda rz: jnp.matmul(rz[0], rz[1], precision=EXACT), (r, z))
+    return _diag_stats(x, _diag_log_density(maha, var, log_weights), w, stored)
+
+
 def _timed(fn, *args, runs=5):
     """Median ``(wall, cpu)`` seconds of ``fn(*args)`` after one warm-up call."""
     jax.block_until_ready(fn(*args))
@@ -176,7 +188,8 @@ def w3_differences(scale: str, chunks=(256, 512)):
     var = jax.random.uniform(jax.random.key(1), (w.k, w.d), x.dtype, 0.3, 1.5)
     log_weights = jnp.full((w.k,), -jnp.log(w.k), x.dtype)
     weights = jnp.ones((w.n,), x.dtype)
-    variants = {"(n,k,d) fused": diag_fused_nkd, "per component": diag_per_component}
+    variants = {"(n,k,d) fused": diag_fused_nkd, "per component": diag_per_component,
+                "per component, z kept": diag_per_component_stored}
     for layout in ("dkn", "kdn"):
         for reduce in ("dot", "sum"):
             variants[f"shared z ({','.join(layout)}) {reduce}"] = functools.partial(
