@@ -119,9 +119,9 @@ def diagonal_mahalanobis(x, means, prec_chol, covariance_type: str):
     computed from its difference, so the rounding error is a few ulps of the result, however
     tight the component and however far from the origin; the expanded form
     :math:`x^2 p - 2 x m p + m^2 p` would leave errors of order
-    :math:`\epsilon\, p\, (x^2 + m^2)`. On CPU this runs single-threaded and still beats the
-    fused ``(n, k, d)`` form on two cores (W3, 100,000 x 64, K = 32: 71 against 87 ms per
-    E-step with statistics, 71 against 115 CPU-ms; ``benchmarks/bounds.py --workloads W3``).
+    :math:`\epsilon\, p\, (x^2 + m^2)`. On CPU this runs on one core and still beats the
+    fused ``(n, k, d)`` form on two (W3, 100,000 x 64, K = 32, 512-row chunks: 64 against 82 ms
+    per E-step with statistics, 64 against 106 CPU-ms; ``benchmarks/bounds.py --w3-differences``).
     """
     precision = jnp.square(prec_chol if covariance_type == "diag" else prec_chol[:, None])
     precision = jnp.broadcast_to(precision, means.shape)

@@ -73,7 +73,9 @@ def _sample_rows(key, weights, score, shape, block: int | None = None):
         return start + _invert_cdf(jnp.cumsum(mass), u - (ends[b] - totals[b]))
 
     flat = u.reshape(-1)
-    return jax.lax.map(draw, flat, batch_size=max(1, min(flat.size, DRAW_BATCH))).reshape(shape)
+    if flat.size <= DRAW_BATCH:  # a few draws (k-means++ candidates): no loop
+        return jax.vmap(draw)(flat).reshape(shape)
+    return jax.lax.map(draw, flat, batch_size=DRAW_BATCH).reshape(shape)
 
 
 def _invert_cdf(cdf, u):
