@@ -32,6 +32,8 @@ DRAW_BATCH = 256
 SEED_ROWS = 1 << 13
 SEED_ROWS_PER_COMPONENT = 512
 SEED_VALUES = 1 << 20
+#: Folded into a restart's key to draw its k-means++ subsample.
+SUBSAMPLE_STREAM = 0x5EED
 
 
 def _sample_rows(key, weights, score, shape, block: int | None = None):
@@ -124,8 +126,9 @@ def kmeans_plusplus(key, x, weights, k: int, to_fit_units=_identity):
     potentials :math:`\sum_n w_n \min(D(x_n)^2, |x_n - c|^2)` are summed over row chunks.
     """
     n_trials = 2 + int(math.log(k))
-    rows_key, first_key, key = jax.random.split(key, 3)
-    rows, weights = seeding_rows(rows_key, x, weights, k, to_fit_units)
+    # the subsample's key is folded in, so data seeded from all rows keep the draws of before
+    rows, weights = seeding_rows(jax.random.fold_in(key, SUBSAMPLE_STREAM), x, weights, k, to_fit_units)
+    first_key, key = jax.random.split(key)
     m, d = rows.shape
     first = rows[_sample_rows(first_key, weights, None, (1,))[0]]
     centres = jnp.zeros((k, d), rows.dtype).at[0].set(first)
