@@ -186,9 +186,8 @@ class HMM(Model):
         keep = weights > 0
         w = jnp.where(keep, weights, 0)
         post = hmm_scaled.batch_posterior(params.initial, params.transitions, log_emit, data.lengths, w)
-        # materialised (k, t s): a transpose fused into the statistics' products is slow on CPU
-        resp = jax.lax.optimization_barrier((post.marginals * w[None, :, None]).reshape(-1, k).T)
-        emission = self.emission_model.stats(params.emission, flat, resp)
+        resp = post.marginals * w[None, :, None]
+        emission = self.emission_model.stats_steps(params.emission, flat, resp)
         loglik = jnp.sum(jnp.where(keep, w * post.log_likelihood, 0))
         return (w @ post.marginals[0], post.transitions, emission), loglik
 
