@@ -124,21 +124,22 @@ def batch_posterior(initial, transitions, log_emit, lengths, weights, unroll: in
     _, (alpha, norms) = jax.lax.scan(forward, start, (emit, first), unroll=unroll)
     log_likelihood = jnp.sum(jnp.where(real, top + safe_log(norms), 0), axis=0)
 
-    scaled = emit / _guarded(norms)[..., None]  # b_tau / c_tau
+    per_norm = 1 / _guarded(norms)  # (t, s)
 
     def backward(beta, inputs):
-        b, is_real = inputs  # beta is beta_tau; returns beta_{tau - 1} (1 when tau is padding)
-        return jnp.where(is_real[:, None], times_matrix(b * beta, transitions.T), 1), beta
+        b, scale, is_real = inputs  # beta is beta_tau; returns beta_{tau - 1} (1 when tau is padding)
+        return jnp.where(is_real[:, None], times_matrix(b * beta * scale[:, None], transitions.T), 1), beta
 
-    _, beta = jax.lax.scan(backward, jnp.ones_like(start), (scaled, real), reverse=True, unroll=unroll)
+    _, beta = jax.lax.scan(backward, jnp.ones_like(start), (emit, per_norm, real), reverse=True,
+                           unroll=unroll)
     # sum_j alpha_tau beta_tau is 1 up to rounding that the backward pass accumulates (~sqrt(t)
     # eps): dividing each step's gamma and xi by it makes them exact per step, as in log space
     gamma = alpha * beta
     total = jnp.where(real, state_sum(gamma), 0)
-    inverse = jnp.where(total > 0, 1 / _guarded(total), 0)[..., None]
-    marginals = gamma * inverse
+    inverse = jnp.where(total > 0, 1 / _guarded(total), 0)
+    marginals = gamma * inverse[..., None]
     k = initial.shape[0]
     before = (alpha[:-1] * (weights[None, :] * real[1:])[..., None]).reshape(-1, k)
-    after = (scaled[1:] * beta[1:] * inverse[1:]).reshape(-1, k)
+    after = (emit[1:] * beta[1:] * (inverse[1:] * per_norm[1:])[..., None]).reshape(-1, k)
     counts = transitions * (before.T @ after)
     return BatchPosterior(log_likelihood, marginals, counts)

@@ -22,6 +22,8 @@ from .hmm_sequences import component_major
 
 #: Prior pseudo-count c (in observations) of the Wishart prior on Gaussian emission precisions.
 PSEUDO_COUNT = 1e-3
+#: Steps a restart's start is computed from (a weighted sample without replacement).
+INIT_SAMPLE = 4096
 
 
 class GaussianEmissionParams(NamedTuple):
@@ -127,7 +129,16 @@ class GaussianEmission:
         return ~jnp.all(jnp.isfinite(g.precision_cholesky(params.covariances, self.covariance_type)))
 
     def init(self, key, x, weights, k: int) -> GaussianEmissionParams:
-        """k-means++ (or random-row) seeds, then one M-step from the nearest-seed assignment."""
+        """k-means++ (or random-row) seeds, then one M-step from the nearest-seed assignment, both
+        on ``INIT_SAMPLE`` steps drawn without replacement with probability proportional to their
+        weight, each then weighing 1 (all steps when there are no more): a start costs
+        O(``INIT_SAMPLE``) beyond the draw, not O(steps). With fewer steps of positive weight than
+        ``INIT_SAMPLE``, the rest of the sample has weight 0 and plays no part."""
+        sample_key, key = jax.random.split(key)
+        if x.shape[0] > INIT_SAMPLE:
+            rows = jax.random.choice(sample_key, x.shape[0], (INIT_SAMPLE,), replace=False,
+                                     p=weights / jnp.sum(weights))
+            x, weights = x[rows], (weights[rows] > 0).astype(weights.dtype)
         if self.init_params == "random_from_data":
             ref = seeding.random_rows(key, x, weights, k)
         else:
