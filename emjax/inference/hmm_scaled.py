@@ -108,7 +108,9 @@ def batch_posterior(initial, transitions, log_emit, lengths, weights, unroll: in
     real = jnp.arange(t)[:, None] < lengths[None, :]  # (t, s)
     log_emit = jnp.where(real[..., None], log_emit, 0)
     top = jax.lax.stop_gradient(state_max(log_emit))
-    top = jnp.where(jnp.isfinite(top), top, 0)
+    # per-step values (t, s) materialised (here and below): fused into the (t, s, k) consumers,
+    # XLA recomputes the k-term maximum or sum, and what feeds it, for every state
+    top = jax.lax.optimization_barrier(jnp.where(jnp.isfinite(top), top, 0))
     emit = jnp.exp(log_emit - top[..., None])  # (t, s, k), <= 1
 
     first = jnp.arange(t) == 0
@@ -136,7 +138,7 @@ def batch_posterior(initial, transitions, log_emit, lengths, weights, unroll: in
     # eps): dividing each step's gamma and xi by it makes them exact per step, as in log space
     gamma = alpha * beta
     total = jnp.where(real, state_sum(gamma), 0)
-    inverse = jnp.where(total > 0, 1 / _guarded(total), 0)
+    inverse = jax.lax.optimization_barrier(jnp.where(total > 0, 1 / _guarded(total), 0))
     marginals = gamma * inverse[..., None]
     k = initial.shape[0]
     before = (alpha[:-1] * (weights[None, :] * real[1:])[..., None]).reshape(-1, k)
