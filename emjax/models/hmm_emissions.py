@@ -129,16 +129,22 @@ class GaussianEmission:
         return ~jnp.all(jnp.isfinite(g.precision_cholesky(params.covariances, self.covariance_type)))
 
     def init(self, key, x, weights, k: int) -> GaussianEmissionParams:
-        """k-means++ (or random-row) seeds, then one M-step from the nearest-seed assignment, both
-        on ``INIT_SAMPLE`` steps drawn without replacement with probability proportional to their
-        weight, each then weighing 1 (all steps when there are no more): a start costs
-        O(``INIT_SAMPLE``) beyond the draw, not O(steps). With fewer steps of positive weight than
-        ``INIT_SAMPLE``, the rest of the sample has weight 0 and plays no part."""
+        r"""k-means++ (or random-row) seeds, then one M-step from the nearest-seed assignment, both
+        on a sample of ``INIT_SAMPLE`` steps (all steps when there are no more), so a start costs
+        O(``INIT_SAMPLE``) beyond one cumulative sum over the steps.
+
+        The sample is systematic: with cumulative weights :math:`W_i` and one uniform draw
+        :math:`u`, step :math:`i` is taken for each :math:`j` with
+        :math:`W_{i-1} \le (j + u) W_n / m < W_i`: step :math:`i` is drawn :math:`m w_i / W_n`
+        times on average (that number rounded down or up), steps of weight 0 never, and the sample
+        spreads evenly over the sequences; each drawn step then weighs 1.
+        """
         sample_key, key = jax.random.split(key)
         if x.shape[0] > INIT_SAMPLE:
-            rows = jax.random.choice(sample_key, x.shape[0], (INIT_SAMPLE,), replace=False,
-                                     p=weights / jnp.sum(weights))
-            x, weights = x[rows], (weights[rows] > 0).astype(weights.dtype)
+            cumulative = jnp.cumsum(weights)
+            u = (jnp.arange(INIT_SAMPLE) + jax.random.uniform(sample_key, (), weights.dtype)) / INIT_SAMPLE
+            rows = jnp.minimum(jnp.searchsorted(cumulative, u * cumulative[-1], side="right"), x.shape[0] - 1)
+            x, weights = x[rows], (weights[rows] > 0).astype(weights.dtype)  # (rounding at the end)
         if self.init_params == "random_from_data":
             ref = seeding.random_rows(key, x, weights, k)
         else:
