@@ -118,7 +118,7 @@ def batch_posterior(initial, transitions, log_emit, lengths, weights, unroll: in
     def forward(alpha, inputs):
         b, is_first = inputs
         a = jnp.where(is_first, initial, times_matrix(alpha, transitions)) * b
-        c = state_sum(a)
+        c = jnp.sum(a, axis=-1)  # in the loop, XLA's reduction is as fast as state_sum or faster
         alpha = a / _guarded(c)[:, None]
         return alpha, (alpha, c)
 
@@ -141,7 +141,8 @@ def batch_posterior(initial, transitions, log_emit, lengths, weights, unroll: in
     inverse = jax.lax.optimization_barrier(jnp.where(total > 0, 1 / _guarded(total), 0))
     marginals = gamma * inverse[..., None]
     k = initial.shape[0]
-    before = (alpha[:-1] * (weights[None, :] * real[1:])[..., None]).reshape(-1, k)
-    after = (emit[1:] * beta[1:] * (inverse[1:] * per_norm[1:])[..., None]).reshape(-1, k)
+    before = alpha[:-1].reshape(-1, k)  # a view: the per-step factors all go into ``after``
+    per_step = (inverse * per_norm * weights[None, :] * real)[1:, :, None]
+    after = (emit[1:] * beta[1:] * per_step).reshape(-1, k)
     counts = transitions * (before.T @ after)
     return BatchPosterior(log_likelihood, marginals, counts)
