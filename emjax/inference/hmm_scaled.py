@@ -96,8 +96,7 @@ def batch_posterior(initial, transitions, log_emit, lengths, weights, unroll: in
     Args:
         initial: :math:`\pi` ``(k,)`` (probabilities, not logs).
         transitions: :math:`A` ``(k, k)``, row = from.
-        log_emit: ``(t, s, k)`` time-major emission log-densities (any value at padded steps;
-            NaN or +inf at a real step makes that sequence's log-likelihood NaN).
+        log_emit: ``(t, s, k)`` time-major emission log-densities (any finite value at padded steps).
         lengths: ``(s,)`` real steps per sequence; steps ``tau >= length`` change nothing.
         weights: ``(s,)`` sequence weights for the transition counts.
         unroll: time steps per loop iteration of the scans.
@@ -107,16 +106,12 @@ def batch_posterior(initial, transitions, log_emit, lengths, weights, unroll: in
     """
     t = log_emit.shape[0]
     real = jnp.arange(t)[:, None] < lengths[None, :]  # (t, s)
+    log_emit = jnp.where(real[..., None], log_emit, 0)
     top = jax.lax.stop_gradient(state_max(log_emit))
-    garbage = real & (jnp.isnan(top) | (top == jnp.inf))  # makes that log-likelihood NaN (below)
     # per-step values (t, s) materialised (here and below): fused into the (t, s, k) consumers,
     # XLA recomputes the k-term maximum or sum, and what feeds it, for every state
-    top = jax.lax.optimization_barrier(jnp.where(real & jnp.isfinite(top), top, 0))
-    # (t, s, k) in [0, 1]: log b - top <= 0 at real steps; padded steps (any value, NaN included)
-    # give numbers that are only read multiplied by 0. Selecting on the array's own values, not on
-    # the broadcast step mask, keeps XLA's CPU loop vectorised (3x faster).
-    shifted = log_emit - top[..., None]
-    emit = jnp.exp(jnp.where(shifted <= 0, shifted, -jnp.inf))
+    top = jax.lax.optimization_barrier(jnp.where(jnp.isfinite(top), top, 0))
+    emit = jnp.exp(log_emit - top[..., None])  # (t, s, k), <= 1
 
     first = jnp.arange(t) == 0
 
@@ -130,7 +125,6 @@ def batch_posterior(initial, transitions, log_emit, lengths, weights, unroll: in
     start = jnp.zeros(emit.shape[1:], emit.dtype)
     _, (alpha, norms) = jax.lax.scan(forward, start, (emit, first), unroll=unroll)
     log_likelihood = jnp.sum(jnp.where(real, top + safe_log(norms), 0), axis=0)
-    log_likelihood = jnp.where(jnp.any(garbage, axis=0), jnp.nan, log_likelihood)
 
     per_norm = 1 / _guarded(norms)  # (t, s)
 
