@@ -35,8 +35,8 @@ def test_step_major_log_densities_match_scipy(x64):
     a = rng.normal(size=(k, d, d))
     covs = a @ np.swapaxes(a, 1, 2) + 0.3 * np.eye(d)
     x = rng.normal(scale=2.0, size=(11, d))
-    got = GaussianEmission("full").log_density_steps(GaussianEmissionParams(jnp.asarray(means), jnp.asarray(covs)),
-                                                      jnp.asarray(x))
+    params = GaussianEmissionParams(jnp.asarray(means), jnp.asarray(covs))
+    got = GaussianEmission("full").log_density_steps(params, jnp.asarray(x))
     np.testing.assert_allclose(got, gaussian_log_emissions(x, means, covs), rtol=1e-12)
 
 

@@ -42,10 +42,10 @@ from .hmm import safe_log
 #: on it). On the 2-core CPU of benchmarks/RESULTS.md, 1, 2, 4 and 8 ran W4's E-step equally fast
 #: (the per-step work over all sequences hides the loop overhead); 1 compiles fastest.
 UNROLL = 1
-#: Up to this many states, products with the transition matrix and sums or maxima over states are
-#: written as ``k`` elementwise terms: on CPU, XLA's ``(s, k) @ (k, k)`` dot and its reductions over
-#: a short minor axis cost 2-3x more than the adds at W4's size (8 states); at 16 states they are
-#: level, beyond that the dot wins.
+#: Up to this many states, products with the transition matrix, and sums or maxima over states
+#: outside the time loops, are written as ``k`` elementwise terms: on CPU, XLA's ``(s, k) @ (k, k)``
+#: dot and its reductions over a short minor axis cost 2-3x more than the adds at W4's size (8
+#: states); at 16 states they are level, beyond that the dot wins.
 SMALL_K = 8
 
 
@@ -130,7 +130,8 @@ def batch_posterior(initial, transitions, log_emit, lengths, weights, unroll: in
 
     def backward(beta, inputs):
         b, scale, is_real = inputs  # beta is beta_tau; returns beta_{tau - 1} (1 when tau is padding)
-        return jnp.where(is_real[:, None], times_matrix(b * beta * scale[:, None], transitions.T), 1), beta
+        previous = times_matrix(b * beta * scale[:, None], transitions.T)
+        return jnp.where(is_real[:, None], previous, 1), beta
 
     _, beta = jax.lax.scan(backward, jnp.ones_like(start), (emit, per_norm, real), reverse=True,
                            unroll=unroll)
