@@ -153,12 +153,20 @@ def _fit_jit(data, weights, key, tol, init_params, hyper, *, model, n_init, max_
         run_em, fit_model, p, data, weights, max_iter=max_iter, tol=tol, chunk_size=chunk_size,
         rows=rows, accelerator=accelerator), transform, log_jacobian)
     restart_axes = rows.restart_axes if rows is not None and rows.restart_axes else None
+    if n_init == 1 and restart_axes is None:  # no batch axis of one: it slows HMM scans by ~30%
+        return select_best(_with_restart_axis(one(jax.tree_util.tree_map(lambda x: x[0], start))))
     return select_best(jax.vmap(one, spmd_axis_name=restart_axes)(start))
+
+
+def _with_restart_axis(tree):
+    return jax.tree_util.tree_map(lambda x: x[None], tree)
 
 
 def _starting_points(model, data, weights, key, n_init, init_batch):
     """``model.init`` for every restart key, ``init_batch`` restarts at a time (memory bound)."""
     init = lambda k: model.init(k, data, weights)
+    if n_init == 1:
+        return _with_restart_axis(init(restart_keys(key, 1)[0]))
     if init_batch >= n_init:  # all at once: no loop of one batch to compile
         return jax.vmap(init)(restart_keys(key, n_init))
     return jax.lax.map(init, restart_keys(key, n_init), batch_size=init_batch)

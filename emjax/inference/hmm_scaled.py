@@ -42,6 +42,32 @@ from .hmm import safe_log
 #: on it). On the 2-core CPU of benchmarks/RESULTS.md, 1, 2, 4 and 8 ran W4's E-step equally fast
 #: (the per-step work over all sequences hides the loop overhead); 1 compiles fastest.
 UNROLL = 1
+#: Up to this many states, products with the transition matrix, and sums or maxima over states
+#: outside the time loops, are written as ``k`` elementwise terms: on CPU, XLA's ``(s, k) @ (k, k)``
+#: dot and its reductions over a short minor axis cost 2-3x more than the adds at W4's size (8
+#: states); at 16 states they are level, beyond that the dot wins.
+SMALL_K = 8
+
+
+def state_sum(a):
+    """``sum(a, axis=-1)`` over the states axis."""
+    if a.shape[-1] > SMALL_K:
+        return jnp.sum(a, axis=-1)
+    return sum(jnp.unstack(a, axis=-1))
+
+
+def state_max(a):
+    """``max(a, axis=-1)`` over the states axis."""
+    if a.shape[-1] > SMALL_K:
+        return jnp.max(a, axis=-1)
+    return functools.reduce(jnp.maximum, jnp.unstack(a, axis=-1))
+
+
+def times_matrix(v, m):
+    """``v @ m`` for ``v`` ``(s, k)`` and ``m`` ``(k, k)``."""
+    if m.shape[0] > SMALL_K:
+        return v @ m
+    return sum(v[:, i, None] * m[i] for i in range(m.shape[0]))
 
 
 class BatchPosterior(NamedTuple):
@@ -80,16 +106,19 @@ def batch_posterior(initial, transitions, log_emit, lengths, weights, unroll: in
     """
     t = log_emit.shape[0]
     real = jnp.arange(t)[:, None] < lengths[None, :]  # (t, s)
-    top = jax.lax.stop_gradient(jnp.max(log_emit, axis=-1))
-    top = jnp.where(real & jnp.isfinite(top), top, 0)
-    emit = jnp.exp(jnp.where(real[..., None], log_emit, 0) - top[..., None])  # (t, s, k), <= 1
+    log_emit = jnp.where(real[..., None], log_emit, 0)
+    top = jax.lax.stop_gradient(state_max(log_emit))
+    # per-step values (t, s) materialised (here and below): fused into the (t, s, k) consumers,
+    # XLA recomputes the k-term maximum or sum, and what feeds it, for every state
+    top = jax.lax.optimization_barrier(jnp.where(jnp.isfinite(top), top, 0))
+    emit = jnp.exp(log_emit - top[..., None])  # (t, s, k), <= 1
 
     first = jnp.arange(t) == 0
 
     def forward(alpha, inputs):
         b, is_first = inputs
-        a = jnp.where(is_first, initial, alpha @ transitions) * b
-        c = jnp.sum(a, axis=-1)
+        a = jnp.where(is_first, initial, times_matrix(alpha, transitions)) * b
+        c = jnp.sum(a, axis=-1)  # in the loop, XLA's reduction is as fast as state_sum or faster
         alpha = a / _guarded(c)[:, None]
         return alpha, (alpha, c)
 
@@ -97,21 +126,24 @@ def batch_posterior(initial, transitions, log_emit, lengths, weights, unroll: in
     _, (alpha, norms) = jax.lax.scan(forward, start, (emit, first), unroll=unroll)
     log_likelihood = jnp.sum(jnp.where(real, top + safe_log(norms), 0), axis=0)
 
-    scaled = emit / _guarded(norms)[..., None]  # b_tau / c_tau
+    per_norm = 1 / _guarded(norms)  # (t, s)
 
     def backward(beta, inputs):
-        b, is_real = inputs  # beta is beta_tau; returns beta_{tau - 1} (1 when tau is padding)
-        return jnp.where(is_real[:, None], (b * beta) @ transitions.T, 1), beta
+        b, scale, is_real = inputs  # beta is beta_tau; returns beta_{tau - 1} (1 when tau is padding)
+        previous = times_matrix(b * beta * scale[:, None], transitions.T)
+        return jnp.where(is_real[:, None], previous, 1), beta
 
-    _, beta = jax.lax.scan(backward, jnp.ones_like(start), (scaled, real), reverse=True, unroll=unroll)
+    _, beta = jax.lax.scan(backward, jnp.ones_like(start), (emit, per_norm, real), reverse=True,
+                           unroll=unroll)
     # sum_j alpha_tau beta_tau is 1 up to rounding that the backward pass accumulates (~sqrt(t)
     # eps): dividing each step's gamma and xi by it makes them exact per step, as in log space
     gamma = alpha * beta
-    total = jnp.where(real, jnp.sum(gamma, axis=-1), 0)
-    inverse = jnp.where(total > 0, 1 / _guarded(total), 0)[..., None]
-    marginals = gamma * inverse
+    total = jnp.where(real, state_sum(gamma), 0)
+    inverse = jax.lax.optimization_barrier(jnp.where(total > 0, 1 / _guarded(total), 0))
+    marginals = gamma * inverse[..., None]
     k = initial.shape[0]
-    before = (alpha[:-1] * (weights[None, :] * real[1:])[..., None]).reshape(-1, k)
-    after = (scaled[1:] * beta[1:] * inverse[1:]).reshape(-1, k)
+    before = alpha[:-1].reshape(-1, k)  # a view: the per-step factors all go into ``after``
+    per_step = (inverse * per_norm * weights[None, :] * real)[1:, :, None]
+    after = (emit[1:] * beta[1:] * per_step).reshape(-1, k)
     counts = transitions * (before.T @ after)
     return BatchPosterior(log_likelihood, marginals, counts)

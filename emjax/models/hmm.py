@@ -181,14 +181,15 @@ class HMM(Model):
             return self._log_space_e_step(params, data, weights)
         s, t = data.x.shape[:2]
         k = self.n_states
-        flat = time_major_steps(data)  # (t s, ...)
-        log_emit = self.emission_model.log_density_steps(params.emission, flat).reshape(t, s, k)
+        # (t s, ...), materialised once: fused into the statistics it would be re-read per state
+        flat = jax.lax.optimization_barrier(time_major_steps(data))
+        log_emit = jax.lax.optimization_barrier(  # once, not per consumer
+            self.emission_model.log_density_steps(params.emission, flat).reshape(t, s, k))
         keep = weights > 0
         w = jnp.where(keep, weights, 0)
         post = hmm_scaled.batch_posterior(params.initial, params.transitions, log_emit, data.lengths, w)
-        # materialised (k, t s): a transpose fused into the statistics' products is slow on CPU
-        resp = jax.lax.optimization_barrier((post.marginals * w[None, :, None]).reshape(-1, k).T)
-        emission = self.emission_model.stats(params.emission, flat, resp)
+        resp = post.marginals * w[None, :, None]
+        emission = self.emission_model.stats_steps(params.emission, flat, resp)
         loglik = jnp.sum(jnp.where(keep, w * post.log_likelihood, 0))
         return (w @ post.marginals[0], post.transitions, emission), loglik
 

@@ -20,6 +20,7 @@ import numpy as np
 from .. import discrete_validation as checks
 from ..components import discrete as dc
 from . import seeding
+from .hmm_sequences import component_major
 
 #: Prior pseudo-count c (in observations) of the discrete emissions' conjugate priors.
 PSEUDO_COUNT = 1e-3
@@ -97,6 +98,10 @@ class CategoricalEmission:
     def stats(self, params, x, resp):
         return dc.categorical_stats(x, resp, max(self.n_categories))
 
+    def stats_steps(self, params, x, resp):
+        """:meth:`stats` for step-major responsibilities ``(t, s, k)`` of the rows ``x``."""
+        return self.stats(params, x, component_major(resp))
+
     def m_step(self, stats, params):
         probs = dc.categorical_update(stats, self.n_categories, self._pseudo())
         if self._pseudo() == 0:  # maximum likelihood: a state with no weight keeps its table
@@ -157,6 +162,10 @@ class PoissonEmission:
 
     def stats(self, params, x, resp):
         return dc.poisson_stats(x, resp)
+
+    def stats_steps(self, params, x, resp):
+        """:meth:`stats` for step-major responsibilities ``(t, s, k)`` of the rows ``x``."""
+        return self.stats(params, x, component_major(resp))
 
     def m_step(self, stats, params):
         counts, sums = stats
@@ -219,6 +228,10 @@ class BernoulliEmission:
 
     def stats(self, params, x, resp):
         return dc.bernoulli_stats(x, resp)
+
+    def stats_steps(self, params, x, resp):
+        """:meth:`stats` for step-major responsibilities ``(t, s, k)`` of the rows ``x``."""
+        return self.stats(params, x, component_major(resp))
 
     def m_step(self, stats, params):
         probs = dc.bernoulli_update(*stats, self._pseudo())

@@ -11,15 +11,19 @@ import dataclasses
 import math
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ..components import gaussian as g
 from ..validation import as_float_array, check_finite
 from . import seeding
+from .hmm_sequences import component_major
 
 #: Prior pseudo-count c (in observations) of the Wishart prior on Gaussian emission precisions.
 PSEUDO_COUNT = 1e-3
+#: Steps a restart's start is computed from (a weighted sample without replacement).
+INIT_SAMPLE = 4096
 
 
 class GaussianEmissionParams(NamedTuple):
@@ -54,22 +58,56 @@ class GaussianEmission:
         r"""``(n, k)`` log-densities, step-major (the batched forward-backward's layout).
 
         Full covariances: :math:`y_{nk} = x_n U_k - m_k U_k` for all ``k`` in one ``(n, d) @
-        (d, k d)`` product and :math:`\log b = -\tfrac12 (d \log 2\pi + |y|^2) + \log|U_k|`
-        (a several times faster layout on CPU than the component-major einsum).
+        (d, d k)`` product whose columns run over the output feature, then the state, and
+        :math:`\log b = -\tfrac12 (d \log 2\pi + |y|^2) + \log|U_k|`: the sum over features
+        adds ``d`` slices ``(n, k)`` (several times faster on CPU than the component-major einsum
+        or a reduction over a minor axis of ``d`` entries).
         """
         if self.covariance_type != "full":
             return self.log_density(params, x).T
         k, d = params.means.shape
-        prec_chol = g.precision_cholesky(params.covariances, "full")
-        y = jnp.matmul(x, jnp.transpose(prec_chol, (1, 0, 2)).reshape(d, k * d), precision=g.EXACT)
-        y = y.reshape(-1, k, d)
-        y = y - jnp.einsum("kd,kde->ke", params.means, prec_chol, precision=g.EXACT)
+        prec_chol = g.precision_cholesky(params.covariances, "full")  # (k, d in, d out)
+        y = jnp.matmul(x, jnp.transpose(prec_chol, (1, 2, 0)).reshape(d, d * k), precision=g.EXACT)
+        y = y.reshape(-1, d, k) - jnp.einsum("kd,kde->ek", params.means, prec_chol, precision=g.EXACT)
         log_det = g.log_det_precision_cholesky(prec_chol, "full", d)
-        return -0.5 * (d * math.log(2 * math.pi) + jnp.sum(y * y, axis=-1)) + log_det
+        return -0.5 * (d * math.log(2 * math.pi) + g.sum_of_squares(y, axis=1)) + log_det
 
     def stats(self, params: GaussianEmissionParams, x, resp):
         """Sufficient statistics for responsibilities ``resp`` ``(k, n)`` (weights included)."""
         return g.sufficient_stats(x, resp, params.means, self.covariance_type)
+
+    def stats_steps(self, params: GaussianEmissionParams, x, resp):
+        r""":meth:`stats` for step-major responsibilities ``resp`` ``(t, s, k)`` of the rows ``x``
+        ``(t s, d)`` (time-major, as the batched forward-backward gives them).
+
+        Up to ``SMALL_D`` features, the counts :math:`\sum_\tau r_{\tau k}`, the sums
+        :math:`\sum_\tau r_{\tau k} x_{\tau c}` and each distinct second moment about the
+        reference means :math:`\sum_\tau r_{\tau k} (x_{\tau c} - a_{kc})(x_{\tau e} - a_{ke})`
+        (from differences, as :func:`emjax.components.gaussian.sufficient_stats`) are the terms of one
+        variadic reduction over the sequences of each step (contiguous in memory; 2x faster on CPU
+        than reducing over time first), then over time: a single pass over ``resp`` and ``x``,
+        without the transposed copy of ``resp`` that the component-major statistics read.
+        """
+        t, s, k = resp.shape
+        d = x.shape[-1]
+        if d > g.SMALL_D:
+            return self.stats(params, x, component_major(resp))
+        x = x.reshape(t, s, d, 1)
+        ref = params.means
+        diff = [x[:, :, c] - ref[:, c] for c in range(d)]  # d arrays (t, s, k)
+        full = self.covariance_type in ("full", "tied")
+        pairs = [(c, e) for c in range(d) for e in (range(c, d) if full else (c,))]
+        terms = [resp] + [resp * x[:, :, c] for c in range(d)] + [resp * diff[c] * diff[e] for c, e in pairs]
+        zeros = [jnp.zeros((), resp.dtype)] * len(terms)
+        per_step = jax.lax.reduce(terms, zeros, lambda a, b: [u + v for u, v in zip(a, b)], (1,))
+        totals = [jnp.sum(p, axis=0) for p in per_step]  # (k,) each
+        counts, sums = totals[0], jnp.stack(totals[1:d + 1], axis=-1)
+        moment = dict(zip(pairs, totals[d + 1:]))
+        if not full:
+            return counts, sums, jnp.stack([moment[c, c] for c in range(d)], axis=-1)
+        second = jnp.stack([jnp.stack([moment[min(c, e), max(c, e)] for e in range(d)], -1)
+                            for c in range(d)], -2)
+        return counts, sums, jnp.sum(second, axis=0) if self.covariance_type == "tied" else second
 
     def m_step(self, stats, params: GaussianEmissionParams) -> GaussianEmissionParams:
         cov_type, ref = self.covariance_type, params.means
@@ -92,7 +130,22 @@ class GaussianEmission:
         return ~jnp.all(jnp.isfinite(g.precision_cholesky(params.covariances, self.covariance_type)))
 
     def init(self, key, x, weights, k: int) -> GaussianEmissionParams:
-        """k-means++ (or random-row) seeds, then one M-step from the nearest-seed assignment."""
+        r"""k-means++ (or random-row) seeds, then one M-step from the nearest-seed assignment, both
+        on a sample of ``INIT_SAMPLE`` steps (all steps when there are no more), so a start costs
+        O(``INIT_SAMPLE``) beyond one cumulative sum over the steps.
+
+        The sample is systematic: with cumulative weights :math:`W_i` and one uniform draw
+        :math:`u`, step :math:`i` is taken for each :math:`j` with
+        :math:`W_{i-1} \le (j + u) W_n / m < W_i`: step :math:`i` is drawn :math:`m w_i / W_n`
+        times on average (that number rounded down or up), steps of weight 0 never, and the sample
+        spreads evenly over the sequences; each drawn step then weighs 1.
+        """
+        sample_key, key = jax.random.split(key)
+        if x.shape[0] > INIT_SAMPLE:
+            cumulative = jnp.cumsum(weights)
+            u = (jnp.arange(INIT_SAMPLE) + jax.random.uniform(sample_key, (), weights.dtype)) / INIT_SAMPLE
+            rows = jnp.minimum(jnp.searchsorted(cumulative, u * cumulative[-1], side="right"), x.shape[0] - 1)
+            x, weights = x[rows], (weights[rows] > 0).astype(weights.dtype)  # (rounding at the end)
         if self.init_params == "random_from_data":
             ref = seeding.random_rows(key, x, weights, k)
         else:
