@@ -65,7 +65,8 @@ def check_finite(x, name: str, nan_hint: str = "") -> None:
                      f"{first[0] if len(first) == 1 else first}.{hint}")
 
 
-#: Elements per block of the host-side finiteness check (a few hundred kB of booleans).
+#: Elements per block of the host-side checks of data and weights (a few hundred kB of
+#: booleans).
 FINITE_CHECK_BLOCK = 1 << 18
 
 
@@ -151,7 +152,9 @@ def prepare_inputs(model, data, weights, *, ones_as_none: bool = False):
 
 def check_enough_rows(weights, n_components: int) -> None:
     """At least ``n_components`` rows of positive weight (a mixture needs one per component)."""
-    positive = int(np.sum(np.asarray(weights) > 0))
+    w = np.asarray(weights)
+    positive = sum(int(np.count_nonzero(w[start:start + FINITE_CHECK_BLOCK] > 0))
+                   for start in range(0, w.shape[0], FINITE_CHECK_BLOCK))  # no (n,) temporary
     if positive < n_components:
         raise ValueError(f"n_samples={positive} (rows with positive weight) must be >= "
                          f"n_components={n_components}.")
