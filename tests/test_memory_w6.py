@@ -125,3 +125,19 @@ def test_leanly_compiled_em_matches_sklearn_trace(x64, monkeypatch, cov_type):
         sk.fit(x)
     np.testing.assert_allclose(r.params.means, sk.means_, rtol=1e-8)
     np.testing.assert_allclose(r.params.covariances, sk.covariances_, rtol=1e-8)
+
+
+def test_heap_is_trimmed_after_each_compilation_inside_the_block_only(monkeypatch):
+    calls = []
+    xla_options._malloc_trim.cache_clear()
+    monkeypatch.setattr(xla_options.ctypes, "CDLL", lambda name: type("C", (), {
+        "malloc_trim": staticmethod(lambda pad: calls.append(pad))}))
+    x = jnp.arange(7.0)
+    try:
+        with xla_options.heap_trimmed_after_compiling():
+            jax.jit(lambda x: x * 3 + 1)(x).block_until_ready()  # a new program: compiled
+        assert calls == [0]
+        jax.jit(lambda x: x * 5 - 1)(x).block_until_ready()  # compiled outside: untouched
+        assert calls == [0]
+    finally:
+        xla_options._malloc_trim.cache_clear()
