@@ -32,7 +32,8 @@ def n_rows(data) -> int:
 
 def row_weights(data, weights):
     """``weights``, or, when None, ones ``(n,)`` in the data's float dtype: inside a jitted
-    program a broadcast constant that XLA folds into the chunks reading it, never n floats."""
+    program a broadcast constant, which XLA folds into the chunked passes that read it (a loop
+    that captures the whole vector, such as k-means++'s sampling, still materialises it)."""
     if weights is not None:
         return weights
     return jnp.ones((n_rows(data),), float_dtype(data))
