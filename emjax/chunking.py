@@ -11,6 +11,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from .tree import float_dtype
+
 #: Elements of temporary memory one chunk may use, summed over everything vmapped above it: on a
 #: CPU about the size of the caches; on a GPU or TPU large enough that each chunk fills the device
 #: (thousands of tiny chunks would each pay a kernel launch).
@@ -26,6 +28,15 @@ def default_chunk_budget() -> int:
 
 def n_rows(data) -> int:
     return jax.tree_util.tree_leaves(data)[0].shape[0]
+
+
+def row_weights(data, weights):
+    """``weights``, or, when None, ones ``(n,)`` in the data's float dtype: inside a jitted
+    program a broadcast constant, which XLA folds into the chunked passes that read it (a loop
+    that captures the whole vector, such as k-means++'s sampling, still materialises it)."""
+    if weights is not None:
+        return weights
+    return jnp.ones((n_rows(data),), float_dtype(data))
 
 
 def choose_chunk_size(n: int, work_per_row: int, batch: int = 1, budget: int | None = None) -> int:

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from .accelerate import accelerated_update, check_accelerator
-from .chunking import choose_chunk_size, n_rows
+from .chunking import choose_chunk_size, n_rows, row_weights
 from .em_map import em_update, evaluate
 from .implicit import with_implicit_gradients
 from .model import join_hyperparameters, split_hyperparameters
@@ -29,6 +29,7 @@ from .sharding import RowSharding, local_rows, row_sharding_of
 from .status import Status
 from .tree import all_finite, is_traced, tree_select
 from .validation import check_fit_options, prepare_inputs
+from .xla_options import jit_by_data_size
 
 #: A decrease of the objective larger than this many machine epsilons (times 1 + |objective|)
 #: is reported as DECREASED rather than rounding noise.
@@ -206,7 +207,7 @@ def em(model, params, data, weights=None, *, max_iter: int = 100, tol: float = 1
     check_fit_options(max_iter=max_iter, tol=tol, chunk_size=chunk_size)
     check_accelerator(accelerator)
     rows = row_sharding_of(data)
-    data, weights = prepare_inputs(model, data, weights)
+    data, weights = prepare_inputs(model, data, weights, ones_as_none=True)
     if not is_traced(params, data):
         model.validate_params(params, data)
     n = local_rows(n_rows(data), rows)
@@ -219,9 +220,10 @@ def em(model, params, data, weights=None, *, max_iter: int = 100, tol: float = 1
     return result
 
 
-@functools.partial(jax.jit, static_argnames=("model", "max_iter", "chunk_size", "rows", "accelerator"))
+@functools.partial(jit_by_data_size,
+                   static_argnames=("model", "max_iter", "chunk_size", "rows", "accelerator"))
 def _em_jit(model, hyper, params, data, weights, tol, *, max_iter, chunk_size, rows, accelerator):
-    model = join_hyperparameters(model, hyper)
+    model, weights = join_hyperparameters(model, hyper), row_weights(data, weights)
     fit_model, data, transform, log_jacobian = fit_coordinates(model, data, weights, chunk_size, rows)
     params = model.params_to_standard(params, transform)
     result = with_implicit_gradients(run_em, fit_model, params, data, weights, max_iter=max_iter,

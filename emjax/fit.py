@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .accelerate import check_accelerator
-from .chunking import choose_chunk_size, default_chunk_budget, n_rows
+from .chunking import choose_chunk_size, default_chunk_budget, n_rows, row_weights
 from .driver import ConvergenceWarning, EMResult, FitError, run_em, to_user_units
 from .implicit import with_implicit_gradients
 from .model import join_hyperparameters, split_hyperparameters
@@ -20,6 +20,7 @@ from .sharding import local_rows, row_sharding_of
 from .status import Status, describe
 from .tree import is_traced
 from .validation import check_fit_options, prepare_inputs
+from .xla_options import jit_by_data_size
 
 
 class FitResult(NamedTuple):
@@ -127,7 +128,7 @@ def _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_
         raise ValueError(f"n_init={n_init} must be a multiple of {rows.n_restart_groups}, the number "
                          f"of device groups along the mesh axes {rows.restart_axes} that split restarts.")
     check_accelerator(accelerator)
-    data, weights = prepare_inputs(model, data, weights)
+    data, weights = prepare_inputs(model, data, weights, ones_as_none=True)
     if init_params is not None and not is_traced(init_params, data):
         _check_init_params(model, init_params, data, n_init)
     n, work = local_rows(n_rows(data), rows), model.work_per_row(data)
@@ -139,11 +140,11 @@ def _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_
     return (data, weights, key, tol, init_params, hyper), static
 
 
-@functools.partial(jax.jit, static_argnames=("model", "n_init", "max_iter", "chunk_size", "init_batch",
-                                             "rows", "accelerator"))
+@functools.partial(jit_by_data_size, static_argnames=("model", "n_init", "max_iter", "chunk_size",
+                                                      "init_batch", "rows", "accelerator"))
 def _fit_jit(data, weights, key, tol, init_params, hyper, *, model, n_init, max_iter, chunk_size,
              init_batch, rows, accelerator=None):
-    model = join_hyperparameters(model, hyper)
+    model, weights = join_hyperparameters(model, hyper), row_weights(data, weights)
     fit_model, data, transform, log_jacobian = fit_coordinates(model, data, weights, chunk_size, rows)
     if init_params is None:
         start = _starting_points(fit_model, data, weights, key, n_init, init_batch)
@@ -182,9 +183,9 @@ def init_restarts(model, data, key, *, n_init: int, weights=None):
                      rows=static["rows"])
 
 
-@functools.partial(jax.jit, static_argnames=("model", "n_init", "init_batch", "chunk_size", "rows"))
+@functools.partial(jit_by_data_size, static_argnames=("model", "n_init", "init_batch", "chunk_size", "rows"))
 def _init_jit(data, weights, key, hyper, *, model, n_init, init_batch, chunk_size, rows):
-    model = join_hyperparameters(model, hyper)
+    model, weights = join_hyperparameters(model, hyper), row_weights(data, weights)
     fit_model, data, transform, _ = fit_coordinates(model, data, weights, chunk_size, rows)
     start = _starting_points(fit_model, data, weights, key, n_init, init_batch)
     return jax.vmap(lambda p: model.params_from_standard(p, transform))(start)

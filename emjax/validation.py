@@ -1,8 +1,9 @@
 """Host-side checks of user input, run before anything is traced.
 
-Every error names the argument, what is wrong and where (count and first index). Arrays already
-on a device (``jax.Array``) are checked there: only a scalar verdict crosses to the host, so a
-fit on data that lives on a GPU does not copy the data back and forth.
+Every error names the argument, what is wrong and where (count and first index). Arrays on an
+accelerator (``jax.Array``) are checked there: only a scalar verdict crosses to the host, so a
+fit on data that lives on a GPU does not copy the data back and forth. Host memory is checked in
+place, in blocks of rows: the checks add no array of the data's size.
 """
 from __future__ import annotations
 
@@ -42,18 +43,45 @@ def check_ndim(x, name: str, ndim: int, hint: str = "") -> None:
 
 def check_finite(x, name: str, nan_hint: str = "") -> None:
     """Raises when a concrete ``x`` holds NaN or inf, with the count and the first index;
-    ``nan_hint`` is appended to the message when there is a NaN (e.g. an option that accepts it)."""
-    if is_traced(x) or (isinstance(x, jax.Array) and bool(_all_finite(x))):
+    ``nan_hint`` is appended to the message when there is a NaN (e.g. an option that accepts it).
+
+    Host memory (NumPy arrays, and ``jax.Array`` s on one CPU device, read in place) is checked
+    in blocks of rows, so the check allocates no array of the data's size and compiles nothing;
+    an array on an accelerator or spread over devices is checked where it lives."""
+    if is_traced(x):
+        return
+    if isinstance(x, jax.Array) and not _in_host_memory(x):
+        if bool(_all_finite(x)):
+            return
+    elif _all_finite_in_blocks(np.asarray(x)):
         return
     arr = np.asarray(x)
     bad = ~np.isfinite(arr)
-    if bad.any():
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-        kinds = "NaN" if np.isnan(arr).any() else "inf"
-        kinds = "NaN or inf" if (np.isnan(arr).any() and np.isinf(arr).any()) else kinds
-        hint = nan_hint if np.isnan(arr).any() else ""
-        raise ValueError(f"{name} contains {int(bad.sum())} {kinds} value(s); the first at index "
-                         f"{first[0] if len(first) == 1 else first}.{hint}")
+    first = tuple(int(i) for i in np.argwhere(bad)[0])
+    kinds = "NaN" if np.isnan(arr).any() else "inf"
+    kinds = "NaN or inf" if (np.isnan(arr).any() and np.isinf(arr).any()) else kinds
+    hint = nan_hint if np.isnan(arr).any() else ""
+    raise ValueError(f"{name} contains {int(bad.sum())} {kinds} value(s); the first at index "
+                     f"{first[0] if len(first) == 1 else first}.{hint}")
+
+
+#: Elements per block of the host-side checks of data and weights (a few hundred kB of
+#: booleans).
+FINITE_CHECK_BLOCK = 1 << 18
+
+
+def _in_host_memory(x: jax.Array) -> bool:
+    """True for an array on one CPU device: ``np.asarray`` views its buffer without a copy."""
+    devices = x.sharding.device_set
+    return len(devices) == 1 and next(iter(devices)).platform == "cpu"
+
+
+def _all_finite_in_blocks(arr: np.ndarray) -> bool:
+    """``np.isfinite(arr).all()`` over blocks of rows (no boolean array of ``arr``'s size)."""
+    if arr.ndim == 0 or arr.dtype.kind not in "fc":
+        return bool(np.isfinite(arr).all())
+    rows = max(1, FINITE_CHECK_BLOCK // max(1, arr[:1].size))
+    return all(np.isfinite(arr[start:start + rows]).all() for start in range(0, arr.shape[0], rows))
 
 
 @jax.jit
@@ -95,11 +123,14 @@ def check_fit_options(*, max_iter, tol, chunk_size, n_init=1) -> None:
             raise ValueError(f"tol must be a finite non-negative number; got {tol!r}.")
 
 
-def prepare_inputs(model, data, weights):
+def prepare_inputs(model, data, weights, *, ones_as_none: bool = False):
     """``(data, weights)`` checked and converted by the model (host-side when concrete).
 
     Data spread over several devices are used as they are (:func:`emjax.shard` checked them
-    before placing them); their weights must be given (``shard`` returns them).
+    before placing them); their weights must be given (``shard`` returns them). Without
+    ``weights`` every row weighs 1: an ``(n,)`` array of ones, or, with ``ones_as_none``, None,
+    for a jitted program that makes its ones itself (:func:`emjax.chunking.row_weights`) rather
+    than taking n floats as an argument.
     """
     distributed = any(is_distributed(x) for x in jax.tree_util.tree_leaves(data))
     if distributed and weights is None:
@@ -109,6 +140,10 @@ def prepare_inputs(model, data, weights):
         data = model.validate(data)
     n = jax.tree_util.tree_leaves(data)[0].shape[0]
     dtype = float_dtype(data)
+    if weights is None and ones_as_none:
+        if not is_traced(data):
+            model.validate_weights(np.broadcast_to(np.ones((), dtype), (n,)))  # a view, no n floats
+        return data, None
     weights = check_weights(weights, n, dtype)
     if not is_traced(weights) and not is_distributed(weights):
         model.validate_weights(weights)
@@ -117,7 +152,9 @@ def prepare_inputs(model, data, weights):
 
 def check_enough_rows(weights, n_components: int) -> None:
     """At least ``n_components`` rows of positive weight (a mixture needs one per component)."""
-    positive = int(np.sum(np.asarray(weights) > 0))
+    w = np.asarray(weights)
+    positive = sum(int(np.count_nonzero(w[start:start + FINITE_CHECK_BLOCK] > 0))
+                   for start in range(0, w.shape[0], FINITE_CHECK_BLOCK))  # no (n,) temporary
     if positive < n_components:
         raise ValueError(f"n_samples={positive} (rows with positive weight) must be >= "
                          f"n_components={n_components}.")
