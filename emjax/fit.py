@@ -179,7 +179,7 @@ def _fit_traced(data, weights, key, tol, init_params, hyper, model, n_init, max_
 
 #: On a CPU, restarts run in blocks when one restart's E-step over all rows (rows x work per row)
 #: fits this many elements: each block holds as many restarts as fit, and reads the rows whole.
-#: (W1: 5,000 rows, D=2, K=8, 256 restarts run as 6 blocks of 43, about 1.6x less time per
+#: (W1: 5,000 rows, D=2, K=8, 256 restarts run as 5 blocks of 52, about 1.6x less time per
 #: iteration than 256 at once in 125-row chunks; smaller chunks or larger blocks were slower.)
 RESTART_BLOCK_BUDGET = 1 << 24
 
