@@ -72,7 +72,8 @@ def fit(model, data, key, *, n_init: int = 1, weights=None, max_iter: int = 100,
     """Fits ``model`` from ``n_init`` random starts at once and keeps the best healthy one.
 
     Restart ``r`` starts from ``model.init(fold_in(key, r), data, weights)`` and runs
-    :func:`emjax.em`; all restarts are one ``vmap``-ed ``lax.while_loop``. The winner maximises
+    :func:`emjax.em`; all restarts are one ``vmap``-ed ``lax.while_loop`` (on a CPU, many
+    restarts of a small problem run in blocks of them: :func:`restart_block_size`). The winner maximises
     the final objective over restarts whose status is CONVERGED or MAX_ITER.
 
     Args:
@@ -139,42 +140,39 @@ def _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_
         chunk = min(chunk_size or n, n)
     init_batch = min(n_init, max(1, default_chunk_budget() // max(1, n * work)))
     static_model, hyper = split_hyperparameters(model)
+    args = (data, weights, key, tol, init_params, hyper)
     static = dict(model=static_model, n_init=n_init, max_iter=max_iter, chunk_size=chunk,
-                  init_batch=init_batch, restart_block=block, one_pass=not is_traced(data),
+                  init_batch=init_batch, restart_block=block, one_pass=not is_traced(*args),
                   rows=rows, accelerator=accelerator)
-    return (data, weights, key, tol, init_params, hyper), static
+    return args, static
 
 
 def _fit_program(data, weights, key, tol, init_params, hyper, *, model, n_init, max_iter, chunk_size,
                  init_batch, restart_block, one_pass, rows, accelerator=None):
+    model = join_hyperparameters(model, hyper)
     with one_pass_row_sums(one_pass):
-        return _fit_traced(data, weights, key, tol, init_params, hyper, model, n_init, max_iter,
-                           chunk_size, init_batch, restart_block, rows, accelerator)
+        fit_model, data, transform, log_jacobian = fit_coordinates(model, data, weights, chunk_size, rows)
+        if init_params is None:
+            start = _starting_points(fit_model, data, weights, key, n_init, init_batch)
+        else:
+            start = jax.vmap(lambda p: model.params_to_standard(p, transform))(init_params)
+        one = lambda p: to_user_units(model, with_implicit_gradients(
+            run_em, fit_model, p, data, weights, max_iter=max_iter, tol=tol, chunk_size=chunk_size,
+            rows=rows, accelerator=accelerator), transform, log_jacobian)
+        restart_axes = rows.restart_axes if rows is not None and rows.restart_axes else None
+        run = jax.vmap(one, spmd_axis_name=restart_axes)
+        return select_best(run_in_blocks(run, start, restart_block))
 
 
 _FIT_STATIC = ("model", "n_init", "max_iter", "chunk_size", "init_batch", "restart_block", "one_pass",
                "rows", "accelerator")
-#: The fit as its own program (concrete inputs: ``one_pass=True``), compiled to reassociate sums.
+#: The fit as its own program (``one_pass=True``: no argument is traced), compiled to reassociate
+#: float sums (:mod:`emjax.row_sums`).
 _fit_jit = jax.jit(_fit_program, static_argnames=_FIT_STATIC,
                    compiler_options=REASSOCIATING_COMPILER_OPTIONS)
-#: The fit inside a caller's ``jit``/``vmap`` (``one_pass=False``): the caller's compiler options.
+#: The fit inside a caller's ``jit``/``vmap``/``grad`` (``one_pass=False``), which may not carry
+#: compiler options of its own.
 _nested_fit_jit = jax.jit(_fit_program, static_argnames=_FIT_STATIC)
-
-
-def _fit_traced(data, weights, key, tol, init_params, hyper, model, n_init, max_iter, chunk_size,
-                init_batch, restart_block, rows, accelerator):
-    model = join_hyperparameters(model, hyper)
-    fit_model, data, transform, log_jacobian = fit_coordinates(model, data, weights, chunk_size, rows)
-    if init_params is None:
-        start = _starting_points(fit_model, data, weights, key, n_init, init_batch)
-    else:
-        start = jax.vmap(lambda p: model.params_to_standard(p, transform))(init_params)
-    one = lambda p: to_user_units(model, with_implicit_gradients(
-        run_em, fit_model, p, data, weights, max_iter=max_iter, tol=tol, chunk_size=chunk_size,
-        rows=rows, accelerator=accelerator), transform, log_jacobian)
-    restart_axes = rows.restart_axes if rows is not None and rows.restart_axes else None
-    run = jax.vmap(one, spmd_axis_name=restart_axes)
-    return select_best(run_in_blocks(run, start, restart_block))
 
 
 #: On a CPU, restarts run in blocks when one restart's E-step over all rows (rows x work per row)
