@@ -195,8 +195,13 @@ def restart_block_size(n_init: int, n: int, work_per_row: int, groups: int = 1) 
     fits = RESTART_BLOCK_BUDGET // max(1, n * work_per_row)
     if jax.default_backend() != "cpu" or per_group < 2 or fits < 1:
         return None
-    n_blocks = -(-per_group // min(fits, per_group))
-    return -(-per_group // n_blocks) * groups
+    return balanced_block(per_group, fits) * groups
+
+
+def balanced_block(n_init: int, most: int) -> int:
+    """The smallest block size that needs as few blocks of at most ``most`` restarts as possible."""
+    n_blocks = -(-n_init // min(max(1, most), n_init))
+    return -(-n_init // n_blocks)
 
 
 def run_in_blocks(run, start, block: int):
@@ -218,10 +223,8 @@ def run_in_blocks(run, start, block: int):
 
 def _starting_points(model, data, weights, key, n_init, init_batch):
     """``model.init`` for every restart key, ``init_batch`` restarts at a time (memory bound)."""
-    init = lambda k: model.init(k, data, weights)
-    if init_batch >= n_init:  # all at once: no loop of one batch to compile
-        return jax.vmap(init)(restart_keys(key, n_init))
-    return jax.lax.map(init, restart_keys(key, n_init), batch_size=init_batch)
+    init = jax.vmap(lambda k: model.init(k, data, weights))
+    return run_in_blocks(init, restart_keys(key, n_init), balanced_block(n_init, init_batch))
 
 
 def init_restarts(model, data, key, *, n_init: int, weights=None):
