@@ -91,6 +91,18 @@ def compiled_one_pass(fn):
         return jax.jit(fn, compiler_options=REASSOCIATING_COMPILER_OPTIONS).lower().compile()()
 
 
+def test_one_pass_switch_selects_one_variadic_reduction():
+    x, resp, ref = (jnp.asarray(a, jnp.float32) for a in problem(2))
+
+    def primitives(enabled):  # a fresh function per trace: JAX caches traces by function
+        with one_pass_row_sums(enabled):
+            jaxpr = jax.make_jaxpr(lambda: g.sufficient_stats(x, resp, ref, "full"))()
+        return [e.primitive.name for e in jaxpr.eqns]
+
+    assert primitives(True).count("reduce") == 1 and "dot_general" not in primitives(True)
+    assert "reduce" not in primitives(False) and "dot_general" in primitives(False)
+
+
 @pytest.mark.parametrize("covariance_type", ["full", "tied"])
 @pytest.mark.parametrize("d", [1, 2, g.SMALL_D])
 def test_one_pass_statistics_match_definition_in_float64(x64, d, covariance_type):
