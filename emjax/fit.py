@@ -96,7 +96,7 @@ def fit(model, data, key, *, n_init: int = 1, weights=None, max_iter: int = 100,
     """
     args, static = _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_params,
                             accelerator)
-    result = (_fit_jit if static["one_pass"] else _nested_fit_jit)(*args, **static)
+    result = (_nested_fit_jit if is_traced(*args) else _fit_jit)(*args, **static)
     if throw and not is_traced(result):
         _report(result)
     return result
@@ -141,9 +141,11 @@ def _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_
     init_batch = min(n_init, max(1, default_chunk_budget() // max(1, n * work)))
     static_model, hyper = split_hyperparameters(model)
     args = (data, weights, key, tol, init_params, hyper)
+    # one-pass statistics in a program of its own on a CPU (measured there; accelerators unchanged)
+    one_pass = jax.default_backend() == "cpu" and not is_traced(*args)
     static = dict(model=static_model, n_init=n_init, max_iter=max_iter, chunk_size=chunk,
-                  init_batch=init_batch, restart_block=block, one_pass=not is_traced(*args),
-                  rows=rows, accelerator=accelerator)
+                  init_batch=init_batch, restart_block=block, one_pass=one_pass, rows=rows,
+                  accelerator=accelerator)
     return args, static
 
 
@@ -166,12 +168,12 @@ def _fit_program(data, weights, key, tol, init_params, hyper, *, model, n_init, 
 
 _FIT_STATIC = ("model", "n_init", "max_iter", "chunk_size", "init_batch", "restart_block", "one_pass",
                "rows", "accelerator")
-#: The fit as its own program (``one_pass=True``: no argument is traced), compiled to reassociate
-#: float sums (:mod:`emjax.row_sums`).
+#: The fit as its own program (no argument is traced), compiled to reassociate float sums
+#: (:mod:`emjax.row_sums`; the options are for XLA's CPU compiler, others ignore them).
 _fit_jit = jax.jit(_fit_program, static_argnames=_FIT_STATIC,
                    compiler_options=REASSOCIATING_COMPILER_OPTIONS)
-#: The fit inside a caller's ``jit``/``vmap``/``grad`` (``one_pass=False``), which may not carry
-#: compiler options of its own.
+#: The fit inside a caller's ``jit``/``vmap``/``grad``, which may not carry compiler options of
+#: its own.
 _nested_fit_jit = jax.jit(_fit_program, static_argnames=_FIT_STATIC)
 
 
