@@ -73,8 +73,8 @@ def fit(model, data, key, *, n_init: int = 1, weights=None, max_iter: int = 100,
 
     Restart ``r`` starts from ``model.init(fold_in(key, r), data, weights)`` and runs
     :func:`emjax.em`; all restarts are one ``vmap``-ed ``lax.while_loop`` (on a CPU, many
-    restarts of a small problem run in blocks of them: :func:`restart_block_size`). The winner maximises
-    the final objective over restarts whose status is CONVERGED or MAX_ITER.
+    restarts of a small problem run in blocks of them: :func:`restart_block_size`). The winner
+    maximises the final objective over restarts whose status is CONVERGED or MAX_ITER.
 
     Args:
         model: a model following :mod:`emjax.model`'s contract.

@@ -7,15 +7,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-import emjax
-fit_module = importlib.import_module("emjax.fit")
-from emjax.components import gaussian as g
-from emjax.row_sums import REASSOCIATING_COMPILER_OPTIONS, one_pass_row_sums
-
 from conftest import blobs
 from test_gaussian_small_d import problem, reference_stats
 
+import emjax
+from emjax.components import gaussian as g
+from emjax.row_sums import REASSOCIATING_COMPILER_OPTIONS, one_pass_row_sums
+
+fit_module = importlib.import_module("emjax.fit")  # the module (emjax.fit is the function)
 KEY = jax.random.key(3)
 MODEL = emjax.GaussianMixture(3, init_params="random_from_data")
 N_INIT, N, D = 7, 200, 2
@@ -81,7 +80,8 @@ def test_fit_of_concrete_inputs_equals_fit_inside_jit(x64):
     x = blobs(n=N, dtype=np.float64, seed=7)[0]
     model = emjax.GaussianMixture(3)
     direct = emjax.fit(model, x, KEY, n_init=4, max_iter=30, tol=1e-8, throw=False)
-    traced_weights = lambda w: emjax.fit(model, x, KEY, weights=w, n_init=4, max_iter=30, tol=1e-8).restarts
+    traced_weights = lambda w: emjax.fit(model, x, KEY, weights=w, n_init=4, max_iter=30,
+                                         tol=1e-8).restarts
     assert_same_restarts(direct.restarts, jax.jit(traced_weights)(np.ones(N)))
 
 
