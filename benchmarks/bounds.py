@@ -10,6 +10,9 @@ from what XLA can do on this CPU:
 * W1 (D=2, 256 restarts vmapped): the quadratic form, log-sum-exp, responsibilities and the
   moments written elementwise on (k, n) arrays: no dot_general, so XLA fuses it into a few
   loops instead of thousands of 2x2 batched matrix products.
+  With ``--w1-blocks B`` it also times the same E-step in blocks of B restarts (``lax.map``)
+  compiled with ``emjax.row_sums.REASSOCIATING_COMPILER_OPTIONS`` and its row sums as one variadic
+  reduction: the formulation ``emjax.fit`` now uses for small-D full covariances.
 * W2 (full, D=16): "feature" form. With f(x) = [vec(x x^T), x, 1], both the Mahalanobis terms
   (f(x) @ W, W from the precisions) and all statistics (R^T f(x)) are plain GEMMs with long
   contractions; nothing of size N*K*D is written to memory.
@@ -48,6 +51,7 @@ import jax.numpy as jnp  # noqa: E402
 from jax.scipy.special import logsumexp  # noqa: E402
 
 import workloads as wl  # noqa: E402
+from emjax.row_sums import REASSOCIATING_COMPILER_OPTIONS, row_sums  # noqa: E402
 from profile_emjax import bench  # noqa: E402
 from scoring import gmm_flops_per_iteration  # noqa: E402
 
@@ -76,6 +80,21 @@ def w1_elementwise(x, means, prec_chol, weights):
     s00, s01, s11 = (r * dx0 * dx0).sum(1), (r * dx0 * dx1).sum(1), (r * dx1 * dx1).sum(1)
     second = jnp.stack([jnp.stack([s00, s01], 1), jnp.stack([s01, s11], 1)], 1)
     return counts, sums, second, ll.sum()
+
+
+def w1_one_pass(x, means, prec_chol, weights):
+    """:func:`w1_elementwise` with the counts, sums and second moments as one variadic row
+    reduction (fused with the responsibilities when compiled with reassociation)."""
+    x0, x1 = x[:, 0][None], x[:, 1][None]
+    dx0, dx1 = x0 - means[:, 0:1], x1 - means[:, 1:2]
+    u = prec_chol
+    y0 = dx0 * u[:, 0, 0:1] + dx1 * u[:, 1, 0:1]
+    y1 = dx0 * u[:, 0, 1:2] + dx1 * u[:, 1, 1:2]
+    log_det = jnp.log(u[:, 0, 0]) + jnp.log(u[:, 1, 1])
+    lp = (jnp.log(weights) + log_det - jnp.log(2 * jnp.pi))[:, None] - 0.5 * (y0 * y0 + y1 * y1)
+    ll = logsumexp(lp, axis=0)
+    r = jnp.exp(lp - ll)
+    return row_sums([r, r * x0, r * x1, r * dx0 * dx0, r * dx0 * dx1, r * dx1 * dx1]), ll.sum()
 
 
 def features(x):
@@ -214,6 +233,7 @@ def main(argv=None):
     p.add_argument("--scale", default="full", choices=("small", "full"))
     p.add_argument("--w3-differences", action="store_true",
                    help="time W3's E-step in formulations that keep the differences (see above)")
+    p.add_argument("--w1-blocks", type=int, default=0, help="also time W1 in blocks of this many restarts")
     args = p.parse_args(argv)
     if args.w3_differences:
         print(f"load average {os.getloadavg()[0]:.1f}")
@@ -235,6 +255,12 @@ def main(argv=None):
             fn = jax.jit(jax.vmap(w1_elementwise, in_axes=(None, 0, 0, 0)))
             t = bench(fn, x, *params)
             what = f"elementwise E-step+stats, vmapped over {w.n_init} restarts"
+            if args.w1_blocks:
+                blocked = lambda x, *p: jax.lax.map(lambda q: w1_one_pass(x, *q), p,
+                                                    batch_size=args.w1_blocks)
+                tb = bench(jax.jit(blocked, compiler_options=REASSOCIATING_COMPILER_OPTIONS), x, *params)
+                print(f"W1: one-pass E-step+stats in blocks of {args.w1_blocks} restarts, reassociating: "
+                      f"{tb * 1e3:.2f} ms per iteration")
         elif w.covariance_type == "full":
             params = start_params(key, x, w.k)
             t = bench(jax.jit(full_feature_form), x, *params)

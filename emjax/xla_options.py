@@ -78,16 +78,17 @@ def lean_compile(data) -> bool:
 
 
 class jit_by_data_size:  # a decorator, named like jax.jit
-    """``jax.jit(fun, **jit_kwargs)``, compiled with :data:`LEAN_CPU_COMPILE` (and the heap
-    trimmed after compiling) when the argument named ``data`` is large (:func:`lean_compile`).
+    """``jax.jit(fun, compiler_options, **jit_kwargs)``, compiled with :data:`LEAN_CPU_COMPILE` added
+    to ``compiler_options`` (and the heap trimmed after compiling) when the argument named ``data`` is large (:func:`lean_compile`).
 
     Two jitted functions, each with its own cache: calling with equal static arguments and equal
     shapes never recompiles. ``lower`` and ``_cache_size`` behave as ``jax.jit``'s.
     """
 
-    def __init__(self, fun, **jit_kwargs):
-        self._default = jax.jit(fun, **jit_kwargs)
-        self._lean = jax.jit(fun, compiler_options=LEAN_CPU_COMPILE, **jit_kwargs)
+    def __init__(self, fun, compiler_options=None, **jit_kwargs):
+        self._default = jax.jit(fun, compiler_options=compiler_options, **jit_kwargs)
+        self._lean = jax.jit(fun, compiler_options={**(compiler_options or {}), **LEAN_CPU_COMPILE},
+                             **jit_kwargs)
         self._signature = inspect.signature(fun)
         functools.update_wrapper(self, fun)
 

@@ -4,7 +4,12 @@ Fits the same mixture from the same starts on one device and sharded over an 8-d
 and a 4 x 2 (data x restarts) mesh, and the same Gaussian HMM (sequences of different lengths as
 rows) on one device and over 8 devices; records the largest differences and the collectives in
 the compiled programs.
+
+The sharded fits run their 4 restarts in 2 blocks (``emjax.fit.run_in_blocks``): the block budget
+below holds two restarts' local rows on both meshes (126 and 251 rows per device) but not one
+restart's 1003 rows, so the one-device references run all restarts at once.
 """
+import importlib
 import json
 import re
 
@@ -18,6 +23,8 @@ from emjax.models.hmm import HMMParams
 from emjax.models.hmm_emissions import GaussianEmissionParams
 
 N, MAX_ITER, KEY = 1003, 25, jax.random.key(0)  # 1003 rows: padded to a multiple of 8 and 4
+fit_module = importlib.import_module("emjax.fit")
+fit_module.RESTART_BLOCK_BUDGET = 2 * 126 * emjax.GaussianMixture(3).work_per_row(np.zeros((1, 3)))
 
 
 CENTRES = np.array([[0.0, 0.0, 0.0], [6.0, 0.0, 1.0], [0.0, 6.0, -1.0]]) + 100.0
@@ -29,8 +36,8 @@ def data(dtype):
 
 
 def compiled_fit(model, x, w, start, chunk_size=32):
-    """``emjax.fit``'s program compiled for sharded ``x``: its result, its all-reduce count and
-    the largest dimension of every all-gather's output."""
+    """``emjax.fit``'s program compiled for sharded ``x``: its result, its all-reduce count, the
+    largest dimension of every all-gather's output and its restarts per block."""
     n_init = jax.tree_util.tree_leaves(start)[0].shape[0]
     args, static = _prepare(model, x, KEY, n_init, w, MAX_ITER, 1e-4, chunk_size, start)
     compiled = _fit_jit.lower(*args, **static).compile()
@@ -38,7 +45,8 @@ def compiled_fit(model, x, w, start, chunk_size=32):
     shapes = re.findall(r"= (\([^=]*?\)|\S+) all-gather(?:-start)?\(", hlo)  # plain or tuple results
     gathered = [max((int(n) for dims in re.findall(r"\[([\d,]*)\]", shape) for n in dims.split(",") if n),
                     default=1) for shape in shapes]
-    return compiled(*args), len(re.findall(r" all-reduce(?:-start)?\(", hlo)), gathered
+    return (compiled(*args), len(re.findall(r" all-reduce(?:-start)?\(", hlo)), gathered,
+            static["restart_block"])
 
 
 def starts(x):
@@ -74,7 +82,7 @@ def compare(dtype, meshes, with_em):
     out = {}
     for name, mesh in meshes.items():
         xs, w = emjax.shard(x, mesh)
-        res, reduces, gathered = compiled_fit(model, xs, w, start)
+        res, reduces, gathered, block = compiled_fit(model, xs, w, start)
         em_error = None
         if with_em and len(mesh.axis_names) == 1:
             res_em = emjax.em(model, one, xs, w, max_iter=MAX_ITER, tol=1e-4, chunk_size=32, throw=False)
@@ -85,6 +93,7 @@ def compare(dtype, meshes, with_em):
             same_n_iter=bool(np.array_equal(res.restarts.n_iter, ref.restarts.n_iter)),
             same_status=bool(np.array_equal(res.restarts.status, ref.restarts.status)),
             statuses=[int(s) for s in res.restarts.status],
+            restart_block=block,
             all_reduces=reduces, all_gather_sizes=gathered,
             rows_per_device=int(xs.shape[0]) // mesh.shape["data"])
     return out
@@ -118,7 +127,7 @@ def compare_hmm(dtype, mesh):
     ref = emjax.fit(model, (x, HMM_LENGTHS), KEY, n_init=2, init_params=start, max_iter=MAX_ITER,
                     tol=1e-4, chunk_size=2, throw=False)
     seqs, w = emjax.shard((x, HMM_LENGTHS), mesh, model=model)
-    res, reduces, gathered = compiled_fit(model, seqs, w, start, chunk_size=None)
+    res, reduces, gathered, _ = compiled_fit(model, seqs, w, start, chunk_size=None)
     return dict(dtype=str(res.params.emission.means.dtype), padded_rows=int(seqs.x.shape[0]),
                 padded_lengths=[int(n) for n in seqs.lengths], padded_weights=[float(v) for v in w],
                 fit_error=relative_error(res.restarts, ref.restarts),

@@ -41,6 +41,7 @@ def test_sharded_fit_equals_one_device(report, dtype, mesh, rtol):
     assert got["em_error"] is None or got["em_error"] < rtol
     assert got["same_n_iter"] and got["same_status"]
     assert got["statuses"] == [emjax.Status.CONVERGED] * 4
+    assert got["restart_block"] == 2  # 2 blocks of 2 restarts against all 4 at once on one device
 
 
 @pytest.mark.parametrize("mesh, padded", [("data8", 1008), ("data4_restarts2", 1004)])

@@ -1,0 +1,142 @@
+"""Restarts run in blocks (``emjax.fit.run_in_blocks``) and the one-pass small-D statistics that
+``fit`` traces: the same restarts, statuses and parameters as all restarts at once, and the same
+statistics and log-densities as NumPy float64 references written from the definitions."""
+import importlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import blobs
+from test_gaussian_small_d import problem, reference_stats
+
+import emjax
+from emjax.components import gaussian as g
+from emjax.row_sums import REASSOCIATING_COMPILER_OPTIONS, one_pass_row_sums
+
+fit_module = importlib.import_module("emjax.fit")  # the module (emjax.fit is the function)
+KEY = jax.random.key(3)
+MODEL = emjax.GaussianMixture(3, init_params="random_from_data")
+N_INIT, N, D = 7, 200, 2
+
+
+def one_restart_work():
+    return N * MODEL.work_per_row(np.zeros((N, D)))
+
+
+@pytest.fixture
+def three_per_block(monkeypatch):
+    """A block budget that holds 3 of the 7 restarts: 3 blocks, the last padded by 2."""
+    monkeypatch.setattr(fit_module, "RESTART_BLOCK_BUDGET", 3 * one_restart_work())
+    assert fit_module.restart_block_size(N_INIT, N, MODEL.work_per_row(np.zeros((N, D)))) == 3
+
+
+def assert_same_restarts(blocked, together):
+    np.testing.assert_array_equal(blocked.status, together.status)
+    np.testing.assert_array_equal(blocked.n_iter, together.n_iter)
+    np.testing.assert_allclose(blocked.objective, together.objective, rtol=1e-12)
+    for got, want in zip(blocked.params, together.params):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+
+
+def test_restart_block_size_rule(monkeypatch):
+    monkeypatch.setattr(fit_module, "RESTART_BLOCK_BUDGET", 1 << 24)
+    # W1: 5,000 rows x 64 floats per row per restart; 52 fit, so 256 restarts -> 5 blocks of 52
+    assert fit_module.restart_block_size(256, 5_000, 64) == 52
+    assert fit_module.restart_block_size(16, 5_000, 64) == 16  # one block: every restart
+    assert fit_module.restart_block_size(1, 5_000, 64) is None  # one restart: rows in chunks
+    assert fit_module.restart_block_size(8, 500_000, 64) is None  # one restart exceeds the budget
+    # two device groups split 256 restarts: 128 each -> 3 blocks of 43 per group
+    assert fit_module.restart_block_size(256, 5_000, 64, groups=2) == 86
+
+
+def test_blocked_restarts_equal_all_at_once(x64, three_per_block, monkeypatch):
+    x = blobs(n=N, dtype=np.float64, seed=4)[0]
+    blocked = emjax.fit(MODEL, x, KEY, n_init=N_INIT, max_iter=40, tol=1e-8, throw=False)
+    monkeypatch.setattr(fit_module, "RESTART_BLOCK_BUDGET", 0)  # all restarts at once
+    together = emjax.fit(MODEL, x, KEY, n_init=N_INIT, max_iter=40, tol=1e-8, throw=False)
+    assert len(set(np.asarray(together.restarts.n_iter))) > 1  # blocks end at different times
+    assert_same_restarts(blocked.restarts, together.restarts)
+    assert int(blocked.best_index) == int(together.best_index)
+
+
+def test_blocked_restarts_under_jit_and_vmap_over_datasets(x64, three_per_block, monkeypatch):
+    xs = np.stack([blobs(n=N, dtype=np.float64, seed=s)[0] for s in (5, 6)])
+    keys = jax.random.split(KEY, 2)
+
+    def fit_all():
+        one = lambda x, k: emjax.fit(MODEL, x, k, n_init=N_INIT, max_iter=25, tol=1e-8).restarts
+        return jax.jit(jax.vmap(one))(xs, keys)
+
+    blocked = fit_all()
+    monkeypatch.setattr(fit_module, "RESTART_BLOCK_BUDGET", 0)
+    assert_same_restarts(blocked, fit_all())
+
+
+def test_fit_of_concrete_inputs_equals_fit_inside_jit(x64):
+    """Concrete inputs take the one-pass statistics under reassociating compiler options; inside a
+    caller's jit (here only the weights are traced, the data are concrete) the separate ones,
+    since a nested jit may not carry compiler options: the same fit to float64 rounding."""
+    x = blobs(n=N, dtype=np.float64, seed=7)[0]
+    model = emjax.GaussianMixture(3)
+    direct = emjax.fit(model, x, KEY, n_init=4, max_iter=30, tol=1e-8, throw=False)
+    traced_weights = lambda w: emjax.fit(model, x, KEY, weights=w, n_init=4, max_iter=30,
+                                         tol=1e-8).restarts
+    assert_same_restarts(direct.restarts, jax.jit(traced_weights)(np.ones(N)))
+
+
+def compiled_one_pass(fn):
+    """``fn`` traced with one-pass row sums and compiled as :func:`emjax.fit` compiles."""
+    with one_pass_row_sums():
+        return jax.jit(fn, compiler_options=REASSOCIATING_COMPILER_OPTIONS).lower().compile()()
+
+
+def test_one_pass_switch_selects_one_variadic_reduction():
+    x, resp, ref = (jnp.asarray(a, jnp.float32) for a in problem(2))
+
+    def primitives(enabled):  # a fresh function per trace: JAX caches traces by function
+        with one_pass_row_sums(enabled):
+            jaxpr = jax.make_jaxpr(lambda: g.sufficient_stats(x, resp, ref, "full"))()
+        return [e.primitive.name for e in jaxpr.eqns]
+
+    assert primitives(True).count("reduce") == 1 and "dot_general" not in primitives(True)
+    assert "reduce" not in primitives(False) and "dot_general" in primitives(False)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+@pytest.mark.parametrize("d", [1, 2, g.SMALL_D])
+def test_one_pass_statistics_match_definition_in_float64(x64, d, covariance_type):
+    x, resp, ref = problem(d, seed=d)
+    got = compiled_one_pass(lambda: g.sufficient_stats(jnp.asarray(x), jnp.asarray(resp),
+                                                       jnp.asarray(ref), covariance_type))
+    for value, want in zip(got, reference_stats(x, resp, ref, covariance_type)):
+        assert value.dtype == jnp.float64
+        np.testing.assert_allclose(np.asarray(value), want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_one_pass_moments_of_a_tight_component_far_from_the_origin_in_float32(covariance_type):
+    x, resp, ref = (a.astype(np.float32) for a in problem(2, offset=1e3, spread=1e-3, seed=1))
+    _, _, second = compiled_one_pass(lambda: g.sufficient_stats(
+        jnp.asarray(x), jnp.asarray(resp), jnp.asarray(ref), covariance_type))
+    assert second.dtype == jnp.float32
+    want = reference_stats(x, resp, ref, covariance_type)[2]
+    np.testing.assert_allclose(np.asarray(second, np.float64), want, rtol=1e-3,
+                               atol=1e-3 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_one_pass_log_density_matches_definition_in_float64(x64, covariance_type):
+    d = 2
+    x, _, means = problem(d, seed=8)
+    a = np.random.default_rng(9).normal(size=(3, d, d))
+    cov = a @ np.swapaxes(a, 1, 2) + d * np.eye(d)
+    cov = cov if covariance_type == "full" else cov[0]
+    got = compiled_one_pass(lambda: g.log_density(
+        jnp.asarray(x), jnp.asarray(means), g.precision_cholesky(jnp.asarray(cov), covariance_type),
+        covariance_type))
+    covs = np.broadcast_to(cov, (3, d, d))
+    want = np.stack([-0.5 * (d * np.log(2 * np.pi) + np.linalg.slogdet(c)[1]
+                             + np.einsum("nd,de,ne->n", x - m, np.linalg.inv(c), x - m))
+                     for m, c in zip(means, covs)])
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12)
