@@ -64,8 +64,9 @@ def start_params(key, x, k):
     return means, jnp.broadcast_to(jnp.eye(d, dtype=x.dtype), (k, d, d)), jnp.full((k,), 1.0 / k, x.dtype)
 
 
-def w1_elementwise(x, means, prec_chol, weights):
-    """One E-step for D=2 on (k, n) arrays; returns (counts, sums, second, loglik)."""
+def _w1_responsibilities(x, means, prec_chol, weights):
+    """D=2 responsibilities ``r`` (k, n), the rows ``x0, x1`` and differences ``dx0, dx1`` (k, n),
+    and the per-row log-likelihoods."""
     x0, x1 = x[:, 0][None], x[:, 1][None]
     dx0, dx1 = x0 - means[:, 0:1], x1 - means[:, 1:2]
     u = prec_chol
@@ -74,7 +75,12 @@ def w1_elementwise(x, means, prec_chol, weights):
     log_det = jnp.log(u[:, 0, 0]) + jnp.log(u[:, 1, 1])
     lp = (jnp.log(weights) + log_det - jnp.log(2 * jnp.pi))[:, None] - 0.5 * (y0 * y0 + y1 * y1)
     ll = logsumexp(lp, axis=0)
-    r = jnp.exp(lp - ll)
+    return jnp.exp(lp - ll), (x0, x1, dx0, dx1), ll
+
+
+def w1_elementwise(x, means, prec_chol, weights):
+    """One E-step for D=2 on (k, n) arrays; returns (counts, sums, second, loglik)."""
+    r, (x0, x1, dx0, dx1), ll = _w1_responsibilities(x, means, prec_chol, weights)
     counts = r.sum(1)
     sums = jnp.stack([(r * x0).sum(1), (r * x1).sum(1)], 1)
     s00, s01, s11 = (r * dx0 * dx0).sum(1), (r * dx0 * dx1).sum(1), (r * dx1 * dx1).sum(1)
@@ -85,15 +91,7 @@ def w1_elementwise(x, means, prec_chol, weights):
 def w1_one_pass(x, means, prec_chol, weights):
     """:func:`w1_elementwise` with the counts, sums and second moments as one variadic row
     reduction (fused with the responsibilities when compiled with reassociation)."""
-    x0, x1 = x[:, 0][None], x[:, 1][None]
-    dx0, dx1 = x0 - means[:, 0:1], x1 - means[:, 1:2]
-    u = prec_chol
-    y0 = dx0 * u[:, 0, 0:1] + dx1 * u[:, 1, 0:1]
-    y1 = dx0 * u[:, 0, 1:2] + dx1 * u[:, 1, 1:2]
-    log_det = jnp.log(u[:, 0, 0]) + jnp.log(u[:, 1, 1])
-    lp = (jnp.log(weights) + log_det - jnp.log(2 * jnp.pi))[:, None] - 0.5 * (y0 * y0 + y1 * y1)
-    ll = logsumexp(lp, axis=0)
-    r = jnp.exp(lp - ll)
+    r, (x0, x1, dx0, dx1), ll = _w1_responsibilities(x, means, prec_chol, weights)
     return row_sums([r, r * x0, r * x1, r * dx0 * dx0, r * dx0 * dx1, r * dx1 * dx1]), ll.sum()
 
 
