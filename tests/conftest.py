@@ -21,3 +21,13 @@ def x64():
     """Runs a test with 64-bit floats enabled (jax's default is float32)."""
     with jax.enable_x64(True):
         yield
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _drop_compiled_programs():
+    """Drop JAX's compiled programs after each test module. One process runs the whole suite,
+    and every compiled CPU program keeps its own executable memory mappings: kept for the whole
+    run, they reach the kernel's per-process mapping limit (vm.max_map_count) and LLVM fails
+    with "Cannot allocate memory" late in the suite."""
+    yield
+    jax.clear_caches()
