@@ -20,6 +20,10 @@ MODEL = emjax.GaussianMixture(3, init_params="random_from_data")
 N_INIT, N, D = 7, 200, 2
 
 
+#: Restart blocks are a CPU feature (accelerators run every restart at once).
+CPU_ONLY = pytest.mark.skipif(jax.default_backend() != "cpu", reason="restart blocks run on CPU only")
+
+
 def one_restart_work():
     return N * MODEL.work_per_row(np.zeros((N, D)))
 
@@ -39,6 +43,7 @@ def assert_same_restarts(blocked, together):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
 
 
+@CPU_ONLY
 def test_restart_block_size_rule(monkeypatch):
     monkeypatch.setattr(fit_module, "RESTART_BLOCK_BUDGET", 1 << 24)
     # W1: 5,000 rows x 64 floats per row per restart; 52 fit, so 256 restarts -> 5 blocks of 52
@@ -50,6 +55,7 @@ def test_restart_block_size_rule(monkeypatch):
     assert fit_module.restart_block_size(256, 5_000, 64, groups=2) == 86
 
 
+@CPU_ONLY
 def test_blocked_restarts_equal_all_at_once(x64, three_per_block, monkeypatch):
     x = blobs(n=N, dtype=np.float64, seed=4)[0]
     blocked = emjax.fit(MODEL, x, KEY, n_init=N_INIT, max_iter=40, tol=1e-8, throw=False)
@@ -60,6 +66,7 @@ def test_blocked_restarts_equal_all_at_once(x64, three_per_block, monkeypatch):
     assert int(blocked.best_index) == int(together.best_index)
 
 
+@CPU_ONLY
 def test_blocked_restarts_under_jit_and_vmap_over_datasets(x64, three_per_block, monkeypatch):
     xs = np.stack([blobs(n=N, dtype=np.float64, seed=s)[0] for s in (5, 6)])
     keys = jax.random.split(KEY, 2)
