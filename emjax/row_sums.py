@@ -53,9 +53,10 @@ def one_pass_enabled() -> bool:
     return _one_pass.get()
 
 
-def row_sums(arrays):
-    """``[a.sum(axis=1) for a in arrays]`` for arrays of one shape ``(k, n)``, as one variadic
-    reduction (fast only in a program compiled with :data:`REASSOCIATING_COMPILER_OPTIONS`)."""
+def row_sums(arrays, axis: int = 1):
+    """``[a.sum(axis) for a in arrays]`` for arrays of one shape (``(k, n)`` rows by default), as
+    one variadic reduction (vectorised on CPU only in a program compiled with
+    :data:`REASSOCIATING_COMPILER_OPTIONS`, or where the reduced axis is not the minor one)."""
     zeros = tuple(jnp.zeros((), a.dtype) for a in arrays)
     add = lambda totals, values: tuple(t + v for t, v in zip(totals, values))
-    return list(jax.lax.reduce(tuple(arrays), zeros, add, (1,)))
+    return list(jax.lax.reduce(tuple(arrays), zeros, add, (axis,)))

@@ -181,8 +181,7 @@ def sufficient_stats(x, resp, ref, covariance_type: str):
         diff = _columns_minus_means(x, ref)  # d arrays (k, n)
         upper = {(c, e): jnp.einsum("kn,kn->k", resp * diff[c], diff[e], precision=EXACT)
                  for c in range(d) for e in range(c, d)}
-        second = jnp.stack([jnp.stack([upper[min(c, e), max(c, e)] for e in range(d)], -1)
-                            for c in range(d)], -2)
+        second = symmetric_from_upper(upper, d)
     elif covariance_type in ("full", "tied"):
         diff = x.T[None] - ref[:, :, None]  # (k, d, n)
         second = jnp.einsum("kdn,ken->kde", diff * resp[:, None, :], diff, precision=EXACT)
@@ -196,6 +195,12 @@ def sufficient_stats(x, resp, ref, covariance_type: str):
     return counts, sums, second
 
 
+def symmetric_from_upper(upper: dict, d: int):
+    """``(..., d, d)`` symmetric matrices from their entries ``upper[c, e]`` for ``c <= e``."""
+    return jnp.stack([jnp.stack([upper[min(c, e), max(c, e)] for e in range(d)], -1)
+                      for c in range(d)], -2)
+
+
 def _one_pass_small_d_stats(x, resp, ref, covariance_type: str):
     """:func:`sufficient_stats` for full/tied and ``d <= SMALL_D``: every count, sum and
     second-moment entry is an elementwise product summed along the rows."""
@@ -207,8 +212,7 @@ def _one_pass_small_d_stats(x, resp, ref, covariance_type: str):
                        + [weighted[c] * diff[e] for c, e in pairs])
     counts, sums = totals[0], jnp.stack(totals[1:d + 1], -1)
     upper = dict(zip(pairs, totals[d + 1:]))
-    second = jnp.stack([jnp.stack([upper[min(c, e), max(c, e)] for e in range(d)], -1)
-                        for c in range(d)], -2)
+    second = symmetric_from_upper(upper, d)
     if covariance_type == "tied":
         second = jnp.sum(second, axis=0)
     return counts, sums, second

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..components import gaussian as g
+from ..row_sums import row_sums
 from ..validation import as_float_array, check_finite
 from . import seeding
 from .hmm_sequences import component_major
@@ -98,15 +99,12 @@ class GaussianEmission:
         full = self.covariance_type in ("full", "tied")
         pairs = [(c, e) for c in range(d) for e in (range(c, d) if full else (c,))]
         terms = [resp] + [resp * x[:, :, c] for c in range(d)] + [resp * diff[c] * diff[e] for c, e in pairs]
-        zeros = [jnp.zeros((), resp.dtype)] * len(terms)
-        per_step = jax.lax.reduce(terms, zeros, lambda a, b: [u + v for u, v in zip(a, b)], (1,))
-        totals = [jnp.sum(p, axis=0) for p in per_step]  # (k,) each
+        totals = [jnp.sum(p, axis=0) for p in row_sums(terms, axis=1)]  # (k,) each
         counts, sums = totals[0], jnp.stack(totals[1:d + 1], axis=-1)
         moment = dict(zip(pairs, totals[d + 1:]))
         if not full:
             return counts, sums, jnp.stack([moment[c, c] for c in range(d)], axis=-1)
-        second = jnp.stack([jnp.stack([moment[min(c, e), max(c, e)] for e in range(d)], -1)
-                            for c in range(d)], -2)
+        second = g.symmetric_from_upper(moment, d)
         return counts, sums, jnp.sum(second, axis=0) if self.covariance_type == "tied" else second
 
     def m_step(self, stats, params: GaussianEmissionParams) -> GaussianEmissionParams:
