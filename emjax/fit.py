@@ -163,10 +163,7 @@ def _fit_program(data, weights, key, tol, init_params, hyper, *, model, n_init, 
             run_em, fit_model, p, data, weights, max_iter=max_iter, tol=tol, chunk_size=chunk_size,
             rows=rows, accelerator=accelerator), transform, log_jacobian)
         restart_axes = rows.restart_axes if rows is not None and rows.restart_axes else None
-        if n_init == 1 and restart_axes is None:  # no batch axis of one: it slows HMM scans by ~30%
-            return select_best(_with_restart_axis(one(jax.tree_util.tree_map(lambda x: x[0], start))))
-        run = jax.vmap(one, spmd_axis_name=restart_axes)
-        return select_best(run_in_blocks(run, start, restart_block))
+        return select_best(run_in_blocks(one, start, restart_block, restart_axes))
 
 
 _FIT_STATIC = ("model", "n_init", "max_iter", "chunk_size", "init_batch", "restart_block", "one_pass",
@@ -209,13 +206,19 @@ def balanced_block(n_init: int, most: int) -> int:
     return -(-n_init // n_blocks)
 
 
-def run_in_blocks(run, start, block: int):
-    """``run(start)`` for start points with a leading restart axis, ``block`` restarts at a time.
+def run_in_blocks(one, start, block: int, spmd_axis_name=None):
+    """``one`` of every restart's start point (``start`` has a leading restart axis), ``vmap``-ed
+    ``block`` restarts at a time; results with the same leading axis.
 
     The restarts are padded to a whole number of blocks with copies of the first ones (whose
-    results are dropped), so one program of ``block`` restarts is compiled.
+    results are dropped), so one program of ``block`` restarts is compiled. A single restart (not
+    split over devices) runs without a batch axis: a ``vmap`` of one slows HMM scans by ~30%.
     """
     n_init = jax.tree_util.tree_leaves(start)[0].shape[0]
+    if n_init == 1 and spmd_axis_name is None:
+        result = one(jax.tree_util.tree_map(lambda x: x[0], start))
+        return jax.tree_util.tree_map(lambda x: x[None], result)
+    run = jax.vmap(one, spmd_axis_name=spmd_axis_name)
     if block >= n_init:
         return run(start)
     n_blocks = -(-n_init // block)
@@ -226,16 +229,10 @@ def run_in_blocks(run, start, block: int):
     return jax.tree_util.tree_map(lambda x: x.reshape((n_blocks * block,) + x.shape[2:])[:n_init], done)
 
 
-def _with_restart_axis(tree):
-    return jax.tree_util.tree_map(lambda x: x[None], tree)
-
-
 def _starting_points(model, data, weights, key, n_init, init_batch):
     """``model.init`` for every restart key, ``init_batch`` restarts at a time (memory bound)."""
     init = lambda k: model.init(k, data, weights)
-    if n_init == 1:
-        return _with_restart_axis(init(restart_keys(key, 1)[0]))
-    return run_in_blocks(jax.vmap(init), restart_keys(key, n_init), balanced_block(n_init, init_batch))
+    return run_in_blocks(init, restart_keys(key, n_init), balanced_block(n_init, init_batch))
 
 
 def init_restarts(model, data, key, *, n_init: int, weights=None):

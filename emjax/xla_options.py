@@ -78,8 +78,9 @@ def lean_compile(data) -> bool:
 
 
 class jit_by_data_size:  # a decorator, named like jax.jit
-    """``jax.jit(fun, compiler_options, **jit_kwargs)``, compiled with :data:`LEAN_CPU_COMPILE` added
-    to ``compiler_options`` (and the heap trimmed after compiling) when the argument named ``data`` is large (:func:`lean_compile`).
+    """``jax.jit(fun, compiler_options, **jit_kwargs)``, compiled with :data:`LEAN_CPU_COMPILE`
+    added to ``compiler_options`` (and the heap trimmed after compiling) when the argument named
+    ``data`` is large (:func:`lean_compile`).
 
     Two jitted functions, each with its own cache: calling with equal static arguments and equal
     shapes never recompiles. ``lower`` and ``_cache_size`` behave as ``jax.jit``'s.

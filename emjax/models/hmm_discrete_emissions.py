@@ -78,8 +78,21 @@ def _check_shape(params, field, shape, family):
                          f"emissions; got {got}.")
 
 
+class _StepMajorViews:
+    """Step-major forms of a discrete emission's component-major ``log_density`` and ``stats``
+    (the scaled HMM E-step works on ``(t, s, k)`` arrays)."""
+
+    def log_density_steps(self, params, x):
+        """``(n, k)`` log-densities, step-major."""
+        return self.log_density(params, x).T
+
+    def stats_steps(self, params, x, resp):
+        """:meth:`stats` for step-major responsibilities ``(t, s, k)`` of the rows ``x``."""
+        return self.stats(params, x, component_major(resp))
+
+
 @dataclasses.dataclass(frozen=True)
-class CategoricalEmission:
+class CategoricalEmission(_StepMajorViews):
     """One or several categorical features; ``n_categories[j]`` symbols for feature ``j``."""
 
     n_categories: tuple
@@ -91,16 +104,8 @@ class CategoricalEmission:
     def log_density(self, params, x):
         return dc.categorical_log_density(x, params.probs)
 
-    def log_density_steps(self, params, x):
-        """``(n, k)`` log-densities, step-major."""
-        return self.log_density(params, x).T
-
     def stats(self, params, x, resp):
         return dc.categorical_stats(x, resp, max(self.n_categories))
-
-    def stats_steps(self, params, x, resp):
-        """:meth:`stats` for step-major responsibilities ``(t, s, k)`` of the rows ``x``."""
-        return self.stats(params, x, component_major(resp))
 
     def m_step(self, stats, params):
         probs = dc.categorical_update(stats, self.n_categories, self._pseudo())
@@ -148,7 +153,7 @@ class CategoricalEmission:
 
 
 @dataclasses.dataclass(frozen=True)
-class PoissonEmission:
+class PoissonEmission(_StepMajorViews):
     """Independent Poisson counts per feature."""
 
     regularization: str = "prior"
@@ -156,16 +161,8 @@ class PoissonEmission:
     def log_density(self, params, x):
         return dc.poisson_log_density(x, params.rates)
 
-    def log_density_steps(self, params, x):
-        """``(n, k)`` log-densities, step-major."""
-        return self.log_density(params, x).T
-
     def stats(self, params, x, resp):
         return dc.poisson_stats(x, resp)
-
-    def stats_steps(self, params, x, resp):
-        """:meth:`stats` for step-major responsibilities ``(t, s, k)`` of the rows ``x``."""
-        return self.stats(params, x, component_major(resp))
 
     def m_step(self, stats, params):
         counts, sums = stats
@@ -211,7 +208,7 @@ class PoissonEmission:
 
 
 @dataclasses.dataclass(frozen=True)
-class BernoulliEmission:
+class BernoulliEmission(_StepMajorViews):
     """Independent binary features."""
 
     regularization: str = "prior"
@@ -222,16 +219,8 @@ class BernoulliEmission:
     def log_density(self, params, x):
         return dc.bernoulli_log_density(x, params.probs)
 
-    def log_density_steps(self, params, x):
-        """``(n, k)`` log-densities, step-major."""
-        return self.log_density(params, x).T
-
     def stats(self, params, x, resp):
         return dc.bernoulli_stats(x, resp)
-
-    def stats_steps(self, params, x, resp):
-        """:meth:`stats` for step-major responsibilities ``(t, s, k)`` of the rows ``x``."""
-        return self.stats(params, x, component_major(resp))
 
     def m_step(self, stats, params):
         probs = dc.bernoulli_update(*stats, self._pseudo())
