@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import datetime
 import importlib.metadata
+import itertools
 import json
 import os
 import platform
@@ -191,13 +192,16 @@ def measure_fit(lib, w, x, args) -> dict:
 
 
 def measure_memory(lib, w, args):
+    """W6 records of ``lib``: one fresh process per covariance type; emjax also with the data in a
+    64-byte-aligned buffer (the layout JAX's CPU client uses in place, see memory.py)."""
     import memory
-    for covariance_type in w.covariance_types or (w.covariance_type,):
+    layouts = ("numpy", "aligned") if lib == "emjax" else ("numpy",)
+    for covariance_type, layout in itertools.product(w.covariance_types or (w.covariance_type,), layouts):
         base = dict(workload=w.name, title=w.title, library=lib, covariance_type=covariance_type,
-                    n=w.n, d=w.d, k=w.k, max_iter=w.max_iter, scale=args.scale)
+                    n=w.n, d=w.d, k=w.k, max_iter=w.max_iter, scale=args.scale, data_layout=layout)
         try:
             rep = memory.measure(lib, w, covariance_type, int(args.memory_limit_gb * 2**30),
-                                 args.memory_timeout)
+                                 args.memory_timeout, layout)
             data = rep["data_bytes"]
             rep["peak_over_data"] = rep["peak_rss"] / data
             rep["peak_above_baseline_over_data"] = (rep["peak_rss"] - rep["baseline_rss"]) / data
@@ -238,7 +242,7 @@ def main(argv=None) -> int:
     for name in args.workloads:
         w = all_w[name]
         if w.memory:
-            for lib in args.libraries:
+            for lib in (lib for lib in args.libraries if lib in (w.libraries or MIXTURE_LIBRARIES)):
                 if broken[lib]:
                     for cov in w.covariance_types:
                         emit(dict(kind="memory", workload=name, library=lib, covariance_type=cov,
