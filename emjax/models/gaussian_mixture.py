@@ -41,8 +41,10 @@ from jax.scipy.special import logsumexp
 
 from ..chunking import choose_chunk_size, chunked_sum
 from ..components import gaussian as g
+from ..components import gaussian_expanded as ge
 from ..components import gaussian_missing as gm
 from ..model import Model
+from ..row_sums import unbatched_enabled
 from ..validation import (
     as_float_array, check_enough_rows, check_finite, check_ndim, check_param_shapes,
 )
@@ -163,12 +165,26 @@ class GaussianMixture(Model):
         return self._e_step_complete(params, x, weights)
 
     def _e_step_complete(self, params: GMMParams, x, weights):
-        lp = self._complete_log_density(params, x) + jnp.log(params.weights)[:, None]
-        row_ll = logsumexp(lp, axis=0)
-        keep = weights > 0
-        resp = jnp.where(keep, jnp.exp(lp - row_ll) * weights, 0)
-        loglik = jnp.sum(jnp.where(keep, weights * row_ll, 0))
+        """Exact E-step, or, while tracing one unbatched restart
+        (:func:`emjax.row_sums.unbatched_enabled`), the expanded one for chunks where its
+        rounding guard holds (:mod:`emjax.components.gaussian_expanded`; a ``lax.cond`` per chunk)."""
+        cov_type = self.covariance_type
+        prec_chol = g.precision_cholesky(params.covariances, cov_type)
+        if unbatched_enabled() and not (cov_type in ("full", "tied") and x.shape[-1] <= g.SMALL_D):
+            return jax.lax.cond(ge.expansion_is_accurate(x, params.means, prec_chol, cov_type),
+                                self._e_step_expanded, self._e_step_exact, params, prec_chol, x, weights)
+        return self._e_step_exact(params, prec_chol, x, weights)
+
+    def _e_step_exact(self, params: GMMParams, prec_chol, x, weights):
+        lp = g.log_density(x, params.means, prec_chol, self.covariance_type)
+        resp, loglik = _responsibilities(lp, params.weights, weights)
         return g.sufficient_stats(x, resp, params.means, self.covariance_type), loglik
+
+    def _e_step_expanded(self, params: GMMParams, prec_chol, x, weights):
+        f = ge.features(x, self.covariance_type)
+        lp = ge.log_density(f, ge.log_density_weights(params.means, prec_chol, self.covariance_type))
+        resp, loglik = _responsibilities(lp, params.weights, weights)
+        return ge.sufficient_stats(f, resp, params.means, self.covariance_type), loglik
 
     def _e_step_missing(self, params: GMMParams, x, weights):
         """Expected complete-data statistics; rows with nothing observed contribute nothing."""
@@ -389,6 +405,16 @@ class GaussianMixture(Model):
         # one speed, 1,024 twice as slow; d=64, k=8: 512 rows 1.5x faster than 2,016; d=8,
         # k=16: 2,048 rows 1.9x faster than 7,281)
         return max(2 * k * d, 128 * d) + 2 * k
+
+
+def _responsibilities(log_density, mixture_weights, weights):
+    """``(resp (k, n), summed log-likelihood)``: posteriors times row weights; rows of weight 0
+    contribute exactly nothing."""
+    lp = log_density + jnp.log(mixture_weights)[:, None]
+    row_ll = logsumexp(lp, axis=0)
+    keep = weights > 0
+    resp = jnp.where(keep, jnp.exp(lp - row_ll) * weights, 0)
+    return resp, jnp.sum(jnp.where(keep, weights * row_ll, 0))
 
 
 def _check_enough_observed(x: np.ndarray, n_components: int) -> None:
