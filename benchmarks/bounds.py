@@ -20,6 +20,11 @@ from what XLA can do on this CPU:
   R^T x, R^T (x*x): four GEMMs, as scikit-learn does.
 Each prints ms per iteration (median of runs) and GFLOP/s with the same flop count as run.py.
 
+    python benchmarks/bounds.py --expanded-guard
+
+prints, for W2 and W3 fitted by emjax, the rounding guard of the expanded E-step per chunk and the
+largest error of the float32 expanded and exact log-densities against float64 (no timing).
+
     python benchmarks/bounds.py --w3-differences
 
 times formulations of W3's E-step that keep the differences (x - m_k) (rounding that grows like
@@ -48,6 +53,7 @@ import time  # noqa: E402
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
 from jax.scipy.special import logsumexp  # noqa: E402
 
 import workloads as wl  # noqa: E402
@@ -225,6 +231,37 @@ def w3_differences(scale: str, chunks=(256, 512)):
                   f"per E-step (max relative deviation from the first {dev:.1e})", flush=True)
 
 
+def expanded_guard(names, n_rows=20_000, chunk=8192):
+    """Print, for W2/W3 fitted by emjax (20 iterations, one restart), the rounding guard G of
+    emjax.components.gaussian_expanded per chunk of the standardised rows, and the error of the
+    float32 expanded and exact log-densities on the first ``n_rows`` rows against float64."""
+    import emjax
+    from emjax.components import gaussian as g
+    from emjax.components import gaussian_expanded as ge
+    for name in names:
+        w = wl.workloads("full")[name]
+        ct = w.covariance_type
+        x = wl.data_for(w)
+        model = emjax.GaussianMixture(w.k, covariance_type=ct)
+        res = emjax.fit(model, x, jax.random.key(0), max_iter=w.max_iter, tol=0.0, throw=False)
+        shift, scale = x.mean(0), x.std(0)
+        xs = jnp.asarray((x - shift) / scale)
+        p = model.params_to_standard(res.params, g.Affine(jnp.asarray(shift), jnp.asarray(scale)))
+        u = g.precision_cholesky(p.covariances, ct)
+        guard = [float(ge.expansion_error(xs[i:i + chunk], p.means, u, ct)) for i in range(0, w.n, chunk)]
+        rows = xs[:n_rows]
+        expanded = ge.log_density(ge.features(rows, ct), ge.log_density_weights(p.means, u, ct))
+        exact = g.log_density(rows, p.means, u, ct)
+        with jax.enable_x64(True):
+            as64 = lambda a: jnp.asarray(np.asarray(a), jnp.float64)
+            u64 = g.precision_cholesky(as64(p.covariances), ct)
+            want = np.asarray(g.log_density(as64(rows), as64(p.means), u64, ct))
+        err = lambda got: np.max(np.abs(np.asarray(got, np.float64) - want))
+        print(f"{name}: guard G per {chunk}-row chunk: median {np.median(guard):.2e}, max {max(guard):.2e} "
+              f"(threshold {ge.MAX_EXPANSION_ERROR:.0e}); largest log-density error over {n_rows} rows: "
+              f"expanded {err(expanded):.1e}, exact {err(exact):.1e}")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workloads", default="W1,W2,W3")
@@ -232,7 +269,12 @@ def main(argv=None):
     p.add_argument("--w3-differences", action="store_true",
                    help="time W3's E-step in formulations that keep the differences (see above)")
     p.add_argument("--w1-blocks", type=int, default=0, help="also time W1 in blocks of this many restarts")
+    p.add_argument("--expanded-guard", action="store_true",
+                   help="W2/W3: the expanded E-step's rounding guard and its actual error (no timing)")
     args = p.parse_args(argv)
+    if args.expanded_guard:
+        expanded_guard([n for n in args.workloads.split(",") if n in ("W2", "W3")])
+        return 0
     if args.w3_differences:
         print(f"load average {os.getloadavg()[0]:.1f}")
         w3_differences(args.scale)

@@ -16,7 +16,7 @@ from .driver import ConvergenceWarning, EMResult, FitError, run_em, to_user_unit
 from .implicit import with_implicit_gradients
 from .model import join_hyperparameters, split_hyperparameters
 from .raw_rows import fit_coordinates
-from .row_sums import REASSOCIATING_COMPILER_OPTIONS, one_pass_row_sums
+from .row_sums import REASSOCIATING_COMPILER_OPTIONS, one_pass_row_sums, unbatched_restarts
 from .sharding import local_rows, row_sharding_of
 from .status import Status, describe
 from .tree import is_traced
@@ -133,27 +133,31 @@ def _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_
     data, weights = prepare_inputs(model, data, weights, ones_as_none=True)
     if init_params is not None and not is_traced(init_params, data):
         _check_init_params(model, init_params, data, n_init)
-    n, work = local_rows(n_rows(data), rows), model.work_per_row(data)
+    static_model, hyper = split_hyperparameters(model)
+    args = (data, weights, key, tol, init_params, hyper)
+    # one restart, not under a caller's vmap: models may branch per restart (lax.cond) and size
+    # their chunks for the formulation they will trace
+    unbatched = n_init == 1 and not is_traced(*args)
+    with unbatched_restarts(unbatched):
+        n, work = local_rows(n_rows(data), rows), model.work_per_row(data)
     block = restart_block_size(n_init, n, work, rows.n_restart_groups if rows is not None else 1)
     if block is None:  # all restarts at once, rows in chunks
         block, chunk = n_init, min(chunk_size or choose_chunk_size(n, work, batch=n_init), n)
     else:
         chunk = min(chunk_size or n, n)
     init_batch = min(n_init, max(1, default_chunk_budget() // max(1, n * work)))
-    static_model, hyper = split_hyperparameters(model)
-    args = (data, weights, key, tol, init_params, hyper)
     # one-pass statistics in a program of its own on a CPU (measured there; accelerators unchanged)
     one_pass = jax.default_backend() == "cpu" and not is_traced(*args)
     static = dict(model=static_model, n_init=n_init, max_iter=max_iter, chunk_size=chunk,
-                  init_batch=init_batch, restart_block=block, one_pass=one_pass, rows=rows,
-                  accelerator=accelerator)
+                  init_batch=init_batch, restart_block=block, one_pass=one_pass,
+                  unbatched=unbatched, rows=rows, accelerator=accelerator)
     return args, static
 
 
 def _fit_program(data, weights, key, tol, init_params, hyper, *, model, n_init, max_iter, chunk_size,
-                 init_batch, restart_block, one_pass, rows, accelerator=None):
+                 init_batch, restart_block, one_pass, unbatched, rows, accelerator=None):
     model, weights = join_hyperparameters(model, hyper), row_weights(data, weights)
-    with one_pass_row_sums(one_pass):
+    with one_pass_row_sums(one_pass), unbatched_restarts(unbatched):
         fit_model, data, transform, log_jacobian = fit_coordinates(model, data, weights, chunk_size, rows)
         if init_params is None:
             start = _starting_points(fit_model, data, weights, key, n_init, init_batch)
@@ -167,7 +171,7 @@ def _fit_program(data, weights, key, tol, init_params, hyper, *, model, n_init, 
 
 
 _FIT_STATIC = ("model", "n_init", "max_iter", "chunk_size", "init_batch", "restart_block", "one_pass",
-               "rows", "accelerator")
+               "unbatched", "rows", "accelerator")
 #: The fit as its own program (no argument is traced), compiled to reassociate float sums
 #: (:mod:`emjax.row_sums`; the options are for XLA's CPU compiler, others ignore them).
 _fit_jit = jit_by_data_size(_fit_program, static_argnames=_FIT_STATIC,

@@ -10,7 +10,9 @@ inside :func:`one_pass_row_sums`, where :func:`one_pass_enabled` tells component
 :func:`row_sums`; everywhere else (e.g. inside a caller's ``jit``, whose options are the
 caller's) they keep their separate reductions. Both give the same sums up to float rounding.
 The switch is read while tracing: a function whose trace JAX cached outside it keeps the
-formulation of that trace.
+formulation of that trace. :func:`unbatched_restarts` is a second switch of the same kind: it
+tells models that no ``vmap`` batches the restart being traced, so a ``lax.cond`` on
+per-restart values skips a branch instead of computing both.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ REASSOCIATING_COMPILER_OPTIONS = {
 }
 
 _one_pass = contextvars.ContextVar("emjax_one_pass_row_sums", default=False)
+_unbatched = contextvars.ContextVar("emjax_unbatched_restarts", default=False)
 
 
 @contextlib.contextmanager
@@ -51,6 +54,24 @@ def one_pass_enabled() -> bool:
     """True while tracing inside :func:`one_pass_row_sums`: components may then take their
     statistics with :func:`row_sums`."""
     return _one_pass.get()
+
+
+@contextlib.contextmanager
+def unbatched_restarts(enabled: bool = True):
+    """Within this block :func:`unbatched_enabled` is ``enabled`` (a trace-time switch, local to
+    the thread). Enable it only while tracing one restart with no batch axis above it (not
+    inside a caller's ``vmap``): it changes speed, never results beyond rounding."""
+    token = _unbatched.set(enabled)
+    try:
+        yield
+    finally:
+        _unbatched.reset(token)
+
+
+def unbatched_enabled() -> bool:
+    """True while tracing inside :func:`unbatched_restarts`: a model may choose a formulation
+    with a ``lax.cond`` on per-restart values (e.g. a rounding guard)."""
+    return _unbatched.get()
 
 
 def row_sums(arrays, axis: int = 1):

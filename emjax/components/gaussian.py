@@ -10,6 +10,11 @@ Statistics for responsibilities :math:`r_{nk}` (already multiplied by row weight
 :math:`N_k = \sum_n r_{nk}`, :math:`s_k = \sum_n r_{nk} x_n` and second moments about reference
 means :math:`a_k` (the current means), computed from differences ``x_n - a_k``: the variance
 update is a two-pass computation, exact in float32 even for components far tighter than the data.
+
+These are the exact forms. :mod:`emjax.components.gaussian_expanded` has the expanded ones
+(:math:`x^\top P x - 2 m^\top P x + m^\top P m`, second moments about zero: two matrix products
+per chunk), whose rounding error grows like :math:`\epsilon \lVert P_k\rVert (\lVert x\rVert^2 +
+\lVert m_k\rVert^2)`, and the guard that lets a model use them only where that error is small.
 """
 from __future__ import annotations
 
@@ -97,8 +102,9 @@ def log_density(x, means, prec_chol, covariance_type: str):
 
 
 def mahalanobis(x, means, prec_chol, covariance_type: str):
-    r""":math:`\lVert (x_n - m_k) U_k \rVert^2`, shape ``(k, n)``. The quadratic form is never
-    expanded, so its rounding error grows like :math:`1/\sigma_k`, not :math:`1/\sigma_k^2`:
+    r""":math:`\lVert (x_n - m_k) U_k \rVert^2`, shape ``(k, n)``. The quadratic form is not
+    expanded here (see :mod:`emjax.components.gaussian_expanded` for the guarded expanded form),
+    so its rounding error grows like :math:`1/\sigma_k`, not :math:`1/\sigma_k^2`:
     full/tied as :math:`x U_k - m_k U_k` for all ``k`` in one matrix product (elementwise from
     the differences for ``d <= SMALL_D`` under :func:`emjax.row_sums.one_pass_row_sums`),
     diag/spherical from the differences :math:`x_d - m_{kd}` (:func:`diagonal_mahalanobis`).
@@ -115,22 +121,34 @@ def mahalanobis(x, means, prec_chol, covariance_type: str):
     return diagonal_mahalanobis(x, means, prec_chol, covariance_type)
 
 
-def diagonal_mahalanobis(x, means, prec_chol, covariance_type: str):
+def diagonal_mahalanobis(x, means, prec_chol, covariance_type: str, per_component=None):
     r""":math:`\sum_d p_{kd} (x_{nd} - m_{kd})^2` for diag/spherical precisions
     :math:`p_k = U_k^2`, shape ``(k, n)``.
 
-    One component at a time: the squared differences of the rows, ``(n, d)`` (in cache for a
-    chunk of rows), times the component's precisions, a matrix-vector product. Each term is
-    computed from its difference, so the rounding error is a few ulps of the result, however
-    tight the component and however far from the origin; the expanded form
-    :math:`x^2 p - 2 x m p + m^2 p` would leave errors of order
-    :math:`\epsilon\, p\, (x^2 + m^2)`. On CPU this runs on one core and still beats the
-    fused ``(n, k, d)`` form on two (W3, 100,000 x 64, K = 32, 512-row chunks: 64 against 82 ms
-    per E-step with statistics, 64 against 106 CPU-ms; ``benchmarks/bounds.py --w3-differences``).
+    Each term is computed from its difference, so the rounding error is a few ulps of the
+    result, however tight the component and however far from the origin; the expanded form
+    :math:`x^2 p - 2 x m p + m^2 p` would leave errors of order :math:`\epsilon\, p\, (x^2 + m^2)`.
+    With ``per_component`` (the default on CPU, :func:`per_component_on_this_backend`) one
+    component at a time: the squared differences of the rows, ``(n, d)`` (in cache for a chunk of
+    rows), times the component's precisions, a matrix-vector product. On CPU this runs on one core
+    and still beats the fused ``(n, k, d)`` form on two (W3, 100,000 x 64, K = 32, 512-row chunks:
+    64 against 82 ms per E-step with statistics, 64 against 106 CPU-ms;
+    ``benchmarks/bounds.py --w3-differences``). Otherwise (accelerators) all components at once
+    from the ``(k, n, d)`` differences: ``K`` small kernels per chunk cost a GPU 2.5x (W3, H200).
     """
     precision = jnp.square(prec_chol if covariance_type == "diag" else prec_chol[:, None])
     precision = jnp.broadcast_to(precision, means.shape)
-    return jax.lax.map(lambda mp: _mm(jnp.square(x - mp[0]), mp[1]), (means, precision))
+    if per_component is None:
+        per_component = per_component_on_this_backend()
+    if per_component:
+        return jax.lax.map(lambda mp: _mm(jnp.square(x - mp[0]), mp[1]), (means, precision))
+    return jnp.einsum("knd,kd->kn", jnp.square(x[None] - means[:, None]), precision, precision=EXACT)
+
+
+def per_component_on_this_backend() -> bool:
+    """Whether the exact diag/spherical forms go one component at a time (``lax.map``): on a CPU,
+    where one component's ``(chunk, d)`` squares stay in cache; not on accelerators."""
+    return jax.default_backend() == "cpu"
 
 
 def _columns_minus_means(x, means):
@@ -157,7 +175,7 @@ def sum_of_squares(y, axis: int):
     return sum(jnp.square(part) for part in jnp.unstack(y, axis=axis))
 
 
-def sufficient_stats(x, resp, ref, covariance_type: str):
+def sufficient_stats(x, resp, ref, covariance_type: str, per_component=None):
     r"""``(N, s, S)`` for responsibilities ``resp`` ``(k, n)``: weighted counts ``(k,)``, sums
     ``(k, d)`` and second moments about ``ref``: ``(k, d, d)`` for full, ``(d, d)`` (summed over
     components) for tied and ``(k, d)`` (diagonals) for diag and spherical.
@@ -170,7 +188,9 @@ def sufficient_stats(x, resp, ref, covariance_type: str):
     calls dominated by per-call overhead (W5, D=2, K=3 over 2,000 datasets: a third less CPU
     per EM iteration this way). While tracing under :func:`emjax.row_sums.one_pass_row_sums`
     (:func:`emjax.fit`'s own program), full/tied with ``d <= SMALL_D`` take all
-    ``1 + d + d(d+1)/2`` sums in one fused pass over the rows instead.
+    ``1 + d + d(d+1)/2`` sums in one fused pass over the rows instead. Diag and spherical
+    moments come from squared differences, one component at a time or all at once as
+    ``per_component`` says (see :func:`diagonal_mahalanobis`).
     """
     d = x.shape[-1]
     if covariance_type in ("full", "tied") and d <= SMALL_D and one_pass_enabled():
@@ -185,11 +205,13 @@ def sufficient_stats(x, resp, ref, covariance_type: str):
     elif covariance_type in ("full", "tied"):
         diff = x.T[None] - ref[:, :, None]  # (k, d, n)
         second = jnp.einsum("kdn,ken->kde", diff * resp[:, None, :], diff, precision=EXACT)
-    else:
-        # From differences, one component at a time (a matrix-vector product each): exact for
-        # features nearly constant within a component, where the expanded form sum r x^2 -
-        # 2 a sum r x + N a^2 leaves float32 rounding of ~eps N a^2 that swamps the variance.
+    elif per_component_on_this_backend() if per_component is None else per_component:
+        # From differences (a matrix-vector product per component): exact for features nearly
+        # constant within a component, where the expanded form sum r x^2 - 2 a sum r x + N a^2
+        # leaves float32 rounding of ~eps N a^2 that swamps the variance.
         second = jax.lax.map(lambda ra: _mm(ra[0], jnp.square(x - ra[1])), (resp, ref))
+    else:
+        second = jnp.einsum("kn,knd->kd", resp, jnp.square(x[None] - ref[:, None]), precision=EXACT)
     if covariance_type == "tied":
         second = jnp.sum(second, axis=0)
     return counts, sums, second

@@ -296,7 +296,7 @@ class BayesianGaussianMixture(Model):
                            f"covariance_type={self.covariance_type!r}")
 
     def work_per_row(self, data) -> int:
-        return GaussianMixture(self.n_components, self.covariance_type).work_per_row(data)
+        return GaussianMixture(self.n_components, self.covariance_type).exact_work_per_row(data)
 
 
 def _prior_scale(prior_cov, covariance_type: str, d: int):

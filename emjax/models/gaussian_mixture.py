@@ -41,8 +41,10 @@ from jax.scipy.special import logsumexp
 
 from ..chunking import choose_chunk_size, chunked_sum
 from ..components import gaussian as g
+from ..components import gaussian_expanded as ge
 from ..components import gaussian_missing as gm
 from ..model import Model
+from ..row_sums import unbatched_enabled
 from ..validation import (
     as_float_array, check_enough_rows, check_finite, check_ndim, check_param_shapes,
 )
@@ -163,12 +165,37 @@ class GaussianMixture(Model):
         return self._e_step_complete(params, x, weights)
 
     def _e_step_complete(self, params: GMMParams, x, weights):
-        lp = self._complete_log_density(params, x) + jnp.log(params.weights)[:, None]
-        row_ll = logsumexp(lp, axis=0)
-        keep = weights > 0
-        resp = jnp.where(keep, jnp.exp(lp - row_ll) * weights, 0)
-        loglik = jnp.sum(jnp.where(keep, weights * row_ll, 0))
+        """Exact E-step, or, while tracing one unbatched restart
+        (:func:`emjax.row_sums.unbatched_enabled`), the expanded one for chunks where its
+        rounding guard holds (:mod:`emjax.components.gaussian_expanded`; a ``lax.cond`` per
+        chunk). The chunks are then sized for the expanded form (:meth:`work_per_row`), and the
+        exact form goes through each in sub-chunks of its own size."""
+        cov_type = self.covariance_type
+        prec_chol = g.precision_cholesky(params.covariances, cov_type)
+        if not (unbatched_enabled() and self._expandable(x)):
+            return self._e_step_exact(params, prec_chol, x, weights)
+        sub_chunk = choose_chunk_size(x.shape[0], self.exact_work_per_row(x))
+        exact = lambda p, u, rows, w: chunked_sum(
+            lambda r, v: self._e_step_exact(p, u, r, v), rows, w, sub_chunk)
+        return jax.lax.cond(ge.expansion_is_accurate(x, params.means, prec_chol, cov_type),
+                            self._e_step_expanded, exact, params, prec_chol, x, weights)
+
+    def _expandable(self, x) -> bool:
+        """Whether the expanded E-step applies (full/tied above ``SMALL_D`` features, diag,
+        spherical; complete data)."""
+        small = self.covariance_type in ("full", "tied") and x.shape[-1] <= g.SMALL_D
+        return self.missing == "error" and not small
+
+    def _e_step_exact(self, params: GMMParams, prec_chol, x, weights):
+        lp = g.log_density(x, params.means, prec_chol, self.covariance_type)
+        resp, loglik = _responsibilities(lp, params.weights, weights)
         return g.sufficient_stats(x, resp, params.means, self.covariance_type), loglik
+
+    def _e_step_expanded(self, params: GMMParams, prec_chol, x, weights):
+        f = ge.features(x, self.covariance_type)
+        lp = ge.log_density(f, ge.log_density_weights(params.means, prec_chol, self.covariance_type))
+        resp, loglik = _responsibilities(lp, params.weights, weights)
+        return ge.sufficient_stats(f, resp, params.means, self.covariance_type), loglik
 
     def _e_step_missing(self, params: GMMParams, x, weights):
         """Expected complete-data statistics; rows with nothing observed contribute nothing."""
@@ -274,7 +301,7 @@ class GaussianMixture(Model):
             rows = to_fit_units(rows)
             return g.sufficient_stats(rows, responsibilities(rows, row_index) * w, ref, self.covariance_type)
 
-        chunk = choose_chunk_size(n, self.work_per_row(x))
+        chunk = choose_chunk_size(n, self.exact_work_per_row(x))
         summed = chunked_sum(stats, (x, jnp.arange(n)), weights, chunk)
         return self.m_step(summed, GMMParams(None, ref, None))
 
@@ -378,6 +405,16 @@ class GaussianMixture(Model):
                            f"covariance_type={self.covariance_type!r}")
 
     def work_per_row(self, data) -> int:
+        """Temporary values per row of a chunk: those of the expanded E-step (features, log-densities
+        and responsibilities: W2 and W3 run 10-25% faster in 8,000-16,000-row chunks than in the
+        exact form's 250-2,600) while it may be chosen (:meth:`_e_step_complete`), else the exact
+        form's."""
+        if unbatched_enabled() and self._expandable(data):
+            return ge.n_features(data.shape[1], self.covariance_type) + 2 * self.n_components
+        return self.exact_work_per_row(data)
+
+    def exact_work_per_row(self, data) -> int:
+        """Temporary values per row of the exact E-step's chunks (and of :meth:`init`'s)."""
         k, d = self.n_components, data.shape[1]
         if self.missing == "marginalize":  # per (row, component) conditional moments
             return 4 * k * d * (d if self.covariance_type in ("full", "tied") else 1)
@@ -389,6 +426,16 @@ class GaussianMixture(Model):
         # one speed, 1,024 twice as slow; d=64, k=8: 512 rows 1.5x faster than 2,016; d=8,
         # k=16: 2,048 rows 1.9x faster than 7,281)
         return max(2 * k * d, 128 * d) + 2 * k
+
+
+def _responsibilities(log_density, mixture_weights, weights):
+    """``(resp (k, n), summed log-likelihood)``: posteriors times row weights; rows of weight 0
+    contribute exactly nothing."""
+    lp = log_density + jnp.log(mixture_weights)[:, None]
+    row_ll = logsumexp(lp, axis=0)
+    keep = weights > 0
+    resp = jnp.where(keep, jnp.exp(lp - row_ll) * weights, 0)
+    return resp, jnp.sum(jnp.where(keep, weights * row_ll, 0))
 
 
 def _check_enough_observed(x: np.ndarray, n_components: int) -> None:
