@@ -11,6 +11,7 @@ from conftest import blobs
 from test_gaussian_small_d import problem, reference_stats
 
 import emjax
+from emjax.chunking import MIN_CHUNK
 from emjax.components import gaussian as g
 from emjax.row_sums import REASSOCIATING_COMPILER_OPTIONS, one_pass_row_sums
 
@@ -51,6 +52,10 @@ def test_restart_block_size_rule(monkeypatch):
     assert fit_module.restart_block_size(16, 5_000, 64) == 16  # one block: every restart
     assert fit_module.restart_block_size(1, 5_000, 64) is None  # one restart: rows in chunks
     assert fit_module.restart_block_size(8, 500_000, 64) is None  # one restart exceeds the budget
+    # W4R-like HMM: 64 sequences of ~300,000 floats each; 128 sequences (MIN_CHUNK) of 16
+    # restarts would be 300x a chunk's budget: one restart at a time, its rows in chunks
+    assert fit_module.restart_block_size(16, 64, 300_000) == 1
+    assert fit_module.restart_block_size(16, 64, 300_000, groups=2) == 2  # one per device group
     # two device groups split 256 restarts: 128 each -> 3 blocks of 43 per group
     assert fit_module.restart_block_size(256, 5_000, 64, groups=2) == 86
 
@@ -64,6 +69,23 @@ def test_blocked_restarts_equal_all_at_once(x64, three_per_block, monkeypatch):
     assert len(set(np.asarray(together.restarts.n_iter))) > 1  # blocks end at different times
     assert_same_restarts(blocked.restarts, together.restarts)
     assert int(blocked.best_index) == int(together.best_index)
+
+
+@CPU_ONLY
+def test_restarts_one_at_a_time_equal_all_at_once(x64, monkeypatch):
+    """Where even MIN_CHUNK rows of every restart overflow a chunk's budget, restarts run one at
+    a time (``lax.map``, no batch axis) with their rows in chunks: the same restarts."""
+    x = blobs(n=N, dtype=np.float64, seed=8)[0]
+    work = MODEL.work_per_row(x)
+    monkeypatch.setattr(fit_module, "RESTART_BLOCK_BUDGET", 0)
+    monkeypatch.setattr(fit_module, "default_chunk_budget", lambda: 2 * MIN_CHUNK * work)
+    assert fit_module.restart_block_size(N_INIT, N, work) == 1
+    one_at_a_time = emjax.fit(MODEL, x, KEY, n_init=N_INIT, max_iter=40, tol=1e-8, throw=False)
+    monkeypatch.setattr(fit_module, "default_chunk_budget", lambda: N_INIT * MIN_CHUNK * work)
+    assert fit_module.restart_block_size(N_INIT, N, work) is None
+    together = emjax.fit(MODEL, x, KEY, n_init=N_INIT, max_iter=40, tol=1e-8, throw=False)
+    assert len(set(np.asarray(together.restarts.n_iter))) > 1
+    assert_same_restarts(one_at_a_time.restarts, together.restarts)
 
 
 @CPU_ONLY
