@@ -38,16 +38,20 @@ _unbatched = contextvars.ContextVar("emjax_unbatched_restarts", default=False)
 
 
 @contextlib.contextmanager
+def _switched(switch: contextvars.ContextVar, enabled: bool):
+    token = switch.set(enabled)
+    try:
+        yield
+    finally:
+        switch.reset(token)
+
+
 def one_pass_row_sums(enabled: bool = True):
     """Within this block :func:`one_pass_enabled` is ``enabled`` (a trace-time switch, local to
     the thread). Enable it only while tracing a program compiled with
     :data:`REASSOCIATING_COMPILER_OPTIONS`; it changes speed, never results beyond rounding.
     """
-    token = _one_pass.set(enabled)
-    try:
-        yield
-    finally:
-        _one_pass.reset(token)
+    return _switched(_one_pass, enabled)
 
 
 def one_pass_enabled() -> bool:
@@ -56,16 +60,11 @@ def one_pass_enabled() -> bool:
     return _one_pass.get()
 
 
-@contextlib.contextmanager
 def unbatched_restarts(enabled: bool = True):
     """Within this block :func:`unbatched_enabled` is ``enabled`` (a trace-time switch, local to
     the thread). Enable it only while tracing one restart with no batch axis above it (not
     inside a caller's ``vmap``): it changes speed, never results beyond rounding."""
-    token = _unbatched.set(enabled)
-    try:
-        yield
-    finally:
-        _unbatched.reset(token)
+    return _switched(_unbatched, enabled)
 
 
 def unbatched_enabled() -> bool:
