@@ -135,9 +135,10 @@ def _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_
         _check_init_params(model, init_params, data, n_init)
     static_model, hyper = split_hyperparameters(model)
     args = (data, weights, key, tol, init_params, hyper)
+    traced = is_traced(*args)  # inside a caller's jit/vmap/grad
     # one restart, not under a caller's vmap: models may branch per restart (lax.cond) and size
     # their chunks for the formulation they will trace
-    unbatched = n_init == 1 and not is_traced(*args)
+    unbatched = n_init == 1 and not traced
     with unbatched_restarts(unbatched):
         n, work = local_rows(n_rows(data), rows), model.work_per_row(data)
     block = restart_block_size(n_init, n, work, rows.n_restart_groups if rows is not None else 1)
@@ -149,7 +150,7 @@ def _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_
         chunk = min(chunk_size or (n if whole else choose_chunk_size(n, work, batch=per_block)), n)
     init_batch = min(n_init, max(1, default_chunk_budget() // max(1, n * work)))
     # one-pass statistics in a program of its own on a CPU (measured there; accelerators unchanged)
-    one_pass = jax.default_backend() == "cpu" and not is_traced(*args)
+    one_pass = jax.default_backend() == "cpu" and not traced
     static = dict(model=static_model, n_init=n_init, max_iter=max_iter, chunk_size=chunk,
                   init_batch=init_batch, restart_block=block, one_pass=one_pass,
                   unbatched=unbatched, rows=rows, accelerator=accelerator)

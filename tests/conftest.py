@@ -3,6 +3,18 @@ import numpy as np
 import pytest
 
 
+def full_covariances(cov, covariance_type, k, d):
+    """(k, d, d) float64 covariances from any of scikit-learn's four covariance shapes."""
+    cov = np.asarray(cov, np.float64)
+    if covariance_type == "full":
+        return cov
+    if covariance_type == "tied":
+        return np.broadcast_to(cov, (k, d, d))
+    if covariance_type == "diag":
+        return np.stack([np.diag(c) for c in cov])
+    return cov[:, None, None] * np.eye(d)
+
+
 def blobs(n=300, d=2, k=3, seed=0, spread=6.0, dtype=np.float32):
     """Well separated Gaussian blobs (NumPy, fixed seed)."""
     rng = np.random.default_rng(seed)

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import full_covariances
 from scipy.special import logsumexp
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
@@ -41,24 +42,12 @@ def _standardised_mixture(covariance_type, seed=0, n=N, d=D, k=K):
     return x.astype(np.float32), weights, means, cov
 
 
-def _full_covariances(cov, covariance_type, k, d):
-    """(k, d, d) float64 covariances from any of the four shapes."""
-    cov = np.asarray(cov, np.float64)
-    if covariance_type == "full":
-        return cov
-    if covariance_type == "tied":
-        return np.broadcast_to(cov, (k, d, d))
-    if covariance_type == "diag":
-        return np.stack([np.diag(c) for c in cov])
-    return cov[:, None, None] * np.eye(d)
-
-
 def _reference_log_density(x, means, cov, covariance_type):
     """float64 log N(x_n | m_k, Sigma_k), (k, n), by solves against Sigma_k."""
     x, means = np.asarray(x, np.float64), np.asarray(means, np.float64)
     k, d = means.shape
     out = []
-    for m, s in zip(means, _full_covariances(cov, covariance_type, k, d)):
+    for m, s in zip(means, full_covariances(cov, covariance_type, k, d)):
         diff = x - m
         maha = np.einsum("nd,nd->n", diff, np.linalg.solve(s, diff.T).T)
         out.append(-0.5 * (d * np.log(2 * np.pi) + np.linalg.slogdet(s)[1] + maha))
@@ -69,7 +58,7 @@ def _reference_bound(x, means, cov, covariance_type):
     """eps32 * max_k A_k of the guard, in float64."""
     x, means = np.asarray(x, np.float64), np.asarray(means, np.float64)
     k, d = means.shape
-    prec = np.linalg.inv(_full_covariances(cov, covariance_type, k, d))
+    prec = np.linalg.inv(full_covariances(cov, covariance_type, k, d))
     if covariance_type in ("full", "tied"):
         a = np.trace(prec, axis1=1, axis2=2) * ((x * x).sum(1).max() + (means * means).sum(1))
     else:

@@ -6,6 +6,7 @@ import warnings
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import full_covariances
 
 import emjax
 
@@ -36,17 +37,6 @@ def covariances(covariance_type):
     full = np.stack([np.eye(D) * (0.5 + j) + 0.1 for j in range(K)])
     return {"full": full, "tied": full[0], "diag": np.stack([np.diagonal(c) for c in full]),
             "spherical": np.array([0.7, 1.0, 1.3])}[covariance_type]
-
-
-def as_full(cov, covariance_type):
-    cov = np.asarray(cov)
-    if covariance_type == "full":
-        return cov
-    if covariance_type == "tied":
-        return np.broadcast_to(cov, (K, D, D))
-    if covariance_type == "diag":
-        return np.stack([np.diag(c) for c in cov])
-    return cov[:, None, None] * np.eye(D)
 
 
 @pytest.mark.parametrize("covariance_type", ["full"])  # the other types: the mixtures' parity tests
@@ -82,7 +72,7 @@ def test_gaussian_hmm_matches_hmmlearn(x64, covariance_type):
         np.testing.assert_allclose(got.emission.covariances, np.asarray(reference._covars_).reshape(K, -1)[:, 0],
                                    rtol=1e-8)
     else:
-        np.testing.assert_allclose(as_full(got.emission.covariances, covariance_type), reference.covars_,
+        np.testing.assert_allclose(full_covariances(got.emission.covariances, covariance_type, K, D), reference.covars_,
                                    rtol=1e-8)
     np.testing.assert_array_equal(
         np.concatenate([p[:n] for p, n in zip(np.asarray(model.predict(got, (x, LENGTHS))), LENGTHS)]),
