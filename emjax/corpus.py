@@ -56,15 +56,25 @@ def as_corpus(data, name: str = "counts", require_counts: bool = True) -> Corpus
     """A checked :class:`Corpus` from a dense ``(n_docs, n_words)`` count matrix (its non-zeros,
     row-major) or a :class:`Corpus` (host-side: out-of-range indices and negative or fractional
     counts raise, naming the first; so does a corpus without any positive count when
-    ``require_counts``)."""
+    ``require_counts``). A traced dense matrix (inside jit/vmap) has no static non-zeros: it
+    becomes :func:`dense_corpus`, every entry a triplet."""
     if isinstance(data, Corpus):
         return _checked_triplets(data, name, require_counts)
     dense = as_count_array(data, name)
     if is_traced(dense):
-        raise TypeError(f"{name}: a traced dense matrix has no static non-zeros; pass a Corpus.")
+        return dense_corpus(dense)
     docs, words = np.nonzero(np.asarray(dense))
     return _make(docs, words, np.asarray(dense)[docs, words], *dense.shape, dense.dtype, name,
                  require_counts)
+
+
+def dense_corpus(dense) -> Corpus:
+    """Every entry of a dense ``(n_docs, n_words)`` float count matrix as a triplet, row-major
+    (traceable: no host-side search for non-zeros; a zero count contributes nothing)."""
+    n_docs, n_words = dense.shape
+    docs = jnp.repeat(jnp.arange(n_docs, dtype=jnp.int32), n_words)
+    words = jnp.tile(jnp.arange(n_words, dtype=jnp.int32), n_docs)
+    return Corpus(docs, words, dense.reshape(-1), n_docs, n_words)
 
 
 def _checked_triplets(corpus: Corpus, name: str, require_counts: bool) -> Corpus:

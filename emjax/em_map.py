@@ -12,10 +12,11 @@ from .sharding import row_sum
 
 
 def objective_of(model, params, loglik, total_weight):
-    """``(mean log-likelihood, mean objective)`` per unit weight from the summed log-likelihood."""
+    """``(mean log-likelihood, mean objective)`` per unit weight from the E-step's summed
+    ``loglik`` (split by :meth:`emjax.model.Model.loglik_terms`)."""
     dtype = total_weight.dtype
-    loglik = loglik.astype(dtype)
-    return loglik / total_weight, (loglik + model.log_prior(params).astype(dtype)) / total_weight
+    loglik, monitored = (x.astype(dtype) for x in model.loglik_terms(loglik))
+    return loglik / total_weight, (monitored + model.log_prior(params).astype(dtype)) / total_weight
 
 
 def evaluate(model, params, data, weights, chunk_size: int, rows=None):

@@ -12,7 +12,8 @@ Required::
     posterior(params, data) -> (n, ...)                   posterior of the latent variables
 
 Optional (defaults below): ``log_prior``, ``is_degenerate``, ``validate``, ``validate_chunk``
-(streamed chunks), ``validate_params``, ``work_per_row``, ``restate_stats`` (online EM),
+(streamed chunks), ``traced_inputs`` (data given under jit/vmap), ``validate_params``,
+``loglik_terms`` (a monitored objective other than the log-likelihood, e.g. tempered EM), ``work_per_row``, ``restate_stats`` (online EM),
 ``m_step_with_data`` (an M-step that revisits the rows, e.g. generalized EM), the
 standardisation hooks ``standardize`` / ``params_to_standard`` / ``params_from_standard`` and
 the unconstrained coordinates ``to_unconstrained`` / ``from_unconstrained`` in which
@@ -61,6 +62,19 @@ class Model:
         """Host-side checks of one chunk of streamed rows (:func:`emjax.stream_fit`): those of
         :meth:`validate` that hold for any subset of the rows. By default :meth:`validate`."""
         return self.validate(data)
+
+    def traced_inputs(self, data, weights):
+        """``(data, weights)`` as the engine iterates on them when ``data`` is traced (inside a
+        caller's jit/vmap/grad, where :meth:`validate` cannot run): the identity by default; a
+        model whose :meth:`validate` converts the data converts here with traceable operations."""
+        return data, weights
+
+    def loglik_terms(self, loglik):
+        """``(log-likelihood, monitored term)``, each summed over rows, from the ``loglik`` that
+        :meth:`e_step` returns. By default both are ``loglik``; a model whose EM monitors another
+        objective (tempered EM) returns both from its E-step (e.g. stacked) and splits them here.
+        The driver reports the first and monitors the second plus :meth:`log_prior`."""
+        return loglik, loglik
 
     def validate_weights(self, weights) -> None:
         """Host-side checks of concrete, already generically checked ``weights``."""

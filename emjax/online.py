@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .chunking import choose_chunk_size, chunked_sum
+from .chunking import choose_chunk_size, chunked_sum, n_rows
 from .driver import failure_status
 from .model import check_streamable
 from .status import Status
@@ -61,7 +61,7 @@ def online_update(model, state: OnlineState, data, weights, *, kappa: float, t0:
                   data_size: float | None) -> OnlineState:
     """One stepwise-EM update with a mini-batch in the data's units (pure, jittable)."""
     x = model.apply_transform(data, state.transform)
-    chunk = min(choose_chunk_size(x.shape[0], model.work_per_row(x)), x.shape[0])
+    chunk = min(choose_chunk_size(n_rows(x), model.work_per_row(x)), n_rows(x))
     batch_stats, _ = chunked_sum(functools.partial(model.e_step, state.params), x, weights, chunk)
     dtype = weights.dtype
     scale = 1 if data_size is None else data_size / jnp.sum(weights)
@@ -109,7 +109,7 @@ class OnlineEM:
         self.schedule = dict(kappa=float(kappa), t0=float(t0),
                              data_size=None if data_size is None else float(data_size))
         self.state: OnlineState | None = None
-        self._row_shape = self._dtype = None
+        self._rows = None
 
     def partial_fit(self, data, weights=None) -> "OnlineEM":
         """Updates the parameters with one mini-batch (rows of ``data``, optional ``weights``)."""
@@ -118,10 +118,10 @@ class OnlineEM:
             if self.init_params is not None:
                 self.model.validate_params(self.init_params, data)
             self.state = _start(self.model, self.key, data, weights, self.init_params)
-            self._row_shape, self._dtype = data.shape[1:], data.dtype
-        elif data.shape[1:] != self._row_shape or data.dtype != self._dtype:
-            raise ValueError(f"data: this mini-batch has rows of shape {data.shape[1:]} and dtype "
-                             f"{data.dtype}; the first had {self._row_shape} and {self._dtype}.")
+            self._rows = _row_signature(data)
+        elif _row_signature(data) != self._rows:
+            raise ValueError(f"data: this mini-batch has rows {_describe(_row_signature(data))}; "
+                             f"the first had {_describe(self._rows)}.")
         self.state = _update(self.model, self.state, data, weights, **self.schedule)
         return self
 
@@ -149,6 +149,21 @@ class OnlineEM:
     def _check_started(self):
         if self.state is None:
             raise RuntimeError("OnlineEM has seen no data yet: call partial_fit first.")
+
+
+def _row_signature(data):
+    """What every mini-batch must share: the structure (a Corpus's shape included) and each
+    array's row shape and dtype."""
+    leaves, tree = jax.tree_util.tree_flatten(data)
+    return tree, tuple((a.shape[1:], a.dtype) for a in leaves)
+
+
+def _describe(signature) -> str:
+    tree, rows = signature
+    if jax.tree_util.treedef_is_leaf(tree):
+        (shape, dtype), = rows
+        return f"of shape {shape} and dtype {dtype}"
+    return f"in {tree} with row shapes and dtypes {list(rows)}"
 
 
 @functools.partial(jax.jit, static_argnames="model")

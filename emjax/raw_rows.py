@@ -87,6 +87,9 @@ class OnRawRows(Model):
     def log_prior(self, params):
         return self.model.log_prior(params)
 
+    def loglik_terms(self, loglik):
+        return self.model.loglik_terms(loglik)
+
     def is_degenerate(self, params):
         return self.model.is_degenerate(params)
 

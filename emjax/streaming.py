@@ -17,7 +17,6 @@ read. Loop state, statuses and the choice of the best restart are the in-memory 
 from __future__ import annotations
 
 import functools
-import os
 import sys
 import time
 from typing import NamedTuple
@@ -26,18 +25,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .chunking import choose_chunk_size, chunked_sum
+from .chunking import choose_chunk_size, chunked_sum, n_rows
 from .driver import initial_carry, next_carry, result_of, to_user_units
 from .em_map import objective_of
 from .fit import FitResult, _check_init_params, _report, restart_keys, select_best
 from .model import check_streamable
 from .status import Status
+from .stream_sources import ChunkReader, chunk_iterable
 from .tree import all_finite, tree_select
-from .validation import check_fit_options, check_weights
-
-#: Elements per host chunk when the source is an array or a file (64 MiB of float32).
-DEFAULT_HOST_CHUNK = 1 << 24
-
+from .validation import check_fit_options
 
 class PassReport(NamedTuple):
     """Progress after one pass over the data (given to ``on_pass``).
@@ -77,13 +73,20 @@ def stream_fit(model, source, key, *, n_init: int = 1, init_params=None, max_ite
 
     Args:
         model: a model following :mod:`emjax.model`'s contract.
-        source: the rows, readable once per pass: a NumPy array or memory map, a path to a
-            ``.npy`` file (memory-mapped), a list of chunks, or a function returning a new
-            iterator of chunks. A chunk is an array ``(rows, ...)`` or a pair ``(rows, weights)``.
+        source: the rows, readable once per pass: a NumPy array, a pytree of row arrays such
+            as an :class:`emjax.Corpus` (PLSA's rows are its triplets), a path to a ``.npy`` file
+            (re-opened and checked at every pass, read with explicit reads, so a file changed
+            during the fit raises a :class:`~emjax.stream_sources.SourceError` naming it), a
+            list of chunks, or a function returning a new iterator of chunks. A chunk is rows
+            (an array or a Corpus with the whole corpus's shape) or a pair ``(rows, weights)``.
+            Every chunk of every pass is validated (an error names the chunk and the pass, counted
+            from 0 as :attr:`PassReport.index`), and every pass must read as many rows, of the
+            same total weight, as the first.
         key: PRNG key; restart ``r`` starts from ``model.init(fold_in(key, r), ...)`` on the
             (standardised) FIRST chunk, so shuffle the rows or pass ``init_params``.
         n_init, init_params, max_iter, tol, throw: as in :func:`emjax.fit`.
-        rows_per_chunk: rows per host chunk for an array or file source.
+        rows_per_chunk: rows per host chunk for an array or file source (a positive integer;
+            by default about 64 MiB of float32 per chunk).
         chunk_size: rows per device chunk inside a host chunk (memory bound).
         on_pass: called with a :class:`PassReport` after every pass (e.g. :func:`print_progress`).
 
@@ -92,7 +95,7 @@ def stream_fit(model, source, key, *, n_init: int = 1, init_params=None, max_ite
     """
     check_fit_options(max_iter=max_iter, tol=tol, chunk_size=chunk_size, n_init=n_init)
     check_streamable(model)
-    reader = _ChunkReader(model, _chunk_iterable(source, rows_per_chunk))
+    reader = ChunkReader(model, chunk_iterable(source, rows_per_chunk))
     clock = _PassClock(on_pass)
 
     totals = ()
@@ -107,15 +110,16 @@ def stream_fit(model, source, key, *, n_init: int = 1, init_params=None, max_ite
         raise ValueError("the standardising transform of the streamed rows is not finite: a feature "
                          "with no observed (non-NaN) value in any chunk? Drop it before fitting.")
 
-    first_x, first_w = reader.first
+    first_x, first_w = reader.first_chunk()
     if init_params is None:
         start = _init(model, restart_keys(key, n_init), transform, first_x, first_w)
     else:
         _check_init_params(model, init_params, first_x, n_init)
         start = jax.vmap(lambda p: model.params_to_standard(p, transform))(init_params)
 
-    device_chunk = min(chunk_size or choose_chunk_size(first_x.shape[0], model.work_per_row(first_x),
-                                                       batch=n_init), first_x.shape[0])
+    rows = n_rows(first_x)
+    device_chunk = min(chunk_size or choose_chunk_size(rows, model.work_per_row(first_x), batch=n_init),
+                       rows)
     def e_pass(params):
         return _e_pass(model, reader, params, transform, device_chunk)
 
@@ -132,79 +136,6 @@ def stream_fit(model, source, key, *, n_init: int = 1, init_params=None, max_ite
     if throw:
         _report(result)
     return result
-
-
-class _ChunkReader:
-    """Validated device chunks of a re-readable source; checks run fully on the first pass.
-
-    Chunks shorter than the first are padded to its length with rows of weight 0, so a ragged
-    source compiles the E-step once.
-    """
-
-    def __init__(self, model, iterable):
-        self.model, self.iterable = model, iterable
-        self.first = None  # (x, w) of the first chunk, as placed on the device
-        self.raw_dtype = self.feature_shape = self.dtype = None
-        self.rows_read = 0
-
-    def chunks(self):
-        self.rows_read = 0
-        first_pass = self.first is None
-        for i, chunk in enumerate(self.iterable()):
-            x, w = chunk if isinstance(chunk, tuple) and len(chunk) == 2 else (chunk, None)
-            x, w = self._checked(i, np.asarray(x), w, first_pass)
-            self.rows_read += x.shape[0]
-            if self.first is None:
-                self.first = (x, w)
-            yield _padded(x, w, self.first[0].shape[0])
-        if self.rows_read == 0:
-            raise ValueError("the data source yielded no rows (an empty iterator or empty chunks).")
-
-    def _checked(self, i, raw, w, first_pass):
-        where = f"chunk {i} of the data source"
-        if self.raw_dtype is None:
-            self.raw_dtype, self.feature_shape = raw.dtype, raw.shape[1:]
-        elif raw.shape[1:] != self.feature_shape:
-            raise ValueError(f"{where} has rows of shape {raw.shape[1:]}; the first chunk's rows have "
-                             f"shape {self.feature_shape}: every chunk needs the same feature count.")
-        elif raw.dtype != self.raw_dtype:
-            raise ValueError(f"{where} has dtype {raw.dtype}; the first chunk has {self.raw_dtype}: "
-                             "every chunk needs the same dtype.")
-        try:
-            x = self.model.validate_chunk(raw) if first_pass else jnp.asarray(raw, self.dtype)
-            self.dtype = x.dtype
-            w = check_weights(w, raw.shape[0], x.dtype)
-        except ValueError as err:
-            raise ValueError(f"{where}: {err}") from None
-        return x, w
-
-
-def _padded(x, w, rows):
-    """A short chunk padded to ``rows`` with zero rows of weight 0 (one compiled shape)."""
-    pad = rows - x.shape[0]
-    if pad <= 0:
-        return x, w
-    return (jnp.concatenate([x, jnp.zeros((pad, *x.shape[1:]), x.dtype)]),
-            jnp.concatenate([w, jnp.zeros((pad,), w.dtype)]))
-
-
-def _chunk_iterable(source, rows_per_chunk):
-    """A function returning a fresh iterator over the chunks of ``source``."""
-    if isinstance(source, (str, os.PathLike)):
-        source = np.load(source, mmap_mode="r")
-    if isinstance(source, np.ndarray):
-        if source.ndim == 0:
-            raise ValueError("data must be an array of rows; got a 0-d array.")
-        per_row = max(1, int(np.prod(source.shape[1:])))
-        step = rows_per_chunk or max(1024, DEFAULT_HOST_CHUNK // per_row)
-        return lambda: (source[i:i + step] for i in range(0, source.shape[0], step))
-    if isinstance(source, (list, tuple)):
-        return lambda: iter(source)
-    if callable(source):
-        return source
-    raise TypeError("source must be an array, a .npy path, a list of chunks or a function returning "
-                    "an iterator of chunks (an iterator can be read only once); "
-                    f"got {type(source).__name__}.")
 
 
 class _PassClock:
@@ -248,7 +179,7 @@ def _transform_chunk(model, x, w, previous):
 def _e_chunk(model, params, transform, x, w, chunk):
     x = model.apply_transform(x, transform)
     def one(p):
-        return chunked_sum(functools.partial(model.e_step, p), x, w, min(chunk, x.shape[0]))
+        return chunked_sum(functools.partial(model.e_step, p), x, w, min(chunk, n_rows(x)))
 
     stats, loglik = jax.vmap(one)(params)
     return stats, loglik, jnp.sum(w)

@@ -124,7 +124,8 @@ def check_fit_options(*, max_iter, tol, chunk_size, n_init=1) -> None:
 
 
 def prepare_inputs(model, data, weights, *, ones_as_none: bool = False):
-    """``(data, weights)`` checked and converted by the model (host-side when concrete).
+    """``(data, weights)`` checked and converted by the model (host-side when concrete;
+    :meth:`emjax.model.Model.traced_inputs` when traced).
 
     Data spread over several devices are used as they are (:func:`emjax.shard` checked them
     before placing them); their weights must be given (``shard`` returns them). Without
@@ -138,6 +139,8 @@ def prepare_inputs(model, data, weights, *, ones_as_none: bool = False):
                          "that emjax.shard returned (padding rows have weight 0).")
     if not is_traced(data) and not distributed:
         data = model.validate(data)
+    elif is_traced(data):
+        data, weights = model.traced_inputs(data, weights)
     n = jax.tree_util.tree_leaves(data)[0].shape[0]
     dtype = float_dtype(data)
     if weights is None and ones_as_none:

@@ -111,7 +111,7 @@ def test_stream_refuses_a_feature_never_observed():
 @pytest.mark.parametrize("source, match", [
     ([np.zeros((5, 3)), np.zeros((5, 4))], r"chunk 1 .*shape \(4,\).*\(3,\)"),
     ([np.zeros((5, 3), np.float32), np.zeros((5, 3), np.float64)], r"chunk 1 .*dtype float64.*float32"),
-    ([np.ones((5, 3)), np.array([[1.0, np.nan, 0.0]])], r"chunk 1 of the data source: data contains 1 NaN"),
+    ([np.ones((5, 3)), np.array([[1.0, np.nan, 0.0]])], r"chunk 1 of the data source \(pass \d+\): data contains 1 NaN"),
     ([], r"no rows"),
     (lambda: iter(()), r"no rows"),
     ([(np.ones((4, 3)), np.array([1.0, -1.0, 1.0, 1.0]))], r"chunk 0 .*weights must be non-negative"),

@@ -23,7 +23,13 @@ pseudo-counts; neither contributes to the objective.
 The monitored objective is :math:`\sum_{dw} c_{dw} \tfrac{1}{\beta}
 \log \sum_z (\theta_{dz}\phi_{zw})^\beta` + log prior, which tempered EM never lowers; for
 ``beta = 1`` (the default) it is the log-likelihood :math:`\sum_{dw} c_{dw} \log P(w \mid d)`.
-``beta < 1`` is Hofmann's tempered EM (smoother posteriors, less overfitting).
+``beta < 1`` is Hofmann's tempered EM (smoother posteriors, less overfitting); the reported
+``log_likelihood`` stays :math:`\sum_{dw} c_{dw} \log P(w \mid d)` (per non-zero, as for
+``beta = 1``), while ``objective`` and ``history`` are the tempered objective.
+
+Under ``jit``/``vmap`` a dense matrix has no static non-zeros: every entry becomes a triplet
+(:func:`~emjax.corpus.dense_corpus`) whose row weight is 1 for a non-zero and 0 otherwise, so the
+fit equals the one on the concrete matrix. Streamed fits read :class:`~emjax.Corpus` chunks.
 """
 from __future__ import annotations
 
@@ -109,10 +115,20 @@ class PLSA(Model):
 
     # ----------------------------------------------------------------- EM contract
     def e_step(self, params: PLSAParams, corpus: Corpus, weights):
+        """Statistics ``(n_dz, n_zw)``; ``loglik`` is the summed log-likelihood, or, for
+        ``beta < 1``, the pair (log-likelihood, tempered objective) (:meth:`loglik_terms`)."""
         resp, terms = self._tempered(params, corpus, weights)
         doc_topic = jax.ops.segment_sum(resp, corpus.doc_index, num_segments=corpus.n_docs)
         word_topic = jax.ops.segment_sum(resp, corpus.word_index, num_segments=corpus.n_words)
-        return (doc_topic, word_topic.T), jnp.sum(terms)
+        loglik = jnp.sum(terms)
+        if self.beta != 1:
+            loglik = jnp.stack([jnp.sum(weights * self.log_prob(params, corpus)), loglik])
+        return (doc_topic, word_topic.T), loglik
+
+    def loglik_terms(self, loglik):
+        r"""The log-likelihood :math:`\sum c \log P(w \mid d)` is reported; EM monitors the
+        tempered objective (the same sum for ``beta = 1``)."""
+        return (loglik, loglik) if self.beta == 1 else (loglik[0], loglik[1])
 
     def m_step(self, stats, params: PLSAParams) -> PLSAParams:
         doc_topic, topic_word = stats
@@ -154,6 +170,32 @@ class PLSA(Model):
     # ----------------------------------------------------------------- host-side checks
     def validate(self, data) -> Corpus:
         return as_corpus(data)
+
+    def validate_chunk(self, data) -> Corpus:
+        """A streamed chunk is a :class:`~emjax.Corpus` of triplets with the whole corpus's
+        ``(n_docs, n_words)``; a dense chunk of documents would lose their global indices."""
+        if not isinstance(data, Corpus):
+            raise ValueError("PLSA streams triplets: pass an emjax.Corpus (or chunks of triplets, "
+                             "each a Corpus with the whole corpus's n_docs and n_words), e.g. "
+                             "emjax.Corpus(*np.nonzero(counts), counts[np.nonzero(counts)], "
+                             "*counts.shape); a dense chunk of documents has no global document "
+                             f"indices (got {type(data).__name__}).")
+        return as_corpus(data, require_counts=False)
+
+    def traced_inputs(self, data, weights):
+        """A dense matrix given under jit/vmap becomes :func:`~emjax.corpus.dense_corpus` (every
+        entry a triplet). Row weights count only the non-zeros, as for concrete data: without
+        ``weights``, 1 per non-zero; ``weights`` are then per entry, ``(n_docs, n_words)``."""
+        if isinstance(data, Corpus):
+            return data, weights
+        corpus = as_corpus(data)
+        present = (corpus.count > 0).astype(corpus.count.dtype)
+        if weights is None:
+            return corpus, present
+        if jnp.shape(weights) != corpus.shape:
+            raise ValueError(f"weights of a traced dense count matrix are per entry: they must have "
+                             f"shape {corpus.shape}; got {jnp.shape(weights)}.")
+        return corpus, jnp.reshape(weights, (-1,)).astype(present.dtype) * present
 
     def validate_params(self, params, data: Corpus):
         if not isinstance(params, tuple) or len(params) != 2:
