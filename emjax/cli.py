@@ -1,12 +1,14 @@
 """The ``emjax`` command line: ``emjax demo`` and ``emjax fit data.csv``.
 
-Bad input (a missing file, a non-numeric CSV, an unknown option value) gives a one-line error
-and exit code 2; a fit in which every restart failed gives exit code 1.
+Bad input (a missing file, a non-numeric CSV, an unknown option value, ``--out`` naming the input
+file) gives a one-line error and exit code 2; a fit in which every restart failed, or whose best
+restart has no finite objective, gives a one-line failure report and exit code 1.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -54,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     fit = commands.add_parser("fit", help="fit a Gaussian mixture to a CSV or .npy file")
     fit.add_argument("data", help="CSV (optional header row, '#' comments) or .npy, rows = samples")
+    fit.add_argument("--delimiter", help="CSV field separator (default: detected among tab, ';' "
+                     "and ',')")
+    fit.add_argument("--missing", default="error", choices=("error", "marginalize"),
+                     help="NaN (missing) values: refuse them (default) or marginalise them out")
     fit.add_argument("--n-components", type=positive_int, required=True, help="number of components K")
     fit.add_argument("--covariance", default="full", choices=COVARIANCE_TYPES)
     fit.add_argument("--n-init", type=positive_int, default=1000, help="restarts (default 1000)")
@@ -92,10 +98,16 @@ def run_fit(args) -> dict:
     """``emjax fit``: loads the data, fits, prints a summary and optionally writes JSON."""
     if args.out and not Path(args.out).resolve().parent.is_dir():
         raise InputError(f"cannot write {args.out}: its directory does not exist")
+    if args.out and Path(args.data).exists() and os.path.exists(args.out) and os.path.samefile(args.out, args.data):
+        raise InputError(f"--out {args.out} is the input data file {args.data}; refusing to "
+                         "overwrite it (choose another --out)")
     with Ticker(f"loading {args.data}"):
-        X, features = load_data(args.data)
+        X, features, lines = load_data(args.data, args.delimiter)
+    if args.missing == "error":
+        _refuse_missing(args.data, X, lines)
     try:
-        model = GaussianMixture(args.n_components, args.covariance, init_params=args.init)
+        model = GaussianMixture(args.n_components, args.covariance, init_params=args.init,
+                                missing=args.missing)
         options = dict(n_init=args.n_init, max_iter=args.max_iter, tol=args.tol)
         label = (f"fitting {X.shape[0]} x {X.shape[1]}, K={model.n_components} "
                  f"{model.covariance_type}, {args.n_init} restarts: compiling, then running")
@@ -108,6 +120,11 @@ def run_fit(args) -> dict:
         print(f"emjax: warning: {warning.message}", file=sys.stderr)
     report = result_dict(model, result, X, compile_s, run_s)
     report.update(data=str(args.data), features=features, seed=args.seed, **options)
+    if report["objective"] is None or not np.isfinite(np.asarray(result.params.means)).all():
+        scale = float(np.nanmax(np.abs(X)))
+        raise FitError(f"the best restart (#{report['best_index']}, {report['status']}) has no "
+                       f"finite objective or means (restarts: {report['restarts']['summary']}); "
+                       f"the data's largest |value| is {scale:.3g}: rescale extreme values")
     print(summary(report))
     if args.out:
         try:
@@ -118,8 +135,9 @@ def run_fit(args) -> dict:
     return report
 
 
-def load_data(path: str) -> tuple[np.ndarray, list[str] | None]:
-    """``(X, feature names or None)`` from a ``.npy`` file or a comma-separated text file."""
+def load_data(path: str, delimiter: str | None = None):
+    """``(X, feature names or None, 1-based line of each row or None)`` from a ``.npy`` file or a
+    delimited text file (:func:`read_table`)."""
     file = Path(path)
     if not file.is_file():
         raise InputError(f"{path}: no such file")
@@ -130,17 +148,24 @@ def load_data(path: str) -> tuple[np.ndarray, list[str] | None]:
             raise InputError(f"{path}: not a readable .npy array ({err})") from None
         if X.dtype.kind not in "biuf":
             raise InputError(f"{path}: the array must be numeric; got dtype {X.dtype}")
-        names = None
+        names = lines = None
     else:
-        X, names = _read_csv(file)
+        X, names, lines = read_table(file, delimiter)
     if X.ndim == 1:
         X = X.reshape(-1, 1)
     if X.ndim != 2 or X.shape[0] == 0:
         raise InputError(f"{path}: expected a non-empty (rows, features) table; got shape {X.shape}")
-    return X.astype(np.float64), names
+    return X.astype(np.float64), names, lines
 
 
-def _read_csv(file: Path):
+def read_table(file: Path, delimiter: str | None = None):
+    """``(X, header names or None, 1-based line of each row)`` of a delimited text file.
+
+    Blank lines and lines starting with '#' are skipped; one trailing delimiter per line is
+    dropped. Without ``delimiter`` it is the first of tab, ';' and ',' found on the first line.
+    The first line is a header only when it holds a non-number while the next line is all
+    numbers; every line must have as many fields as the first.
+    """
     try:
         text = file.read_text()
     except (OSError, UnicodeDecodeError) as err:
@@ -149,22 +174,45 @@ def _read_csv(file: Path):
     lines = [(i, line) for i, line in lines if line and not line.startswith("#")]
     if not lines:
         raise InputError(f"{file}: no data rows")
+    delimiter = {"\\t": "\t", "tab": "\t"}.get(delimiter, delimiter)
+    if delimiter == "":
+        raise InputError("--delimiter must not be empty")
+    if delimiter is None:
+        delimiter = next((d for d in ("\t", ";", ",") if d in lines[0][1]), ",")
+    table = [(i, _fields(line, delimiter)) for i, line in lines]
     names = None
-    first = [field.strip() for field in lines[0][1].split(",")]
-    if not all(_is_number(field) for field in first):
-        names, lines = first, lines[1:]
-    width = len(names) if names else len(first)
+    if not all(map(_is_number, table[0][1])):
+        if len(table) == 1:
+            raise InputError(f"{file}: no data rows after the header on line {table[0][0]}")
+        if all(map(_is_number, table[1][1])):
+            names, table = table[0][1], table[1:]
+    width = len(names) if names else len(table[0][1])
     rows = []
-    for number, line in lines:
-        fields = line.split(",")
+    for number, fields in table:
         if len(fields) != width:
-            raise InputError(f"{file}: line {number} has {len(fields)} fields; expected {width}")
-        try:
-            rows.append([float(field) for field in fields])
-        except ValueError:
-            bad = next(f.strip() for f in fields if not _is_number(f))
-            raise InputError(f"{file}: line {number}: {bad!r} is not a number") from None
-    return np.array(rows, dtype=np.float64).reshape(len(rows), width), names
+            raise InputError(f"{file}: line {number} has {len(fields)} fields separated by "
+                             f"{delimiter!r}; expected {width} (see --delimiter)")
+        bad = next((f for f in fields if not _is_number(f)), None)
+        if bad is not None:
+            raise InputError(f"{file}: line {number}: {bad!r} is not a number")
+        rows.append([float(f) for f in fields])
+    X = np.array(rows, dtype=np.float64).reshape(len(rows), width)
+    return X, names, [number for number, _ in table]
+
+
+def _fields(line: str, delimiter: str) -> list[str]:
+    fields = [field.strip() for field in line.split(delimiter)]
+    return fields[:-1] if len(fields) > 1 and not fields[-1] else fields
+
+
+def _refuse_missing(path, X, lines) -> None:
+    """A one-line error for NaN when ``--missing error`` (the default)."""
+    missing = np.isnan(X)
+    if missing.any():
+        row, column = np.argwhere(missing)[0]
+        where = f"line {lines[row]}" if lines is not None else f"row index {row}"
+        raise InputError(f"{path}: {int(missing.sum())} NaN value(s) (missing), the first on {where} "
+                         f"column {column + 1}; pass --missing marginalize to fit with them")
 
 
 def _is_number(text: str) -> bool:
@@ -182,7 +230,7 @@ def result_dict(model, result, X, compile_s: float, run_s: float) -> dict:
     counts = {Status(int(c)).name: int(n) for c, n in zip(*np.unique(statuses, return_counts=True))}
     return {
         "model": {"n_components": model.n_components, "covariance_type": model.covariance_type,
-                  "init_params": model.init_params},
+                  "init_params": model.init_params, "missing": model.missing},
         "n_samples": int(X.shape[0]), "n_features": int(X.shape[1]),
         "params": {name: np.asarray(value, dtype=np.float64).tolist()
                    for name, value in result.params._asdict().items()},
@@ -204,17 +252,18 @@ def _number(value) -> float | None:
 
 
 def summary(report: dict) -> str:
-    """A few lines for the terminal."""
+    """A few lines for the terminal (a value that is not finite, null in the JSON, shows as n/a)."""
     params = report["params"]
     restarts = len(report["restarts"]["objectives"])
+    g = lambda value: "n/a" if value is None else f"{value:.6g}"
     return "\n".join([
         f"best restart #{report['best_index']}: {report['status']} after {report['n_iter']} "
-        f"iterations, objective {report['objective']:.6g}, log-likelihood "
-        f"{report['log_likelihood']:.6g} per sample",
+        f"iterations, objective {g(report['objective'])}, log-likelihood "
+        f"{g(report['log_likelihood'])} per sample",
         f"restarts: {report['restarts']['summary']}",
-        f"BIC {report['bic']:.6g}, AIC {report['aic']:.6g}",
+        f"BIC {g(report['bic'])}, AIC {g(report['aic'])}",
         f"compile {report['compile_seconds']:.1f}s, run {report['run_seconds']:.1f}s "
-        f"({restarts / report['run_seconds']:.0f} restarts/s)",
+        f"({restarts / max(report['run_seconds'], 1e-9):.0f} restarts/s)",
         "weights " + np.array2string(np.asarray(params["weights"]), precision=3),
         "means\n" + np.array2string(np.asarray(params["means"]), precision=4),
     ])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numbers
 import os
+from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
@@ -43,7 +44,7 @@ def chunk_iterable(source, rows_per_chunk):
         return lambda: iter(source)
     if callable(source):
         return source
-    if not isinstance(source, np.ndarray) and not _is_row_tree(source):
+    if isinstance(source, Iterator) or not (isinstance(source, np.ndarray) or _is_row_tree(source)):
         raise TypeError("source must be an array, a .npy path, a list of chunks or a function "
                         "returning an iterator of chunks (an iterator can be read only once); "
                         f"got {type(source).__name__}.")

@@ -36,7 +36,7 @@ def check_report(report, X, covariance_type, n_init):
     n, d = X.shape
     assert report["n_samples"] == n and report["n_features"] == d
     assert report["model"] == {"n_components": K, "covariance_type": covariance_type,
-                               "init_params": "kmeans++"}
+                               "init_params": "kmeans++", "missing": "error"}
     params = report["params"]
     assert np.isclose(sum(params["weights"]), 1, atol=1e-5)
     ll = scipy_log_likelihood(params, covariance_type, X)
