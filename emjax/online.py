@@ -120,7 +120,7 @@ class OnlineEM:
             self.state = _start(self.model, self.key, data, weights, self.init_params)
             self._rows = _row_signature(data)
         elif _row_signature(data) != self._rows:
-            raise ValueError(f"data: this mini-batch has rows {_describe(_row_signature(data))}; "
+            raise ValueError(f"data: this mini-batch has {_describe(_row_signature(data))}; "
                              f"the first had {_describe(self._rows)}.")
         self.state = _update(self.model, self.state, data, weights, **self.schedule)
         return self
@@ -162,8 +162,8 @@ def _describe(signature) -> str:
     tree, rows = signature
     if jax.tree_util.treedef_is_leaf(tree):
         (shape, dtype), = rows
-        return f"of shape {shape} and dtype {dtype}"
-    return f"in {tree} with row shapes and dtypes {list(rows)}"
+        return f"rows of shape {shape} and dtype {dtype}"
+    return f"the structure {tree}, row shapes and dtypes {[(s, str(d)) for s, d in rows]}"
 
 
 @functools.partial(jax.jit, static_argnames="model")
