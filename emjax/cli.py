@@ -98,7 +98,8 @@ def run_fit(args) -> dict:
     """``emjax fit``: loads the data, fits, prints a summary and optionally writes JSON."""
     if args.out and not Path(args.out).resolve().parent.is_dir():
         raise InputError(f"cannot write {args.out}: its directory does not exist")
-    if args.out and Path(args.data).exists() and os.path.exists(args.out) and os.path.samefile(args.out, args.data):
+    if (args.out and os.path.exists(args.data) and os.path.exists(args.out)
+            and os.path.samefile(args.out, args.data)):
         raise InputError(f"--out {args.out} is the input data file {args.data}; refusing to "
                          "overwrite it (choose another --out)")
     with Ticker(f"loading {args.data}"):
@@ -124,7 +125,7 @@ def run_fit(args) -> dict:
         scale = float(np.nanmax(np.abs(X)))
         raise FitError(f"the best restart (#{report['best_index']}, {report['status']}) has no "
                        f"finite objective or means (restarts: {report['restarts']['summary']}); "
-                       f"the data's largest |value| is {scale:.3g}: rescale extreme values")
+                       f"the data's largest |value| is {scale:.3g} (rescale the data if that is extreme)")
     print(summary(report))
     if args.out:
         try:

@@ -76,7 +76,9 @@ def stream_fit(model, source, key, *, n_init: int = 1, init_params=None, max_ite
         source: the rows, readable once per pass: a NumPy array, a pytree of row arrays such
             as an :class:`emjax.Corpus` (PLSA's rows are its triplets), a path to a ``.npy`` file
             (re-opened and checked at every pass, read with explicit reads, so a file changed
-            during the fit raises a :class:`~emjax.stream_sources.SourceError` naming it), a
+            during the fit raises a :class:`~emjax.stream_sources.SourceError` naming it; a
+            memory map passed as an array is read as it is, and a file shrinking under it kills
+            the process with SIGBUS, so pass the path), a
             list of chunks, or a function returning a new iterator of chunks. A chunk is rows
             (an array or a Corpus with the whole corpus's shape) or a pair ``(rows, weights)``.
             Every chunk of every pass is validated (an error names the chunk and the pass, counted
