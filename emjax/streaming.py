@@ -23,7 +23,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from .chunking import choose_chunk_size, chunked_sum, n_rows
 from .driver import initial_carry, next_carry, result_of, to_user_units
