@@ -214,6 +214,12 @@ def path_array_form(case, model, x, lengths, start, monkeypatch):
     return [(plain(model, start, x_full), plain(model, start, (x_full, np.full(S, T))))]
 
 
+def path_single_sequence(case, model, x, lengths, start, monkeypatch):
+    """One sequence given as ``(t, d)``."""
+    x_full = problem(case.name)[2]
+    return [(plain(model, start, x_full[0]), plain(model, start, (x_full[:1], np.array([T]))))]
+
+
 def path_float32(case, model, x, lengths, start, monkeypatch):
     with jax.enable_x64(False):
         cast = lambda a: np.asarray(a, np.float32) if np.asarray(a).dtype.kind == "f" else a
@@ -230,6 +236,9 @@ def path_squarem(case, model, x, lengths, start, monkeypatch):
     for res in (fast, slow):
         assert int(res.status) == emjax.Status.CONVERGED
         check_invariants(case, model, res, x, lengths)
+    for part in ("initial", "transitions"):  # positive at the start: an exact zero is a constraint
+        created = np.argwhere((np.asarray(getattr(fast.params, part)) == 0) & (getattr(start, part) > 0))
+        assert created.size == 0, f"SQUAREM set params.{part}{created.tolist()} to exactly 0"
     assert int(fast.n_estep) < int(slow.n_estep)
     np.testing.assert_allclose(float(fast.objective), float(slow.objective), rtol=1e-8)
     assert hc.relative_error(fast.params, slow.params) < 1e-3
@@ -254,13 +263,21 @@ PATHS = {
     "weights_zero": _weights([1, 0, 1, 1, 1, 0, 1]),
     "sequences_form": path_sequences_form,
     "array_form": path_array_form,
+    "single_sequence": path_single_sequence,
     "float32": path_float32,
     "squarem": path_squarem,
 }
 #: (case, path) cells of the fast slice; every other cell runs in the full grid.
 FAST = {("gaussian-tied", "chunk_prime"), ("categorical", "weights_zero")}
 #: Disagreements found by the harness: (case, path) -> reason (xfail, strict).
-KNOWN = {}
+SQUAREM_ZEROS = (
+    "SQUAREM extrapolates HMM probabilities in identity coordinates (HMM has no to_unconstrained): "
+    "theta' gets negative initial/transition entries, which neither is_degenerate nor the check "
+    "rejects; the stabilising M-step (_normalise_rows, emjax/models/hmm.py) turns every entry "
+    "that is <= 0 into an exact, permanent structural zero, and the Dirichlet log prior skips zero "
+    "entries, so the objective jumps (up or down) and the fit ends on a constrained optimum, not "
+    "plain EM's. emjax/accelerate.py squarem_cycle + emjax/models/hmm.py")
+KNOWN = {(name, "squarem"): SQUAREM_ZEROS for name in ("gaussian-full", "categorical", "poisson", "bernoulli")}
 
 
 def cells():
@@ -363,7 +380,7 @@ def test_bernoulli_hmm_has_no_hmmlearn_reference():
 
 
 SHAPES_FAST = dict(s=3, t=40, d=3, k=3, examples=2)
-SHAPES_FULL = dict(s=12, t=300, d=8, k=6, examples=25)
+SHAPES_FULL = dict(s=12, t=300, d=8, k=6, examples=20)
 
 
 @st.composite
