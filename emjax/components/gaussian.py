@@ -115,8 +115,10 @@ def mahalanobis(x, means, prec_chol, covariance_type: str):
         if covariance_type == "full":
             y = jnp.einsum("kde,nd->ken", prec_chol, x, precision=EXACT) - jnp.einsum(
                 "kd,kde->ke", means, prec_chol, precision=EXACT)[:, :, None]
-        else:
-            y = _mm(prec_chol.T, x.T)[None] - _mm(means, prec_chol)[:, :, None]
+        else:  # x U once for all k, rows by features: XLA CPU (jaxlib 0.10) fused the
+            # transposed product U^T x^T into its reduction wrongly (emjax.xla_options)
+            y = _mm(x, prec_chol)[None] - _mm(means, prec_chol)[:, None, :]
+            return jnp.sum(jnp.square(y), axis=2)
         return sum_of_squares(y, axis=1)
     return diagonal_mahalanobis(x, means, prec_chol, covariance_type)
 
