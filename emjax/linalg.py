@@ -6,7 +6,10 @@ for the pieces on a pool thread. When as many such calls run at once as the pool
 thread waits for work that none is free to run, and the program hangs (issue "Trust", F3:
 a 2-restart fit of 100 x 500 rows hung in about one of three runs). These functions compute
 the same factorizations with ordinary array operations, vectorised over any leading batch axes,
-so emjax's programs hold no LAPACK call.
+so emjax's programs hold no LAPACK call that can split over the pool, with one exception:
+matrices of at most :data:`LAPACK_MAX_D` dimensions still go to LAPACK, whose batches split only
+above 200,000 flops (``batch d^3``: 3,125 matrices of 4 x 4, 25,000 of 2 x 2), and which runs the
+many tiny matrices of batched restarts faster (W1, D = 2: a third less CPU per fit).
 
 Column ``j`` of the Cholesky factor :math:`L` of :math:`A` (left-looking, as LAPACK's unblocked
 ``potf2``):
@@ -26,30 +29,31 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-#: Up to this many dimensions the ``d`` steps are unrolled while tracing.
-UNROLL_MAX = 16
+from jax.scipy.linalg import solve_triangular
 
-_EXACT = jax.lax.Precision.HIGHEST
+#: Up to this many dimensions LAPACK factorises and solves (module docstring).
+LAPACK_MAX_D = 4
 
 
-def _steps(d: int, body, init):
-    if d <= UNROLL_MAX:
-        state = init
-        for j in range(d):
-            state = body(j, state)
-        return state
-    return jax.lax.fori_loop(0, d, body, init)
+def _materialised(x):
+    """``x``, computed once: without the barrier XLA may fuse the cheap elementwise steps into
+    every consumer (e.g. recompute a factor per row of an E-step chunk)."""
+    return jax.lax.optimization_barrier(x)
 
 
 def _matvec(m, v):
-    """``m @ v`` over leading batch axes: ``(..., r, c) x (..., c) -> (..., r)``."""
-    return jnp.einsum("...rc,...c->...r", m, v, precision=_EXACT)
+    """``m @ v`` over leading batch axes, ``(..., r, c) x (..., c) -> (..., r)``, as an
+    elementwise product and sum: exact float arithmetic on every backend, and one fused loop for
+    the many tiny matrices of batched restarts (where a batched ``dot_general`` is slow on CPU)."""
+    return jnp.sum(m * v[..., None, :], axis=-1)
 
 
 def cholesky(a):
     """Lower-triangular :math:`L` with :math:`L L^T = A` for ``a`` ``(..., d, d)`` (only its lower
     triangle is read); NaN where ``a`` is not positive definite."""
     d = a.shape[-1]
+    if d <= LAPACK_MAX_D:
+        return jnp.linalg.cholesky(a)
     rows = jnp.arange(d)
 
     def column(j, chol):
@@ -58,23 +62,26 @@ def cholesky(a):
         col = jnp.where(rows > j, v / pivot[..., None], jnp.where(rows == j, pivot[..., None], 0))
         return chol + col[..., :, None] * (rows == j).astype(a.dtype)
 
-    return _steps(d, column, jnp.zeros_like(a))
+    return _materialised(jax.lax.fori_loop(0, d, column, jnp.zeros_like(a)))
 
 
 def solve_lower(chol, b):
     """:math:`X` with :math:`L X = B` for lower-triangular ``chol`` ``(..., d, d)`` and ``b``
     ``(..., d, m)`` (forward substitution)."""
     d = chol.shape[-1]
+    if d <= LAPACK_MAX_D:
+        return solve_triangular(chol, b, lower=True)
     rows = jnp.arange(d)
 
     def row(i, x):
         li = jnp.take(chol, i, axis=-2)  # (..., d): zeros above the diagonal
-        xi = (jnp.take(b, i, axis=-2) - jnp.einsum("...c,...cm->...m", li, x, precision=_EXACT)) \
+        xi = (jnp.take(b, i, axis=-2) - jnp.sum(li[..., :, None] * x, axis=-2)) \
             / jnp.take(li, i, axis=-1)[..., None]
         return x + (rows == i).astype(b.dtype)[:, None] * xi[..., None, :]
 
-    return _steps(d, row, jnp.zeros(jnp.broadcast_shapes(chol.shape[:-2], b.shape[:-2]) + b.shape[-2:],
-                                    jnp.result_type(chol, b)))
+    x = jnp.zeros(jnp.broadcast_shapes(chol.shape[:-2], b.shape[:-2]) + b.shape[-2:],
+                  jnp.result_type(chol, b))
+    return _materialised(jax.lax.fori_loop(0, d, row, x))
 
 
 def triangular_inverse(chol):

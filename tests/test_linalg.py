@@ -24,7 +24,7 @@ def x64():
         yield
 
 
-@pytest.mark.parametrize("d", [1, 2, 5, linalg.UNROLL_MAX, linalg.UNROLL_MAX + 1, 40])
+@pytest.mark.parametrize("d", [1, 2, 5, linalg.LAPACK_MAX_D, linalg.LAPACK_MAX_D + 1, 40])
 @pytest.mark.parametrize("batch", [(), (3,), (2, 4)])
 def test_cholesky_and_solves_match_numpy(d, batch):
     rng = np.random.default_rng(d)
@@ -42,7 +42,7 @@ def test_cholesky_and_solves_match_numpy(d, batch):
                                rtol=1e-9, atol=1e-11)
 
 
-@pytest.mark.parametrize("d", [3, linalg.UNROLL_MAX + 2])
+@pytest.mark.parametrize("d", [3, linalg.LAPACK_MAX_D + 2])
 def test_not_positive_definite_gives_nan(d):
     a = np.eye(d)
     a[-1, -1] = -1.0
