@@ -9,6 +9,12 @@ with them only when the data are large enough for compilation memory to matter, 
 to that program alone (``jax.jit(..., compiler_options=...)``), never process-wide. While such a
 call compiles, the heap that compilation freed is handed back to the kernel (glibc's
 ``malloc_trim``) before the program runs, so that the fit's own buffers do not come on top of it.
+
+Every program emjax compiles also gets :func:`correct_cpu_options`: XLA's CPU compiler in jaxlib
+0.10 fuses some matrix products with the reductions that consume them into YNNPACK kernels that
+return wrong sums (a tied-covariance Mahalanobis distance, ``sum((U^T x^T)[None] - (m U)[..., None]) ** 2,
+axis=1)`` after a Cholesky solve, was off by 25% on 569 x 30 rows; ``tests/test_xla_ynn_fusion.py``
+holds the reproducer). Those fusions are switched off for emjax's programs alone.
 """
 from __future__ import annotations
 
@@ -22,6 +28,21 @@ import jax
 import numpy as np
 
 from .tree import is_traced
+
+#: XLA debug option that switches off XLA CPU's YNNPACK library fusions (module docstring).
+NO_YNN_FUSION = {"xla_cpu_experimental_ynn_fusion_type": ""}
+
+
+@functools.cache
+def correct_cpu_options() -> dict:
+    """:data:`NO_YNN_FUSION` where this jaxlib knows the option (checked once by compiling a
+    scalar program with it), else ``{}`` (older jaxlibs have no YNNPACK fusions)."""
+    try:
+        jax.jit(lambda x: x + 1, compiler_options=NO_YNN_FUSION).lower(np.float32(0)).compile()
+    except Exception:  # noqa: BLE001 - any refusal means the option does not exist here
+        return {}
+    return dict(NO_YNN_FUSION)
+
 
 #: XLA debug options of the lean compilation (CPU only).
 LEAN_CPU_COMPILE = {"xla_cpu_use_fusion_emitters": False}
@@ -77,19 +98,48 @@ def lean_compile(data) -> bool:
     return on_cpu and size >= LEAN_COMPILE_MIN_BYTES
 
 
+def jit(fun=None, *, compiler_options=None, **jit_kwargs):
+    """``jax.jit`` with :func:`correct_cpu_options` added to ``compiler_options``; usable as a
+    decorator with or without arguments, like ``jax.jit``. Every program emjax compiles goes
+    through it (or :class:`jit_by_data_size`)."""
+    if fun is None:
+        return functools.partial(jit, compiler_options=compiler_options, **jit_kwargs)
+    return _Jitted(fun, compiler_options, jit_kwargs)
+
+
+class _Jitted:
+    """A ``jax.jit`` function built on first call, when JAX's backend may be asked for
+    :func:`correct_cpu_options` (building it at import would start the backend)."""
+
+    def __init__(self, fun, compiler_options, jit_kwargs):
+        self._fun, self._options, self._kwargs = fun, compiler_options or {}, jit_kwargs
+        functools.update_wrapper(self, fun)
+
+    @functools.cached_property
+    def _jitted(self):
+        options = {**correct_cpu_options(), **self._options}
+        return jax.jit(self._fun, compiler_options=options, **self._kwargs)
+
+    def __call__(self, *args, **kwargs):
+        return self._jitted(*args, **kwargs)
+
+    def __getattr__(self, name):  # lower, trace, eval_shape, _cache_size, ...
+        return getattr(self._jitted, name)
+
+
 class jit_by_data_size:  # a decorator, named like jax.jit
-    """``jax.jit(fun, compiler_options, **jit_kwargs)``, compiled with :data:`LEAN_CPU_COMPILE`
-    added to ``compiler_options`` (and the heap trimmed after compiling) when the argument named
-    ``data`` is large (:func:`lean_compile`).
+    """:func:`jit` ``(fun, compiler_options, **jit_kwargs)``, compiled with
+    :data:`LEAN_CPU_COMPILE` added to ``compiler_options`` (and the heap trimmed after compiling)
+    when the argument named ``data`` is large (:func:`lean_compile`).
 
     Two jitted functions, each with its own cache: calling with equal static arguments and equal
     shapes never recompiles. ``lower`` and ``_cache_size`` behave as ``jax.jit``'s.
     """
 
     def __init__(self, fun, compiler_options=None, **jit_kwargs):
-        self._default = jax.jit(fun, compiler_options=compiler_options, **jit_kwargs)
-        self._lean = jax.jit(fun, compiler_options={**(compiler_options or {}), **LEAN_CPU_COMPILE},
-                             **jit_kwargs)
+        self._default = jit(fun, compiler_options=compiler_options, **jit_kwargs)
+        self._lean = jit(fun, compiler_options={**(compiler_options or {}), **LEAN_CPU_COMPILE},
+                         **jit_kwargs)
         self._signature = inspect.signature(fun)
         functools.update_wrapper(self, fun)
 

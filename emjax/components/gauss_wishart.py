@@ -24,6 +24,7 @@ import math
 import jax.numpy as jnp
 from jax.scipy.special import digamma, gammaln, multigammaln
 
+from .. import linalg
 from . import gaussian as g
 
 
@@ -69,7 +70,7 @@ def expected_log_density(x, means, covariances, mean_precision, dof, covariance_
 def _prior_log_det(prior_cov, covariance_type: str, d: int):
     """``log|C_0|`` (``C_0`` is one matrix, a vector of variances or one variance)."""
     if covariance_type in ("full", "tied"):
-        return 2 * jnp.sum(jnp.log(jnp.diagonal(jnp.linalg.cholesky(prior_cov))))
+        return 2 * jnp.sum(jnp.log(jnp.diagonal(linalg.cholesky(prior_cov))))
     return jnp.sum(jnp.log(prior_cov)) * (d if covariance_type == "spherical" else 1)
 
 

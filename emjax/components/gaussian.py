@@ -24,8 +24,8 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.linalg import solve_triangular
 
+from .. import linalg
 from ..row_sums import one_pass_enabled, row_sums
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
@@ -54,9 +54,7 @@ def precision_cholesky(cov, covariance_type: str):
     A covariance that is not positive definite gives NaN (callers report it as degenerate).
     """
     if covariance_type in ("full", "tied"):
-        chol = jnp.linalg.cholesky(cov)
-        eye = jnp.broadcast_to(jnp.eye(cov.shape[-1], dtype=cov.dtype), cov.shape)
-        return jnp.swapaxes(solve_triangular(chol, eye, lower=True), -1, -2)
+        return jnp.swapaxes(linalg.triangular_inverse(linalg.cholesky(cov)), -1, -2)
     return jnp.where(cov > 0, 1.0 / jnp.sqrt(jnp.where(cov > 0, cov, 1.0)), jnp.nan)
 
 
@@ -74,7 +72,7 @@ def log_cholesky(cov, covariance_type: str):
     its diagonal replaced by its log (full, tied; zeros above the diagonal), log-variances (diag,
     spherical). Inverse: :func:`covariance_from_log_cholesky`."""
     if covariance_type in ("full", "tied"):
-        chol = jnp.linalg.cholesky(cov)
+        chol = linalg.cholesky(cov)
         eye = jnp.eye(cov.shape[-1], dtype=bool)
         log_diag = jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1))[..., None, :]
         return jnp.where(eye, log_diag, jnp.tril(chol, -1))
@@ -115,8 +113,10 @@ def mahalanobis(x, means, prec_chol, covariance_type: str):
         if covariance_type == "full":
             y = jnp.einsum("kde,nd->ken", prec_chol, x, precision=EXACT) - jnp.einsum(
                 "kd,kde->ke", means, prec_chol, precision=EXACT)[:, :, None]
-        else:
-            y = _mm(prec_chol.T, x.T)[None] - _mm(means, prec_chol)[:, :, None]
+        else:  # x U once for all k, rows by features: XLA CPU (jaxlib 0.10) fused the
+            # transposed product U^T x^T into its reduction wrongly (emjax.xla_options)
+            y = _mm(x, prec_chol)[None] - _mm(means, prec_chol)[:, None, :]
+            return jnp.sum(jnp.square(y), axis=2)
         return sum_of_squares(y, axis=1)
     return diagonal_mahalanobis(x, means, prec_chol, covariance_type)
 
@@ -277,7 +277,7 @@ def divide_per_component(scatter, counts, covariance_type: str):
 def cholesky_factor(cov, covariance_type: str):
     """``L`` with ``L L^T = cov`` per component, broadcast to ``(k, d, d)`` / ``(k, d)`` / ``(k,)``."""
     if covariance_type in ("full", "tied"):
-        return jnp.linalg.cholesky(cov)
+        return linalg.cholesky(cov)
     return jnp.sqrt(cov)
 
 

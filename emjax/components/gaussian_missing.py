@@ -27,8 +27,7 @@ import math
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.linalg import cho_solve, solve_triangular
-
+from .. import linalg
 from .gaussian import EXACT, precision_cholesky
 
 LOG_2PI = math.log(2 * math.pi)
@@ -44,13 +43,13 @@ def _row_conditionals(x0, obs, mean, cov):
     d = x0.shape[0]
     eye = jnp.eye(d, dtype=cov.dtype)
     block = jnp.where(obs[:, None] & obs[None, :], cov, eye)  # Sigma_oo, identity elsewhere
-    chol = jnp.linalg.cholesky(block)
+    chol = linalg.cholesky(block)  # no LAPACK call (emjax.linalg)
     resid = jnp.where(obs, x0 - mean, 0)
-    z = solve_triangular(chol, resid, lower=True)
+    z = linalg.solve_lower(chol, resid[:, None])[:, 0]
     log_det = 2 * jnp.sum(jnp.log(jnp.diagonal(chol)))
     log_dens = -0.5 * (jnp.sum(obs) * LOG_2PI + jnp.dot(z, z, precision=EXACT) + log_det)
     cross = jnp.where(obs[None, :], cov, 0)  # Sigma_{., o}: columns of the observed coordinates
-    gain = cho_solve((chol, True), cross.T).T  # Sigma_{., o} Sigma_oo^{-1}, zero columns on m
+    gain = linalg.cho_solve(chol, cross.T).T  # Sigma_{., o} Sigma_oo^{-1}, zero columns on m
     x_hat = jnp.where(obs, x0, mean + jnp.matmul(gain, resid, precision=EXACT))
     missing = ~obs
     cond_cov = jnp.where(missing[:, None] & missing[None, :],

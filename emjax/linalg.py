@@ -1,0 +1,101 @@
+r"""Cholesky factors and triangular solves written in JAX operations, without LAPACK calls.
+
+jaxlib's CPU LAPACK kernels split a batch of matrices over XLA's intra-op thread pool and wait
+for the pieces on a pool thread. When as many such calls run at once as the pool has threads
+(a fit program holds several independent ones: two are enough on a 2-core machine), every
+thread waits for work that none is free to run, and the program hangs (issue "Trust", F3:
+a 2-restart fit of 100 x 500 rows hung in about one of three runs). These functions compute
+the same factorizations with ordinary array operations, vectorised over any leading batch axes,
+so emjax's programs hold no LAPACK call that can split over the pool, with one exception:
+matrices of at most :data:`LAPACK_MAX_D` dimensions still go to LAPACK, whose batches split only
+above 200,000 flops (``batch d^3``: 3,125 matrices of 4 x 4, 25,000 of 2 x 2), and which runs the
+many tiny matrices of batched restarts faster (W1, D = 2: a third less CPU per fit).
+
+Column ``j`` of the Cholesky factor :math:`L` of :math:`A` (left-looking, as LAPACK's unblocked
+``potf2``):
+
+.. math::
+    v = A_{:, j} - L_{:, <j} L_{j, <j}^T, \qquad L_{jj} = \sqrt{v_j}, \qquad
+    L_{ij} = v_i / L_{jj} \ (i > j),
+
+and forward substitution solves :math:`L X = B` row by row,
+:math:`X_i = (B_i - L_{i, <i} X_{<i}) / L_{ii}`. Both take :math:`O(d^3)` work in ``d`` steps:
+unrolled up to :data:`UNROLL_MAX` dimensions (a few fused elementwise kernels), a
+``lax.fori_loop`` above. A matrix that is not positive definite gives NaN (a non-positive pivot),
+as ``jnp.linalg.cholesky`` does.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jax.scipy.linalg import solve_triangular
+
+#: Up to this many dimensions LAPACK factorises and solves (module docstring).
+LAPACK_MAX_D = 4
+
+
+def _materialised(x):
+    """``x``, computed once: without the barrier XLA may fuse the cheap elementwise steps into
+    every consumer (e.g. recompute a factor per row of an E-step chunk)."""
+    return jax.lax.optimization_barrier(x)
+
+
+def _matvec(m, v):
+    """``m @ v`` over leading batch axes, ``(..., r, c) x (..., c) -> (..., r)``, as an
+    elementwise product and sum: exact float arithmetic on every backend, and one fused loop for
+    the many tiny matrices of batched restarts (where a batched ``dot_general`` is slow on CPU)."""
+    return jnp.sum(m * v[..., None, :], axis=-1)
+
+
+def cholesky(a):
+    """Lower-triangular :math:`L` with :math:`L L^T = A` for ``a`` ``(..., d, d)`` (only its lower
+    triangle is read); NaN where ``a`` is not positive definite."""
+    d = a.shape[-1]
+    if d <= LAPACK_MAX_D:
+        return jnp.linalg.cholesky(a)
+    rows = jnp.arange(d)
+
+    def column(j, chol):
+        v = jnp.take(a, j, axis=-1) - _matvec(chol, jnp.take(chol, j, axis=-2))
+        pivot = jnp.sqrt(jnp.take(v, j, axis=-1))  # NaN for a non-positive pivot
+        col = jnp.where(rows > j, v / pivot[..., None], jnp.where(rows == j, pivot[..., None], 0))
+        return chol + col[..., :, None] * (rows == j).astype(a.dtype)
+
+    return _materialised(jax.lax.fori_loop(0, d, column, jnp.zeros_like(a)))
+
+
+def solve_lower(chol, b):
+    """:math:`X` with :math:`L X = B` for lower-triangular ``chol`` ``(..., d, d)`` and ``b``
+    ``(..., d, m)`` (forward substitution)."""
+    d = chol.shape[-1]
+    if d <= LAPACK_MAX_D:
+        return solve_triangular(chol, b, lower=True)
+    rows = jnp.arange(d)
+
+    def row(i, x):
+        li = jnp.take(chol, i, axis=-2)  # (..., d): zeros above the diagonal
+        xi = (jnp.take(b, i, axis=-2) - jnp.sum(li[..., :, None] * x, axis=-2)) \
+            / jnp.take(li, i, axis=-1)[..., None]
+        return x + (rows == i).astype(b.dtype)[:, None] * xi[..., None, :]
+
+    x = jnp.zeros(jnp.broadcast_shapes(chol.shape[:-2], b.shape[:-2]) + b.shape[-2:],
+                  jnp.result_type(chol, b))
+    return _materialised(jax.lax.fori_loop(0, d, row, x))
+
+
+def triangular_inverse(chol):
+    """:math:`L^{-1}` of lower-triangular ``chol`` ``(..., d, d)``."""
+    eye = jnp.eye(chol.shape[-1], dtype=chol.dtype)
+    return solve_lower(chol, jnp.broadcast_to(eye, chol.shape))
+
+
+def cho_solve(chol, b):
+    """:math:`A^{-1} B` from the Cholesky factor ``chol`` of :math:`A` (two triangular solves)."""
+    return solve_lower_transposed(chol, solve_lower(chol, b))
+
+
+def solve_lower_transposed(chol, b):
+    """:math:`X` with :math:`L^T X = B` (back substitution)."""
+    flip = lambda m: jnp.flip(m, axis=(-2, -1))
+    return jnp.flip(solve_lower(flip(jnp.swapaxes(chol, -1, -2)), jnp.flip(b, axis=-2)), axis=-2)
