@@ -13,8 +13,10 @@ and in unconstrained coordinates the differences
 (the "S3" step length; :math:`\alpha = -1` gives back :math:`\theta_2`). It extrapolates to
 :math:`\theta' = \phi^{-1}(\phi(\theta_0) - 2\alpha r + \alpha^2 v)` and takes one stabilising EM
 map, :math:`\theta'' = F(\theta')`. The cycle ends at :math:`\theta''` when it is finite, not
-degenerate and its objective is at least that of :math:`\theta_1`; otherwise it falls back to the
-plain EM step :math:`\theta_2`. So every accepted point is at least as good as one EM step, the
+degenerate, has no exact zero where :math:`\theta_0` had none (an extrapolation past a boundary,
+e.g. of HMM probabilities kept in their own coordinates, that the M-step would clip into a
+permanent structural zero) and its objective is at least that of :math:`\theta_1`; otherwise it
+falls back to the plain EM step :math:`\theta_2`. So every accepted point is at least as good as one EM step, the
 objective never falls, and a change below ``tol`` over a cycle implies that plain EM's step from
 the cycle's start changed it by less than ``tol`` too.
 
@@ -119,7 +121,8 @@ def squarem_cycle(model, params, stats, objective, step_bound, *, evaluate, chec
         evaluated = (point, *evaluate(point))
         first = tree_select(c.stage == 0, evaluated, c.first)
         fails = jnp.where(c.stage == 0, check(point, evaluated[3], objective) != Status.RUNNING, c.fails)
-        accept = (check(point, evaluated[3], first[3]) == Status.RUNNING) & (evaluated[3] >= first[3])
+        accept = ((check(point, evaluated[3], first[3]) == Status.RUNNING)
+                  & (evaluated[3] >= first[3]) & ~new_zeros(params, point))
         fallback = jnp.where(c.stage == 2, ~accept, c.fallback)
         alpha = jnp.where(c.stage == 1, alpha, c.alpha)
         return _Stages(c.stage + 1, evaluated, first, second, alpha, fails, fallback)
@@ -137,6 +140,12 @@ def squarem_cycle(model, params, stats, objective, step_bound, *, evaluate, chec
     step_bound = jnp.where(at_bound & accept, step_bound * STEP_GROWTH, step_bound)
     step_bound = jnp.where(done.fallback, jnp.maximum(-done.alpha / STEP_SHRINK, 1), step_bound)
     return done.last, done.stage, step_bound
+
+
+def new_zeros(start, point):
+    """True when some entry of ``point`` is exactly 0 where ``start``'s is not."""
+    found = jax.tree_util.tree_map(lambda a, b: jnp.any((a != 0) & (b == 0)), start, point)
+    return jnp.any(jnp.stack(jax.tree_util.tree_leaves(found)))
 
 
 def s3_step_length(r, v, step_bound):

@@ -269,15 +269,11 @@ PATHS = {
 }
 #: (case, path) cells of the fast slice; every other cell runs in the full grid.
 FAST = {("gaussian-tied", "chunk_prime"), ("categorical", "weights_zero")}
-#: Disagreements found by the harness: (case, path) -> reason (xfail, strict).
-SQUAREM_ZEROS = (
-    "SQUAREM extrapolates HMM probabilities in identity coordinates (HMM has no to_unconstrained): "
-    "theta' gets negative initial/transition entries, which neither is_degenerate nor the check "
-    "rejects; the stabilising M-step (_normalise_rows, emjax/models/hmm.py) turns every entry "
-    "that is <= 0 into an exact, permanent structural zero, and the Dirichlet log prior skips zero "
-    "entries, so the objective jumps (up or down) and the fit ends on a constrained optimum, not "
-    "plain EM's. emjax/accelerate.py squarem_cycle + emjax/models/hmm.py")
-KNOWN = {(name, "squarem"): SQUAREM_ZEROS for name in ("gaussian-full", "categorical", "poisson", "bernoulli")}
+#: Disagreements found by the harness: (case, path) -> reason (xfail, strict). SQUAREM used to
+#: extrapolate HMM probabilities past zero, which the M-step clipped into permanent structural
+#: zeros (gaussian-full, categorical, poisson, bernoulli); emjax/accelerate.py now rejects an
+#: extrapolation that creates exact zeros.
+KNOWN: dict = {}
 
 
 def cells():
