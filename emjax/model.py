@@ -11,7 +11,8 @@ Required::
     log_prob(params, data) -> (n,)                        marginal log-likelihood per observation
     posterior(params, data) -> (n, ...)                   posterior of the latent variables
 
-Optional (defaults below): ``log_prior``, ``is_degenerate``, ``validate``, ``validate_chunk``
+Optional (defaults below): ``log_prior``, ``is_degenerate``, ``validate``, ``traced_form``,
+``validate_chunk``
 (streamed chunks), ``validate_params``, ``work_per_row``, ``restate_stats`` (online EM),
 ``m_step_with_data`` (an M-step that revisits the rows, e.g. generalized EM), the
 standardisation hooks ``standardize`` / ``params_to_standard`` / ``params_from_standard`` and
@@ -55,6 +56,12 @@ class Model:
 
     def validate(self, data):
         """Host-side checks and conversion of concrete ``data``; returns the converted data."""
+        return data
+
+    def traced_form(self, data):
+        """``data`` in the form the model's methods take, for data inside the caller's ``jit``,
+        ``vmap`` or ``grad`` (where :meth:`validate` does not run): shape-based and traceable,
+        no checks. Identity by default."""
         return data
 
     def validate_chunk(self, data):

@@ -33,7 +33,7 @@ from .fit import FitResult, _check_init_params, _report, restart_keys, select_be
 from .model import check_streamable
 from .status import Status
 from .tree import all_finite, tree_select
-from .validation import check_fit_options, check_weights
+from .validation import check_fit_options, check_key, check_weights
 
 #: Elements per host chunk when the source is an array or a file (64 MiB of float32).
 DEFAULT_HOST_CHUNK = 1 << 24
@@ -91,6 +91,7 @@ def stream_fit(model, source, key, *, n_init: int = 1, init_params=None, max_ite
         :class:`emjax.FitResult`.
     """
     check_fit_options(max_iter=max_iter, tol=tol, chunk_size=chunk_size, n_init=n_init)
+    key = check_key(key, optional=init_params is not None)
     check_streamable(model)
     reader = _ChunkReader(model, _chunk_iterable(source, rows_per_chunk))
     clock = _PassClock(on_pass)
