@@ -87,7 +87,7 @@ def select(models_or_grid, data, key, *, n_init: int = 1, criterion: str = "bic"
             ``GaussianMixture`` fields: ``n_components`` an int ``K_max`` (meaning ``1..K_max``)
             or a sequence of ints, ``covariance_type`` a name or a sequence of names, others fixed.
         data: observations ``(n, d)``.
-        key: a PRNG key.
+        key: a PRNG key, or an integer seed (``jax.random.key(seed)``).
         n_init: restarts per candidate.
         criterion: "bic", "aic" or "icl" (lower is better).
         weights, max_iter, tol, chunk_size: as in :func:`emjax.fit`.

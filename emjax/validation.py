@@ -232,6 +232,10 @@ def feature_mismatch(n_data: int, n_params: int) -> str:
     return f"data has {n_data} feature(s) but the parameters were fitted on {n_params}: "
 
 
+#: How far user-given probabilities (mixture weights, HMM rows) may be from summing to 1.
+SUM_TOLERANCE = 1e-4
+
+
 def check_probabilities(p, name: str) -> None:
     """Host-side: ``p`` finite, non-negative, summing to 1 over its last axis (within
     :data:`SUM_TOLERANCE`); a 1-D ``p`` is one distribution (e.g. mixture weights)."""
@@ -255,10 +259,6 @@ def _index(i):
     """A tuple index as printed in messages (a bare int in one dimension)."""
     i = tuple(int(j) for j in i)
     return i[0] if len(i) == 1 else i
-
-
-#: How far user-given probabilities (mixture weights, HMM rows) may be from summing to 1.
-SUM_TOLERANCE = 1e-4
 
 
 def checked_post_fit_data(model, params, data, *, validate=None):
