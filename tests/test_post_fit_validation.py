@@ -44,8 +44,20 @@ def test_gaussian_methods_refuse_bad_rows(model, method):
         call(np.array([[np.nan, 0.0]]))  # F16: predict gave label 0
     with pytest.raises(ValueError, match="inf"):
         call(np.array([[np.inf, 0.0]]))
-    # the array-likes fit takes: a list of rows gives what the array gives
+    # the array-likes fit takes (a list; an object with __array__, as a pandas DataFrame) give
+    # what the array gives
     np.testing.assert_array_equal(np.asarray(call(X[:5].tolist())), np.asarray(call(X[:5])))
+    np.testing.assert_array_equal(np.asarray(call(ArrayLike(X[:5]))), np.asarray(call(X[:5])))
+
+
+class ArrayLike:
+    """Stands in for a pandas DataFrame (pandas is not a dependency): only ``__array__``."""
+
+    def __init__(self, values):
+        self.values = values
+
+    def __array__(self, dtype=None, copy=None):
+        return self.values if dtype is None else self.values.astype(dtype)
 
 
 def test_missing_values_are_scored_on_the_observed_features():
