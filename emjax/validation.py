@@ -136,9 +136,9 @@ def check_positive_int(value, name: str) -> None:
 def check_model(model, call: str) -> None:
     """Refuses a first argument that is not a model (e.g. ``fit(X, model, key)``); ``call`` is the
     expected signature, e.g. "fit(model, data, key, ...)"."""
-    if not all(callable(getattr(model, m, None)) for m in ("init", "e_step", "m_step")):
-        raise TypeError(f"the first argument must be a model such as emjax.GaussianMixture(2) (with "
-                        f"init, e_step and m_step); got {type(model).__name__}. The call is {call}.")
+    if not callable(getattr(model, "e_step", None)):
+        raise TypeError(f"the first argument must be a model such as emjax.GaussianMixture(2) (see "
+                        f"emjax.model); got {type(model).__name__}. The call is {call}.")
 
 
 def check_key(key, name: str = "key", *, optional: bool = False):
