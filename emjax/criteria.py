@@ -13,11 +13,17 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from .validation import prepare_inputs
+from .tree import is_traced
+from .validation import check_model, prepare_inputs
 
 
 def _total_log_likelihood(model, params, data, weights):
+    """``(sum_n w_n log p(x_n), sum_n w_n)``; concrete ``data``, ``weights`` and ``params`` are
+    checked as in :func:`emjax.fit` (``params`` against the model and the data)."""
+    check_model(model, "bic(model, params, data, weights=None)")
     data, weights = prepare_inputs(model, data, weights)
+    if not is_traced(params, data):
+        model.validate_params(params, data)
     return _weighted_sum(params, data, weights, model=model), jnp.sum(weights)
 
 

@@ -28,7 +28,7 @@ from .raw_rows import fit_coordinates
 from .sharding import RowSharding, local_rows, row_sharding_of
 from .status import Status
 from .tree import all_finite, is_traced, tree_select
-from .validation import check_fit_options, prepare_inputs
+from .validation import check_fit_options, check_model, prepare_inputs
 from .xla_options import jit_by_data_size
 
 #: A decrease of the objective larger than this many machine epsilons (times 1 + |objective|)
@@ -204,6 +204,7 @@ def em(model, params, data, weights=None, *, max_iter: int = 100, tol: float = 1
     Returns:
         :class:`EMResult`.
     """
+    check_model(model, "em(model, params, data, weights=None, ...)")
     check_fit_options(max_iter=max_iter, tol=tol, chunk_size=chunk_size)
     check_accelerator(accelerator)
     rows = row_sharding_of(data)

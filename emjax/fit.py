@@ -20,7 +20,9 @@ from .row_sums import REASSOCIATING_COMPILER_OPTIONS, one_pass_row_sums, unbatch
 from .sharding import local_rows, row_sharding_of
 from .status import Status, describe
 from .tree import is_traced
-from .validation import check_fit_options, prepare_inputs
+from .validation import (
+    check_fit_options, check_init_params_type, check_key, check_model, prepare_inputs,
+)
 from .xla_options import jit_by_data_size
 
 
@@ -82,7 +84,8 @@ def fit(model, data, key, *, n_init: int = 1, weights=None, max_iter: int = 100,
         data: observations, leading axis = rows. Rows sharded over a mesh axis
             (:func:`emjax.shard`) stay where they are: each device sums its rows' statistics and
             the sums are all-reduced; the mesh's other axes split the restarts.
-        key: a PRNG key (``jax.random.key``).
+        key: a PRNG key (``jax.random.key(0)``; a raw ``jax.random.PRNGKey`` works too) or an
+            integer seed, taken as ``jax.random.key(seed)``.
         n_init: number of restarts.
         weights: optional non-negative per-row weights ``(n,)``.
         max_iter, tol, chunk_size, accelerator: as in :func:`emjax.em` (``accelerator="squarem"``
@@ -124,7 +127,10 @@ def timed_fit(model, data, key, *, throw: bool = True, **options):
 def _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_params,
              accelerator=None):
     """Host-side checks and the chunk sizes: ``(args, static_kwargs)`` for ``_fit_jit``."""
+    check_model(model, "fit(model, data, key, ...)")
     check_fit_options(max_iter=max_iter, tol=tol, chunk_size=chunk_size, n_init=n_init)
+    check_init_params_type(init_params)
+    key = check_key(key, optional=init_params is not None)
     rows = row_sharding_of(data)
     if rows is not None and n_init % rows.n_restart_groups:
         raise ValueError(f"n_init={n_init} must be a multiple of {rows.n_restart_groups}, the number "
@@ -277,10 +283,13 @@ def _check_init_params(model, init_params, data, n_init):
     if leading != {n_init}:
         raise ValueError(f"init_params must have a leading axis of length n_init={n_init} on every "
                          f"array; got leading sizes {sorted(map(str, leading))}.")
-    try:
-        model.validate_params(jax.tree_util.tree_map(lambda x: x[0], init_params), data)
-    except ValueError as err:
-        raise ValueError(f"init_params (per restart, after the leading axis): {err}") from None
+    host = jax.tree_util.tree_map(np.asarray, init_params)
+    for r in range(n_init):
+        try:
+            model.validate_params(jax.tree_util.tree_map(lambda x: x[r], host), data)
+        except ValueError as err:
+            raise ValueError(f"init_params (per restart, after the leading axis), restart {r}: "
+                             f"{err}") from None
 
 
 def _report(result: FitResult) -> None:

@@ -34,7 +34,7 @@ from .fit import _starting_points, select_best
 from .models.gaussian_mixture import GaussianMixture
 from .models.padded_mixture import PaddedMixture, pad, trim
 from .status import Status
-from .validation import check_fit_options, prepare_inputs
+from .validation import check_fit_options, check_key, prepare_inputs
 
 CRITERIA = ("bic", "aic", "icl")
 
@@ -87,7 +87,7 @@ def select(models_or_grid, data, key, *, n_init: int = 1, criterion: str = "bic"
             ``GaussianMixture`` fields: ``n_components`` an int ``K_max`` (meaning ``1..K_max``)
             or a sequence of ints, ``covariance_type`` a name or a sequence of names, others fixed.
         data: observations ``(n, d)``.
-        key: a PRNG key.
+        key: a PRNG key, or an integer seed (``jax.random.key(seed)``).
         n_init: restarts per candidate.
         criterion: "bic", "aic" or "icl" (lower is better).
         weights, max_iter, tol, chunk_size: as in :func:`emjax.fit`.
@@ -101,6 +101,7 @@ def select(models_or_grid, data, key, *, n_init: int = 1, criterion: str = "bic"
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}; got {criterion!r}.")
     check_fit_options(max_iter=max_iter, tol=tol, chunk_size=chunk_size, n_init=n_init)
+    key = check_key(key, optional=init_params is not None)
     groups = _candidate_groups(models_or_grid)
     rows, candidates = [], []
     for template, ks in groups.items():

@@ -32,7 +32,7 @@ from .model import check_streamable
 from .status import Status
 from .stream_sources import ChunkReader, chunk_iterable
 from .tree import all_finite, tree_select
-from .validation import check_fit_options
+from .validation import check_fit_options, check_key
 
 class PassReport(NamedTuple):
     """Progress after one pass over the data (given to ``on_pass``).
@@ -95,6 +95,7 @@ def stream_fit(model, source, key, *, n_init: int = 1, init_params=None, max_ite
         :class:`emjax.FitResult`.
     """
     check_fit_options(max_iter=max_iter, tol=tol, chunk_size=chunk_size, n_init=n_init)
+    key = check_key(key, optional=init_params is not None)
     check_streamable(model)
     reader = ChunkReader(model, chunk_iterable(source, rows_per_chunk))
     clock = _PassClock(on_pass)

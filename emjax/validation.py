@@ -113,14 +113,65 @@ def check_weights(weights, n: int, dtype):
 def check_fit_options(*, max_iter, tol, chunk_size, n_init=1) -> None:
     """Static options shared by :func:`emjax.em` and :func:`emjax.fit`."""
     for name, value in (("max_iter", max_iter), ("n_init", n_init)):
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        if not _is_int(value) or value < 1:
             raise ValueError(f"{name} must be a positive integer; got {value!r}.")
-    if chunk_size is not None and (not isinstance(chunk_size, numbers.Integral) or chunk_size < 1):
+    if chunk_size is not None and (not _is_int(chunk_size) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive integer or None; got {chunk_size!r}.")
     if not is_traced(tol):
-        t = np.asarray(tol)
-        if t.shape != () or not np.isfinite(t) or t < 0:
+        t = np.asarray(tol) if isinstance(tol, (numbers.Real, np.ndarray, jax.Array)) else None
+        if t is None or t.dtype.kind not in "iuf" or t.shape != () or not np.isfinite(t) or t < 0:
             raise ValueError(f"tol must be a finite non-negative number; got {tol!r}.")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_positive_int(value, name: str) -> None:
+    """``value`` is a Python/NumPy integer >= 1 (not a bool)."""
+    if not _is_int(value) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+
+
+def check_model(model, call: str) -> None:
+    """Refuses a first argument that is not a model (e.g. ``fit(X, model, key)``); ``call`` is the
+    expected signature, e.g. "fit(model, data, key, ...)"."""
+    if not callable(getattr(model, "e_step", None)):
+        raise TypeError(f"the first argument must be a model such as emjax.GaussianMixture(2) (see "
+                        f"emjax.model); got {type(model).__name__}. The call is {call}.")
+
+
+def check_key(key, name: str = "key", *, optional: bool = False):
+    """``key`` as one PRNG key: a typed key (``jax.random.key``), a raw ``uint32`` ``(2,)`` key
+    (``jax.random.PRNGKey``), or an integer seed, which becomes ``jax.random.key(seed)``. With
+    ``optional`` (starting parameters given, so no key is drawn from), None passes."""
+    if key is None and optional:
+        return None
+    if _is_int(key):
+        return jax.random.key(int(key))
+    dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)
+    if dtype is not None and (isinstance(key, (np.ndarray, jax.Array)) or is_traced(key)):
+        typed = jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+        if typed or (dtype == np.uint32 and shape[-1:] == (2,)):
+            if tuple(shape) == (() if typed else (2,)):
+                return key
+            raise TypeError(f"{name} must be a single PRNG key; got a batch of keys of shape "
+                            f"{tuple(shape)}. Pass one key: restart r uses fold_in({name}, r).")
+        if is_traced(key) and shape == () and jnp.issubdtype(dtype, jnp.integer):
+            return jax.random.key(key)  # a traced seed (e.g. vmap over seeds)
+    what = "None" if key is None else f"{type(key).__name__}" + (
+        f" of dtype {dtype} and shape {tuple(shape)}" if dtype is not None and shape is not None else "")
+    raise TypeError(f"{name} must be a PRNG key, e.g. jax.random.key(0), or an integer seed; "
+                    f"got {what}.")
+
+
+def check_init_params_type(init_params) -> None:
+    """``fit``'s ``init_params`` holds starting parameters, not the name of a method."""
+    if isinstance(init_params, str):
+        raise TypeError(f"init_params of fit takes starting parameters with a leading (n_init,) axis "
+                        f"(e.g. from emjax.init_restarts), not a method name ({init_params!r}); the "
+                        f"initialisation method is the model's field, e.g. "
+                        f"GaussianMixture(2, init_params={init_params!r}).")
 
 
 def prepare_inputs(model, data, weights, *, ones_as_none: bool = False):
@@ -139,7 +190,7 @@ def prepare_inputs(model, data, weights, *, ones_as_none: bool = False):
                          "that emjax.shard returned (padding rows have weight 0).")
     if not is_traced(data) and not distributed:
         data = model.validate(data)
-    elif is_traced(data):
+    elif not distributed:
         data, weights = model.traced_inputs(data, weights)
     n = jax.tree_util.tree_leaves(data)[0].shape[0]
     dtype = float_dtype(data)
@@ -163,10 +214,62 @@ def check_enough_rows(weights, n_components: int) -> None:
                          f"n_components={n_components}.")
 
 
-def check_param_shapes(params, expected: dict, context: str) -> None:
+def check_param_shapes(params, expected: dict, context: str, hints: dict | None = None) -> None:
     """Every ``params.<name>`` has the shape ``expected[name]``; ``context`` names the model's
-    settings in the message (e.g. "n_components=3, n_features=2")."""
+    settings in the message (e.g. "n_components=3, n_features=2"), ``hints[name]`` (optional)
+    is appended. ``means`` (last axis: features) that differ from the data's feature count only
+    are reported as such."""
     for name, shape in expected.items():
         got = tuple(np.shape(getattr(params, name)))
         if got != shape:
-            raise ValueError(f"params.{name} must have shape {shape} for {context}; got {got}.")
+            lead = feature_mismatch(shape[-1], got[-1]) if (
+                name == "means" and len(got) == len(shape) and got[:-1] == shape[:-1]) else ""
+            raise ValueError(f"{lead}params.{name} must have shape {shape} for {context}; got "
+                             f"{got}.{(hints or {}).get(name, '')}")
+
+
+def feature_mismatch(n_data: int, n_params: int) -> str:
+    """Start of the message for data whose feature count differs from the parameters'."""
+    return f"data has {n_data} feature(s) but the parameters were fitted on {n_params}: "
+
+
+#: How far user-given probabilities (mixture weights, HMM rows) may be from summing to 1.
+SUM_TOLERANCE = 1e-4
+
+
+def check_probabilities(p, name: str) -> None:
+    """Host-side: ``p`` finite, non-negative, summing to 1 over its last axis (within
+    :data:`SUM_TOLERANCE`); a 1-D ``p`` is one distribution (e.g. mixture weights)."""
+    p = np.asarray(p, np.float64)
+    if not np.all(np.isfinite(p)):
+        raise ValueError(f"{name} must be finite; the first bad entry is at index "
+                         f"{_index(np.argwhere(~np.isfinite(p))[0])}.")
+    if (p < 0).any():
+        i = tuple(int(j) for j in np.argwhere(p < 0)[0])
+        raise ValueError(f"{name} must be non-negative; entry {_index(i)} is {p[i]:.6g}.")
+    sums = p.sum(axis=-1)
+    bad = np.abs(sums - 1) > SUM_TOLERANCE
+    if bad.any():
+        if p.ndim == 1:
+            raise ValueError(f"{name} must sum to 1; it sums to {float(sums):.6g}.")
+        row = _index(np.argwhere(bad)[0])
+        raise ValueError(f"{name}: every row must sum to 1; row {row} sums to {sums[row]:.6g}.")
+
+
+def _index(i):
+    """A tuple index as printed in messages (a bare int in one dimension)."""
+    i = tuple(int(j) for j in i)
+    return i[0] if len(i) == 1 else i
+
+
+def checked_post_fit_data(model, params, data, *, validate=None):
+    """``data`` for a method used after a fit (``log_prob``, ``predict``, ...): concrete inputs
+    are checked and converted as one chunk of ``fit``'s data (``model.validate_chunk``, or
+    ``validate``), and ``params`` against them (``model.validate_params``). Inside ``jit``,
+    ``vmap`` or ``grad`` (any input traced), and for data spread over devices, nothing is checked:
+    the engine calls these methods while tracing, at no cost."""
+    if is_traced(params, data) or any(is_distributed(x) for x in jax.tree_util.tree_leaves(data)):
+        return data
+    data = (validate or model.validate_chunk)(data)
+    model.validate_params(params, data)
+    return data

@@ -34,7 +34,9 @@ from ..components import gauss_wishart as gw
 from ..components import gaussian as g
 from ..components import mixture_weights as mw
 from ..model import Model
-from ..validation import as_float_array, check_finite, check_param_shapes, prepare_inputs
+from ..validation import (
+    as_float_array, check_finite, check_param_shapes, checked_post_fit_data, prepare_inputs,
+)
 from . import seeding
 from ..components.gaussian import Affine
 from .gaussian_mixture import GaussianMixture, GMMParams
@@ -120,16 +122,19 @@ class BayesianGaussianMixture(Model):
     def posterior(self, params: VBGMMParams, x):
         """Variational responsibilities :math:`q(z_n = k)`, shape ``(n, k)`` (scikit-learn's
         ``predict_proba``)."""
+        x = checked_post_fit_data(self, params, x)
         return jax.nn.softmax(self._log_rho(params, x), axis=0).T
 
     def predict(self, params: VBGMMParams, x):
         """Most probable component under :math:`q(z_n)`, shape ``(n,)``."""
+        x = checked_post_fit_data(self, params, x)
         return jnp.argmax(self._log_rho(params, x), axis=0)
 
     def log_prob(self, params: VBGMMParams, x):
         """Posterior predictive :math:`\\log \\sum_k \\bar\\pi_k\\, t_k(x_n)`, shape ``(n,)``:
         a mixture of Student t densities with the normalised mean weights (scikit-learn's
         ``weights_``)."""
+        x = checked_post_fit_data(self, params, x)
         weights = mw.mean_weights(params.weight_concentration, self.weight_concentration_prior_type)
         log_t = gw.predictive_log_density(x, params.means, params.covariances, params.mean_precision,
                                           params.degrees_of_freedom, self.covariance_type)

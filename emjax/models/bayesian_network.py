@@ -40,6 +40,8 @@ from .network_structure import (
     check_cardinalities,
     topological_order,
 )
+from ..tree import is_traced
+from ..validation import check_key, check_positive_int, checked_post_fit_data
 from .network_validation import check_categories, check_tables
 
 #: Default bound on the largest intermediate tensor of one row's contraction (elements).
@@ -116,16 +118,24 @@ class BayesianNetwork(Model):
 
     # ----------------------------------------------------------------- inference
     def log_prob(self, params: BNParams, data):
-        """:math:`\\log p(e_n)`: marginal log-likelihood of each row's observed values, ``(n,)``."""
+        """:math:`\\log p(e_n)`: marginal log-likelihood of each row's observed values, ``(n,)``.
+        Concrete ``data`` and ``params`` are checked as in :func:`emjax.fit` (so in
+        :meth:`posterior`)."""
+        data = checked_post_fit_data(self, params, data)
         log_tables = tuple(jnp.log(t) for t in params.tables)
         return bn.row_log_likelihood(log_tables, data, self.parents, self.cardinalities, self.plan)
 
     def posterior(self, params: BNParams, data):
         """Per variable, :math:`p(x_v = k \\mid e_n)` of shape ``(n, c_v)`` (one-hot where observed)."""
+        data = checked_post_fit_data(self, params, data)
         return bn.variable_marginals(params.tables, data, self.parents, self.cardinalities, self.plan)
 
     def sample(self, key, params: BNParams, n: int):
         """``n`` complete rows drawn by ancestral sampling, int32 ``(n, V)`` (latent columns too)."""
+        if not is_traced(key, params):
+            key = check_key(key)
+            check_positive_int(n, "n")
+            self.validate_params(params, None)
         columns = [None] * self.n_vars
         for v in topological_order(self.parents):
             logits = jnp.log(params.tables[v][tuple(columns[u] for u in self.parents[v])])

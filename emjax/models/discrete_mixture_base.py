@@ -24,7 +24,9 @@ from jax.scipy.special import logsumexp
 from ..chunking import choose_chunk_size, chunked_sum
 from ..components import discrete as dc
 from ..model import Model
-from ..validation import check_enough_rows
+from ..validation import (
+    check_enough_rows, check_probabilities, checked_post_fit_data, feature_mismatch,
+)
 from . import seeding
 
 #: Default pseudo-count ``a`` (in observations) of every prior.
@@ -72,15 +74,19 @@ class DiscreteMixture(Model, abc.ABC):
         return self._log_density(params[1], x) + jnp.log(params.weights)[:, None]  # (k, n)
 
     def log_prob(self, params, x):
-        """:math:`\\log p(x_n)`, shape ``(n,)``."""
+        """:math:`\\log p(x_n)`, shape ``(n,)``. Concrete ``x`` and ``params`` are checked as in
+        :func:`emjax.fit` (this holds for :meth:`posterior` and :meth:`predict` too)."""
+        x = checked_post_fit_data(self, params, x)
         return logsumexp(self._weighted_log_density(params, x), axis=0)
 
     def posterior(self, params, x):
         """Responsibilities :math:`p(z_n = k \\mid x_n)`, shape ``(n, k)``."""
+        x = checked_post_fit_data(self, params, x)
         return jax.nn.softmax(self._weighted_log_density(params, x), axis=0).T
 
     def predict(self, params, x):
         """Most probable component per row, shape ``(n,)``."""
+        x = checked_post_fit_data(self, params, x)
         return jnp.argmax(self._weighted_log_density(params, x), axis=0)
 
     def n_free_parameters(self, params) -> int:
@@ -136,10 +142,19 @@ class DiscreteMixture(Model, abc.ABC):
                             f"{type(params).__name__}.")
         expected = ((self.n_components,), (self.n_components, *self._emission_shape(data)))
         for name, value, shape in zip(names, params, expected):
-            if tuple(np.shape(value)) != shape:
-                raise ValueError(f"params.{name} must have shape {shape} for n_components="
+            got = tuple(np.shape(value))
+            if got != shape:
+                lead = feature_mismatch(shape[-1], got[-1]) if (
+                    name != "weights" and len(got) == 2 == len(shape) and got[0] == shape[0]) else ""
+                raise ValueError(f"{lead}params.{name} must have shape {shape} for n_components="
                                  f"{self.n_components} and data of shape {tuple(data.shape)}; got "
-                                 f"{tuple(np.shape(value))}.")
+                                 f"{got}.")
+        check_probabilities(params[0], f"params.{names[0]}")
+        emission = np.asarray(params[1], np.float64)
+        if not np.all(np.isfinite(emission)) or (emission < 0).any():
+            i = tuple(int(j) for j in np.argwhere(~np.isfinite(emission) | (emission < 0))[0])
+            raise ValueError(f"params.{names[1]} must be finite and non-negative; entry {i} is "
+                             f"{emission[i]}.")
 
     def work_per_row(self, data) -> int:
         return 4 * self.n_components + 2 * int(np.prod(self._emission_shape(data)))

@@ -45,8 +45,10 @@ from ..components import gaussian_expanded as ge
 from ..components import gaussian_missing as gm
 from ..model import Model
 from ..row_sums import unbatched_enabled
+from ..tree import is_traced
 from ..validation import (
-    as_float_array, check_enough_rows, check_finite, check_ndim, check_param_shapes,
+    as_float_array, check_enough_rows, check_finite, check_key, check_ndim, check_param_shapes,
+    check_positive_int, check_probabilities, checked_post_fit_data,
 )
 from . import seeding
 
@@ -121,15 +123,19 @@ class GaussianMixture(Model):
         return log_density + jnp.log(params.weights)[:, None]  # (k, n)
 
     def log_prob(self, params: GMMParams, x):
-        """:math:`\\log p(x_n)`, shape ``(n,)``."""
+        """:math:`\\log p(x_n)`, shape ``(n,)``. Concrete ``x`` and ``params`` are checked as in
+        :func:`emjax.fit` (this holds for every method that takes data)."""
+        x = checked_post_fit_data(self, params, x)
         return logsumexp(self._weighted_log_density(params, x), axis=0)
 
     def posterior(self, params: GMMParams, x):
         """Responsibilities :math:`p(z_n = k \\mid x_n)`, shape ``(n, k)``."""
+        x = checked_post_fit_data(self, params, x)
         return jax.nn.softmax(self._weighted_log_density(params, x), axis=0).T
 
     def predict(self, params: GMMParams, x):
         """Most probable component per row, shape ``(n,)``."""
+        x = checked_post_fit_data(self, params, x)
         return jnp.argmax(self._weighted_log_density(params, x), axis=0)
 
     def impute(self, params: GMMParams, x):
@@ -137,6 +143,7 @@ class GaussianMixture(Model):
         :math:`\mathbb E[x_m \mid x_o] = \sum_k p(k \mid x_o)\,(\mu_{k,m} + \Sigma_{k,mo}
         \Sigma_{k,oo}^{-1}(x_o - \mu_{k,o}))`; a row with nothing observed gets the mixture mean.
         Works whatever ``missing`` is set to."""
+        x = checked_post_fit_data(self, params, x, validate=lambda data: self._validate_rows(data, True))
         x = jnp.asarray(x, params.means.dtype)
         cov_type = self.covariance_type
         log_post = self._marginal_log_density(params, x) + jnp.log(params.weights)[:, None]
@@ -147,6 +154,10 @@ class GaussianMixture(Model):
 
     def sample(self, key, params: GMMParams, n: int):
         """``(x, labels)``: ``n`` draws from the mixture and the component of each."""
+        if not is_traced(key, params):
+            key = check_key(key)
+            check_positive_int(n, "n")
+            self.validate_params(params, np.empty((1, np.shape(params.means)[-1])))
         label_key, noise_key = jax.random.split(key)
         labels = jax.random.categorical(label_key, jnp.log(params.weights), shape=(n,))
         return g.sample(noise_key, params.means, params.covariances, labels, self.covariance_type), labels
@@ -377,13 +388,16 @@ class GaussianMixture(Model):
         return x
 
     def validate_chunk(self, data):
+        return self._validate_rows(data, self.missing == "marginalize")
+
+    def _validate_rows(self, data, allow_nan: bool):
         x = as_float_array(data, "data")
-        check_ndim(x, "data", 2, " Pass an (n_samples, n_features) array; for one feature use "
-                   "x.reshape(-1, 1).")
+        check_ndim(x, "data", 2, " Pass an (n_samples, n_features) array: x.reshape(-1, 1) for one "
+                   "feature, x.reshape(1, -1) for one sample.")
         n, d = x.shape
         if n == 0 or d == 0:
             raise ValueError(f"data must have at least one sample and one feature; got shape {(n, d)}.")
-        if self.missing == "marginalize":
+        if allow_nan:
             arr = np.asarray(x)
             check_finite(np.where(np.isnan(arr), 0, arr), "data")  # inf is still refused
         else:
@@ -401,8 +415,15 @@ class GaussianMixture(Model):
         k, d = self.n_components, data.shape[1]
         expected = {"weights": (k,), "means": (k, d),
                     "covariances": g.covariance_shape(self.covariance_type, k, d)}
+        other = [t for t in g.COVARIANCE_TYPES
+                 if np.shape(params.covariances) == g.covariance_shape(t, k, d)]
+        hint = {"covariances": f" That is the shape of covariance_type={other[0]!r}: pass the "
+                f"parameters of a {self.covariance_type!r} model." if other else ""}
         check_param_shapes(params, expected, f"n_components={k}, n_features={d}, "
-                           f"covariance_type={self.covariance_type!r}")
+                           f"covariance_type={self.covariance_type!r}", hint)
+        check_probabilities(params.weights, "params.weights")
+        check_finite(np.asarray(params.means), "params.means")
+        _check_positive_definite(np.asarray(params.covariances, np.float64), self.covariance_type)
 
     def work_per_row(self, data) -> int:
         """Temporary values per row of a chunk: those of the expanded E-step (features, log-densities
@@ -449,3 +470,21 @@ def _check_enough_observed(x: np.ndarray, n_components: int) -> None:
     if rows < n_components:
         raise ValueError(f"data has {rows} row(s) with an observed value; need at least "
                          f"n_components={n_components}.")
+
+
+def _check_positive_definite(cov: np.ndarray, covariance_type: str) -> None:
+    """Host-side: finite covariances, positive definite (full/tied) or positive (diag/spherical)."""
+    check_finite(cov, "params.covariances")
+    if covariance_type in ("full", "tied"):
+        stack = cov.reshape((-1,) + cov.shape[-2:])
+        for i, c in enumerate(stack):
+            try:
+                np.linalg.cholesky((c + c.T) / 2)
+            except np.linalg.LinAlgError:
+                where = f"[{i}]" if covariance_type == "full" else ""
+                raise ValueError(f"params.covariances{where} must be positive definite; its smallest "
+                                 f"eigenvalue is {np.linalg.eigvalsh((c + c.T) / 2)[0]:.3g}.") from None
+    elif (cov <= 0).any():
+        i = tuple(int(j) for j in np.argwhere(cov <= 0)[0])
+        raise ValueError(f"params.covariances must be positive ({covariance_type} variances); entry "
+                         f"{i[0] if len(i) == 1 else i} is {cov[i]:.6g}.")

@@ -36,8 +36,9 @@ from ..inference import hmm_scaled
 from ..model import Model
 from .hmm_discrete_emissions import BernoulliEmission, CategoricalEmission, PoissonEmission
 from .hmm_emissions import GaussianEmission
-from .hmm_sequences import (Sequences, as_sequences, check_probability_rows, flat_steps, host_sequences,
-                            time_major_steps)
+from ..tree import is_traced
+from ..validation import check_key, check_positive_int, check_probabilities, checked_post_fit_data
+from .hmm_sequences import Sequences, as_sequences, flat_steps, host_sequences, time_major_steps
 
 REGULARIZATIONS = ("prior", "none")
 INIT_METHODS = ("kmeans++", "random_from_data")
@@ -134,8 +135,10 @@ class HMM(Model):
         log_emit = self.emission_model.log_density(params.emission, flat)  # (k, s t)
         return flat, jnp.moveaxis(log_emit.reshape(-1, s, t), 0, -1)
 
-    def _per_sequence(self, fn, params: HMMParams, data: Sequences):
-        data = as_sequences(data)
+    def _per_sequence(self, fn, params: HMMParams, data):
+        """``fn`` of every sequence; concrete ``data`` and ``params`` are checked as in
+        :func:`emjax.fit` first."""
+        data = as_sequences(checked_post_fit_data(self, params, data))
         _, log_emit = self._log_emissions(params, data)
         log_init, log_trans = inference.safe_log(params.initial), inference.safe_log(params.transitions)
         return jax.vmap(lambda e, n: fn(log_init, log_trans, e, n))(log_emit, data.lengths)
@@ -156,6 +159,11 @@ class HMM(Model):
 
     def sample(self, key, params: HMMParams, n_steps: int, n_sequences: int = 1):
         """``(x (s, t, ...), states (s, t))``: ``n_sequences`` sequences of ``n_steps`` steps."""
+        if not is_traced(key, params):
+            key = check_key(key)
+            check_positive_int(n_steps, "n_steps")
+            check_positive_int(n_sequences, "n_sequences")
+            self._check_params_alone(params)
         state_key, emission_key = jax.random.split(key)
         keys = jax.random.split(state_key, n_sequences)
         states = jax.vmap(lambda k: inference.sample_states(k, params.initial, params.transitions,
@@ -266,9 +274,21 @@ class HMM(Model):
             got = tuple(np.shape(getattr(params, name)))
             if got != shape:
                 raise ValueError(f"params.{name} must have shape {shape} for n_states={k}; got {got}.")
-        check_probability_rows(np.atleast_2d(np.asarray(params.initial)), "params.initial")
-        check_probability_rows(np.asarray(params.transitions), "params.transitions")
+        check_probabilities(params.initial, "params.initial")
+        check_probabilities(params.transitions, "params.transitions")
         self.emission_model.validate_params(params.emission, k, data.x.shape[2])
+
+    def _check_params_alone(self, params) -> None:
+        """:meth:`validate_params` without data: the feature count is read from the emissions."""
+        if not isinstance(params, tuple) or len(params) != 3 or not isinstance(params[2], tuple):
+            raise TypeError("params must be HMMParams(initial, transitions, emission); got "
+                            f"{type(params).__name__}.")
+        d = len(self.n_categories) if self.emission == "categorical" else np.shape(params[2][0])[-1]
+        self.validate_params(params, Sequences(np.empty((1, 1, d)), None))
+
+    def traced_inputs(self, data, weights):
+        """Any accepted data form as :class:`Sequences`, inside ``jit``/``vmap``/``grad``."""
+        return as_sequences(data), weights
 
     def work_per_row(self, data) -> int:
         k, (t, d) = self.n_states, data.x.shape[1:3]

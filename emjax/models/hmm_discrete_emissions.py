@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import discrete_validation as checks
 from ..components import discrete as dc
+from ..validation import feature_mismatch
 from . import seeding
 from .hmm_sequences import component_major
 
@@ -74,7 +75,9 @@ def _kmeans_responsibilities(key, features, weights, k):
 def _check_shape(params, field, shape, family):
     got = tuple(np.shape(getattr(params, field)))
     if got != shape:
-        raise ValueError(f"params.emission.{field} must have shape {shape} for {family} "
+        lead = feature_mismatch(shape[-1], got[-1]) if (
+            family != "categorical" and len(got) == 2 and got[0] == shape[0]) else ""
+        raise ValueError(f"{lead}params.emission.{field} must have shape {shape} for {family} "
                          f"emissions; got {got}.")
 
 

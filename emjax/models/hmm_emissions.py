@@ -17,7 +17,7 @@ import numpy as np
 
 from ..components import gaussian as g
 from ..row_sums import row_sums
-from ..validation import as_float_array, check_finite
+from ..validation import as_float_array, check_finite, feature_mismatch
 from . import seeding
 from .hmm_sequences import component_major
 
@@ -185,8 +185,10 @@ class GaussianEmission:
         for name, shape in expected.items():
             got = tuple(np.shape(getattr(GaussianEmissionParams(*params), name)))
             if got != shape:
-                raise ValueError(f"params.emission.{name} must have shape {shape} for n_states={k}, "
-                                 f"n_features={d}, covariance_type={self.covariance_type!r}; got {got}.")
+                lead = feature_mismatch(d, got[1]) if name == "means" and len(got) == 2 and got[0] == k else ""
+                raise ValueError(f"{lead}params.emission.{name} must have shape {shape} for "
+                                 f"n_states={k}, n_features={d}, covariance_type="
+                                 f"{self.covariance_type!r}; got {got}.")
 
     def n_free_parameters(self, params: GaussianEmissionParams) -> int:
         k, d = np.shape(params.means)

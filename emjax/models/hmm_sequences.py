@@ -1,4 +1,4 @@
-"""HMM data: padded sequences with their lengths, and host-side checks of data and parameters."""
+"""HMM data: padded sequences with their lengths, their accepted forms, and host-side checks."""
 from __future__ import annotations
 
 from typing import Any, NamedTuple
@@ -6,10 +6,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-#: How far a row of user-given probabilities may be from summing to 1.
-SUM_TOLERANCE = 1e-4
-
 
 class Sequences(NamedTuple):
     """A batch of sequences: ``x`` ``(s, t, ...)`` padded to ``t`` steps and ``lengths`` ``(s,)``."""
@@ -43,11 +39,27 @@ def component_major(resp):
     return jax.lax.optimization_barrier(resp.reshape(-1, resp.shape[-1]).T)
 
 
+def is_pair(data) -> bool:
+    """True for ``(x, lengths)``: a tuple of two (:class:`Sequences` too), or a list of two whose
+    first member has three axes and second one (a list of sequences has no 1-D member)."""
+    if isinstance(data, tuple):
+        return len(data) == 2
+    return (isinstance(data, list) and len(data) == 2 and _ndim(data[0]) == 3
+            and _ndim(data[1]) == 1)
+
+
+def _ndim(x) -> int:
+    try:
+        return np.ndim(x)
+    except ValueError:  # ragged
+        return -1
+
+
 def as_sequences(data) -> Sequences:
     """``data`` as :class:`Sequences` (shape-based, traceable): ``(t, d)`` is one sequence,
-    ``(s, t, d)`` are sequences of full length."""
-    if isinstance(data, tuple) and len(data) == 2:
-        return Sequences(jnp.asarray(data[0]), jnp.asarray(data[1]))
+    ``(s, t, d)`` are sequences of full length, ``(x, lengths)`` padded sequences."""
+    if is_pair(data):
+        return Sequences(jnp.asarray(data[0]), jnp.asarray(data[1], jnp.int32))
     x = jnp.asarray(data)
     if x.ndim == 2:
         x = x[None]
@@ -56,7 +68,7 @@ def as_sequences(data) -> Sequences:
 
 def host_sequences(data):
     """Concrete ``(x (s, t, d), lengths (s,))`` from the accepted forms, with checks."""
-    if isinstance(data, tuple) and len(data) == 2:
+    if is_pair(data):
         x, lengths = np.asarray(data[0]), data[1]
         if x.ndim == 2:
             raise ValueError("data as (x, lengths) needs x of shape (n_sequences, n_steps, "
@@ -85,19 +97,3 @@ def host_sequences(data):
             raise ValueError(f"lengths {what}; {int(bad.sum())} are not, the first at index {i} "
                              f"(length {lengths[i]}).")
     return x, lengths.astype(np.int32)
-
-
-def check_probability_rows(p, name: str) -> None:
-    """Host-side: every row of ``p`` non-negative, finite and summing to 1 (within tolerance)."""
-    if not np.all(np.isfinite(p)):
-        raise ValueError(f"{name} must be finite; the first bad entry is at index "
-                         f"{tuple(int(i) for i in np.argwhere(~np.isfinite(p))[0])}.")
-    if (p < 0).any():
-        i = tuple(int(j) for j in np.argwhere(p < 0)[0])
-        raise ValueError(f"{name} must be non-negative; entry {i} is {p[i]}.")
-    sums = p.sum(axis=-1)
-    bad = np.abs(sums - 1) > SUM_TOLERANCE
-    if bad.any():
-        row = int(np.argmax(bad))
-        where = f"row {row} sums" if p.shape[0] > 1 else "it sums"
-        raise ValueError(f"{name}: every row must sum to 1; {where} to {sums[row]:.6g}.")

@@ -31,6 +31,10 @@ def _variable(value, n_vars: int, what: str) -> int:
     return int(value)
 
 
+def _is_sequence(value) -> bool:
+    return hasattr(value, "__iter__") and not isinstance(value, (str, bytes))
+
+
 def canonical_structure(structure, n_vars: int) -> tuple:
     """``((0, parents of 0), (1, parents of 1), ...)`` from ``{child: parents}`` or pairs.
 
@@ -51,6 +55,9 @@ def canonical_structure(structure, n_vars: int) -> tuple:
         if child in listed:
             raise ValueError(f"structure lists variable {child} as a child more than once.")
         listed.add(child)
+        if not isinstance(ps, numbers.Integral) and not _is_sequence(ps):
+            raise ValueError(f"structure: the parents of variable {child} must be a variable index "
+                             f"or a sequence of them; got {ps!r}.")
         ps = (ps,) if isinstance(ps, numbers.Integral) else tuple(ps)
         ps = tuple(_variable(p, n_vars, f"parent of variable {child}:") for p in ps)
         if len(set(ps)) != len(ps):

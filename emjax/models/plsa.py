@@ -46,6 +46,7 @@ from jax.scipy.special import logsumexp
 from ..chunking import choose_chunk_size, chunked_sum, n_rows
 from ..components import discrete as dc
 from ..corpus import Corpus, as_corpus
+from ..discrete_validation import check_fold_in
 from ..model import Model
 from .discrete_mixture_base import PSEUDO_COUNT
 
@@ -161,6 +162,7 @@ class PLSA(Model):
             n_iter: fold-in iterations (static).
         """
         corpus = as_corpus(data, require_counts=False)
+        check_fold_in(params, corpus, self.n_topics, n_iter)
         n_words = params.topic_word.shape[1]
         if corpus.n_words != n_words:
             raise ValueError(f"data has {corpus.n_words} words (columns) but the model was fitted "
