@@ -175,13 +175,24 @@ def _plain_em_loop(model, params, data, weights, evaluate_at, tol, max_iter: int
 
 
 def to_user_units(model, result: EMResult, transform, log_jacobian) -> EMResult:
-    """Maps a result from standardised coordinates back to the user's."""
+    """Maps a result from standardised coordinates back to the user's. A healthy restart whose
+    parameters or objective are not representable there (e.g. float32 covariances of data of
+    magnitude 1e20 overflow) becomes NONFINITE."""
+    params = model.params_from_standard(result.params, transform)
+    objective = result.objective + log_jacobian
+    status = result.status
+    unusable = failure_status(model, params, objective) != Status.RUNNING
+    status = jnp.where(healthy(status) & unusable, Status.NONFINITE, status).astype(status.dtype)
     return result._replace(
-        params=model.params_from_standard(result.params, transform),
-        objective=result.objective + log_jacobian,
+        params=params, objective=objective, status=status,
         log_likelihood=result.log_likelihood + log_jacobian,
         history=result.history + log_jacobian,
     )
+
+
+def healthy(status):
+    """Whether a status code (array) is CONVERGED or MAX_ITER."""
+    return (status == Status.CONVERGED) | (status == Status.MAX_ITER)
 
 
 def em(model, params, data, weights=None, *, max_iter: int = 100, tol: float = 1e-3,

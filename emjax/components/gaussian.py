@@ -310,27 +310,49 @@ def log_wishart_prior(covariances, reg_covar, strength, covariance_type: str, d:
 
 def affine_map(means, covariances, shift, scale, covariance_type: str):
     """``(means, covariances)`` of ``x' = (x - shift) / scale`` from those of ``x``."""
+    # divided twice, never by scale squared, which leaves float32's range before the result does
     if covariance_type in ("full", "tied"):
-        covariances = covariances / (scale[:, None] * scale[None, :])
+        covariances = covariances / scale[:, None] / scale[None, :]
     elif covariance_type == "diag":
-        covariances = covariances / (scale * scale)
+        covariances = covariances / scale / scale
     else:
-        covariances = covariances / (scale[0] * scale[0])
+        covariances = covariances / scale[0] / scale[0]
     return (means - shift) / scale, covariances
+
+
+def location_and_magnitude(weighted_sum, absolute_sum, count):
+    """``(mean, mean absolute value)`` per feature from weighted sums of ``x`` and ``|x|`` and
+    the weight they ran over; the magnitude is 1 for a feature that is zero throughout."""
+    magnitude = absolute_sum / count
+    return weighted_sum / count, jnp.where(magnitude > 0, magnitude, 1)
+
+
+def scale_from_moments(ratio, magnitude, common: bool = False):
+    r"""Standard deviations :math:`s_j = m_j \sqrt{r_j}` from the variance in units of a
+    magnitude, :math:`r_j = \operatorname{var}_j / m_j^2`, without forming :math:`m_j^2` (which
+    overflows or underflows in float32 for data of magnitude beyond about :math:`10^{\pm 19}`).
+    ``common``: one scale for all features, :math:`\sqrt{\operatorname{mean}_j s_j^2}`. A
+    feature without variance gets 1."""
+    if common:
+        largest = jnp.max(magnitude)
+        relative = magnitude / largest
+        ratio = jnp.full_like(ratio, jnp.mean(relative * relative * ratio))
+        magnitude = jnp.full_like(magnitude, largest)
+    return jnp.where(ratio > 0, magnitude * jnp.sqrt(jnp.where(ratio > 0, ratio, 1)), 1)
 
 
 def standardize(x, weights, covariance_type: str, rescale: bool = True):
     """``(x', Affine, log_jacobian)``: rows ``x`` centred on their weighted mean and, when
     ``rescale``, divided by their weighted standard deviation per feature (one common scale for
-    spherical); ``log_jacobian = -sum(log scale)`` per row."""
+    spherical; computed by :func:`scale_from_moments` about each feature's mean absolute value,
+    so no raw value is squared); ``log_jacobian = -sum(log scale)`` per row."""
     total = jnp.sum(weights)
-    shift = (weights @ x) / total
+    shift, magnitude = location_and_magnitude(weights @ x, weights @ jnp.abs(x), total)
     centred = x - shift
     if rescale:
-        var = (weights @ (centred * centred)) / total
-        if covariance_type == "spherical":
-            var = jnp.full_like(var, jnp.mean(var))
-        scale = jnp.where(var > 0, jnp.sqrt(jnp.where(var > 0, var, 1)), 1)
+        relative = centred / magnitude
+        ratio = (weights @ (relative * relative)) / total
+        scale = scale_from_moments(ratio, magnitude, covariance_type == "spherical")
     else:
         scale = jnp.ones_like(shift)
     return centred / scale, Affine(shift, scale), -jnp.sum(jnp.log(scale))
