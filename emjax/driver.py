@@ -175,19 +175,29 @@ def _plain_em_loop(model, params, data, weights, evaluate_at, tol, max_iter: int
 
 
 def to_user_units(model, result: EMResult, transform, log_jacobian) -> EMResult:
-    """Maps a result from standardised coordinates back to the user's. A healthy restart whose
-    parameters or objective are not representable there (e.g. float32 covariances of data of
-    magnitude 1e20 overflow) becomes NONFINITE."""
-    params = model.params_from_standard(result.params, transform)
-    objective = result.objective + log_jacobian
+    """Maps a result from standardised coordinates back to the user's.
+
+    A healthy restart whose parameters or objective are not representable there (e.g. float32
+    covariances of data of magnitude 1e20 overflow) becomes NONFINITE. A restart that is not
+    healthy carries no derivative at all (the README's promise: zero, never NaN), not even
+    through the data's transform: its values are mapped twice, once from constants and once
+    from ones (the differentiable branch, never selected, so no NaN or infinity of the failed
+    values reaches a derivative).
+    """
+    def mapped(params, objective, loglik, transform, log_jacobian):
+        return (model.params_from_standard(params, transform), objective + log_jacobian,
+                loglik + log_jacobian)
+
+    values = (result.params, result.objective, result.log_likelihood)
+    constant = mapped(*jax.lax.stop_gradient((*values, transform, log_jacobian)))
     status = result.status
-    unusable = failure_status(model, params, objective) != Status.RUNNING
+    unusable = failure_status(model, constant[0], constant[1]) != Status.RUNNING
     status = jnp.where(healthy(status) & unusable, Status.NONFINITE, status).astype(status.dtype)
-    return result._replace(
-        params=params, objective=objective, status=status,
-        log_likelihood=result.log_likelihood + log_jacobian,
-        history=result.history + log_jacobian,
-    )
+    ok = healthy(status)
+    safe = tree_select(ok, values, jax.tree_util.tree_map(jnp.ones_like, values))
+    params, objective, loglik = tree_select(ok, mapped(*safe, transform, log_jacobian), constant)
+    return result._replace(params=params, objective=objective, log_likelihood=loglik,
+                           status=status, history=result.history + log_jacobian)
 
 
 def healthy(status):

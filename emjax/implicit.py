@@ -110,9 +110,10 @@ def _fixed_point_jvp(config: _Config, primals, tangents):
         return em_map(join_hyperparameters(config.model, h), t, x, w, config.chunk_size, config.rows)
 
     # Masked on both sides: where the run failed, F may be NaN at theta, and its derivative
-    # times a zero would still be NaN in one of the two modes.
-    _, rhs = jax.jvp(lambda x, w, h: step(theta, x, w, h), (data, weights, hyper),
-                     _where(ok, (d_data, d_weights, d_hyper)))
+    # times a zero would still be NaN in one of the two modes (the input mask is what reverse
+    # mode sees, the output mask what forward mode sees).
+    d_inputs = _where(ok, (d_data, d_weights, d_hyper))
+    _, rhs = jax.jvp(lambda x, w, h: step(theta, x, w, h), (data, weights, hyper), d_inputs)
     jacobian = lambda v: jax.jvp(lambda t: step(t, data, weights, hyper), (theta,), (v,))[1]
     d_theta = _where(ok, _solve_fixed_point_system(jacobian, rhs, config.adjoint))
 
@@ -121,8 +122,8 @@ def _fixed_point_jvp(config: _Config, primals, tangents):
                                         config.chunk_size, config.rows)
         return objective, loglik
 
-    _, (d_objective, d_loglik) = jax.jvp(outputs, (theta, data, weights, hyper),
-                                         (d_theta, d_data, d_weights, d_hyper))
+    _, d_outputs = jax.jvp(outputs, (theta, data, weights, hyper), (d_theta, *d_inputs))
+    d_objective, d_loglik = _where(ok, d_outputs)
     no_derivative = lambda x: np.zeros(np.shape(x), jax.dtypes.float0)
     return result, result._replace(
         params=d_theta, objective=d_objective, log_likelihood=d_loglik,
