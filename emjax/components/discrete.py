@@ -166,7 +166,7 @@ def _poisson_deviance(x, rates):
     :math:`D(0, \lambda) = \lambda`, :math:`D(x > 0, 0) = \infty`; NaN-free derivatives."""
     difference, total = x - rates, x + rates
     near = jnp.abs(difference) < 0.1 * total
-    v = difference / jnp.where(near, total, 1)
+    v = jnp.where(near, difference / jnp.where(near, total, 1), 0)  # no overflow off its branch
     v2 = v * v
     series = jnp.zeros_like(v)
     for j in range(_DEVIANCE_TERMS, 0, -1):
