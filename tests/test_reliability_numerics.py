@@ -218,3 +218,23 @@ def test_f11_vbgmm_with_a_constant_feature_converges(cov):
     variance = np.asarray(res.params.covariances[:, 2, 2] if cov == "full" else res.params.covariances[:, 2])
     used = np.asarray(res.params.mean_precision) > 10  # beta_0 + N_k: components with rows
     assert np.all(variance > 0) and np.all(variance[used] < 0.1) and used.any()
+
+
+# ----------------------------------------------------------------- F10: collinear data in f32
+@pytest.mark.parametrize("cov", ["full", pytest.param("tied", marks=pytest.mark.slow)])
+def test_f10_float32_collinear_features_fit_like_scikit_learn(cov):
+    from sklearn.mixture import GaussianMixture as SkGMM
+
+    x, labels = blobs(n=120, k=2, seed=1)
+    x = np.c_[x, 2 * x[:, 0] - x[:, 1]].astype(np.float32)  # x3 = 2 x1 - x2
+    res = emjax.fit(emjax.GaussianMixture(2, cov), x, KEY, n_init=2)
+    assert set(statuses(res)) == {Status.CONVERGED}
+    ref = SkGMM(2, covariance_type=cov, random_state=0, tol=1e-8).fit(x.astype(np.float64))
+    order = np.argsort(np.asarray(res.params.means)[:, 0])
+    ref_order = np.argsort(ref.means_[:, 0])
+    np.testing.assert_allclose(np.asarray(res.params.means)[order], ref.means_[ref_order], atol=1e-3)
+    np.testing.assert_allclose(np.asarray(res.params.weights)[order], ref.weights_[ref_order], atol=1e-3)
+    covariances = np.asarray(res.params.covariances)
+    block = (covariances[order] if cov == "full" else covariances)[..., :2, :2]
+    ref_block = (ref.covariances_[ref_order] if cov == "full" else ref.covariances_)[..., :2, :2]
+    np.testing.assert_allclose(block, ref_block, rtol=1e-3, atol=1e-4)

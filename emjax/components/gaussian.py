@@ -321,10 +321,18 @@ def affine_map(means, covariances, shift, scale, covariance_type: str):
 
 
 def location_and_magnitude(weighted_sum, absolute_sum, count):
-    """``(mean, mean absolute value)`` per feature from weighted sums of ``x`` and ``|x|`` and
-    the weight they ran over; the magnitude is 1 for a feature that is zero throughout."""
-    magnitude = absolute_sum / count
-    return weighted_sum / count, jnp.where(magnitude > 0, magnitude, 1)
+    """``(mean, magnitude)`` per feature from weighted sums of ``x`` and ``|x|`` and the weight
+    they ran over. The magnitude is 1 unless the squares of values of the mean absolute size
+    would leave the dtype's normal range (with a margin of 2**16 either side); then it is a power
+    of two within a factor 4 of that size, taken from the exponents of the sums. Dividing by it
+    is exact, so the rescaled values round as the raw ones would."""
+    info = jnp.finfo(absolute_sum.dtype)
+    _, exponent = jnp.frexp(jnp.where(absolute_sum > 0, absolute_sum, count))
+    _, count_exponent = jnp.frexp(count)
+    exponent = exponent - count_exponent
+    safe = (2 * exponent > info.minexp + 16) & (2 * exponent < info.maxexp - 16)
+    magnitude = jnp.ldexp(jnp.ones_like(absolute_sum), jnp.where(safe, 0, exponent))
+    return weighted_sum / count, magnitude
 
 
 def scale_from_moments(ratio, magnitude, common: bool = False):
@@ -339,6 +347,27 @@ def scale_from_moments(ratio, magnitude, common: bool = False):
         ratio = jnp.full_like(ratio, jnp.mean(relative * relative * ratio))
         magnitude = jnp.full_like(magnitude, largest)
     return jnp.where(ratio > 0, magnitude * jnp.sqrt(jnp.where(ratio > 0, ratio, 1)), 1)
+
+
+#: Smallest eigenvalue of a full/tied covariance the prior must keep, in units of
+#: ``n_features * eps`` of the dtype times the largest (see :func:`resolution_factor`).
+RESOLUTION = 10.0
+
+
+def resolution_factor(reg_covar, total, d: int):
+    r"""Extra factor :math:`a \ge 1` of the standardising scale for a full/tied MAP fit.
+
+    The prior's M-step gives :math:`\Sigma_k = (S_k + \psi I)/(N_k + c)`, whose smallest
+    eigenvalue is at least :math:`\psi/(N_k + c)`, but :math:`S_k` is only known to the dtype's
+    rounding, about :math:`d\,\epsilon\,\lambda_{max}(S_k)`: for collinear features in float32,
+    :math:`\psi = 10^{-6}` is below it and the Cholesky factorisation fails. Dividing the
+    standardised data by :math:`a` makes the same prior :math:`\psi a^2` in unit-variance terms,
+    and :math:`a^2 = \max(1, R\, d\, \epsilon N / \psi)` (:data:`RESOLUTION` :math:`R`, total weight
+    :math:`N \ge N_k`) keeps :math:`\lambda_{min} \ge R\,d\,\epsilon` for every component. It is
+    1 in float64 unless :math:`N` exceeds ~1e8 / d. The prior stays a fixed, proper prior of the fit,
+    so EM stays monotone."""
+    eps = jnp.finfo(total.dtype).eps
+    return jnp.sqrt(jnp.maximum(1, RESOLUTION * d * eps * total / reg_covar))
 
 
 def standardize(x, weights, covariance_type: str, rescale: bool = True):

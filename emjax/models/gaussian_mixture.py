@@ -347,7 +347,7 @@ class GaussianMixture(Model):
         (total, weighted_sum, absolute_sum, *per_feature), squares = totals
         count = per_feature[0] if per_feature else total
         shift, magnitude = g.location_and_magnitude(weighted_sum, absolute_sum, count)
-        scale = self._scale(squares / count, magnitude, shift)
+        scale = self._scale(squares / count, magnitude, shift, total)
         if per_feature:
             return g.Affine(shift, scale), -(count / total) @ jnp.log(scale)
         return g.Affine(shift, scale), -jnp.sum(jnp.log(scale))
@@ -355,12 +355,17 @@ class GaussianMixture(Model):
     def apply_transform(self, x, transform: g.Affine):
         return (x - transform.shift) / transform.scale  # NaN (missing) stays NaN
 
-    def _scale(self, ratio, magnitude, shift):
+    def _scale(self, ratio, magnitude, shift, total):
         """Per-feature scale (ones for "sklearn") from the variances ``magnitude**2 * ratio``
-        (:func:`~emjax.components.gaussian.scale_from_moments`)."""
+        (:func:`~emjax.components.gaussian.scale_from_moments`), for full/tied covariances
+        enlarged by :func:`~emjax.components.gaussian.resolution_factor` of the ``total``
+        weight, so that the prior keeps covariances positive definite at the dtype's resolution."""
         if self.regularization == "sklearn":
             return jnp.ones_like(shift)
-        return g.scale_from_moments(ratio, magnitude, self.covariance_type == "spherical")
+        scale = g.scale_from_moments(ratio, magnitude, self.covariance_type == "spherical")
+        if self.covariance_type in ("full", "tied") and self.reg_covar > 0:
+            scale = scale * g.resolution_factor(self.reg_covar, total, shift.shape[-1])
+        return scale
 
     def _map_params(self, params: GMMParams, shift, scale) -> GMMParams:
         """Parameters of ``x' = (x - shift) / scale``'s model from those of ``x``'s."""
