@@ -190,26 +190,26 @@ def to_user_units(model, result: EMResult, transform, log_jacobian) -> EMResult:
     """Maps a result from standardised coordinates back to the user's.
 
     A healthy restart whose parameters or objective are not representable there (e.g. float32
-    covariances of data of magnitude 1e20 overflow) becomes NONFINITE. A restart that is not
-    healthy carries no derivative at all (the README's promise: zero, never NaN), not even
-    through the data's transform: its values are mapped twice, once from constants and once
-    from ones (the differentiable branch, never selected, so no NaN or infinity of the failed
-    values reaches a derivative).
+    covariances of data of magnitude 1e20 overflow) becomes NONFINITE. The parameters of a
+    restart that is not healthy carry no derivative (the README's promise: zero, never NaN),
+    not even through the data's transform, and neither does an objective that is not finite:
+    such values are taken from a mapping of constants, and the differentiable mapping, never
+    selected for them, reads ones in their place (so nothing NaN reaches a derivative).
     """
-    def mapped(params, objective, loglik, transform, log_jacobian):
-        return (model.params_from_standard(params, transform), objective + log_jacobian,
-                loglik + log_jacobian)
-
-    values = (result.params, result.objective, result.log_likelihood)
-    constant = mapped(*jax.lax.stop_gradient((*values, transform, log_jacobian)))
+    constant = model.params_from_standard(*jax.lax.stop_gradient((result.params, transform)))
+    constant_objective = jax.lax.stop_gradient(result.objective + log_jacobian)
     status = result.status
-    unusable = failure_status(model, constant[0], constant[1]) != Status.RUNNING
+    unusable = failure_status(model, constant, constant_objective) != Status.RUNNING
     status = jnp.where(healthy(status) & unusable, Status.NONFINITE, status).astype(status.dtype)
     ok = healthy(status)
-    safe = tree_select(ok, values, jax.tree_util.tree_map(jnp.ones_like, values))
-    params, objective, loglik = tree_select(ok, mapped(*safe, transform, log_jacobian), constant)
-    return result._replace(params=params, objective=objective, log_likelihood=loglik,
-                           status=status, history=result.history + log_jacobian)
+    safe = tree_select(ok, result.params, jax.tree_util.tree_map(jnp.ones_like, result.params))
+    params = tree_select(ok, model.params_from_standard(safe, transform), constant)
+    finite = jnp.isfinite(constant_objective) & jnp.isfinite(result.log_likelihood + log_jacobian)
+    shift = lambda value: jnp.where(finite, jnp.where(finite, value, 1) + log_jacobian,
+                                    jax.lax.stop_gradient(value + log_jacobian))
+    return result._replace(params=params, objective=shift(result.objective),
+                           log_likelihood=shift(result.log_likelihood), status=status,
+                           history=result.history + log_jacobian)
 
 
 def healthy(status):

@@ -185,27 +185,22 @@ def _collinear():
     return jnp.asarray(np.c_[x, x[:, 0] * 2 - x[:, 1]].astype(np.float32))
 
 
-class _DegenerateGMM(emjax.GaussianMixture):
-    """Every restart fails: the covariances are declared degenerate."""
-
-    def is_degenerate(self, params, active=None):
-        return jnp.ones((), bool)
-
-
 @pytest.mark.slow
-def test_f7_failed_restarts_give_zero_gradients_never_nan():
+def test_f7_failed_restarts_give_zero_parameter_gradients_and_never_nan():
+    """Collinear data without a prior: every restart fails, some with a NaN objective. The
+    parameters carry zero derivatives (README), and no NaN of a failed restart leaks into the
+    derivative of the objective (the kept parameters' objective stays differentiable)."""
     x = _collinear()
-    model = _DegenerateGMM(2)
-    res = emjax.fit(model, x, KEY, n_init=2, max_iter=10, throw=False)
-    assert statuses(res) == [Status.DEGENERATE] * 2
+    model = emjax.GaussianMixture(2, reg_covar=0.0)
+    fit = lambda d: emjax.fit(model, d, KEY, n_init=2, max_iter=10, throw=False)
+    assert not any(s.healthy for s in statuses(fit(x)))
     for field in ("objective", "log_likelihood"):
-        grad = jax.grad(lambda d: getattr(emjax.fit(model, d, KEY, n_init=2, max_iter=10), field))(x)
-        assert np.all(np.asarray(grad) == 0), field
-    grad = jax.grad(lambda d: jnp.sum(emjax.fit(model, d, KEY, n_init=2, max_iter=10).params.means ** 2))(x)
+        grad = np.asarray(jax.grad(lambda d: getattr(fit(d), field))(x))
+        assert np.all(np.isfinite(grad)), field
+    grad = jax.grad(lambda d: jnp.sum(fit(d).params.means ** 2) + jnp.sum(fit(d).params.covariances))(x)
     assert np.all(np.asarray(grad) == 0)
-    tangent = jax.jvp(lambda d: emjax.fit(model, d, KEY, n_init=2, max_iter=10).objective, (x,),
-                      (jnp.ones_like(x),))[1]
-    assert float(tangent) == 0
+    tangent = jax.jvp(lambda d: fit(d).objective, (x,), (jnp.ones_like(x),))[1]
+    assert np.isfinite(float(tangent))
 
 
 # ----------------------------------------------------------------- F11: VBGMM constant feature
