@@ -254,7 +254,8 @@ class BayesianGaussianMixture(Model):
         d = x.shape[1]
         explicit_cov, explicit_mean = resolved_priors(self, x.dtype)
         if explicit_cov is None:
-            _, affine, _ = GaussianMixture(1, self.covariance_type).standardize(x, weights)
+            # reg_covar=0: the moments alone (no float32 resolution factor, which is for its prior)
+            _, affine, _ = GaussianMixture(1, self.covariance_type, reg_covar=0.0).standardize(x, weights)
             scale = affine.scale
         else:
             scale = _prior_scale(explicit_cov, self.covariance_type, d)
