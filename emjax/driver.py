@@ -9,6 +9,14 @@ Each iteration maps parameters :math:`\theta_t` to
 and evaluates the monitored objective
 :math:`f(\theta) = \big(\sum_i w_i \log p(x_i \mid \theta) + \log p(\theta)\big) / \sum_i w_i`,
 which EM never lowers. Every restart gets an honest :class:`~emjax.status.Status`.
+
+A fall of :math:`f` is DECREASED only beyond rounding: more than
+``DECREASE_EPS_FACTOR`` :math:`\epsilon\,(1 + |\bar\ell| + |f - \bar\ell|)` below the previous
+value, where :math:`\bar\ell` is the mean log-likelihood and :math:`f - \bar\ell` the mean log
+prior: the rounding of a sum follows the size of its summands, which can cancel (a prior of
+-1e3 against a log-likelihood of +1e3). Models compute their per-row log-densities without
+cancelling large terms (e.g. the Poisson density in Loader's form), so the per-row terms add no
+more than this.
 """
 from __future__ import annotations
 
@@ -31,8 +39,9 @@ from .tree import all_finite, is_traced, tree_select
 from .validation import check_fit_options, check_model, prepare_inputs
 from .xla_options import jit_by_data_size
 
-#: A decrease of the objective larger than this many machine epsilons (times 1 + |objective|)
-#: is reported as DECREASED rather than rounding noise.
+#: A decrease of the objective larger than this many machine epsilons (times
+#: 1 + |log-likelihood| + |log prior|, per unit weight) is reported as DECREASED rather than
+#: rounding noise.
 DECREASE_EPS_FACTOR = 256
 
 
@@ -92,11 +101,13 @@ def failure_status(model, params, objective):
     return jnp.where((status == Status.RUNNING) & ~jnp.isfinite(objective), Status.NONFINITE, status)
 
 
-def move_status(model, params, objective, previous):
+def move_status(model, params, objective, previous, magnitude=None):
     """RUNNING, or the failure of moving to ``params`` from an iterate whose objective was
-    ``previous``: NONFINITE, DEGENERATE, or DECREASED beyond rounding."""
+    ``previous``: NONFINITE, DEGENERATE, or DECREASED beyond rounding (relative to
+    ``magnitude``, the size of the terms summed into ``previous``; default ``|previous|``)."""
     status = failure_status(model, params, objective)
-    rounding = DECREASE_EPS_FACTOR * jnp.finfo(previous.dtype).eps * (1 + jnp.abs(previous))
+    magnitude = jnp.abs(previous) if magnitude is None else magnitude
+    rounding = DECREASE_EPS_FACTOR * jnp.finfo(previous.dtype).eps * (1 + magnitude)
     return jnp.where((status == Status.RUNNING) & (objective - previous < -rounding),
                      Status.DECREASED, status)
 
@@ -116,7 +127,8 @@ def next_carry(model, c: _Carry, new_params, new_stats, new_ll, new_obj, tol, ma
     ``new_params``."""
     change = new_obj - c.objective
     i = c.i + 1
-    status = move_status(model, new_params, new_obj, c.objective)
+    magnitude = jnp.abs(c.loglik) + jnp.abs(c.objective - c.loglik)  # likelihood and prior
+    status = move_status(model, new_params, new_obj, c.objective, magnitude)
     status = jnp.where((status == Status.RUNNING) & (jnp.abs(change) < tol), Status.CONVERGED, status)
     status = jnp.where((status == Status.RUNNING) & (i >= max_iter), Status.MAX_ITER, status)
     accept = (status == Status.RUNNING) | (status == Status.CONVERGED) | (status == Status.MAX_ITER)
@@ -175,13 +187,34 @@ def _plain_em_loop(model, params, data, weights, evaluate_at, tol, max_iter: int
 
 
 def to_user_units(model, result: EMResult, transform, log_jacobian) -> EMResult:
-    """Maps a result from standardised coordinates back to the user's."""
-    return result._replace(
-        params=model.params_from_standard(result.params, transform),
-        objective=result.objective + log_jacobian,
-        log_likelihood=result.log_likelihood + log_jacobian,
-        history=result.history + log_jacobian,
-    )
+    """Maps a result from standardised coordinates back to the user's.
+
+    A healthy restart whose parameters or objective are not representable there (e.g. float32
+    covariances of data of magnitude 1e20 overflow) becomes NONFINITE. The parameters of a
+    restart that is not healthy carry no derivative (the README's promise: zero, never NaN),
+    not even through the data's transform, and neither does an objective that is not finite:
+    such values are taken from a mapping of constants, and the differentiable mapping, never
+    selected for them, reads ones in their place (so nothing NaN reaches a derivative).
+    """
+    constant = model.params_from_standard(*jax.lax.stop_gradient((result.params, transform)))
+    constant_objective = jax.lax.stop_gradient(result.objective + log_jacobian)
+    status = result.status
+    unusable = failure_status(model, constant, constant_objective) != Status.RUNNING
+    status = jnp.where(healthy(status) & unusable, Status.NONFINITE, status).astype(status.dtype)
+    ok = healthy(status)
+    safe = tree_select(ok, result.params, jax.tree_util.tree_map(jnp.ones_like, result.params))
+    params = tree_select(ok, model.params_from_standard(safe, transform), constant)
+    finite = jnp.isfinite(constant_objective) & jnp.isfinite(result.log_likelihood + log_jacobian)
+    shift = lambda value: jnp.where(finite, jnp.where(finite, value, 1) + log_jacobian,
+                                    jax.lax.stop_gradient(value + log_jacobian))
+    return result._replace(params=params, objective=shift(result.objective),
+                           log_likelihood=shift(result.log_likelihood), status=status,
+                           history=result.history + log_jacobian)
+
+
+def healthy(status):
+    """Whether a status code (array) is CONVERGED or MAX_ITER."""
+    return (status == Status.CONVERGED) | (status == Status.MAX_ITER)
 
 
 def em(model, params, data, weights=None, *, max_iter: int = 100, tol: float = 1e-3,

@@ -12,7 +12,7 @@ import numpy as np
 
 from .accelerate import check_accelerator
 from .chunking import MIN_CHUNK, choose_chunk_size, default_chunk_budget, n_rows, row_weights
-from .driver import ConvergenceWarning, EMResult, FitError, run_em, to_user_units
+from .driver import ConvergenceWarning, EMResult, FitError, healthy, run_em, to_user_units
 from .implicit import with_implicit_gradients
 from .model import join_hyperparameters, split_hyperparameters
 from .raw_rows import fit_coordinates
@@ -57,12 +57,10 @@ def restart_keys(key, n_init: int):
     return jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.arange(n_init))
 
 
-def healthy(status):
-    return (status == Status.CONVERGED) | (status == Status.MAX_ITER)
-
-
 def select_best(restarts: EMResult) -> FitResult:
-    """The restart with the highest final objective among healthy ones (NaN-safe)."""
+    """The restart with the highest final objective among healthy ones (NaN-safe; a restart
+    whose objective is not finite is never healthy: :func:`emjax.driver.to_user_units`). With
+    none healthy it returns restart 0, whose values carry no derivative."""
     ok = healthy(restarts.status) & jnp.isfinite(restarts.objective)
     best = jnp.argmax(jnp.where(ok, restarts.objective, -jnp.inf))
     pick = jax.tree_util.tree_map(lambda x: x[best], restarts)

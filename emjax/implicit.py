@@ -23,8 +23,8 @@ and ``vmap``. The loop itself runs once, undifferentiated.
 
 Assumptions: the fit converged to an isolated fixed point, where the spectral radius of
 :math:`\partial_\theta F` (the fraction of missing information) is below one. Where they fail,
-the derivatives are zero, never NaN: a restart with a failure status (its parameters are not a
-fixed point), or a linear system without a solution (the least-squares residual is not small,
+the derivatives of the parameters are zero, never NaN: a restart with a failure status (its
+parameters are not a fixed point), or a linear system without a solution (the least-squares residual is not small,
 or the iteration did not reach its tolerance). Directions along which the parameters are not
 identified (a common shift of softmax logits: eigenvalue 1 of the Jacobian) are handled by the
 dense solve's minimum-norm least squares when the loss does not depend on them. A restart
@@ -110,7 +110,8 @@ def _fixed_point_jvp(config: _Config, primals, tangents):
         return em_map(join_hyperparameters(config.model, h), t, x, w, config.chunk_size, config.rows)
 
     # Masked on both sides: where the run failed, F may be NaN at theta, and its derivative
-    # times a zero would still be NaN in one of the two modes.
+    # times a zero would still be NaN in one of the two modes (the input mask is what reverse
+    # mode sees, the output mask what forward mode sees).
     _, rhs = jax.jvp(lambda x, w, h: step(theta, x, w, h), (data, weights, hyper),
                      _where(ok, (d_data, d_weights, d_hyper)))
     jacobian = lambda v: jax.jvp(lambda t: step(t, data, weights, hyper), (theta,), (v,))[1]
@@ -121,8 +122,12 @@ def _fixed_point_jvp(config: _Config, primals, tangents):
                                         config.chunk_size, config.rows)
         return objective, loglik
 
-    _, (d_objective, d_loglik) = jax.jvp(outputs, (theta, data, weights, hyper),
-                                         (d_theta, d_data, d_weights, d_hyper))
+    # The objective of a failed run's kept parameters stays differentiable where it is finite;
+    # a NaN one gets zero, masked as above.
+    finite = jnp.isfinite(result.objective) & jnp.isfinite(result.log_likelihood)
+    _, d_outputs = jax.jvp(outputs, (theta, data, weights, hyper),
+                           (d_theta, *_where(finite, (d_data, d_weights, d_hyper))))
+    d_objective, d_loglik = _where(finite, d_outputs)
     no_derivative = lambda x: np.zeros(np.shape(x), jax.dtypes.float0)
     return result, result._replace(
         params=d_theta, objective=d_objective, log_likelihood=d_loglik,

@@ -32,7 +32,9 @@ _MESSAGES = {
     Status.RUNNING: "still running (the loop was cut short)",
     Status.CONVERGED: "converged: the objective changed by less than tol",
     Status.MAX_ITER: "stopped at max_iter before the objective changed by less than tol",
-    Status.NONFINITE: "the objective or the parameters became NaN or infinite",
+    Status.NONFINITE: ("the objective or the parameters became NaN or infinite, or are not "
+                       "representable in the data's dtype and units (e.g. float32 variances of data "
+                       "beyond about 1e19 or below 1e-19: fit in float64 or rescale the data)"),
     Status.DECREASED: "the objective decreased by more than rounding error (EM never lowers it)",
     Status.DEGENERATE: "a component collapsed (zero weight or a covariance that is not positive definite)",
 }

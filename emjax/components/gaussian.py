@@ -310,27 +310,78 @@ def log_wishart_prior(covariances, reg_covar, strength, covariance_type: str, d:
 
 def affine_map(means, covariances, shift, scale, covariance_type: str):
     """``(means, covariances)`` of ``x' = (x - shift) / scale`` from those of ``x``."""
+    # divided twice, never by scale squared, which leaves float32's range before the result does
     if covariance_type in ("full", "tied"):
-        covariances = covariances / (scale[:, None] * scale[None, :])
+        covariances = covariances / scale[:, None] / scale[None, :]
     elif covariance_type == "diag":
-        covariances = covariances / (scale * scale)
+        covariances = covariances / scale / scale
     else:
-        covariances = covariances / (scale[0] * scale[0])
+        covariances = covariances / scale[0] / scale[0]
     return (means - shift) / scale, covariances
+
+
+def location_and_magnitude(weighted_sum, absolute_sum, count):
+    """``(mean, magnitude)`` per feature from weighted sums of ``x`` and ``|x|`` and the weight
+    they ran over. The magnitude is 1 unless the squares of values of the mean absolute size
+    would leave the dtype's normal range (with a margin of 2**16 either side); then it is a power
+    of two within a factor 4 of that size, taken from the exponents of the sums. Dividing by it
+    is exact, so the rescaled values round as the raw ones would."""
+    info = jnp.finfo(absolute_sum.dtype)
+    _, exponent = jnp.frexp(jnp.where(absolute_sum > 0, absolute_sum, count))
+    _, count_exponent = jnp.frexp(count)
+    exponent = exponent - count_exponent
+    safe = (2 * exponent > info.minexp + 16) & (2 * exponent < info.maxexp - 16)
+    magnitude = jnp.ldexp(jnp.ones_like(absolute_sum), jnp.where(safe, 0, exponent))
+    return weighted_sum / count, magnitude
+
+
+def scale_from_moments(ratio, magnitude, common: bool = False):
+    r"""Standard deviations :math:`s_j = m_j \sqrt{r_j}` from the variance in units of a
+    magnitude, :math:`r_j = \operatorname{var}_j / m_j^2`, without forming :math:`m_j^2` (which
+    overflows or underflows in float32 for data of magnitude beyond about :math:`10^{\pm 19}`).
+    ``common``: one scale for all features, :math:`\sqrt{\operatorname{mean}_j s_j^2}`. A
+    feature without variance gets 1."""
+    if common:
+        largest = jnp.max(magnitude)
+        relative = magnitude / largest
+        ratio = jnp.full_like(ratio, jnp.mean(relative * relative * ratio))
+        magnitude = jnp.full_like(magnitude, largest)
+    return jnp.where(ratio > 0, magnitude * jnp.sqrt(jnp.where(ratio > 0, ratio, 1)), 1)
+
+
+#: Smallest eigenvalue of a full/tied covariance the prior must keep, in units of
+#: ``n_features * eps`` of the dtype times the largest (see :func:`resolution_factor`).
+RESOLUTION = 10.0
+
+
+def resolution_factor(reg_covar, total, d: int):
+    r"""Extra factor :math:`a \ge 1` of the standardising scale for a full/tied MAP fit.
+
+    The prior's M-step gives :math:`\Sigma_k = (S_k + \psi I)/(N_k + c)`, whose smallest
+    eigenvalue is at least :math:`\psi/(N_k + c)`, but :math:`S_k` is only known to the dtype's
+    rounding, about :math:`d\,\epsilon\,\lambda_{max}(S_k)`: for collinear features in float32,
+    :math:`\psi = 10^{-6}` is below it and the Cholesky factorisation fails. Dividing the
+    standardised data by :math:`a` makes the same prior :math:`\psi a^2` in unit-variance terms,
+    and :math:`a^2 = \max(1, R\, d\, \epsilon N / \psi)` (:data:`RESOLUTION` :math:`R`, total weight
+    :math:`N \ge N_k`) keeps :math:`\lambda_{min} \ge R\,d\,\epsilon` for every component. It is
+    1 in float64 unless :math:`N` exceeds ~1e8 / d. The prior stays a fixed, proper prior of the fit,
+    so EM stays monotone."""
+    eps = jnp.finfo(total.dtype).eps
+    return jnp.sqrt(jnp.maximum(1, RESOLUTION * d * eps * total / reg_covar))
 
 
 def standardize(x, weights, covariance_type: str, rescale: bool = True):
     """``(x', Affine, log_jacobian)``: rows ``x`` centred on their weighted mean and, when
     ``rescale``, divided by their weighted standard deviation per feature (one common scale for
-    spherical); ``log_jacobian = -sum(log scale)`` per row."""
+    spherical; computed by :func:`scale_from_moments` about each feature's mean absolute value,
+    so no raw value is squared); ``log_jacobian = -sum(log scale)`` per row."""
     total = jnp.sum(weights)
-    shift = (weights @ x) / total
+    shift, magnitude = location_and_magnitude(weights @ x, weights @ jnp.abs(x), total)
     centred = x - shift
     if rescale:
-        var = (weights @ (centred * centred)) / total
-        if covariance_type == "spherical":
-            var = jnp.full_like(var, jnp.mean(var))
-        scale = jnp.where(var > 0, jnp.sqrt(jnp.where(var > 0, var, 1)), 1)
+        relative = centred / magnitude
+        ratio = (weights @ (relative * relative)) / total
+        scale = scale_from_moments(ratio, magnitude, covariance_type == "spherical")
     else:
         scale = jnp.ones_like(shift)
     return centred / scale, Affine(shift, scale), -jnp.sum(jnp.log(scale))

@@ -199,7 +199,9 @@ class BayesianGaussianMixture(Model):
 
         Explicit priors fixed the standardisation (see :meth:`standardize`): there the prior mean
         is 0 and the prior covariance has a unit diagonal. Defaults are the weighted data mean
-        and covariance (``ddof=1`` in frequency-weight terms).
+        and covariance (``ddof=1`` in frequency-weight terms), with variance 1 in the fit's
+        coordinates (where such a feature is not rescaled) for a constant feature, whose
+        empirical variance 0 would make the Wishart prior improper.
         """
         d = x.shape[1]
         total = jnp.sum(weights)
@@ -214,9 +216,12 @@ class BayesianGaussianMixture(Model):
             dof = jnp.where(total > 1, total - 1, total)
             if self.covariance_type in ("full", "tied"):
                 prior_cov = (centred * weights[:, None]).T @ centred / dof
+                variances = jnp.diagonal(prior_cov)
+                prior_cov = prior_cov + jnp.diag(jnp.where(variances > 0, 0, 1).astype(x.dtype))
             else:
                 prior_cov = (weights @ (centred * centred)) / dof
                 prior_cov = jnp.mean(prior_cov) if self.covariance_type == "spherical" else prior_cov
+                prior_cov = jnp.where(prior_cov > 0, prior_cov, 1)
         zeros = jnp.zeros((k,), x.dtype)
         return VBGMMParams(None, zeros, jnp.broadcast_to(prior_mean, (k, d)), None, None,
                            prior_mean, prior_cov)
@@ -254,7 +259,8 @@ class BayesianGaussianMixture(Model):
         d = x.shape[1]
         explicit_cov, explicit_mean = resolved_priors(self, x.dtype)
         if explicit_cov is None:
-            _, affine, _ = GaussianMixture(1, self.covariance_type).standardize(x, weights)
+            # reg_covar=0: the moments alone (no float32 resolution factor, which is for its prior)
+            _, affine, _ = GaussianMixture(1, self.covariance_type, reg_covar=0.0).standardize(x, weights)
             scale = affine.scale
         else:
             scale = _prior_scale(explicit_cov, self.covariance_type, d)

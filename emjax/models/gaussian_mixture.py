@@ -330,7 +330,9 @@ class GaussianMixture(Model):
         return 2  # the weighted mean, then the variance about it (two-pass: exact in float32)
 
     def transform_stats(self, x, weights, previous):
-        """Pass 0: total weight and weighted sums; pass 1: weighted squares about the mean.
+        """Pass 0: total weight, weighted sums and weighted absolute values; pass 1: weighted
+        squares about the mean, in units of each feature's mean absolute value (so that no raw
+        value is squared: float32 data of magnitude 1e20 or 1e-20 neither overflow nor underflow).
 
         With ``missing="marginalize"`` each feature's moments run over the rows where it is
         observed (pass 0 also sums the weight observed per feature), so chunks of streamed data
@@ -339,21 +341,24 @@ class GaussianMixture(Model):
         observed = gm.observed(x) if self.missing == "marginalize" else None
         if not previous:
             if observed is None:
-                return jnp.sum(weights), weights @ x
-            return (jnp.sum(weights), weights @ jnp.where(observed, x, 0),
+                return jnp.sum(weights), weights @ x, weights @ jnp.abs(x)
+            x = jnp.where(observed, x, 0)
+            return (jnp.sum(weights), weights @ x, weights @ jnp.abs(x),
                     weights @ observed.astype(x.dtype))
-        total, weighted_sum, *per_feature = previous[0]
-        centred = x - weighted_sum / (per_feature[0] if per_feature else total)
+        total, weighted_sum, absolute_sum, *per_feature = previous[0]
+        shift, magnitude = g.location_and_magnitude(weighted_sum, absolute_sum,
+                                                    per_feature[0] if per_feature else total)
+        centred = (x - shift) / magnitude
         if observed is not None:
             centred = jnp.where(observed, centred, 0)
         return weights @ (centred * centred)
 
     def transform_from_stats(self, totals):
         """Shift and scale per feature; the log-Jacobian counts each row's observed features."""
-        (total, weighted_sum, *per_feature), squares = totals
+        (total, weighted_sum, absolute_sum, *per_feature), squares = totals
         count = per_feature[0] if per_feature else total
-        shift = weighted_sum / count
-        scale = self._scale(squares / count, shift)
+        shift, magnitude = g.location_and_magnitude(weighted_sum, absolute_sum, count)
+        scale = self._scale(squares / count, magnitude, shift, total)
         if per_feature:
             return g.Affine(shift, scale), -(count / total) @ jnp.log(scale)
         return g.Affine(shift, scale), -jnp.sum(jnp.log(scale))
@@ -361,13 +366,17 @@ class GaussianMixture(Model):
     def apply_transform(self, x, transform: g.Affine):
         return (x - transform.shift) / transform.scale  # NaN (missing) stays NaN
 
-    def _scale(self, var, shift):
-        """Per-feature scale from per-feature variances (ones for "sklearn")."""
+    def _scale(self, ratio, magnitude, shift, total):
+        """Per-feature scale (ones for "sklearn") from the variances ``magnitude**2 * ratio``
+        (:func:`~emjax.components.gaussian.scale_from_moments`), for full/tied covariances
+        enlarged by :func:`~emjax.components.gaussian.resolution_factor` of the ``total``
+        weight, so that the prior keeps covariances positive definite at the dtype's resolution."""
         if self.regularization == "sklearn":
             return jnp.ones_like(shift)
-        if self.covariance_type == "spherical":
-            var = jnp.full_like(var, jnp.mean(var))
-        return jnp.where(var > 0, jnp.sqrt(jnp.where(var > 0, var, 1)), 1)
+        scale = g.scale_from_moments(ratio, magnitude, self.covariance_type == "spherical")
+        if self.covariance_type in ("full", "tied") and self.reg_covar > 0:
+            scale = scale * g.resolution_factor(self.reg_covar, total, shift.shape[-1])
+        return scale
 
     def _map_params(self, params: GMMParams, shift, scale) -> GMMParams:
         """Parameters of ``x' = (x - shift) / scale``'s model from those of ``x``'s."""
