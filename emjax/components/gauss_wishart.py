@@ -131,12 +131,3 @@ def predictive_log_density(x, means, covariances, mean_precision, dof, covarianc
     half = (t_dof + d) / 2
     return (gammaln(half) - gammaln(t_dof / 2) - 0.5 * d * jnp.log(t_dof * math.pi)
             - 0.5 * d * jnp.log(factor) + log_det_u - half * jnp.log1p(maha / (factor * t_dof)))
-
-
-def affine_covariance(cov, scale, covariance_type: str):
-    """Covariance (or ``covariance_prior``) of ``(x - shift) / scale`` given that of ``x``."""
-    if covariance_type in ("full", "tied"):
-        return cov / (scale[:, None] * scale[None, :])
-    if covariance_type == "diag":
-        return cov / (scale * scale)
-    return cov / (scale[0] * scale[0])

@@ -310,14 +310,17 @@ def log_wishart_prior(covariances, reg_covar, strength, covariance_type: str, d:
 
 def affine_map(means, covariances, shift, scale, covariance_type: str):
     """``(means, covariances)`` of ``x' = (x - shift) / scale`` from those of ``x``."""
-    # divided twice, never by scale squared, which leaves float32's range before the result does
+    return (means - shift) / scale, scale_covariance(covariances, scale, covariance_type)
+
+
+def scale_covariance(cov, scale, covariance_type: str):
+    """Covariance of ``x / scale`` from that of ``x`` (any covariance type's shape), divided by
+    ``scale`` twice, never by its square, which leaves float32's range before the result does."""
     if covariance_type in ("full", "tied"):
-        covariances = covariances / scale[:, None] / scale[None, :]
-    elif covariance_type == "diag":
-        covariances = covariances / scale / scale
-    else:
-        covariances = covariances / scale[0] / scale[0]
-    return (means - shift) / scale, covariances
+        return cov / scale[:, None] / scale[None, :]
+    if covariance_type == "diag":
+        return cov / scale / scale
+    return cov / scale[0] / scale[0]
 
 
 def location_and_magnitude(weighted_sum, absolute_sum, count):

@@ -210,7 +210,7 @@ class BayesianGaussianMixture(Model):
         explicit, _ = resolved_priors(self, x.dtype)
         if explicit is not None:
             scale = _prior_scale(explicit, self.covariance_type, d)
-            prior_cov = gw.affine_covariance(explicit, scale, self.covariance_type)
+            prior_cov = g.scale_covariance(explicit, scale, self.covariance_type)
         else:
             centred = x - data_mean
             dof = jnp.where(total > 1, total - 1, total)
@@ -272,8 +272,8 @@ class BayesianGaussianMixture(Model):
         prior_type = "tied" if cov_type == "full" else cov_type
         return params._replace(
             means=(params.means - shift) / scale, mean_prior=(params.mean_prior - shift) / scale,
-            covariances=gw.affine_covariance(params.covariances, scale, cov_type),
-            covariance_prior=gw.affine_covariance(params.covariance_prior, scale, prior_type))
+            covariances=g.scale_covariance(params.covariances, scale, cov_type),
+            covariance_prior=g.scale_covariance(params.covariance_prior, scale, prior_type))
 
     def params_to_standard(self, params, transform: Affine):
         return self._map(params, transform.shift, transform.scale)
