@@ -109,7 +109,9 @@ def jit(fun=None, *, compiler_options=None, **jit_kwargs):
 
 class _Jitted:
     """A ``jax.jit`` function built on first call, when JAX's backend may be asked for
-    :func:`correct_cpu_options` (building it at import would start the backend)."""
+    :func:`correct_cpu_options` (building it at import would start the backend). Inside a
+    caller's trace, where JAX refuses compiler options on a nested ``jit``, the same function is
+    jitted without them (the caller's program is compiled with the caller's options)."""
 
     def __init__(self, fun, compiler_options, jit_kwargs):
         self._fun, self._options, self._kwargs = fun, compiler_options or {}, jit_kwargs
@@ -120,8 +122,19 @@ class _Jitted:
         options = {**correct_cpu_options(), **self._options}
         return jax.jit(self._fun, compiler_options=options, **self._kwargs)
 
+    @functools.cached_property
+    def _nested(self):
+        return jax.jit(self._fun, **self._kwargs)
+
     def __call__(self, *args, **kwargs):
-        return self._jitted(*args, **kwargs)
+        if is_traced(args, kwargs):
+            return self._nested(*args, **kwargs)
+        try:
+            return self._jitted(*args, **kwargs)
+        except ValueError as error:  # concrete arguments, but inside a caller's trace
+            if "compiler_options" not in str(error):
+                raise
+            return self._nested(*args, **kwargs)
 
     def __getattr__(self, name):  # lower, trace, eval_shape, _cache_size, ...
         return getattr(self._jitted, name)
