@@ -43,6 +43,7 @@ from ..chunking import choose_chunk_size, chunked_sum
 from ..components import gaussian as g
 from ..components import gaussian_expanded as ge
 from ..components import gaussian_missing as gm
+from ..components import conjugate_prior as cp
 from ..model import Model
 from ..row_sums import unbatched_enabled
 from ..validation import (
@@ -51,7 +52,7 @@ from ..validation import (
 from . import seeding
 
 INIT_METHODS = ("kmeans++", "kmeans", "random_from_data", "random")
-REGULARIZATIONS = ("prior", "sklearn")
+REGULARIZATIONS = ("prior", "weak", "sklearn")
 MISSING = ("error", "marginalize")
 #: Prior pseudo-count c (in observations) of the weights' Dirichlet and the precisions' Wishart.
 PSEUDO_COUNT = 1e-3
@@ -214,7 +215,13 @@ class GaussianMixture(Model):
         ``active`` (optional ``(k,)`` bool) marks the components that exist; the others are
         padding (see :mod:`emjax.models.padded_mixture`): they keep weight 0, means and
         covariances, and the prior and the weights' normaliser count active components only.
+        With ``regularization="prior"``, an active component left with fewer effective rows than
+        :func:`~emjax.components.conjugate_prior.min_rows` gets weight 0, so the restart is
+        DEGENERATE (:meth:`is_degenerate`).
         """
+        return self._m_step(stats, params, active, drop_starved=True)
+
+    def _m_step(self, stats, params: GMMParams, active, drop_starved: bool) -> GMMParams:
         counts, sums, second = stats
         ref, cov_type = params.means, self.covariance_type
         present = jnp.ones_like(counts) if active is None else active.astype(counts.dtype)
@@ -228,13 +235,13 @@ class GaussianMixture(Model):
             weights = counts / jnp.sum(counts)
         else:
             c = PSEUDO_COUNT
-            safe = jnp.where(counts > 0, counts, 1)[:, None]
-            means = jnp.where(counts[:, None] > 0, sums / safe, ref)
-            scatter = g.scatter_about_means(counts, sums, second, ref, means, cov_type)
+            means, cov = cp.map_update(stats, ref, self._hyper(jnp.sum(present), ref.shape[1]),
+                                       cov_type, present)
             prior_counts = counts + c * present
-            cov = g.divide_per_component(g.add_to_diagonal(scatter, self.reg_covar, cov_type),
-                                         self._divisor(prior_counts, present), cov_type)
             weights = prior_counts / (jnp.sum(counts) + c * jnp.sum(present))
+            if drop_starved and self.regularization == "prior":  # weight 0: DEGENERATE
+                starved = (counts < cp.min_rows(ref.shape[1], cov_type)) & (present > 0)
+                weights = jnp.where(starved, 0, weights)
         if active is None:
             return GMMParams(weights, means, cov)
         return GMMParams(weights, means, self._keep_padding(cov, params.covariances, active))
@@ -258,20 +265,17 @@ class GaussianMixture(Model):
         """Log density of the prior (module docstring); ``active`` as in :meth:`m_step`."""
         if self.regularization == "sklearn":
             return jnp.zeros((), params.weights.dtype)
-        c, psi, cov_type = PSEUDO_COUNT, self.reg_covar, self.covariance_type
+        c = PSEUDO_COUNT
         k, d = params.means.shape
         present = jnp.ones((k,), bool) if active is None else active
-        prec_chol = g.precision_cholesky(params.covariances, cov_type)
-        log_det = 2 * g.log_det_precision_cholesky(prec_chol, cov_type, d)  # log|Lambda_k|
-        trace = {"full": lambda u: jnp.sum(u * u, axis=(1, 2)), "tied": lambda u: jnp.sum(u * u),
-                 "diag": lambda u: jnp.sum(u * u, axis=1), "spherical": lambda u: d * u * u}
-        trace = trace[cov_type](prec_chol)
-        if cov_type == "tied":  # one shared Wishart of strength (active components) x c
-            strength = k * c if active is None else jnp.sum(active) * c
-        else:
-            strength, log_det, trace = c, jnp.where(present, log_det, 0), jnp.where(present, trace, 0)
-        wishart = 0.5 * strength * jnp.sum(log_det) - 0.5 * psi * jnp.sum(trace)
-        return c * jnp.sum(jnp.where(present, jnp.log(params.weights), 0)) + wishart
+        hyper = self._hyper(jnp.sum(present), d)
+        lp = cp.log_prior(params.means, params.covariances, hyper, self.covariance_type, present)
+        return c * jnp.sum(jnp.where(present, jnp.log(params.weights), 0)) + lp
+
+    def _hyper(self, k_active, d: int) -> cp.Hyper:
+        if self.regularization == "weak":
+            return cp.weak(k_active, self.covariance_type, self.reg_covar, PSEUDO_COUNT)
+        return cp.data_scaled(k_active, d, self.covariance_type, self.reg_covar)
 
     def is_degenerate(self, params: GMMParams, active=None):
         """A covariance that is not positive definite, or an active component of weight 0."""
@@ -303,7 +307,8 @@ class GaussianMixture(Model):
 
         chunk = choose_chunk_size(n, self.exact_work_per_row(x))
         summed = chunked_sum(stats, (x, jnp.arange(n)), weights, chunk)
-        return self.m_step(summed, GMMParams(None, ref, None))
+        # a start's small seed clusters may still grow: the row rule applies from the first M-step
+        return self._m_step(summed, GMMParams(None, ref, None), None, drop_starved=False)
 
     def to_unconstrained(self, params: GMMParams) -> GMMParams:
         """Log-weights, means and :func:`~emjax.components.gaussian.log_cholesky` covariances."""
