@@ -12,7 +12,7 @@ root of the mean per-feature variance), the prior lives in those coordinates,
 * tied: one Lambda, a/2 log|Lambda| - s/2 tr Lambda - kappa/2 sum_k m_k^T Lambda m_k,
 
 with ``c = PSEUDO_COUNT``, and (kappa, a, s) = (0.01, 2d + 4, K^(-2/d) + reg_covar) for "prior"
-(tied: a = 2d + 3 + K), (0, c, reg_covar) for "weak" (tied: a = K c); the M-step is the
+(tied: a = 2d + 3 + K; diag and spherical: a = 6), (0, c, reg_covar) for "weak" (tied: a = K c); the M-step is the
 maximiser of the expected complete log-likelihood plus that log prior, and with "prior" a
 component with fewer than d + 1 (full) or 2 (diag, spherical) effective rows gets weight 0.
 Densities come from SciPy. All in float64.
@@ -101,7 +101,8 @@ def hyper(reg, k, d, cov_type, psi):
     """(kappa, a, s) of the docstring."""
     if reg == "weak":
         return 0.0, C * (k if cov_type == "tied" else 1), psi
-    return 0.01, 2 * d + 3 + (k if cov_type == "tied" else 1), k ** (-2 / d) + psi
+    a = 6 if cov_type in ("diag", "spherical") else 2 * d + 3 + (k if cov_type == "tied" else 1)
+    return 0.01, a, k ** (-2 / d) + psi
 
 
 def log_prior(params_std, cov_type, psi, reg="prior"):

@@ -42,16 +42,19 @@ class Hyper(NamedTuple):
 
 def data_scaled(n_components, d: int, covariance_type: str, reg_covar: float) -> Hyper:
     r"""mclust's default prior (Fraley & Raftery 2007) in standardised coordinates:
-    :math:`\kappa = 0.01`, Wishart degrees of freedom :math:`\nu = d + 2`, scale
-    :math:`s = K^{-2/d}` (the data's variance, 1 here, over :math:`K^{2/d}`: the volume of the
-    data shared among K components) plus ``reg_covar``. The coefficient of
-    :math:`\log|\Lambda|` is :math:`a = \nu + d + 1 + 1` (the Wishart's
-    :math:`\nu - d - 1`, the mean prior's 1 and the MAP's :math:`d + 2` of mclust's update
-    :math:`\Sigma_k = (\ldots)/(\nu + N_k + d + 2)`); tied: :math:`\nu + d + 1 + K`.
+    :math:`\kappa = 0.01`, scale :math:`s = K^{-2/d}` (the data's variance, 1 here, over
+    :math:`K^{2/d}`: the volume of the data shared among K components) plus ``reg_covar``, and
+    degrees of freedom :math:`\nu = d + 2`, which give mclust's update
+    :math:`\Sigma_k = (\ldots)/(N_k + \nu + d + 2)`: :math:`a = 2d + 4` (tied:
+    :math:`\nu + d + 1 + K`). Diag and spherical give each variance the one-dimensional prior
+    (:math:`\nu = 3`, :math:`a = 6`), whose strength does not grow with d: ``2d + 4`` pseudo-rows
+    would swamp components of high-dimensional diagonal mixtures (digits, d = 64).
     ``n_components`` may be traced (the active components of a padded mixture)."""
     k = jnp.asarray(n_components, jnp.result_type(float))
-    nu = d + 2
-    a = nu + d + 1 + (k if covariance_type == "tied" else 1)
+    if covariance_type in ("diag", "spherical"):
+        a = 6.0
+    else:
+        a = 2 * d + 3 + (k if covariance_type == "tied" else 1)
     return Hyper(SHRINKAGE, a, k ** (-2.0 / d) + reg_covar)
 
 

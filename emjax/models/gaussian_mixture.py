@@ -7,17 +7,31 @@ The fit runs on standardised data (centred, and scaled to unit variance per feat
 scale for ``spherical``) and maps the parameters back, so float32 copes with offsets of 1e6 and
 scales from 1e-8 to 1e8.
 
-Regularisation:
+Regularisation (all priors live in the standardised coordinates, data mean 0, unit variances):
 
-* ``regularization="prior"`` (default): MAP-EM with a proper prior in standardised coordinates,
-  a symmetric Dirichlet(1 + c) on the weights and, per component, a Wishart prior on the precision
-  :math:`\Lambda_k` with log density :math:`\tfrac{c}{2}\log|\Lambda_k|
-  - \tfrac{\psi}{2}\operatorname{tr}\Lambda_k` (+ const), where ``psi = reg_covar`` and
-  ``c = PSEUDO_COUNT``; means have a flat prior. The M-step is then exactly
-  :math:`\pi_k = (N_k + c)/(N + Kc)`, :math:`m_k = s_k / N_k`,
-  :math:`\Sigma_k = (S_k + \psi I)/(N_k + c)`, so the monitored objective
-  (log-likelihood + log prior) never decreases and an empty component stays finite.
-  (tied: one Wishart with ``K c``; diag: Gamma priors per precision; spherical: per component.)
+* ``regularization="prior"`` (default): MAP-EM with mclust's conjugate prior scaled to the data
+  (Fraley & Raftery 2007, ``priorControl`` defaults; :mod:`emjax.components.conjugate_prior`).
+  Per component, with precision :math:`\Lambda_k` restricted to the covariance type,
+
+  .. math::
+      \log p(m_k, \Lambda_k) = \tfrac{a}{2}\log|\Lambda_k|
+          - \tfrac12\operatorname{tr}\big(\Lambda_k (s I + \kappa m_k m_k^\top)\big),
+      \quad \kappa = 0.01,\ \nu = d + 2,\ a = \nu + d + 2,\ s = K^{-2/d} + \psi,
+
+  (tied: one :math:`\Lambda` with :math:`a = \nu + d + 1 + K`; diag and spherical: each
+  variance the one-dimensional prior, :math:`a = 6`), ``psi = reg_covar``, and a
+  symmetric Dirichlet(1 + c) on the weights, ``c = PSEUDO_COUNT``. The M-step is exactly
+  :math:`\pi_k = (N_k + c)/(N + Kc)`, :math:`m_k = s_k/(N_k + \kappa)`,
+  :math:`\Sigma_k = (S_k + \kappa m_k m_k^\top + s I)/(N_k + a)` (:math:`S_k` the scatter
+  about :math:`m_k`), so the objective (log-likelihood + log prior) never decreases, and no
+  component can shrink onto a few rows, a subspace or a plane of rounded values: each
+  covariance holds :math:`s/(N_k + a)` of the data's variance at least. A component left with
+  fewer effective rows than it needs to estimate its covariance (``d + 1`` full, 2 diag and
+  spherical) gets weight 0, so the restart is DEGENERATE and never wins (the start's own
+  M-step is exempt: seed clusters may grow).
+* ``regularization="weak"``: the previous default, :math:`\kappa = 0`, :math:`a = c`
+  (tied :math:`Kc`), :math:`s = \psi`: worth a thousandth of an observation, near maximum
+  likelihood, and no guard against spurious optima.
 * ``regularization="sklearn"``: scikit-learn's update, ``reg_covar`` added to the covariance
   diagonal in the data's own units (data are centred, not rescaled), for parity tests. It is not
   a prior: the monitored objective is the log-likelihood alone.
@@ -77,9 +91,12 @@ class GaussianMixture(Model):
         init_params: how ``init`` starts a restart: "kmeans++" (greedy k-means++ seeds, then one
             M-step from the nearest-seed assignment), "kmeans" (k-means++ then Lloyd steps),
             "random_from_data" (K random rows as seeds) or "random" (random responsibilities).
-        reg_covar: prior strength ``psi`` (in units of the standardised data's variance) for
-            "prior"; the absolute value added to covariance diagonals for "sklearn".
-        regularization: "prior" (MAP-EM, monotone) or "sklearn" (scikit-learn's reg_covar).
+        reg_covar: ``psi``, added to the prior's scale (in units of the standardised data's
+            variance) for "prior" and "weak"; the absolute value added to covariance diagonals
+            for "sklearn".
+        regularization: "prior" (MAP-EM under a prior scaled to the data, guarding against
+            spurious optima), "weak" (MAP-EM under a near-invisible prior) or "sklearn"
+            (scikit-learn's reg_covar). See the module docstring.
         missing: "error" (NaN in the data is refused) or "marginalize" (NaN marks a missing
             value; each row is scored on its observed coordinates and the E-step uses the
             conditional moments of the missing ones).
@@ -278,7 +295,8 @@ class GaussianMixture(Model):
         return cp.data_scaled(k_active, d, self.covariance_type, self.reg_covar)
 
     def is_degenerate(self, params: GMMParams, active=None):
-        """A covariance that is not positive definite, or an active component of weight 0."""
+        """A covariance that is not positive definite, or an active component of weight 0 (with
+        the default prior: a component the M-step found with too few rows)."""
         prec_chol = g.precision_cholesky(params.covariances, self.covariance_type)
         empty = params.weights <= 0 if active is None else (params.weights <= 0) & active
         return ~jnp.all(jnp.isfinite(prec_chol)) | jnp.any(empty)
