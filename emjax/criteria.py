@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import functools
 
-import jax
 import jax.numpy as jnp
 
 from .tree import is_traced
 from .validation import check_model, prepare_inputs
+from .xla_options import jit
 
 
 def _total_log_likelihood(model, params, data, weights):
@@ -27,7 +27,7 @@ def _total_log_likelihood(model, params, data, weights):
     return _weighted_sum(params, data, weights, model=model), jnp.sum(weights)
 
 
-@functools.partial(jax.jit, static_argnames="model")
+@functools.partial(jit, static_argnames="model")
 def _weighted_sum(params, data, weights, *, model):
     return jnp.sum(jnp.where(weights > 0, weights * model.log_prob(params, data), 0))
 

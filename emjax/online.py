@@ -29,6 +29,7 @@ from .model import check_streamable
 from .status import Status
 from .tree import tree_select
 from .validation import prepare_inputs
+from .xla_options import jit
 
 
 class OnlineState(NamedTuple):
@@ -166,7 +167,7 @@ def _describe(signature) -> str:
     return f"the structure {tree}, row shapes and dtypes {[(s, str(d)) for s, d in rows]}"
 
 
-@functools.partial(jax.jit, static_argnames="model")
+@functools.partial(jit, static_argnames="model")
 def _start(model, key, data, weights, init_params):
     x, transform, _ = model.standardize(data, weights)
     if init_params is None:
@@ -178,9 +179,9 @@ def _start(model, key, data, weights, init_params):
     return OnlineState(params, stats, jnp.int32(0), jnp.int32(Status.RUNNING), transform)
 
 
-_update = jax.jit(online_update, static_argnames=("model", "data_size"))
+_update = jit(online_update, static_argnames=("model", "data_size"))
 
 
-@functools.partial(jax.jit, static_argnames="model")
+@functools.partial(jit, static_argnames="model")
 def _mean_log_prob(model, params, data, weights):
     return jnp.sum(weights * model.log_prob(params, data)) / jnp.sum(weights)

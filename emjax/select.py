@@ -35,6 +35,7 @@ from .models.gaussian_mixture import GaussianMixture
 from .models.padded_mixture import PaddedMixture, pad, trim
 from .status import Status
 from .validation import check_fit_options, check_key, prepare_inputs
+from .xla_options import jit
 
 CRITERIA = ("bic", "aic", "icl")
 
@@ -207,7 +208,7 @@ def _score(model, params, best, i, entropy, total_weight) -> dict:
             "n_iter": int(best.n_iter[i]), "status": status.name}
 
 
-@functools.partial(jax.jit, static_argnames=("model", "ks", "n_init", "max_iter", "chunk_size",
+@functools.partial(jit, static_argnames=("model", "ks", "n_init", "max_iter", "chunk_size",
                                                    "init_batch"))
 def _select_jit(data, weights, key, tol, given, *, model, ks, n_init, max_iter, chunk_size,
                 init_batch):

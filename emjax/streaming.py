@@ -33,6 +33,7 @@ from .status import Status
 from .stream_sources import ChunkReader, chunk_iterable
 from .tree import all_finite, tree_select
 from .validation import check_fit_options, check_key
+from .xla_options import jit
 
 class PassReport(NamedTuple):
     """Progress after one pass over the data (given to ``on_pass``).
@@ -167,17 +168,17 @@ def _e_pass(model, reader, params, transform, device_chunk):
     return total
 
 
-@jax.jit
+@jit
 def _add(total, new):
     return new if total is None else jax.tree_util.tree_map(jnp.add, total, new)
 
 
-@functools.partial(jax.jit, static_argnames="model")
+@functools.partial(jit, static_argnames="model")
 def _transform_chunk(model, x, w, previous):
     return model.transform_stats(x, w, previous)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "chunk"))
+@functools.partial(jit, static_argnames=("model", "chunk"))
 def _e_chunk(model, params, transform, x, w, chunk):
     x = model.apply_transform(x, transform)
     def one(p):
@@ -187,25 +188,25 @@ def _e_chunk(model, params, transform, x, w, chunk):
     return stats, loglik, jnp.sum(w)
 
 
-@functools.partial(jax.jit, static_argnames="model")
+@functools.partial(jit, static_argnames="model")
 def _init(model, keys, transform, x, w):
     x = model.apply_transform(x, transform)
     return jax.vmap(lambda k: model.init(k, x, w))(keys)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "max_iter"))
+@functools.partial(jit, static_argnames=("model", "max_iter"))
 def _start(model, params, stats, loglik, total_weight, *, max_iter):
     def one(p, s, ll):
         return initial_carry(model, p, s, *objective_of(model, p, ll, total_weight), max_iter)
     return jax.vmap(one)(params, stats, loglik)
 
 
-@functools.partial(jax.jit, static_argnames="model")
+@functools.partial(jit, static_argnames="model")
 def _m_step(model, carry):
     return jax.vmap(model.m_step)(carry.stats, carry.params)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "max_iter"))
+@functools.partial(jit, static_argnames=("model", "max_iter"))
 def _advance(model, carry, new_params, stats, loglik, total_weight, tol, *, max_iter):
     def one(c, p, s, ll):
         moved = next_carry(model, c, p, s, *objective_of(model, p, ll, total_weight), tol, max_iter)
@@ -213,7 +214,7 @@ def _advance(model, carry, new_params, stats, loglik, total_weight, tol, *, max_
     return jax.vmap(one)(carry, new_params, stats, loglik)
 
 
-@functools.partial(jax.jit, static_argnames="model")
+@functools.partial(jit, static_argnames="model")
 def _finish(model, carry, transform, log_jacobian):
     results = jax.vmap(lambda c: to_user_units(model, result_of(c), transform, log_jacobian))(carry)
     return select_best(results)

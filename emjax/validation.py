@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .tree import float_dtype, is_distributed, is_traced
+from .xla_options import jit
 
 
 def as_float_array(x, name: str):
@@ -84,7 +85,7 @@ def _all_finite_in_blocks(arr: np.ndarray) -> bool:
     return all(np.isfinite(arr[start:start + rows]).all() for start in range(0, arr.shape[0], rows))
 
 
-@jax.jit
+@jit
 def _all_finite(x):
     return jnp.all(jnp.isfinite(x))
 

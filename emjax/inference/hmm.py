@@ -32,6 +32,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from ..xla_options import jit
 
 
 class Posterior(NamedTuple):
@@ -79,7 +80,7 @@ def _log_matmul(a, b):
     return logsumexp(a[..., :, :, None] + b[..., None, :, :], axis=-2)
 
 
-@functools.partial(jax.jit, static_argnames="parallel")
+@functools.partial(jit, static_argnames="parallel")
 def forward_backward_messages(log_init, log_trans, log_emit, length=None, parallel=False):
     r"""Per-step normalised log forward and backward messages and the log-likelihood.
 
@@ -147,7 +148,7 @@ def _normalised(log_p, axes):
     return jnp.exp(log_p - norm.reshape(norm.shape + (1,) * len(axes)))
 
 
-@functools.partial(jax.jit, static_argnames="parallel")
+@functools.partial(jit, static_argnames="parallel")
 def log_likelihood(log_init, log_trans, log_emit, length=None, parallel=False):
     r""":math:`\log p(x_{0:length})` of one sequence; arguments as :func:`forward_backward_messages`."""
     return forward_backward_messages(log_init, log_trans, log_emit, length, parallel)[2]
@@ -159,7 +160,7 @@ def _pairwise(alpha, beta, log_trans, log_emit, mask):
     return alpha[:-1, :, None] + log_trans[None] + after[:, None, :]
 
 
-@functools.partial(jax.jit, static_argnames="parallel")
+@functools.partial(jit, static_argnames="parallel")
 def pairwise_marginals(log_init, log_trans, log_emit, length=None, parallel=False):
     r""":math:`\xi_\tau(i, j) = p(z_\tau = i, z_{\tau+1} = j \mid x)`, ``(t - 1, k, k)``
     (zero where ``tau + 1 >= length``)."""
@@ -168,7 +169,7 @@ def pairwise_marginals(log_init, log_trans, log_emit, length=None, parallel=Fals
     return _normalised(_pairwise(alpha, beta, log_trans, log_emit, mask), (1, 2))
 
 
-@functools.partial(jax.jit, static_argnames="parallel")
+@functools.partial(jit, static_argnames="parallel")
 def posterior(log_init, log_trans, log_emit, length=None, parallel=False) -> Posterior:
     r"""Log-likelihood, state marginals and expected transition counts of one sequence.
 
@@ -186,7 +187,7 @@ def posterior(log_init, log_trans, log_emit, length=None, parallel=False) -> Pos
     return Posterior(ll, marginals, jnp.sum(xi, axis=0))
 
 
-@jax.jit
+@jit
 def viterbi(log_init, log_trans, log_emit, length=None):
     r"""Most probable state path :math:`\arg\max_z p(z \mid x)`, ``(t,)`` int32, -1 at padded
     steps (ties go to the lowest state index)."""
@@ -212,7 +213,7 @@ def viterbi(log_init, log_trans, log_emit, length=None):
     return jnp.where(mask, path, -1)
 
 
-@functools.partial(jax.jit, static_argnames="n_steps")
+@functools.partial(jit, static_argnames="n_steps")
 def sample_states(key, initial, transitions, n_steps: int):
     """A state path ``(n_steps,)`` int32 drawn from the Markov chain (probabilities, not logs)."""
     first_key, key = jax.random.split(key)

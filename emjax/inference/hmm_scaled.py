@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 
 from .hmm import safe_log
+from ..xla_options import jit
 
 #: Forward and backward steps per loop iteration of the time scans (the answer does not depend
 #: on it). On the 2-core CPU of benchmarks/RESULTS.md, 1, 2, 4 and 8 ran W4's E-step equally fast
@@ -89,7 +90,7 @@ def _guarded(c):
     return jnp.where(c > 0, c, 1)
 
 
-@functools.partial(jax.jit, static_argnames="unroll")
+@functools.partial(jit, static_argnames="unroll")
 def batch_posterior(initial, transitions, log_emit, lengths, weights, unroll: int = UNROLL):
     r"""Log-likelihoods, state marginals and weighted transition counts of a batch of sequences.
 

@@ -41,6 +41,7 @@ from . import seeding
 from ..components.gaussian import Affine
 from .gaussian_mixture import GaussianMixture, GMMParams
 from .vb_priors import check_prior_shapes, prior_tuple, resolved_priors, validate_static
+from ..xla_options import jit
 
 
 class VBGMMParams(NamedTuple):
@@ -319,7 +320,7 @@ def _prior_scale(prior_cov, covariance_type: str, d: int):
     return jnp.full((d,), jnp.sqrt(prior_cov))
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@functools.partial(jit, static_argnums=0)
 def _from_responsibilities(model: BayesianGaussianMixture, x, weights, resp):
     x_std, transform, _ = model.standardize(x, weights)
     start = model._prior_params(x_std, weights, model.n_components)

@@ -49,6 +49,7 @@ from ..corpus import Corpus, as_corpus
 from ..discrete_validation import check_fold_in
 from ..model import Model
 from .discrete_mixture_base import PSEUDO_COUNT
+from ..xla_options import jit
 
 
 class PLSAParams(NamedTuple):
@@ -213,7 +214,7 @@ class PLSA(Model):
         return 6 * self.n_topics
 
 
-@functools.partial(jax.jit, static_argnames=("model", "n_iter"))
+@functools.partial(jit, static_argnames=("model", "n_iter"))
 def _fold_in(model: PLSA, topic_word, corpus: Corpus, *, n_iter: int):
     weights = jnp.ones_like(corpus.count)
     n = n_rows(corpus)
