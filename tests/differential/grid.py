@@ -16,14 +16,24 @@ GRID_SHAPES = (SMALL, WIDE, Shape(n=211, d=5, k=4, seed=3), Shape(n=12, d=1, k=2
                Shape(n=40, d=2, k=1, seed=5), Shape(n=569, d=30, k=2, seed=0))
 
 CHUNK_KINDS = ("1", "prime", "n-1", "n", "more")
+#: (shape, chunk kind) cells of the chunk grid: every kind on the small shape, the edges elsewhere.
+CHUNK_GRID = tuple((SMALL, kind) for kind in CHUNK_KINDS) + (
+    (GRID_SHAPES[2], "prime"), (GRID_SHAPES[2], "more"), (GRID_SHAPES[3], "1"),
+    (GRID_SHAPES[4], "n"), (GRID_SHAPES[5], "n"), (GRID_SHAPES[5], "prime"))
 
 #: One configuration per model family for the fast slice (every covariance type once).
 FAST = ("gmm-full-prior-error", "gmm-tied-sklearn-error", "gmm-diag-prior-marginalize",
         "gmm-spherical-sklearn-marginalize", "bgmm-full-dirichlet_process", "bernoulli-mixture",
         "categorical-mixture", "multinomial-mixture", "poisson-mixture", "plsa-dense", "plsa-sparse",
         "bayesian-network", "enumerated-mixture", "user-exponential-mixture")
-#: Two configurations per path in the fast slice.
-FAST_PATH_CASES = ("gmm-full-prior-error", "poisson-mixture")
+#: The fast slice's configurations per path (the full grid runs every configuration).
+FAST_BY_PATH = {"fit1": ("gmm-full-prior-error", "poisson-mixture"),
+                "blocks": ("gmm-full-prior-error",), "stream": ("gmm-full-prior-error", "poisson-mixture"),
+                "online": ("gmm-full-prior-error",), "float32": ("poisson-mixture",),
+                "fit_many": ("gmm-full-prior-error",),
+                "squarem": ("gmm-full-prior-error", "poisson-mixture"),
+                "float32_fit": ("gmm-full-prior-error",),
+                "sharded": ("gmm-full-prior-error", "plsa-sparse")}
 
 verify = pytest.mark.verify
 
@@ -55,7 +65,17 @@ KNOWN = {
     **{(family, "stream"): "F2: stream_fit of a model without transform passes crashes "
        "(reader.first is None at emjax/streaming.py:110)"
        for family in ("discrete", "bn", "user")},
+    ("plsa", "online"): "F8: OnlineEM(PLSA).partial_fit crashes ('Corpus' object has no attribute "
+                        "'dtype', emjax/online.py)",
 }
+
+
+def path_cells(path, registry_path=None):
+    """Every configuration on which ``path`` runs: the fast slice's unmarked, the rest ``verify``."""
+    fast = FAST_BY_PATH[path]
+    registry_path = registry_path or path
+    return cases(fast, path=registry_path, fast=True) + cases(
+        [c for c in BY_NAME if c not in fast], path=registry_path)
 
 
 def known(case, path):

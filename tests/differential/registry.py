@@ -327,10 +327,9 @@ def _gmm_case(cov_type, regularization, missing):
             return ref.sklearn_gmm_step(params, x, cov_type, 1e-6)
         return ref.gmm_step(params, x, cov_type, 1e-6, regularization)
 
-    paths = ALL_PATHS if missing == "error" else ALL_PATHS - {"online"}
     return Case(name, "gmm", lambda s: emjax.GaussianMixture(s.k, cov_type, regularization=regularization,
                                                              missing=missing),
-                make_data, gmm_start, reference, paths=paths)
+                make_data, gmm_start, reference, paths=ALL_PATHS)
 
 
 def _bgmm_case(cov_type, prior_type):
@@ -362,10 +361,10 @@ CASES = (
     *[_discrete_case(kind) for kind in ("bernoulli", "categorical", "multinomial", "poisson")],
     Case("plsa-dense", "plsa", lambda s: emjax.PLSA(s.k), plsa_counts, plsa_start, plsa_reference,
          repeat=repeat_triplets, n_rows=lambda data: len(as_triplets(data).count),
-         paths=ALL_PATHS - {"stream", "online", "sharded"}),
+         paths=ALL_PATHS - {"stream"}),
     Case("plsa-sparse", "plsa", lambda s: emjax.PLSA(s.k), plsa_sparse, plsa_start, plsa_reference,
          repeat=repeat_triplets, n_rows=lambda data: len(as_triplets(data).count),
-         paths=ALL_PATHS - {"stream", "online"}),
+         paths=ALL_PATHS - {"stream"}),
     Case("bayesian-network", "bn", bn_model, bn_data,
          lambda m, x, rng: emjax.BNParams(bn_tables(rng, m.cardinalities)),
          lambda m, p, x: ref.bn_step(p[0], x, BN_PARENTS, m.cardinalities, m.pseudo_count),

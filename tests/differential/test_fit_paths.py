@@ -11,17 +11,11 @@ import pytest
 import emjax
 
 from . import paths as P
-from .grid import FAST_PATH_CASES, SMALL, cases, integer_weights
-from .registry import BY_NAME
+from .grid import SMALL, integer_weights, path_cells
 from .test_one_step import setup
 
 pytestmark = pytest.mark.usefixtures("x64")
 HEALTHY = (emjax.Status.CONVERGED, emjax.Status.MAX_ITER)
-
-
-def _cells(path):
-    return cases(FAST_PATH_CASES, path=path, fast=True) + cases(
-        [c for c in BY_NAME if c not in FAST_PATH_CASES], path=path)
 
 
 def check_restarts(case, model, data, weights, res, what, rtol=1e-9):
@@ -44,7 +38,7 @@ def check_restarts(case, model, data, weights, res, what, rtol=1e-9):
     assert float(res.objective) == float(r.objective[best]), f"{what}: best restart not picked"
 
 
-@pytest.mark.parametrize("case", _cells("fit_many"))
+@pytest.mark.parametrize("case", path_cells("fit_many"))
 def test_fit_restarts_report_the_objective_of_their_params(case):
     model, data, _ = setup(case, SMALL)
     w = integer_weights(case.n_rows(data), SMALL.seed)
@@ -52,7 +46,7 @@ def test_fit_restarts_report_the_objective_of_their_params(case):
     check_restarts(case, model, data, w, res, f"{case.name} fit n_init=4")
 
 
-@pytest.mark.parametrize("case", _cells("squarem"))
+@pytest.mark.parametrize("case", path_cells("squarem"))
 def test_squarem_reaches_the_plain_em_optimum(case):
     model, data, start = setup(case, SMALL)
     init = P.stacked(start)
@@ -67,7 +61,7 @@ def test_squarem_reaches_the_plain_em_optimum(case):
     assert int(fast.n_estep) <= int(plain.n_estep) or int(plain.n_iter) < 20
 
 
-@pytest.mark.parametrize("case", _cells("float32"))
+@pytest.mark.parametrize("case", path_cells("float32_fit", "float32"))
 def test_float32_fit_follows_float64(case):
     """Five EM steps from one start in float32 and float64: the objectives agree to float32
     accuracy (parameters may drift apart where the likelihood is flat)."""

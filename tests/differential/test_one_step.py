@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from . import paths as P
-from .grid import (CHUNK_KINDS, FAST, FAST_PATH_CASES, GRID_SHAPES, SMALL, WIDE, cases, chunk_size,
-                   integer_weights, verify)
+from .grid import (CHUNK_GRID, FAST, SMALL, WIDE, cases, chunk_size, integer_weights, path_cells,
+                   verify)
 from .registry import BY_NAME
 
 pytestmark = pytest.mark.usefixtures("x64")
@@ -41,10 +41,9 @@ def test_em_step_with_weights_in_prime_chunks(case):
 
 
 @verify
-@pytest.mark.parametrize("shape", GRID_SHAPES, ids=lambda s: f"n{s.n}d{s.d}k{s.k}")
-@pytest.mark.parametrize("kind", CHUNK_KINDS)
+@pytest.mark.parametrize("shape, kind", CHUNK_GRID, ids=[f"n{s.n}d{s.d}k{s.k}-{k}" for s, k in CHUNK_GRID])
 @pytest.mark.parametrize("case", cases())
-def test_em_step_over_chunk_sizes(case, kind, shape):
+def test_em_step_over_chunk_sizes(case, shape, kind):
     model, data, start = setup(case, shape)
     rows = case.n_rows(data)
     got = P.em_step(model, start, data, None, chunk_size(kind, rows))
@@ -61,24 +60,19 @@ def test_em_step_with_weights_one_chunk(case):
 
 
 # ------------------------------------------------------------------------ fit and restart blocks
-def _fit_cells(path):
-    return cases(FAST_PATH_CASES, path=path, fast=True) + cases(
-        [c for c in BY_NAME if c not in FAST_PATH_CASES], path=path)
-
-
-@pytest.mark.parametrize("case", _fit_cells("fit1"))
-def test_fit_one_restart_step(case):
-    """``fit(n_init=1)``: one unbatched restart (expanded Gaussian E-step where it applies,
-    one-pass small-d sums), in the fit's own program."""
-    for shape in (SMALL, WIDE):
-        model, data, start = setup(case, shape)
-        w = integer_weights(case.n_rows(data), shape.seed)
-        (got,) = P.fit_steps(model, P.stacked(start), data, w)
-        P.check_step(case, model, shape, start, data, w, got, RTOL, f"{case.name} fit n_init=1 {shape}")
+@pytest.mark.parametrize("shape", [WIDE, pytest.param(SMALL, marks=verify)], ids=["d6", "d3"])
+@pytest.mark.parametrize("case", path_cells("fit1"))
+def test_fit_one_restart_step(case, shape):
+    """``fit(n_init=1)``: one unbatched restart in the fit's own program (at d = 6 the expanded
+    Gaussian E-step applies to every covariance type, at d = 3 the one-pass sums to full/tied)."""
+    model, data, start = setup(case, shape)
+    w = integer_weights(case.n_rows(data), shape.seed)
+    (got,) = P.fit_steps(model, P.stacked(start), data, w)
+    P.check_step(case, model, shape, start, data, w, got, RTOL, f"{case.name} fit n_init=1 {shape}")
 
 
 @pytest.mark.parametrize("per_block", [None, 2, 1], ids=["together", "blocks_of_2", "one_at_a_time"])
-@pytest.mark.parametrize("case", _fit_cells("blocks"))
+@pytest.mark.parametrize("case", path_cells("blocks"))
 def test_fit_many_restarts_step(case, per_block):
     """``fit(n_init=3)`` from three starts: all at once (batched), in restart blocks of 2 (the last
     padded), and one at a time with rows in chunks; each restart equals its reference step."""
@@ -134,7 +128,7 @@ def test_gaussian_formulation_step(case, formulation, shape):
 
 
 # ------------------------------------------------------------------------ stream, online, float32
-@pytest.mark.parametrize("case", _fit_cells("stream"))
+@pytest.mark.parametrize("case", path_cells("stream"))
 def test_stream_fit_step(case):
     model, data, start = setup(case, SMALL)
     w = integer_weights(case.n_rows(data), SMALL.seed)
@@ -142,7 +136,7 @@ def test_stream_fit_step(case):
     P.check_step(case, model, SMALL, start, data, w, got, RTOL, f"{case.name} stream_fit")
 
 
-@pytest.mark.parametrize("case", _fit_cells("online"))
+@pytest.mark.parametrize("case", path_cells("online"))
 def test_online_em_one_full_batch_is_one_step(case):
     model, data, start = setup(case, SMALL)
     w = integer_weights(case.n_rows(data), SMALL.seed)
@@ -150,7 +144,7 @@ def test_online_em_one_full_batch_is_one_step(case):
     P.check_step(case, model, SMALL, start, data, w, got, RTOL, f"{case.name} OnlineEM")
 
 
-@pytest.mark.parametrize("case", _fit_cells("float32"))
+@pytest.mark.parametrize("case", path_cells("float32"))
 def test_float32_step_near_float64_reference(case):
     """float32 data and params: the step within float32 accuracy of the float64 reference."""
     model, data, start = setup(case, SMALL, np.float32)

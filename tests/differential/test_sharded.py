@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from .grid import FAST_PATH_CASES, cases, verify
+from .grid import FAST_BY_PATH, cases, verify
 from .registry import BY_NAME
 
 TESTS = Path(__file__).resolve().parent.parent
-FAST = [c for c in FAST_PATH_CASES if "sharded" in BY_NAME[c].paths]
+FAST = list(FAST_BY_PATH["sharded"])
 FULL = [c for c in BY_NAME if c not in FAST and "sharded" in BY_NAME[c].paths]
 
 
