@@ -40,9 +40,25 @@ def test_em_step_with_weights_in_prime_chunks(case):
     P.check_step(case, model, SMALL, start, data, w, got, RTOL, f"{case.name} em prime chunks, weights")
 
 
-@verify
-@pytest.mark.parametrize("shape, kind", CHUNK_GRID, ids=[f"n{s.n}d{s.d}k{s.k}-{k}" for s, k in CHUNK_GRID])
-@pytest.mark.parametrize("case", cases())
+TIED = "tied bug, fixed in lead branch"
+#: Cells of the chunk grid that fail today (strict xfails, to flip once fixed).
+KNOWN_CELLS = {("gmm-tied-prior-error", "n569d30k2-n"): TIED, ("gmm-tied-sklearn-error", "n569d30k2-n"): TIED,
+               ("bgmm-tied-dirichlet_distribution", "n569d30k2-n"): TIED + " (BayesianGaussianMixture tied too)"}
+
+
+def _chunk_cells():
+    cells = []
+    for case in cases():
+        for shape, kind in CHUNK_GRID:
+            cell = f"n{shape.n}d{shape.d}k{shape.k}-{kind}"
+            marks = [verify]
+            if (case.id, cell) in KNOWN_CELLS:
+                marks.append(pytest.mark.xfail(strict=True, reason=KNOWN_CELLS[case.id, cell]))
+            cells.append(pytest.param(case.values[0], shape, kind, marks=marks, id=f"{case.id}-{cell}"))
+    return cells
+
+
+@pytest.mark.parametrize("case, shape, kind", _chunk_cells())
 def test_em_step_over_chunk_sizes(case, shape, kind):
     model, data, start = setup(case, shape)
     rows = case.n_rows(data)
@@ -71,7 +87,8 @@ def test_fit_one_restart_step(case, shape):
     P.check_step(case, model, shape, start, data, w, got, RTOL, f"{case.name} fit n_init=1 {shape}")
 
 
-@pytest.mark.parametrize("per_block", [None, 2, 1], ids=["together", "blocks_of_2", "one_at_a_time"])
+@pytest.mark.parametrize("per_block", [pytest.param(None, marks=verify), 2, 1],
+                         ids=["together", "blocks_of_2", "one_at_a_time"])
 @pytest.mark.parametrize("case", path_cells("blocks"))
 def test_fit_many_restarts_step(case, per_block):
     """``fit(n_init=3)`` from three starts: all at once (batched), in restart blocks of 2 (the last
