@@ -131,7 +131,8 @@ def category_data(shape: Shape):
     cats = categories(shape.d)
     labels = rng.integers(shape.k, size=shape.n)
     tables = [rng.dirichlet(np.ones(c), shape.k) for c in cats]
-    x = np.stack([np.array([rng.choice(c, p=t[z]) for z in labels]) for c, t in zip(cats, tables)], 1)
+    x = np.stack([(rng.random((shape.n, 1)) > np.cumsum(t[labels], axis=1)).sum(1) for t in tables], 1)
+    x = np.minimum(x, np.asarray(cats) - 1)  # a uniform draw above the rounded total
     x[rng.random(x.shape) < 0.05] = -1
     return x.astype(np.int32)
 
@@ -234,7 +235,7 @@ def bn_data(shape: Shape):
     x = np.zeros((shape.n, len(cards)), np.int32)
     for v, ps in enumerate(BN_PARENTS):
         p = tables[v][tuple(x[:, u] for u in ps)] if ps else np.broadcast_to(tables[v], (shape.n, cards[v]))
-        x[:, v] = (rng.random((shape.n, 1)) > np.cumsum(p, axis=1)).sum(1)
+        x[:, v] = np.minimum((rng.random((shape.n, 1)) > np.cumsum(p, axis=1)).sum(1), cards[v] - 1)
     x[rng.random(x.shape) < 0.1] = -1
     x[:, 0] = -1
     return x
