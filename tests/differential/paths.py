@@ -97,7 +97,7 @@ def formulation(name: str):
         yield
 
 
-def work_per_row(model, data, n_init):
+def work_and_rows(model, data, n_init):
     with unbatched_restarts(n_init == 1):
         prepared = prepare_inputs(model, data, None)[0]
         return model.work_per_row(prepared), n_rows(prepared)
@@ -107,7 +107,7 @@ def work_per_row(model, data, n_init):
 def restart_blocks(model, data, n_init: int, per_block: int):
     """``emjax.fit`` runs ``n_init`` restarts in blocks of ``per_block`` (1: one at a time, in a
     ``lax.map`` with the rows in chunks), as tests/test_restart_blocks.py forces them."""
-    work, n = work_per_row(model, data, n_init)
+    work, n = work_and_rows(model, data, n_init)
     if per_block == 1:
         budget = 2 * fit_module.MIN_CHUNK * work
         with attribute(fit_module, "RESTART_BLOCK_BUDGET", 0), \
