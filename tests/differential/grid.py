@@ -70,6 +70,12 @@ KNOWN = {
        "maximises?)" for name in ("gmm-full-sklearn-marginalize", "gmm-diag-sklearn-marginalize")},
     ("bgmm-diag-dirichlet_process", "squarem"): "SQUAREM reaches ELBO -5.8445, plain EM converges "
                                                 "at -5.9574 from the same start (n=57, d=3, k=3)",
+    ("categorical-mixture", "float32"): "float32 params with integer data under x64: em crashes "
+                                        "(while_loop carry float32 in, float64 out) instead of "
+                                        "casting or refusing the params with a clear error",
+    ("enumerated-mixture", "float32"): "float32 rows and params under x64: the M-step (gem_ascent "
+                                       "with optax.sgd(0.25 / n)) returns float64 params and em "
+                                       "crashes (while_loop carry float32 in, float64 out)",
     ("plsa", "online"): "F8: OnlineEM(PLSA).partial_fit crashes ('Corpus' object has no attribute "
                         "'dtype', emjax/online.py)",
 }
