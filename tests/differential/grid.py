@@ -76,6 +76,9 @@ KNOWN = {
     ("enumerated-mixture", "float32"): "float32 rows and params under x64: the M-step (gem_ascent "
                                        "with optax.sgd(0.25 / n)) returns float64 params and em "
                                        "crashes (while_loop carry float32 in, float64 out)",
+    ("enumerated-mixture", "squarem"): "SQUAREM calls model.m_step, which EnumeratedMixture (a "
+                                       "generalized-EM model: m_step_with_data) lacks: "
+                                       "AttributeError (emjax/accelerate.py)",
     ("plsa", "online"): "F8: OnlineEM(PLSA).partial_fit crashes ('Corpus' object has no attribute "
                         "'dtype', emjax/online.py)",
 }
