@@ -73,7 +73,7 @@ def test_drawn_shapes_fast(case, shape, kind, weighted):
 
 
 @pytest.mark.parametrize("case", cases())
-@settings(settings.get_profile("differential"), max_examples=4)
+@settings(settings.get_profile("differential"), max_examples=3)
 @given(shape=shapes, kind=st.sampled_from(CHUNK_KINDS), weighted=st.booleans())
 def test_drawn_shapes(case, shape, kind, weighted):
     run_drawn(case, shape, kind, weighted, heavy=True)
