@@ -152,16 +152,18 @@ def online_step(model, params, data, weights):
 
 
 # ------------------------------------------------------------------------ checks
-def assert_close(got, want, rtol, what):
-    """Leaf by leaf, ``|got - want| <= rtol * (|want| + max|want|)`` (the second term keeps
-    entries near 0 from demanding a relative accuracy the data never had)."""
+def assert_close(got, want, rtol, what, atol=1e-11):
+    """Leaf by leaf, ``|got - want| <= rtol * (|want| + max|want|) + atol`` (the second term keeps
+    entries near 0 from demanding a relative accuracy the data never had; ``atol`` is float64
+    rounding of sums of squares of data of size ~10, e.g. scikit-learn's tied covariance of one
+    row, reg_covar = 1e-6, computed as E[x^2] - E[x]^2)."""
     got_leaves, want_leaves = jax.tree_util.tree_leaves(tree64(got)), jax.tree_util.tree_leaves(tree64(want))
     assert len(got_leaves) == len(want_leaves), what
     for i, (a, b) in enumerate(zip(got_leaves, want_leaves)):
         a, b = np.broadcast_to(a, np.shape(b)), np.asarray(b)
         scale = np.max(np.abs(b)) if b.size else 0.0
         err = np.abs(a - b)
-        bound = rtol * (np.abs(b) + scale)
+        bound = rtol * (np.abs(b) + scale) + atol
         worst = int(np.argmax(err - bound)) if b.size else 0
         assert np.all(err <= bound), (
             f"{what}: leaf {i} differs; worst at flat index {worst}: got {a.flat[worst]!r}, "
