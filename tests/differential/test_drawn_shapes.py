@@ -32,6 +32,8 @@ def clamp(family: str, shape: Shape, heavy: bool) -> Shape:
     n, d, k, seed = shape
     limit = 4_000_000 if heavy else 60_000
     k = max(1, min(k, n))
+    if family == "bgmm":  # the default prior is the data's covariance: one row has none
+        n = max(n, 2 * k + 1)
     if family in ("gmm", "bgmm", "enumerated", "user"):
         d = max(1, min(d, n // (2 * k)))
     if family == "plsa":  # rows are non-zeros: about n * d / 2
