@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test bench install clean
+.PHONY: run test verify bench install clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,12 @@ run: $(STAMP)
 	$(VENV)/bin/emjax demo
 
 test: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests -m "not verify"
+
+# The differential harness's full grid (tests/differential, marker "verify"): every model
+# configuration on every execution path over drawn shapes, against float64 references.
+verify: $(STAMP)
+	$(PY) -m pytest tests -m verify
 
 # torch first (2.13.0: the CPU build where one is on disk), so pomegranate does not pull a CUDA
 # torch; a peer that still fails to install is reported as failed by benchmarks/run.py.

@@ -1,0 +1,77 @@
+"""Fits to convergence on every model configuration: every restart reports the objective of the
+parameters it returns (recomputed by the float64 reference), its history never falls beyond
+rounding and ends at that objective, the best restart is the best healthy one; SQUAREM reaches
+the plain EM optimum; a float32 fit follows the float64 one.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import emjax
+
+from . import paths as P
+from .grid import SMALL, integer_weights, path_cells
+from .test_one_step import setup
+
+pytestmark = pytest.mark.usefixtures("x64")
+HEALTHY = (emjax.Status.CONVERGED, emjax.Status.MAX_ITER)
+
+
+def check_restarts(case, model, data, weights, res, what, rtol=1e-9):
+    """The invariants of every restart of a :class:`emjax.FitResult`."""
+    r = res.restarts
+    rows = P.data_as(data if weights is None else case.repeat(data, np.asarray(weights, int)), np.float64)
+    statuses = [emjax.Status(int(s)) for s in np.asarray(r.status)]
+    assert all(s in HEALTHY for s in statuses), f"{what}: statuses {[s.name for s in statuses]}"
+    for i, n_iter in enumerate(np.asarray(r.n_iter)):
+        history, objective = np.asarray(r.history[i]), float(r.objective[i])
+        P.check_history(history, n_iter, f"{what} restart {i}")
+        assert abs(history[n_iter - 1] - objective) <= 1e-12 * (1 + abs(objective)), (
+            f"{what} restart {i}: history ends at {history[n_iter - 1]!r}, objective {objective!r}")
+        if case.exact_objective:
+            _, recomputed = case.reference(model, P.tree64(P.first(r.params, i)), rows)
+            assert abs(objective - recomputed) <= rtol * (1 + abs(recomputed)), (
+                f"{what} restart {i}: reported objective {objective!r}, objective of the returned "
+                f"params {recomputed!r}")
+    best = int(np.argmax(np.asarray(r.objective)))
+    assert float(res.objective) == float(r.objective[best]), f"{what}: best restart not picked"
+
+
+@pytest.mark.parametrize("case", path_cells("fit_many"))
+def test_fit_restarts_report_the_objective_of_their_params(case):
+    model, data, _ = setup(case, SMALL)
+    w = integer_weights(case.n_rows(data), SMALL.seed)
+    res = emjax.fit(model, data, P.KEY, n_init=4, weights=w, max_iter=40, tol=1e-9, throw=False)
+    check_restarts(case, model, data, w, res, f"{case.name} fit n_init=4")
+
+
+@pytest.mark.parametrize("case", path_cells("squarem"))
+def test_squarem_reaches_the_plain_em_optimum(case):
+    model, data, start = setup(case, SMALL)
+    init = P.stacked(start)
+    options = dict(n_init=1, init_params=init, max_iter=3000, tol=1e-11, throw=False)
+    plain = emjax.fit(model, data, P.KEY, **options)
+    fast = emjax.fit(model, data, P.KEY, accelerator="squarem", **options)
+    check_restarts(case, model, data, None, plain, f"{case.name} plain")
+    check_restarts(case, model, data, None, fast, f"{case.name} squarem")
+    f, g = float(plain.objective), float(fast.objective)
+    if int(plain.status) == emjax.Status.MAX_ITER:  # plain EM still climbing: SQUAREM at least as high
+        assert g >= f - 1e-7 * (1 + abs(f)), f"{case.name}: SQUAREM objective {g!r} below plain EM {f!r}"
+    else:
+        assert abs(g - f) <= 1e-6 * (1 + abs(f)), f"{case.name}: SQUAREM objective {g!r}, plain EM {f!r}"
+    assert int(fast.n_estep) <= int(plain.n_estep) or int(plain.n_iter) < 20
+
+
+@pytest.mark.parametrize("case", path_cells("float32_fit", "float32"))
+def test_float32_fit_follows_float64(case):
+    """Five EM steps from one start in float32 and float64: the objectives agree to float32
+    accuracy (parameters may drift apart where the likelihood is flat)."""
+    model, data64, start = setup(case, SMALL)
+    _, data32, start32 = setup(case, SMALL, np.float32)
+    options = dict(max_iter=5, tol=0.0, throw=False)
+    res64 = emjax.em(model, start, data64, **options)
+    res32 = emjax.em(model, start32, data32, **options)
+    assert np.asarray(res32.history).dtype == np.float32
+    h64, h32 = np.asarray(res64.history), np.asarray(res32.history, np.float64)
+    np.testing.assert_allclose(h32, h64, rtol=1e-5, atol=1e-5, err_msg=f"{case.name} float32 history")
