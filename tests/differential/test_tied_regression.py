@@ -2,7 +2,6 @@
 breast_cancer (569 x 30, regularization="sklearn", float64, k-means++ start). scikit-learn's own
 E- and M-step from the same start is the reference; ``chunk_size=64`` gave the right answer."""
 import jax
-import numpy as np
 import pytest
 from sklearn.datasets import load_breast_cancer
 
@@ -14,7 +13,6 @@ from . import references as ref
 pytestmark = pytest.mark.usefixtures("x64")
 
 
-@pytest.mark.xfail(strict=True, reason="tied bug, fixed in lead branch")
 def test_tied_breast_cancer_chunks():
     x = load_breast_cancer().data
     x = (x - x.mean(0)) / x.std(0)
