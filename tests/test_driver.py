@@ -62,31 +62,36 @@ def test_same_key_is_bitwise_reproducible_and_restart_r_ignores_n_init(data):
 @pytest.mark.parametrize("where", [0, -1])
 @pytest.mark.parametrize("fault", ["nan", "singular"])
 def test_faulty_restarts_are_never_picked_nor_converged(data, where, fault):
+    """A faulty start given on the host is refused by name; given inside a trace (where no host
+    check can run) its restart fails with an honest status and is never picked."""
     model = emjax.GaussianMixture(3)
     starts = emjax.init_restarts(model, data, KEY, n_init=4)
     clean = emjax.fit(model, data, KEY, n_init=4, init_params=starts)
     cov = starts.covariances
     bad = jnp.full_like(cov[where], jnp.nan) if fault == "nan" else jnp.zeros_like(cov[where])
     faulty = starts._replace(covariances=cov.at[where].set(bad))
-    res = emjax.fit(model, data, KEY, n_init=4, init_params=faulty)
     r = where % 4
+    with pytest.raises(ValueError, match=f"init_params.*restart {r}: params.covariances"):
+        emjax.fit(model, data, KEY, n_init=4, init_params=faulty)
+    res = jax.jit(lambda p: emjax.fit(model, data, KEY, n_init=4, init_params=p, throw=False))(faulty)
     expected = Status.NONFINITE if fault == "nan" else Status.DEGENERATE
     assert int(res.restarts.status[r]) == expected
     assert int(res.restarts.n_iter[r]) == 0 and int(res.best_index) != r
     others = [i for i in range(4) if i != r]
-    np.testing.assert_array_equal(np.asarray(res.restarts.objective)[others],
-                                  np.asarray(clean.restarts.objective)[others])
+    np.testing.assert_allclose(np.asarray(res.restarts.objective)[others],
+                               np.asarray(clean.restarts.objective)[others], rtol=1e-5)
     np.testing.assert_array_equal(np.asarray(res.restarts.status)[others],
                                   np.asarray(clean.restarts.status)[others])
 
 
 def test_all_restarts_failing_raises_with_the_reasons(data):
-    model = emjax.GaussianMixture(3)
-    starts = emjax.init_restarts(model, data, KEY, n_init=2)
-    faulty = starts._replace(means=jnp.full_like(starts.means, jnp.nan))
+    """Every restart failing inside the fit (here: an infinite objective from float32 data at
+    1e20, reliability finding F1) raises FitError naming the statuses; throw=False returns them."""
+    model = emjax.GaussianMixture(3, "diag")
+    huge = np.asarray(data, np.float32) * np.float32(1e20)
     with pytest.raises(emjax.FitError, match="all 2 restarts failed.*NONFINITE"):
-        emjax.fit(model, data, KEY, n_init=2, init_params=faulty)
-    res = emjax.fit(model, data, KEY, n_init=2, init_params=faulty, throw=False)
+        emjax.fit(model, huge, KEY, n_init=2)
+    res = emjax.fit(model, huge, KEY, n_init=2, throw=False)
     assert list(np.asarray(res.restarts.status)) == [Status.NONFINITE] * 2
 
 
