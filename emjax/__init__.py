@@ -8,7 +8,7 @@ from .accelerate import ACCELERATORS
 from .corpus import Corpus
 from .criteria import aic, bic
 from .driver import ConvergenceWarning, EMResult, FitError, em
-from .fit import FitResult, IsolatedOptimumWarning, fit, init_restarts, timed_fit
+from .fit import FitResult, fit, init_restarts, timed_fit
 from .gem import gem_ascent, gem_m_step
 from .model import Model
 from .models import (
@@ -32,7 +32,7 @@ __all__ = [
     "CategoricalEmissionParams", "CategoricalHMM", "CategoricalMixture",
     "CategoricalMixtureParams", "ConvergenceWarning", "Corpus", "EMResult", "EnumeratedMixture",
     "FitError", "FitResult", "GMMParams", "GaussianEmissionParams", "GaussianHMM",
-    "GaussianMixture", "HMM", "HMMParams", "IsolatedOptimumWarning", "Model", "MultinomialMixture",
+    "GaussianMixture", "HMM", "HMMParams", "Model", "MultinomialMixture",
     "MultinomialMixtureParams", "OnlineEM", "OnlineState", "PLSA", "PLSAParams", "PassReport",
     "PoissonEmissionParams", "PoissonHMM", "PoissonMixture", "PoissonMixtureParams",
     "SelectResult", "Sequences", "Status", "VBGMMParams", "aic", "bic", "em", "fit",

@@ -100,7 +100,7 @@ def fit(model, data, key, *, n_init: int = 1, weights=None, max_iter: int = 100,
                             accelerator)
     result = (_nested_fit_jit if is_traced(*args) else _fit_jit)(*args, **static)
     if throw and not is_traced(result):
-        _report(result, tol)
+        _report(result)
     return result
 
 
@@ -118,7 +118,7 @@ def timed_fit(model, data, key, *, throw: bool = True, **options):
     result = jax.block_until_ready(compiled(*args))
     done = time.perf_counter()
     if throw:
-        _report(result, options["tol"])
+        _report(result)
     return result, compiled_at - start, done - compiled_at
 
 
@@ -290,40 +290,7 @@ def _check_init_params(model, init_params, data, n_init):
                              f"{err}") from None
 
 
-class IsolatedOptimumWarning(UserWarning):
-    """The winner's objective stands far above every other restart's, and only it found that
-    optimum: often a spurious optimum (a component on a few rows or a subspace)."""
-
-
-#: The winner is isolated when it beats the runner-up by more than this many times the typical
-#: distance of the other restarts below the runner-up (and by more than the tolerance).
-ISOLATION_FACTOR = 10
-#: Healthy restarts needed before isolation is judged.
-ISOLATION_MIN_RESTARTS = 5
-
-
-def isolated_winner(objectives, statuses, tol: float):
-    r"""``(gap, typical)`` when the best healthy restart is isolated, else None.
-
-    With the healthy objectives sorted :math:`o_1 \ge o_2 \ge \dots \ge o_n`
-    (:math:`n \ge 5`), the winner is isolated when no other restart reached it
-    (:math:`o_1 - o_2 > \epsilon`, :math:`\epsilon = \max(\text{tol}, 10^{-9}(1 + |o_1|))`)
-    and :math:`o_1 - o_2 > 10 \max(\epsilon, o_2 - \operatorname{median}(o_2, \dots, o_n))`:
-    it stands far further above the runner-up than the runner-up stands above a typical restart.
-    """
-    objectives, statuses = np.asarray(objectives, float).ravel(), np.asarray(statuses).ravel()
-    ok = np.isin(statuses, [Status.CONVERGED, Status.MAX_ITER]) & np.isfinite(objectives)
-    o = np.sort(objectives[ok])[::-1]
-    if o.size < ISOLATION_MIN_RESTARTS:
-        return None
-    band = max(float(tol), 1e-9 * (1 + abs(o[0])))
-    gap, typical = o[0] - o[1], o[1] - np.median(o[1:])
-    if gap > band and gap > ISOLATION_FACTOR * max(band, typical):
-        return float(gap), float(typical)
-    return None
-
-
-def _report(result: FitResult, tol: float = 1e-3) -> None:
+def _report(result: FitResult) -> None:
     statuses = np.asarray(result.restarts.status)
     if not np.isin(statuses, [Status.CONVERGED, Status.MAX_ITER]).any():
         reasons = "; ".join(f"{Status(int(s)).name}: {Status(int(s)).message}"
@@ -334,11 +301,3 @@ def _report(result: FitResult, tol: float = 1e-3) -> None:
         warnings.warn(f"the best restart did not converge in max_iter iterations "
                       f"({describe(statuses)}). Raise max_iter or tol.",
                       ConvergenceWarning, stacklevel=3)
-    isolated = isolated_winner(result.restarts.objective, statuses, tol)
-    if isolated is not None:
-        warnings.warn(f"the best restart (index {int(result.best_index)}) is the only one at its "
-                      f"optimum and beats the runner-up by {isolated[0]:.4g} per sample, while the "
-                      f"runner-up beats a typical restart by {isolated[1]:.4g}: it may be a "
-                      "spurious optimum (a component on a few rows or a subspace). Inspect "
-                      "result.restarts and the winner's smallest component.",
-                      IsolatedOptimumWarning, stacklevel=3)

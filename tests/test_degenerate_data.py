@@ -41,10 +41,6 @@ def degenerate_sets():
 def test_degenerate_data_finishes_honestly(name, x, cov):
     res = emjax.fit(emjax.GaussianMixture(3, covariance_type=cov), x, KEY, n_init=4, max_iter=100,
                     throw=False)
-    if name == "fewer distinct points than k" and cov != "tied" and not Status(int(res.status)).healthy:
-        # the default prior's row rule: a third component has no rows of its own (DEGENERATE)
-        assert np.all(np.asarray(res.restarts.status) == Status.DEGENERATE)
-        return
     check_honest(res)
     assert res.params.means.dtype == np.float32
 
@@ -54,7 +50,7 @@ def test_float32_scale_and_offset_do_not_change_the_fit(transform):
     """The fit on transformed float32 data equals the transformed fit (standardisation at work),
     and reaches scikit-learn's float64 optimum on the same data."""
     x = blobs(n=500, seed=3)[0].astype(np.float64)
-    model = emjax.GaussianMixture(3, regularization="weak")  # near maximum likelihood, as sklearn
+    model = emjax.GaussianMixture(3)
     base = emjax.fit(model, x.astype(np.float32), KEY, n_init=4, tol=1e-6)
     moved_data = transform(x).astype(np.float32)
     moved = emjax.fit(model, moved_data, KEY, n_init=4, tol=1e-6)

@@ -1,21 +1,19 @@
-r"""The MAP priors of GaussianMixture (``regularization="prior"``, the default, and ``"weak"``)
-against a NumPy reference.
+r"""The default ``regularization="prior"`` (MAP-EM) of GaussianMixture against a NumPy reference.
 
 The reference is written from the docstring of :mod:`emjax.models.gaussian_mixture`: the fit runs
 on standardised data (centred, unit variance per feature; spherical: one common scale, the square
 root of the mean per-feature variance), the prior lives in those coordinates,
 
 * weights: symmetric Dirichlet(1 + c)                  -> log prior  c * sum_k log pi_k
-* each component, precision Lambda_k restricted to the covariance type (diag: diagonal,
-  spherical: lambda_k I), mean m_k:
-      a/2 log|Lambda_k| - 1/2 tr(Lambda_k (s I + kappa m_k m_k^T))
-* tied: one Lambda, a/2 log|Lambda| - s/2 tr Lambda - kappa/2 sum_k m_k^T Lambda m_k,
+* full: Wishart on each precision Lambda_k             -> c/2 log|Lambda_k| - psi/2 tr Lambda_k
+* tied: one Wishart with K c on the shared precision  -> K c/2 log|Lambda| - psi/2 tr Lambda
+* diag: Gamma on each precision lambda_kj            -> c/2 log lambda_kj - psi/2 lambda_kj
+* spherical: the Wishart per component at Lambda_k = lambda_k I
+                                                    -> c d/2 log lambda_k - psi d/2 lambda_k
+* means: flat,
 
-with ``c = PSEUDO_COUNT``, and (kappa, a, s) = (0.01, 2d + 4, K^(-2/d) + reg_covar) for "prior"
-(tied: a = 2d + 3 + K; diag and spherical: a = 6), (0, c, reg_covar) for "weak" (tied: a = K c); the M-step is the
-maximiser of the expected complete log-likelihood plus that log prior, and with "prior" a
-component with fewer than d + 1 (full) or 2 (diag, spherical) effective rows gets weight 0.
-Densities come from SciPy. All in float64.
+with ``c = PSEUDO_COUNT`` and ``psi = reg_covar``, and the M-step is the maximiser of the expected
+complete log-likelihood plus that log prior. Densities come from SciPy. All in float64.
 """
 import jax
 import jax.numpy as jnp
@@ -97,35 +95,30 @@ def mean_log_likelihood(x, w, params, cov_type):
     return w @ logsumexp(log_joint(x, params, cov_type), axis=1) / w.sum()
 
 
-def hyper(reg, k, d, cov_type, psi):
-    """(kappa, a, s) of the docstring."""
-    if reg == "weak":
-        return 0.0, C * (k if cov_type == "tied" else 1), psi
-    a = 6 if cov_type in ("diag", "spherical") else 2 * d + 3 + (k if cov_type == "tied" else 1)
-    return 0.01, a, k ** (-2 / d) + psi
-
-
-def log_prior(params_std, cov_type, psi, reg="prior"):
+def log_prior(params_std, cov_type, psi):
     """The docstring's log prior (normalising constants dropped), standardised coordinates."""
     w, m, cov = params_std
     k, d = m.shape
-    kappa, a, s = hyper(reg, k, d, cov_type, psi)
     lp = C * np.sum(np.log(w))
-    full = full_covariances(cov, cov_type, k, d)
-    for j in range(k):
-        prec = np.linalg.inv(full[j])
-        term = a / 2 * np.linalg.slogdet(prec)[1] - s / 2 * np.trace(prec)
-        if cov_type != "tied" or j == 0:
-            lp += term
-        lp -= kappa / 2 * m[j] @ prec @ m[j]
+    if cov_type == "full":
+        for s in cov:
+            prec = np.linalg.inv(s)
+            lp += C / 2 * np.linalg.slogdet(prec)[1] - psi / 2 * np.trace(prec)
+    elif cov_type == "tied":
+        prec = np.linalg.inv(cov)
+        lp += k * C / 2 * np.linalg.slogdet(prec)[1] - psi / 2 * np.trace(prec)
+    elif cov_type == "diag":
+        lp += np.sum(C / 2 * np.log(1 / cov) - psi / 2 / cov)
+    else:
+        lp += np.sum(C * d / 2 * np.log(1 / cov) - psi * d / 2 / cov)
     return lp
 
 
-def objective(x, w, params, cov_type, psi, reg="prior"):
+def objective(x, w, params, cov_type, psi):
     """Mean log-likelihood (user units) + log prior (standardised) / total weight."""
     shift, scale = standardisation(x, w, cov_type)
     return (mean_log_likelihood(x, w, params, cov_type)
-            + log_prior(to_standard(params, shift, scale, cov_type), cov_type, psi, reg) / w.sum())
+            + log_prior(to_standard(params, shift, scale, cov_type), cov_type, psi) / w.sum())
 
 
 def responsibilities(x, w, params, cov_type):
@@ -133,43 +126,38 @@ def responsibilities(x, w, params, cov_type):
     return np.exp(lj - logsumexp(lj, axis=1, keepdims=True)) * w[:, None]
 
 
-def m_step_standard(xs, r, old_means, cov_type, psi, reg="prior"):
+def m_step_standard(xs, r, old_means, cov_type, psi):
     """The docstring's closed-form MAP M-step from weighted responsibilities ``r``."""
     n, d = xs.shape
     k = r.shape[1]
-    kappa, a, s = hyper(reg, k, d, cov_type, psi)
     counts = r.sum(axis=0)
-    means = np.array([r[:, j] @ xs / (counts[j] + kappa) if counts[j] + kappa > 0 else old_means[j]
+    means = np.array([r[:, j] @ xs / counts[j] if counts[j] > 0 else old_means[j]
                       for j in range(k)])
-    scatter = np.stack([(r[:, j, None] * (xs - means[j])).T @ (xs - means[j])
-                        + kappa * np.outer(means[j], means[j]) for j in range(k)])
+    scatter = np.stack([(r[:, j, None] * (xs - means[j])).T @ (xs - means[j]) for j in range(k)])
     weights = (counts + C) / (counts.sum() + k * C)
-    if reg == "prior":
-        need = {"full": d + 1, "tied": 0}.get(cov_type, 2)
-        weights = np.where(counts < need, 0.0, weights)
     if cov_type == "full":
-        cov = (scatter + s * np.eye(d)) / (counts + a)[:, None, None]
+        cov = (scatter + psi * np.eye(d)) / (counts + C)[:, None, None]
     elif cov_type == "tied":
-        cov = (scatter.sum(axis=0) + s * np.eye(d)) / (counts.sum() + a)
+        cov = (scatter.sum(axis=0) + psi * np.eye(d)) / (counts.sum() + k * C)
     elif cov_type == "diag":
-        cov = (np.diagonal(scatter, axis1=1, axis2=2) + s) / (counts + a)[:, None]
+        cov = (np.diagonal(scatter, axis1=1, axis2=2) + psi) / (counts + C)[:, None]
     else:
-        cov = (np.trace(scatter, axis1=1, axis2=2) + d * s) / (d * (counts + a))
+        cov = (np.trace(scatter, axis1=1, axis2=2) + d * psi) / (d * (counts + C))
     return weights, means, cov
 
 
-def reference_step(x, w, params, cov_type, psi, reg="prior"):
+def reference_step(x, w, params, cov_type, psi):
     """One MAP-EM step: standardise, E-step, M-step, map back to the data's units."""
     shift, scale = standardisation(x, w, cov_type)
     xs = (x - shift) / scale
     p_std = to_standard(params, shift, scale, cov_type)
     r = responsibilities(xs, w, p_std, cov_type)
-    return from_standard(m_step_standard(xs, r, p_std[1], cov_type, psi, reg), shift, scale, cov_type)
+    return from_standard(m_step_standard(xs, r, p_std[1], cov_type, psi), shift, scale, cov_type)
 
 
-def expected_complete_log_posterior(xs, r, params_std, cov_type, psi, reg="prior"):
+def expected_complete_log_posterior(xs, r, params_std, cov_type, psi):
     """Q(theta) + log prior(theta) for fixed responsibilities ``r`` (standardised units)."""
-    return np.sum(r * log_joint(xs, params_std, cov_type)) + log_prior(params_std, cov_type, psi, reg)
+    return np.sum(r * log_joint(xs, params_std, cov_type)) + log_prior(params_std, cov_type, psi)
 
 
 # --------------------------------------------------------------------------- data
@@ -226,22 +214,21 @@ CASES = [pytest.param(ct, False, 1e-6, id=f"{ct}-unweighted-psi1e-6") for ct in 
     pytest.param(ct, True, 0.1, id=f"{ct}-weighted-psi0.1") for ct in COV_TYPES]
 
 
-@pytest.mark.parametrize("reg", ["prior", "weak"])
 @pytest.mark.parametrize("cov_type,weighted,psi", CASES)
-def test_one_step_and_objective_match_numpy_reference(cov_type, weighted, psi, reg):
+def test_one_step_and_objective_match_numpy_reference(cov_type, weighted, psi):
     x = make_data()
     w = sample_weights(len(x)) if weighted else np.ones(len(x))
     p0 = make_init(x, cov_type)
-    model = emjax.GaussianMixture(3, cov_type, reg_covar=psi, regularization=reg)
+    model = emjax.GaussianMixture(3, cov_type, reg_covar=psi)
     emjax_w = w if weighted else None
 
     r1 = emjax.em(model, as_params(p0), x, emjax_w, max_iter=1, tol=0.0, throw=False)
     assert int(r1.status) == emjax.Status.MAX_ITER
-    ref1 = reference_step(x, w, p0, cov_type, psi, reg)
+    ref1 = reference_step(x, w, p0, cov_type, psi)
     assert_params_close(r1.params, ref1, 1e-10, "after one step")
 
     r2 = emjax.em(model, r1.params, x, emjax_w, max_iter=1, tol=0.0, throw=False)
-    ref2 = reference_step(x, w, ref1, cov_type, psi, reg)
+    ref2 = reference_step(x, w, ref1, cov_type, psi)
     assert_params_close(r2.params, ref2, 1e-10, "after two steps")
 
     # The reported log-likelihood is the plain weighted mean log-likelihood in the data's units.
@@ -250,15 +237,15 @@ def test_one_step_and_objective_match_numpy_reference(cov_type, weighted, psi, r
                                    rtol=1e-11)
     # The monitored objective is log-likelihood + the docstring's log prior (standardised
     # coordinates) over the total weight, up to a constant: compare its change over one step.
-    f1, f2 = objective(x, w, ref1, cov_type, psi, reg), objective(x, w, ref2, cov_type, psi, reg)
+    f1, f2 = objective(x, w, ref1, cov_type, psi), objective(x, w, ref2, cov_type, psi)
     assert f2 > f1  # MAP-EM never lowers it, and these data are far from converged
     np.testing.assert_allclose(float(r2.objective) - float(r1.objective), f2 - f1,
                                rtol=1e-8, atol=1e-12)
     np.testing.assert_allclose(float(r1.history[0]), float(r1.objective), rtol=1e-14)
     # The prior part on its own: objective - log-likelihood changes as log_prior / W does.
     shift, scale = standardisation(x, w, cov_type)
-    lp1 = log_prior(to_standard(ref1, shift, scale, cov_type), cov_type, psi, reg) / w.sum()
-    lp2 = log_prior(to_standard(ref2, shift, scale, cov_type), cov_type, psi, reg) / w.sum()
+    lp1 = log_prior(to_standard(ref1, shift, scale, cov_type), cov_type, psi) / w.sum()
+    lp2 = log_prior(to_standard(ref2, shift, scale, cov_type), cov_type, psi) / w.sum()
     got = (float(r2.objective) - float(r2.log_likelihood)) - (float(r1.objective)
                                                               - float(r1.log_likelihood))
     np.testing.assert_allclose(got, lp2 - lp1, rtol=1e-7, atol=1e-13)
@@ -285,22 +272,21 @@ def test_standardisation_and_prior_strength_are_visible(cov_type):
                                rtol=1e-10)
 
 
-@pytest.mark.parametrize("reg", ["prior", "weak"])
 @pytest.mark.parametrize("cov_type", COV_TYPES)
-def test_one_step_maximises_expected_complete_log_posterior(cov_type, reg):
+def test_one_step_maximises_expected_complete_log_posterior(cov_type):
     """Independent of the closed form: emjax's M-step beats every nearby parameter value on
     Q(theta) + log p(theta), evaluated by SciPy in standardised coordinates."""
     psi = 0.1
     x = make_data()
     w = np.ones(len(x))
     p0 = make_init(x, cov_type)
-    model = emjax.GaussianMixture(3, cov_type, reg_covar=psi, regularization=reg)
+    model = emjax.GaussianMixture(3, cov_type, reg_covar=psi)
     got = as_numpy(emjax.em(model, as_params(p0), x, max_iter=1, tol=0.0, throw=False).params)
     shift, scale = standardisation(x, w, cov_type)
     xs = (x - shift) / scale
     r = responsibilities(xs, w, to_standard(p0, shift, scale, cov_type), cov_type)
     best = to_standard(got, shift, scale, cov_type)
-    value = expected_complete_log_posterior(xs, r, best, cov_type, psi, reg)
+    value = expected_complete_log_posterior(xs, r, best, cov_type, psi)
 
     rng = np.random.default_rng(0)
     eps = 1e-3
@@ -317,31 +303,26 @@ def test_one_step_maximises_expected_complete_log_posterior(cov_type, reg):
             cov = a @ cov @ np.swapaxes(a, -1, -2)
         else:
             cov = cov * np.exp(eps * rng.normal(size=cov.shape))
-        perturbed = expected_complete_log_posterior(xs, r, (wt, m, cov), cov_type, psi, reg)
+        perturbed = expected_complete_log_posterior(xs, r, (wt, m, cov), cov_type, psi)
         assert perturbed < value + 1e-10 * abs(value), (trial, perturbed - value)
 
 
 @pytest.mark.parametrize("cov_type", COV_TYPES)
 def test_empty_component_follows_the_prior(cov_type):
-    """With the weak prior, a component no observation reaches (responsibilities underflow to
-    exactly 0) keeps its mean, gets weight c / (N + K c) and, per the prior, a finite covariance;
-    with the default prior the restart is DEGENERATE (too few rows, tied excepted)."""
+    """A component no observation reaches (responsibilities underflow to exactly 0) keeps its
+    mean, gets weight c / (N + K c) and, per the prior, a finite covariance."""
     x = make_data()
     w = np.ones(len(x))
     wt0, m0, cov0 = make_init(x, cov_type)
     m0 = m0.copy()
     m0[2] = SHIFT + 1e4 * SCALE  # ~1e4 standard deviations away from every row
     p0 = (wt0, m0, cov0)
-    default = emjax.em(emjax.GaussianMixture(3, cov_type), as_params(p0), x, max_iter=1, tol=0.0,
-                       throw=False)
-    want = emjax.Status.MAX_ITER if cov_type == "tied" else emjax.Status.DEGENERATE
-    assert int(default.status) == want
-    model = emjax.GaussianMixture(3, cov_type, regularization="weak")
+    model = emjax.GaussianMixture(3, cov_type)
     r = emjax.em(model, as_params(p0), x, max_iter=1, tol=0.0, throw=False)
     assert int(r.status) == emjax.Status.MAX_ITER
     got = as_numpy(r.params)
     assert all(np.isfinite(a).all() for a in got)
-    ref = reference_step(x, w, p0, cov_type, 1e-6, "weak")
+    ref = reference_step(x, w, p0, cov_type, 1e-6)
     assert_params_close(got, ref, 1e-10)
     np.testing.assert_allclose(got[0][2], C / (len(x) + 3 * C), rtol=1e-12)
     np.testing.assert_allclose(got[1][2], m0[2], rtol=1e-14)  # up to the standardising round trip

@@ -7,31 +7,17 @@ The fit runs on standardised data (centred, and scaled to unit variance per feat
 scale for ``spherical``) and maps the parameters back, so float32 copes with offsets of 1e6 and
 scales from 1e-8 to 1e8.
 
-Regularisation (all priors live in the standardised coordinates, data mean 0, unit variances):
+Regularisation:
 
-* ``regularization="prior"`` (default): MAP-EM with mclust's conjugate prior scaled to the data
-  (Fraley & Raftery 2007, ``priorControl`` defaults; :mod:`emjax.components.conjugate_prior`).
-  Per component, with precision :math:`\Lambda_k` restricted to the covariance type,
-
-  .. math::
-      \log p(m_k, \Lambda_k) = \tfrac{a}{2}\log|\Lambda_k|
-          - \tfrac12\operatorname{tr}\big(\Lambda_k (s I + \kappa m_k m_k^\top)\big),
-      \quad \kappa = 0.01,\ \nu = d + 2,\ a = \nu + d + 2,\ s = K^{-2/d} + \psi,
-
-  (tied: one :math:`\Lambda` with :math:`a = \nu + d + 1 + K`; diag and spherical: each
-  variance the one-dimensional prior, :math:`a = 6`), ``psi = reg_covar``, and a
-  symmetric Dirichlet(1 + c) on the weights, ``c = PSEUDO_COUNT``. The M-step is exactly
-  :math:`\pi_k = (N_k + c)/(N + Kc)`, :math:`m_k = s_k/(N_k + \kappa)`,
-  :math:`\Sigma_k = (S_k + \kappa m_k m_k^\top + s I)/(N_k + a)` (:math:`S_k` the scatter
-  about :math:`m_k`), so the objective (log-likelihood + log prior) never decreases, and no
-  component can shrink onto a few rows, a subspace or a plane of rounded values: each
-  covariance holds :math:`s/(N_k + a)` of the data's variance at least. A component left with
-  fewer effective rows than it needs to estimate its covariance (``d + 1`` full, 2 diag and
-  spherical) gets weight 0, so the restart is DEGENERATE and never wins (the start's own
-  M-step is exempt: seed clusters may grow).
-* ``regularization="weak"``: the previous default, :math:`\kappa = 0`, :math:`a = c`
-  (tied :math:`Kc`), :math:`s = \psi`: worth a thousandth of an observation, near maximum
-  likelihood, and no guard against spurious optima.
+* ``regularization="prior"`` (default): MAP-EM with a proper prior in standardised coordinates,
+  a symmetric Dirichlet(1 + c) on the weights and, per component, a Wishart prior on the precision
+  :math:`\Lambda_k` with log density :math:`\tfrac{c}{2}\log|\Lambda_k|
+  - \tfrac{\psi}{2}\operatorname{tr}\Lambda_k` (+ const), where ``psi = reg_covar`` and
+  ``c = PSEUDO_COUNT``; means have a flat prior. The M-step is then exactly
+  :math:`\pi_k = (N_k + c)/(N + Kc)`, :math:`m_k = s_k / N_k`,
+  :math:`\Sigma_k = (S_k + \psi I)/(N_k + c)`, so the monitored objective
+  (log-likelihood + log prior) never decreases and an empty component stays finite.
+  (tied: one Wishart with ``K c``; diag: Gamma priors per precision; spherical: per component.)
 * ``regularization="sklearn"``: scikit-learn's update, ``reg_covar`` added to the covariance
   diagonal in the data's own units (data are centred, not rescaled), for parity tests. It is not
   a prior: the monitored objective is the log-likelihood alone.
@@ -57,7 +43,6 @@ from ..chunking import choose_chunk_size, chunked_sum
 from ..components import gaussian as g
 from ..components import gaussian_expanded as ge
 from ..components import gaussian_missing as gm
-from ..components import conjugate_prior as cp
 from ..model import Model
 from ..row_sums import unbatched_enabled
 from ..tree import is_traced
@@ -68,7 +53,7 @@ from ..validation import (
 from . import seeding
 
 INIT_METHODS = ("kmeans++", "kmeans", "random_from_data", "random")
-REGULARIZATIONS = ("prior", "weak", "sklearn")
+REGULARIZATIONS = ("prior", "sklearn")
 MISSING = ("error", "marginalize")
 #: Prior pseudo-count c (in observations) of the weights' Dirichlet and the precisions' Wishart.
 PSEUDO_COUNT = 1e-3
@@ -93,12 +78,9 @@ class GaussianMixture(Model):
         init_params: how ``init`` starts a restart: "kmeans++" (greedy k-means++ seeds, then one
             M-step from the nearest-seed assignment), "kmeans" (k-means++ then Lloyd steps),
             "random_from_data" (K random rows as seeds) or "random" (random responsibilities).
-        reg_covar: ``psi``, added to the prior's scale (in units of the standardised data's
-            variance) for "prior" and "weak"; the absolute value added to covariance diagonals
-            for "sklearn".
-        regularization: "prior" (MAP-EM under a prior scaled to the data, guarding against
-            spurious optima), "weak" (MAP-EM under a near-invisible prior) or "sklearn"
-            (scikit-learn's reg_covar). See the module docstring.
+        reg_covar: prior strength ``psi`` (in units of the standardised data's variance) for
+            "prior"; the absolute value added to covariance diagonals for "sklearn".
+        regularization: "prior" (MAP-EM, monotone) or "sklearn" (scikit-learn's reg_covar).
         missing: "error" (NaN in the data is refused) or "marginalize" (NaN marks a missing
             value; each row is scored on its observed coordinates and the E-step uses the
             conditional moments of the missing ones).
@@ -243,13 +225,7 @@ class GaussianMixture(Model):
         ``active`` (optional ``(k,)`` bool) marks the components that exist; the others are
         padding (see :mod:`emjax.models.padded_mixture`): they keep weight 0, means and
         covariances, and the prior and the weights' normaliser count active components only.
-        With ``regularization="prior"``, an active component left with fewer effective rows than
-        :func:`~emjax.components.conjugate_prior.min_rows` gets weight 0, so the restart is
-        DEGENERATE (:meth:`is_degenerate`).
         """
-        return self._m_step(stats, params, active, drop_starved=True)
-
-    def _m_step(self, stats, params: GMMParams, active, drop_starved: bool) -> GMMParams:
         counts, sums, second = stats
         ref, cov_type = params.means, self.covariance_type
         present = jnp.ones_like(counts) if active is None else active.astype(counts.dtype)
@@ -263,13 +239,13 @@ class GaussianMixture(Model):
             weights = counts / jnp.sum(counts)
         else:
             c = PSEUDO_COUNT
-            means, cov = cp.map_update(stats, ref, self._hyper(jnp.sum(present), ref.shape[1]),
-                                       cov_type, present)
+            safe = jnp.where(counts > 0, counts, 1)[:, None]
+            means = jnp.where(counts[:, None] > 0, sums / safe, ref)
+            scatter = g.scatter_about_means(counts, sums, second, ref, means, cov_type)
             prior_counts = counts + c * present
+            cov = g.divide_per_component(g.add_to_diagonal(scatter, self.reg_covar, cov_type),
+                                         self._divisor(prior_counts, present), cov_type)
             weights = prior_counts / (jnp.sum(counts) + c * jnp.sum(present))
-            if drop_starved and self.regularization == "prior":  # weight 0: DEGENERATE
-                starved = (counts < cp.min_rows(ref.shape[1], cov_type)) & (present > 0)
-                weights = jnp.where(starved, 0, weights)
         if active is None:
             return GMMParams(weights, means, cov)
         return GMMParams(weights, means, self._keep_padding(cov, params.covariances, active))
@@ -293,21 +269,23 @@ class GaussianMixture(Model):
         """Log density of the prior (module docstring); ``active`` as in :meth:`m_step`."""
         if self.regularization == "sklearn":
             return jnp.zeros((), params.weights.dtype)
-        c = PSEUDO_COUNT
+        c, psi, cov_type = PSEUDO_COUNT, self.reg_covar, self.covariance_type
         k, d = params.means.shape
         present = jnp.ones((k,), bool) if active is None else active
-        hyper = self._hyper(jnp.sum(present), d)
-        lp = cp.log_prior(params.means, params.covariances, hyper, self.covariance_type, present)
-        return c * jnp.sum(jnp.where(present, jnp.log(params.weights), 0)) + lp
-
-    def _hyper(self, k_active, d: int) -> cp.Hyper:
-        if self.regularization == "weak":
-            return cp.weak(k_active, self.covariance_type, self.reg_covar, PSEUDO_COUNT)
-        return cp.data_scaled(k_active, d, self.covariance_type, self.reg_covar)
+        prec_chol = g.precision_cholesky(params.covariances, cov_type)
+        log_det = 2 * g.log_det_precision_cholesky(prec_chol, cov_type, d)  # log|Lambda_k|
+        trace = {"full": lambda u: jnp.sum(u * u, axis=(1, 2)), "tied": lambda u: jnp.sum(u * u),
+                 "diag": lambda u: jnp.sum(u * u, axis=1), "spherical": lambda u: d * u * u}
+        trace = trace[cov_type](prec_chol)
+        if cov_type == "tied":  # one shared Wishart of strength (active components) x c
+            strength = k * c if active is None else jnp.sum(active) * c
+        else:
+            strength, log_det, trace = c, jnp.where(present, log_det, 0), jnp.where(present, trace, 0)
+        wishart = 0.5 * strength * jnp.sum(log_det) - 0.5 * psi * jnp.sum(trace)
+        return c * jnp.sum(jnp.where(present, jnp.log(params.weights), 0)) + wishart
 
     def is_degenerate(self, params: GMMParams, active=None):
-        """A covariance that is not positive definite, or an active component of weight 0 (with
-        the default prior: a component the M-step found with too few rows)."""
+        """A covariance that is not positive definite, or an active component of weight 0."""
         prec_chol = g.precision_cholesky(params.covariances, self.covariance_type)
         empty = params.weights <= 0 if active is None else (params.weights <= 0) & active
         return ~jnp.all(jnp.isfinite(prec_chol)) | jnp.any(empty)
@@ -336,8 +314,7 @@ class GaussianMixture(Model):
 
         chunk = choose_chunk_size(n, self.exact_work_per_row(x))
         summed = chunked_sum(stats, (x, jnp.arange(n)), weights, chunk)
-        # a start's small seed clusters may still grow: the row rule applies from the first M-step
-        return self._m_step(summed, GMMParams(None, ref, None), None, drop_starved=False)
+        return self.m_step(summed, GMMParams(None, ref, None))
 
     def to_unconstrained(self, params: GMMParams) -> GMMParams:
         """Log-weights, means and :func:`~emjax.components.gaussian.log_cholesky` covariances."""
@@ -391,14 +368,13 @@ class GaussianMixture(Model):
 
     def _scale(self, ratio, magnitude, shift, total):
         """Per-feature scale (ones for "sklearn") from the variances ``magnitude**2 * ratio``
-        (:func:`~emjax.components.gaussian.scale_from_moments`), for full/tied covariances under
-        ``regularization="weak"`` enlarged by :func:`~emjax.components.gaussian.resolution_factor`
-        of the ``total`` weight, so that its tiny prior keeps covariances positive definite at the
-        dtype's resolution (the default prior's scale is far above it)."""
+        (:func:`~emjax.components.gaussian.scale_from_moments`), for full/tied covariances
+        enlarged by :func:`~emjax.components.gaussian.resolution_factor` of the ``total``
+        weight, so that the prior keeps covariances positive definite at the dtype's resolution."""
         if self.regularization == "sklearn":
             return jnp.ones_like(shift)
         scale = g.scale_from_moments(ratio, magnitude, self.covariance_type == "spherical")
-        if self.covariance_type in ("full", "tied") and self.regularization == "weak" and self.reg_covar > 0:
+        if self.covariance_type in ("full", "tied") and self.reg_covar > 0:
             scale = scale * g.resolution_factor(self.reg_covar, total, shift.shape[-1])
         return scale
 

@@ -15,13 +15,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..components import conjugate_prior as cp
 from ..components import gaussian as g
 from ..row_sums import row_sums
 from ..validation import as_float_array, check_finite, feature_mismatch
 from . import seeding
 from .hmm_sequences import component_major
 
+#: Prior pseudo-count c (in observations) of the Wishart prior on Gaussian emission precisions.
+PSEUDO_COUNT = 1e-3
 #: Steps a restart's start is computed from (a weighted sample without replacement).
 INIT_SAMPLE = 4096
 
@@ -38,9 +39,8 @@ class GaussianEmissionParams(NamedTuple):
 class GaussianEmission:
     """Gaussian emissions sharing :mod:`emjax.components.gaussian` with the mixture models.
 
-    ``regularization="prior"``: the mixture's data-scaled conjugate prior in standardised
-    coordinates (:mod:`emjax.components.conjugate_prior`, :func:`~emjax.components.
-    conjugate_prior.data_scaled` with K the number of states); ``"none"``: maximum likelihood with
+    ``regularization="prior"``: the mixture's Wishart prior in standardised coordinates
+    (:func:`emjax.components.gaussian.map_update`); ``"none"``: maximum likelihood with
     ``reg_covar`` added to covariance diagonals in the data's units (hmmlearn's update with
     ``covars_prior=reg_covar``, ``covars_weight=1``; for parity tests).
     """
@@ -108,21 +108,9 @@ class GaussianEmission:
         return counts, sums, jnp.sum(second, axis=0) if self.covariance_type == "tied" else second
 
     def m_step(self, stats, params: GaussianEmissionParams) -> GaussianEmissionParams:
-        """With the prior, a state left with fewer effective steps than
-        :func:`~emjax.components.conjugate_prior.min_rows` gets a zero covariance, so the restart
-        is DEGENERATE (:meth:`is_degenerate`)."""
-        return self._m_step(stats, params, drop_starved=True)
-
-    def _m_step(self, stats, params: GaussianEmissionParams, drop_starved: bool):
         cov_type, ref = self.covariance_type, params.means
-        counts = stats[0]
         if self.regularization == "prior":
-            k, d = ref.shape
-            means, cov = cp.map_update(stats, ref, cp.data_scaled(k, d, cov_type, self.reg_covar), cov_type)
-            if drop_starved:
-                starved = counts < cp.min_rows(d, cov_type)
-                cov = jnp.where(jnp.reshape(starved, (-1,) + (1,) * (cov.ndim - 1)), 0, cov)
-            return GaussianEmissionParams(means, cov)
+            return GaussianEmissionParams(*g.map_update(stats, ref, self.reg_covar, PSEUDO_COUNT, cov_type))
         counts, sums, second = stats
         means = jnp.where(counts[:, None] > 0, sums / jnp.where(counts > 0, counts, 1)[:, None], ref)
         scatter = g.scatter_about_means(counts, sums, second, ref, means, cov_type)
@@ -133,11 +121,10 @@ class GaussianEmission:
         if self.regularization != "prior":
             return jnp.zeros((), params.means.dtype)
         k, d = params.means.shape
-        hyper = cp.data_scaled(k, d, self.covariance_type, self.reg_covar)
-        return cp.log_prior(params.means, params.covariances, hyper, self.covariance_type)
+        strength = k * PSEUDO_COUNT if self.covariance_type == "tied" else PSEUDO_COUNT
+        return g.log_wishart_prior(params.covariances, self.reg_covar, strength, self.covariance_type, d)
 
     def is_degenerate(self, params: GaussianEmissionParams):
-        """A covariance that is not positive definite (a starved state's is 0)."""
         return ~jnp.all(jnp.isfinite(g.precision_cholesky(params.covariances, self.covariance_type)))
 
     def init(self, key, x, weights, k: int) -> GaussianEmissionParams:
@@ -162,8 +149,8 @@ class GaussianEmission:
         else:
             ref = seeding.kmeans_plusplus(key, x, weights, k)
         resp = seeding.nearest_responsibilities(x, ref) * weights
-        return self._m_step(self.stats(GaussianEmissionParams(ref, None), x, resp),
-                            GaussianEmissionParams(ref, None), drop_starved=False)
+        return self.m_step(self.stats(GaussianEmissionParams(ref, None), x, resp),
+                           GaussianEmissionParams(ref, None))
 
     def sample(self, key, params: GaussianEmissionParams, states):
         """One draw per entry of ``states`` ``(n,)``: ``(n, d)``."""
