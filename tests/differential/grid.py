@@ -22,18 +22,18 @@ CHUNK_GRID = ((SMALL, "1"), (SMALL, "prime"), (SMALL, "n"), (GRID_SHAPES[2], "n-
               (GRID_SHAPES[5], "prime"))
 
 #: One configuration per model family for the fast slice (every covariance type once).
-FAST = ("gmm-full-weak-error", "gmm-tied-sklearn-error", "gmm-diag-weak-marginalize",
+FAST = ("gmm-full-prior-error", "gmm-tied-sklearn-error", "gmm-diag-prior-marginalize",
         "gmm-spherical-sklearn-error", "bgmm-full-dirichlet_process", "bernoulli-mixture",
         "categorical-mixture", "multinomial-mixture", "poisson-mixture", "plsa-dense", "plsa-sparse",
         "bayesian-network", "enumerated-mixture", "user-exponential-mixture")
 #: The fast slice's configurations per path (the full grid runs every configuration).
-FAST_BY_PATH = {"fit1": ("gmm-full-weak-error",),
-                "blocks": ("gmm-full-weak-error",), "stream": ("gmm-full-weak-error", "poisson-mixture"),
-                "online": ("gmm-full-weak-error",), "float32": ("poisson-mixture",),
-                "fit_many": ("gmm-full-weak-error",),
-                "squarem": ("gmm-full-weak-error",),
-                "float32_fit": ("gmm-full-weak-error",),
-                "sharded": ("gmm-full-weak-error", "plsa-sparse")}
+FAST_BY_PATH = {"fit1": ("gmm-full-prior-error",),
+                "blocks": ("gmm-full-prior-error",), "stream": ("gmm-full-prior-error", "poisson-mixture"),
+                "online": ("gmm-full-prior-error",), "float32": ("poisson-mixture",),
+                "fit_many": ("gmm-full-prior-error",),
+                "squarem": ("gmm-full-prior-error",),
+                "float32_fit": ("gmm-full-prior-error",),
+                "sharded": ("gmm-full-prior-error", "plsa-sparse")}
 
 verify = pytest.mark.verify
 

@@ -358,7 +358,7 @@ def _discrete_case(kind):
 
 
 CASES = (
-    *[_gmm_case(c, r, m) for c in COV_TYPES for r in ("weak", "sklearn") for m in ("error", "marginalize")],
+    *[_gmm_case(c, r, m) for c in COV_TYPES for r in ("prior", "sklearn") for m in ("error", "marginalize")],
     *[_bgmm_case(c, p) for c, p in zip(COV_TYPES, ("dirichlet_process", "dirichlet_distribution") * 2)],
     *[_discrete_case(kind) for kind in ("bernoulli", "categorical", "multinomial", "poisson")],
     Case("plsa-dense", "plsa", lambda s: emjax.PLSA(s.k), plsa_counts, plsa_start, plsa_reference,

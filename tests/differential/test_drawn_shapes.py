@@ -66,7 +66,7 @@ def run_drawn(case, shape, kind, weighted, heavy):
                  f"{case.name} {shape} chunk {kind} weighted={weighted}")
 
 
-@pytest.mark.parametrize("case", cases(["gmm-tied-weak-error"], fast=True))
+@pytest.mark.parametrize("case", cases(["gmm-tied-prior-error"], fast=True))
 @settings(settings.get_profile("differential"), max_examples=3)
 @given(shape=shapes, kind=st.sampled_from(CHUNK_KINDS), weighted=st.booleans())
 def test_drawn_shapes_fast(case, shape, kind, weighted):

@@ -109,8 +109,8 @@ def _formulation_cells():
     """(case, formulation, shape) where the formulation applies: expanded for complete data
     (full/tied above 4 features), one-pass sums for full/tied up to 4 features, all components at
     once for diag/spherical; the exact form everywhere (also for the Bayesian mixture)."""
-    fast = {("gmm-tied-sklearn-error", "exact"), ("gmm-full-weak-error", "expanded"),
-            ("gmm-tied-weak-error", "one_pass"), ("gmm-diag-sklearn-error", "all_components")}
+    fast = {("gmm-tied-sklearn-error", "exact"), ("gmm-full-prior-error", "expanded"),
+            ("gmm-tied-prior-error", "one_pass"), ("gmm-diag-sklearn-error", "all_components")}
     cells = []
     for name, case in BY_NAME.items():
         if case.family not in ("gmm", "bgmm"):
