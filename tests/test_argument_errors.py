@@ -48,7 +48,8 @@ def test_an_int_key_is_jax_random_key_of_it_and_old_keys_still_work():
     assert np.isfinite(np.asarray(legacy.means)).all()
     # traced integer seeds (vmap over seeds) become keys too
     seeds = jax.vmap(lambda s: emjax.init_restarts(GMM, X, s, n_init=2).means)(jnp.array([3, 7]))
-    np.testing.assert_allclose(seeds[1], by_key.means, rtol=1e-6)
+    # the batched program rounds float32 k-means++ sums in another order
+    np.testing.assert_allclose(seeds[1], by_key.means, rtol=1e-4, atol=1e-6)
 
 
 def test_key_may_be_none_when_starts_are_given():

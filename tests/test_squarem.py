@@ -220,8 +220,11 @@ def test_objective_never_falls_and_failed_restarts_are_never_picked_in_float32()
 
     faulty = starts._replace(covariances=starts.covariances.copy())
     faulty.covariances[1] = np.nan
-    res = emjax.fit(model, x, KEY, n_init=3, init_params=faulty, max_iter=60, tol=1e-6,
-                    accelerator="squarem")
+    with pytest.raises(ValueError, match="restart 1: params.covariances"):  # refused on the host
+        emjax.fit(model, x, KEY, n_init=3, init_params=faulty, max_iter=60, tol=1e-6,
+                  accelerator="squarem")
+    res = jax.jit(lambda p: emjax.fit(model, x, KEY, n_init=3, init_params=p, max_iter=60,
+                                      tol=1e-6, accelerator="squarem", throw=False))(faulty)
     assert [int(s) for s in res.restarts.status] == [Status.CONVERGED, Status.NONFINITE, Status.CONVERGED]
     assert int(res.restarts.n_iter[1]) == 0 and int(res.restarts.n_estep[1]) == 1
     assert int(res.best_index) != 1
