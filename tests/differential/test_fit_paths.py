@@ -66,7 +66,10 @@ def test_squarem_reaches_the_plain_em_optimum(case):
 @pytest.mark.parametrize("case", path_cells("float32_fit", "float32"))
 def test_float32_fit_follows_float64(case):
     """Five EM steps from one start in float32 and float64: the objectives agree to float32
-    accuracy (parameters may drift apart where the likelihood is flat)."""
+    accuracy (parameters may drift apart where the likelihood is flat). Full/tied fits under the
+    default prior carry a slightly stronger prior in float32 (README "Regularisation": the
+    standardised units shrink so the prior stays above float32 rounding of the scatter), which
+    moves their objective by ~1e-4 relative; they are held to that."""
     model, data64, start = setup(case, SMALL)
     _, data32, start32 = setup(case, SMALL, np.float32)
     options = dict(max_iter=5, tol=0.0, throw=False)
@@ -74,4 +77,6 @@ def test_float32_fit_follows_float64(case):
     res32 = emjax.em(model, start32, data32, **options)
     assert np.asarray(res32.history).dtype == np.float32
     h64, h32 = np.asarray(res64.history), np.asarray(res32.history, np.float64)
-    np.testing.assert_allclose(h32, h64, rtol=1e-5, atol=1e-5, err_msg=f"{case.name} float32 history")
+    stronger_prior = case.family == "gmm" and ("-full-prior" in case.name or "-tied-prior" in case.name)
+    rtol = 2e-4 if stronger_prior else 1e-5
+    np.testing.assert_allclose(h32, h64, rtol=rtol, atol=1e-5, err_msg=f"{case.name} float32 history")
