@@ -35,12 +35,6 @@ from jax.scipy.linalg import solve_triangular
 LAPACK_MAX_D = 4
 
 
-def _materialised(x):
-    """``x``, computed once: without the barrier XLA may fuse the cheap elementwise steps into
-    every consumer (e.g. recompute a factor per row of an E-step chunk)."""
-    return jax.lax.optimization_barrier(x)
-
-
 def _matvec(m, v):
     """``m @ v`` over leading batch axes, ``(..., r, c) x (..., c) -> (..., r)``, as an
     elementwise product and sum: exact float arithmetic on every backend, and one fused loop for
@@ -62,7 +56,7 @@ def cholesky(a):
         col = jnp.where(rows > j, v / pivot[..., None], jnp.where(rows == j, pivot[..., None], 0))
         return chol + col[..., :, None] * (rows == j).astype(a.dtype)
 
-    return _materialised(jax.lax.fori_loop(0, d, column, jnp.zeros_like(a)))
+    return jax.lax.fori_loop(0, d, column, jnp.zeros_like(a))
 
 
 def solve_lower(chol, b):
@@ -81,7 +75,7 @@ def solve_lower(chol, b):
 
     x = jnp.zeros(jnp.broadcast_shapes(chol.shape[:-2], b.shape[:-2]) + b.shape[-2:],
                   jnp.result_type(chol, b))
-    return _materialised(jax.lax.fori_loop(0, d, row, x))
+    return jax.lax.fori_loop(0, d, row, x)
 
 
 def triangular_inverse(chol):

@@ -145,27 +145,27 @@ def path_fit_many(case, model, x, lengths, start, monkeypatch):
     return _many(case, model, x, lengths, monkeypatch)
 
 
-def path_blocks_of_two(case, model, x, lengths, start, monkeypatch):
+def _forced_plan(case, model, x, lengths, monkeypatch, block_rows, chunk_rows, expected_block):
+    """``_many`` with restart blocks of ``block_rows`` x work elements and chunks of
+    ``chunk_rows`` x work, checking the block size the engine then chooses."""
     work = _work(model, x, lengths)
-    monkeypatch.setattr(fit_module, "RESTART_BLOCK_BUDGET", 2 * S * work)
-    assert fit_module.restart_block_size(3, S, work) == 2
+    monkeypatch.setattr(fit_module, "RESTART_BLOCK_BUDGET", block_rows * work)
+    if chunk_rows is not None:
+        monkeypatch.setattr(fit_module, "default_chunk_budget", lambda: chunk_rows * work)
+    assert fit_module.restart_block_size(3, S, work) == expected_block
     return _many(case, model, x, lengths, monkeypatch)
+
+
+def path_blocks_of_two(case, model, x, lengths, start, monkeypatch):
+    return _forced_plan(case, model, x, lengths, monkeypatch, 2 * S, None, 2)
 
 
 def path_one_at_a_time(case, model, x, lengths, start, monkeypatch):
-    work = _work(model, x, lengths)
-    monkeypatch.setattr(fit_module, "RESTART_BLOCK_BUDGET", 0)
-    monkeypatch.setattr(fit_module, "default_chunk_budget", lambda: 2 * MIN_CHUNK * work)
-    assert fit_module.restart_block_size(3, S, work) == 1
-    return _many(case, model, x, lengths, monkeypatch)
+    return _forced_plan(case, model, x, lengths, monkeypatch, 0, 2 * MIN_CHUNK, 1)
 
 
 def path_all_at_once_chunked(case, model, x, lengths, start, monkeypatch):
-    work = _work(model, x, lengths)
-    monkeypatch.setattr(fit_module, "RESTART_BLOCK_BUDGET", 0)
-    monkeypatch.setattr(fit_module, "default_chunk_budget", lambda: 3 * MIN_CHUNK * work)
-    assert fit_module.restart_block_size(3, S, work) is None
-    return _many(case, model, x, lengths, monkeypatch)
+    return _forced_plan(case, model, x, lengths, monkeypatch, 0, 3 * MIN_CHUNK, None)
 
 
 def path_fit_keys(case, model, x, lengths, start, monkeypatch):
