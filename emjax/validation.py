@@ -113,9 +113,8 @@ def check_weights(weights, n: int, dtype):
 
 def check_fit_options(*, max_iter, tol, chunk_size, n_init=1) -> None:
     """Static options shared by :func:`emjax.em` and :func:`emjax.fit`."""
-    for name, value in (("max_iter", max_iter), ("n_init", n_init)):
-        if not _is_int(value) or value < 1:
-            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+    check_positive_int(max_iter, "max_iter")
+    check_positive_int(n_init, "n_init")
     if chunk_size is not None and (not _is_int(chunk_size) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive integer or None; got {chunk_size!r}.")
     if not is_traced(tol):

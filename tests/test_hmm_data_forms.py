@@ -47,7 +47,8 @@ def check_transform(kind, form, transform):
     model, (make, plain), x = MODELS[kind], FORMS[form], sequences(kind)
     fit = lambda v: emjax.fit(model, make(v), KEY, **OPTIONS)
     ref = emjax.fit(model, plain(x), KEY, **OPTIONS)
-    close(fit(x).objective, ref.objective)
+    if form != "sequences":  # Sequences is the reference form itself
+        close(fit(x).objective, ref.objective)
     if transform == "jit":
         jitted = jax.jit(fit)(jnp.asarray(x))
         close(jitted.objective, ref.objective)

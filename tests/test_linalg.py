@@ -18,10 +18,7 @@ def _spd(rng, batch, d):
     return a @ np.swapaxes(a, -1, -2) / d + 0.1 * np.eye(d)
 
 
-@pytest.fixture(autouse=True)
-def x64():
-    with jax.enable_x64(True):
-        yield
+pytestmark = pytest.mark.usefixtures("x64")
 
 
 @pytest.mark.parametrize("d", [1, 2, 5, linalg.LAPACK_MAX_D, linalg.LAPACK_MAX_D + 1, 40])

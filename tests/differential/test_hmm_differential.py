@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import emjax
 from emjax.chunking import MIN_CHUNK
+from emjax.driver import DECREASE_EPS_FACTOR
 from emjax.models.hmm_sequences import Sequences
 from hmm_reference import enumerate_paths
 
@@ -47,7 +48,7 @@ RTOL = 1e-8  # float64 paths against the plain path (sums in another order, ITER
 
 def decrease_allowance(h):
     """The driver's rounding allowance for a fall of the objective (emjax.driver)."""
-    return 256 * np.finfo(np.asarray(h).dtype).eps * (1 + np.abs(h))
+    return DECREASE_EPS_FACTOR * np.finfo(np.asarray(h).dtype).eps * (1 + np.abs(h))
 
 
 @functools.partial(jax.jit, static_argnums=0)
