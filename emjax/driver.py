@@ -12,8 +12,8 @@ which EM never lowers. Every restart gets an honest :class:`~emjax.status.Status
 
 A fall of :math:`f` is DECREASED only beyond rounding: more than
 ``DECREASE_EPS_FACTOR`` :math:`\epsilon\,(1 + |\bar\ell| + |f - \bar\ell|)` below the previous
-value, where :math:`\bar\ell` is the mean log-likelihood and :math:`f - \bar\ell` the mean log
-prior: the rounding of a sum follows the size of its summands, which can cancel (a prior of
+value, where :math:`\bar\ell` is the mean log-likelihood and :math:`f - \bar\ell` the rest of the
+monitored objective (the mean log prior; for tempered EM also the tempering term): the rounding of a sum follows the size of its summands, which can cancel (a prior of
 -1e3 against a log-likelihood of +1e3). Models compute their per-row log-densities without
 cancelling large terms (e.g. the Poisson density in Loader's form), so the per-row terms add no
 more than this.
@@ -127,7 +127,7 @@ def next_carry(model, c: _Carry, new_params, new_stats, new_ll, new_obj, tol, ma
     ``new_params``."""
     change = new_obj - c.objective
     i = c.i + 1
-    magnitude = jnp.abs(c.loglik) + jnp.abs(c.objective - c.loglik)  # likelihood and prior
+    magnitude = jnp.abs(c.loglik) + jnp.abs(c.objective - c.loglik)  # likelihood and the rest
     status = move_status(model, new_params, new_obj, c.objective, magnitude)
     status = jnp.where((status == Status.RUNNING) & (jnp.abs(change) < tol), Status.CONVERGED, status)
     status = jnp.where((status == Status.RUNNING) & (i >= max_iter), Status.MAX_ITER, status)

@@ -60,7 +60,7 @@ def restart_keys(key, n_init: int):
 def select_best(restarts: EMResult) -> FitResult:
     """The restart with the highest final objective among healthy ones (NaN-safe; a restart
     whose objective is not finite is never healthy: :func:`emjax.driver.to_user_units`). With
-    none healthy it returns restart 0, whose values carry no derivative."""
+    none healthy it returns restart 0, whose parameters carry no derivative."""
     ok = healthy(restarts.status) & jnp.isfinite(restarts.objective)
     best = jnp.argmax(jnp.where(ok, restarts.objective, -jnp.inf))
     pick = jax.tree_util.tree_map(lambda x: x[best], restarts)
@@ -98,7 +98,7 @@ def fit(model, data, key, *, n_init: int = 1, weights=None, max_iter: int = 100,
     """
     args, static = _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_params,
                             accelerator)
-    result = (_nested_fit_jit if is_traced(*args) else _fit_jit)(*args, **static)
+    result = _fit_jit(*args, **static)  # inside a caller's trace: compiled with the caller's program
     if throw and not is_traced(result):
         _report(result)
     return result
@@ -180,12 +180,11 @@ def _fit_program(data, weights, key, tol, init_params, hyper, *, model, n_init, 
 _FIT_STATIC = ("model", "n_init", "max_iter", "chunk_size", "init_batch", "restart_block", "one_pass",
                "unbatched", "rows", "accelerator")
 #: The fit as its own program (no argument is traced), compiled to reassociate float sums
-#: (:mod:`emjax.row_sums`; the options are for XLA's CPU compiler, others ignore them).
+#: (:mod:`emjax.row_sums`; the options are for XLA's CPU compiler, others ignore them). Inside a
+#: caller's ``jit``/``vmap``/``grad`` it is traced into the caller's program, without options
+#: (:func:`emjax.xla_options.jit`).
 _fit_jit = jit_by_data_size(_fit_program, static_argnames=_FIT_STATIC,
                             compiler_options=REASSOCIATING_COMPILER_OPTIONS)
-#: The fit inside a caller's ``jit``/``vmap``/``grad``, which may not carry compiler options of
-#: its own.
-_nested_fit_jit = jax.jit(_fit_program, static_argnames=_FIT_STATIC)
 
 
 #: On a CPU, restarts run in blocks when one restart's E-step over all rows (rows x work per row)

@@ -9,7 +9,9 @@ the same factorizations with ordinary array operations, vectorised over any lead
 so emjax's programs hold no LAPACK call that can split over the pool, with one exception:
 matrices of at most :data:`LAPACK_MAX_D` dimensions still go to LAPACK, whose batches split only
 above 200,000 flops (``batch d^3``: 3,125 matrices of 4 x 4, 25,000 of 2 x 2), and which runs the
-many tiny matrices of batched restarts faster (W1, D = 2: a third less CPU per fit).
+many tiny matrices of batched restarts faster (W1, D = 2: a third less CPU per fit). Not covered:
+the least-squares solve of implicit gradients (:mod:`emjax.implicit`), a LAPACK call in gradient
+programs only.
 
 Column ``j`` of the Cholesky factor :math:`L` of :math:`A` (left-looking, as LAPACK's unblocked
 ``potf2``):
@@ -19,9 +21,8 @@ Column ``j`` of the Cholesky factor :math:`L` of :math:`A` (left-looking, as LAP
     L_{ij} = v_i / L_{jj} \ (i > j),
 
 and forward substitution solves :math:`L X = B` row by row,
-:math:`X_i = (B_i - L_{i, <i} X_{<i}) / L_{ii}`. Both take :math:`O(d^3)` work in ``d`` steps:
-unrolled up to :data:`UNROLL_MAX` dimensions (a few fused elementwise kernels), a
-``lax.fori_loop`` above. A matrix that is not positive definite gives NaN (a non-positive pivot),
+:math:`X_i = (B_i - L_{i, <i} X_{<i}) / L_{ii}`. Both take :math:`O(d^3)` work in ``d`` steps of a
+``lax.fori_loop`` (above :data:`LAPACK_MAX_D` dimensions). A matrix that is not positive definite gives NaN (a non-positive pivot),
 as ``jnp.linalg.cholesky`` does.
 """
 from __future__ import annotations
@@ -43,8 +44,9 @@ def _matvec(m, v):
 
 
 def cholesky(a):
-    """Lower-triangular :math:`L` with :math:`L L^T = A` for ``a`` ``(..., d, d)`` (only its lower
-    triangle is read); NaN where ``a`` is not positive definite."""
+    """Lower-triangular :math:`L` with :math:`L L^T = A` for ``a`` ``(..., d, d)`` (above
+    :data:`LAPACK_MAX_D` dimensions only its lower triangle is read; up to it, as
+    ``jnp.linalg.cholesky``, the symmetrised ``(a + a^T) / 2``); NaN where ``a`` is not positive definite."""
     d = a.shape[-1]
     if d <= LAPACK_MAX_D:
         return jnp.linalg.cholesky(a)
