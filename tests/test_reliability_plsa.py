@@ -106,3 +106,17 @@ def test_online_em_takes_dense_mini_batches(x64):
     assert online.n_steps == 2 and online.status == emjax.Status.RUNNING
     with pytest.raises(ValueError, match=r"mini-batch has the structure .*Corpus\[\(4, 8\)\].*the first had the structure .*Corpus\[\(10, 8\)\]"):
         online.partial_fit(np.ones((4, 8)))
+
+
+def test_tempered_log_likelihood_ignores_a_removed_row_whose_word_has_no_mass(x64):
+    """A triplet of weight 0 whose word occurs nowhere else gets P(w|z) = 0 without a prior:
+    its log-density is -inf, and the reported log-likelihood must not become 0 * -inf = NaN."""
+    counts = np.random.default_rng(1).poisson(1.0, size=(6, 5)).astype(float) + 1
+    counts[:, 0] = 0
+    counts[2, 0] = 3
+    docs, words = np.nonzero(counts)
+    corpus = emjax.Corpus(docs, words, counts[docs, words], *counts.shape)
+    weights = np.where((docs == 2) & (words == 0), 0.0, 1.0)
+    res = emjax.fit(emjax.PLSA(2, beta=0.5, pseudo_count=0.0), corpus, jax.random.key(0),
+                    weights=weights, max_iter=5, throw=False)
+    assert np.isfinite(float(res.log_likelihood))

@@ -123,6 +123,11 @@ class PoissonMixture(DiscreteMixture):
     def _emission_shape(self, data):
         return (data.shape[1],)
 
+    def work_per_row(self, data) -> int:
+        """The cancellation-safe density (:func:`emjax.components.discrete.poisson_log_density`)
+        holds about 8 temporaries per (component, feature) of a row."""
+        return super().work_per_row(data) + 8 * self.n_components * data.shape[1]
+
     def validate(self, data):
         return as_count_array(data, "data")
 

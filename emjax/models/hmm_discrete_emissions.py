@@ -207,7 +207,7 @@ class PoissonEmission(_StepMajorViews):
         return int(np.size(params.rates))
 
     def work_per_step(self, k, d):
-        return 2 * d + 3 * k
+        return 2 * d + 3 * k + 8 * k * d  # the density's temporaries per (state, feature)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -124,7 +124,8 @@ class PLSA(Model):
         word_topic = jax.ops.segment_sum(resp, corpus.word_index, num_segments=corpus.n_words)
         loglik = jnp.sum(terms)
         if self.beta != 1:
-            loglik = jnp.stack([jnp.sum(weights * self.log_prob(params, corpus)), loglik])
+            true = jnp.where(weights > 0, weights * self.log_prob(params, corpus), 0)  # 0 * -inf
+            loglik = jnp.stack([jnp.sum(true), loglik])
         return (doc_topic, word_topic.T), loglik
 
     def loglik_terms(self, loglik):
