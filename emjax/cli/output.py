@@ -1,6 +1,8 @@
 """The command line's output files: checked before any work, never the input file, JSON and CSV."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 from pathlib import Path
@@ -40,13 +42,18 @@ def write_json(path: str, report: dict) -> None:
 
 
 def write_csv(path: str, header: list, columns: list) -> None:
-    """A CSV with ``header`` and one column per array of ``columns`` (integers as integers,
-    floats with 17 significant digits, so they read back exactly)."""
+    """A CSV with ``header`` and one column per sequence of ``columns`` (text and integers as
+    they are, floats with 17 significant digits, so they read back exactly; quoted as needed)."""
     def text(value):
-        return str(value) if isinstance(value, (int, np.integer)) else repr(float(value))
+        if isinstance(value, (str, int, np.integer)):
+            return value
+        return repr(float(value))
 
-    rows = zip(*columns)
-    write_text(path, ",".join(header) + "\n" + "".join(",".join(map(text, row)) + "\n" for row in rows))
+    lines = io.StringIO()
+    writer = csv.writer(lines, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([text(value) for value in row] for row in zip(*columns))
+    write_text(path, lines.getvalue())
 
 
 def number(value) -> float | None:

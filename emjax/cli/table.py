@@ -165,7 +165,7 @@ def _numbers(file, rows, lines, chosen, names) -> np.ndarray:
             except ValueError:
                 named = f", {names[c]!r}" if names is not None else ""
                 raise InputError(f"{file}: line {lines[r]}: {text!r} is not a number (column "
-                                 f"{c + 1}{named})") from None
+                                 f"{c + 1}{named}; choose columns with --columns)") from None
     return X
 
 
