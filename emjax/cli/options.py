@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     hmm = commands.add_parser("hmm", help="fit a hidden Markov model to sequences in a CSV or .npy file")
     _data_options(hmm)
-    _fit_options(hmm, default_n_init=10)
+    _fit_options(hmm, default_n_init=10, unit="sequence")
     hmm.add_argument("--sequence-column", help="column (name or 1-based number) holding each row's "
                      "sequence id; rows are grouped by it in file order (default: one sequence)")
     hmm.add_argument("--n-states", type=positive_int, required=True, help="number of hidden states")
@@ -112,13 +112,13 @@ def _data_options(command) -> None:
     command.add_argument("--out", help="write the result as JSON to this file")
 
 
-def _fit_options(command, default_n_init: int) -> None:
+def _fit_options(command, default_n_init: int, unit: str = "sample") -> None:
     command.add_argument("--n-init", type=positive_int, default=default_n_init,
                          help=f"restarts (default {default_n_init})")
     command.add_argument("--max-iter", type=positive_int, default=200,
                          help="EM iterations per restart (default 200)")
     command.add_argument("--tol", type=float, default=1e-3,
-                         help="stop when the per-sample objective changes by less (default 1e-3)")
+                         help=f"stop when the per-{unit} objective changes by less (default 1e-3)")
     command.add_argument("--seed", type=int, default=0, help="seed of the restarts' PRNG key (default 0)")
 
 

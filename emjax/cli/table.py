@@ -55,7 +55,7 @@ def load_data(path: str, delimiter: str | None = None, columns: str | None = Non
     keys = None
     if key_column is not None:
         (key,) = choose_columns(key_column, names, width, file, option="--sequence-column")
-        keys = [str(row[key]) for row in rows]
+        keys = [_key_text(row[key]) for row in rows]
     chosen = (choose_columns(columns, names, width, file) if columns is not None
               else [c for c in range(width) if key_column is None or c != key])
     if not chosen:
@@ -179,6 +179,13 @@ def refuse_nonfinite(path, table: Table, nan_hint: str | None) -> None:
             row, column = np.argwhere(bad)[0]
             raise InputError(f"{path}: {int(bad.sum())} {what}, the first on "
                              f"{table.where(row, column)}; {hint}")
+
+
+def _key_text(value) -> str:
+    """A key field as text: as written in a CSV; a ``.npy`` number as an integer when it is one."""
+    if isinstance(value, str):
+        return value
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def _fields(line: str, delimiter: str) -> list:
