@@ -97,6 +97,11 @@ def test_missing_and_infinite_values_are_located_by_file_line_and_column(tmp_pat
     assert main(["fit", str(csv_file), "--n-components", "1", "--columns", "1,2"]) == 2
     assert last_error(capsys).endswith("1 NaN value(s) (missing), the first on line 5 column 2; "
                                        "pass --missing marginalize to fit with them")
+    assert main(["fit", str(csv_file), "--n-components", "1", "--missing", "marginalize"]) == 2
+    csv_file.write_text("x,y\n1,\n2,\n")
+    assert main(["fit", str(csv_file), "--n-components", "1", "--missing", "marginalize"]) == 2
+    assert last_error(capsys) == (f"emjax: error: {csv_file}: column 2 ('y') has no value on any "
+                                  "row; leave it out with --columns")
     np.save(npy, np.array([[1.0, 2.0], [3.0, np.nan]]))
     assert main(["fit", str(npy), "--n-components", "1"]) == 2
     assert "the first on row 2 column 2;" in last_error(capsys)
@@ -110,7 +115,8 @@ def test_outputs_never_overwrite_the_data_or_each_other(labelled_csv, tmp_path, 
                                   f"{labelled_csv}; refusing to overwrite it (choose another --labels-out)")
     same = str(tmp_path / "x.out")
     assert main(base + ["--out", same, "--labels-out", same]) == 2
-    assert last_error(capsys) == f"emjax: error: --out and --labels-out name the same file {same}; choose two files"
+    assert last_error(capsys) == ("emjax: error: --out and --labels-out name the same file "
+                                  f"{same}; choose two files")
     assert main(["hmm", str(labelled_csv), "--n-states", "2", "--states-out", str(labelled_csv)]) == 2
     assert "is the input data file" in last_error(capsys)
     assert labelled_csv.read_bytes() == before
@@ -129,7 +135,8 @@ def test_version_and_demo_without_matplotlib(monkeypatch, capsys):
 def test_hmm_counts_and_codes_are_checked_at_their_line(tmp_path, capsys):
     path = tmp_path / "counts.csv"
     path.write_text("id,n\na,1\na,2\nb,-3\n")
-    assert main(["hmm", str(path), "--sequence-column", "id", "--n-states", "2", "--emission", "poisson"]) == 2
+    assert main(["hmm", str(path), "--sequence-column", "id", "--n-states", "2",
+                 "--emission", "poisson"]) == 2
     assert last_error(capsys) == (f"emjax: error: {path}: poisson emissions need counts, integers >= 0; "
                                   "line 4 column 2 holds -3")
 

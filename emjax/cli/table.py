@@ -85,8 +85,9 @@ def _read_npy(file: Path) -> np.ndarray:
 def read_fields(file: Path, delimiter: str | None = None):
     """``(header names or None, 1-based line of each row, rows of text fields)``.
 
-    Blank lines and lines starting with '#' are skipped; one trailing delimiter per line is
-    dropped. Without ``delimiter`` it is the first of tab, ';' and ',' found on the first line.
+    Blank lines and lines starting with '#' are skipped; when every line ends with the delimiter,
+    that trailing delimiter is dropped (otherwise an empty last field is a missing value).
+    Without ``delimiter`` it is the first of tab, ';' and ',' found on the first line.
     The first line is a header when one of its fields is not a number while the same field of
     the next line is; every line must have as many fields as the first.
     """
@@ -103,7 +104,8 @@ def read_fields(file: Path, delimiter: str | None = None):
         raise InputError("--delimiter must not be empty")
     if delimiter is None:
         delimiter = next((d for d in ("\t", ";", ",") if d in lines[0][1]), ",")
-    table = [(i, _fields(line, delimiter)) for i, line in lines]
+    trailing = all(line.endswith(delimiter) for _, line in lines)
+    table = [(i, _fields(line, delimiter, trailing)) for i, line in lines]
     names = None
     if not all(map(_is_number, table[0][1])):
         if len(table) == 1:
@@ -170,10 +172,18 @@ def _numbers(file, rows, lines, chosen, names) -> np.ndarray:
 
 
 def refuse_nonfinite(path, table: Table, nan_hint: str | None) -> None:
-    """One-line error for an infinite value, and for NaN (missing) unless ``nan_hint`` is None."""
+    """One-line error for an infinite value, and for NaN (missing) unless ``nan_hint`` is None
+    (then for a column with no value at all)."""
     checks = [(np.isinf(table.X), "infinite value(s)", "remove or rescale them")]
     if nan_hint is not None:
         checks.append((np.isnan(table.X), "NaN value(s) (missing)", nan_hint))
+    else:
+        empty = np.flatnonzero(np.isnan(table.X).all(axis=0))
+        if empty.size:
+            column = table.columns[empty[0]]
+            named = f" ({table.names[empty[0]]!r})" if table.names is not None else ""
+            raise InputError(f"{path}: column {column}{named} has no value on any row; leave it "
+                             "out with --columns")
     for bad, what, hint in checks:
         if bad.any():
             row, column = np.argwhere(bad)[0]
@@ -188,9 +198,9 @@ def _key_text(value) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def _fields(line: str, delimiter: str) -> list:
+def _fields(line: str, delimiter: str, trailing: bool) -> list:
     fields = [field.strip() for field in line.split(delimiter)]
-    return fields[:-1] if len(fields) > 1 and not fields[-1] else fields
+    return fields[:-1] if trailing and len(fields) > 1 else fields
 
 
 def _is_number(text: str) -> bool:
