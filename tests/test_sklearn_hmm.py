@@ -104,6 +104,7 @@ def test_one_baum_welch_step_matches_hmmlearn(x64, family, covariance_type):
     assert ours.monitor_.history[0] == pytest.approx(ref.score(X, LENGTHS), rel=1e-3)
 
 
+@pytest.mark.slow
 def test_fit_from_random_start_never_lowers_the_objective_and_keeps_fixed_parts(x64):
     X, _, ours = pair("gaussian", "diag", np.random.default_rng(2))
     ours.set_params(init_params="mc", params="mc", n_iter=20, tol=0, random_state=0)
@@ -115,6 +116,7 @@ def test_fit_from_random_start_never_lowers_the_objective_and_keeps_fixed_parts(
     assert len(history) == 20 and np.all(np.diff(history) > -1e-8 * np.abs(history[1:]))
 
 
+@pytest.mark.slow
 def test_restarts_and_sample(x64):
     X, _, _ = pair("poisson", None, np.random.default_rng(3))
     model = PoissonHMM(2, n_init=3, random_state=0, n_iter=30).fit(X, LENGTHS)

@@ -42,6 +42,7 @@ class GaussianHMM(BaseHMMEstimator):
     """
 
     _emission_letters = {"m": "means_", "c": "covars_"}
+    _own_start = ("c",)
 
     def __init__(self, n_components=1, covariance_type="diag", min_covar=1e-3, startprob_prior=1.0,
                  transmat_prior=1.0, means_prior=0, means_weight=0, covars_prior=1e-2,

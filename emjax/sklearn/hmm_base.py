@@ -71,6 +71,8 @@ class BaseHMMEstimator(BaseEstimator):
 
     #: letter of ``params``/``init_params`` -> attribute, for the emission's parameters
     _emission_letters: dict = {}
+    #: letters whose start the subclass computes itself (not emjax's ``model.init``)
+    _own_start: tuple = ()
 
     # ------------------------------------------------------------------ subclass hooks
     def _check_X(self, X, fitting: bool):  # pragma: no cover - abstract
@@ -144,10 +146,13 @@ class BaseHMMEstimator(BaseEstimator):
 
     def _starting_params(self, model, data, key, X):
         """Starting parameters with a leading ``(n_init,)`` axis: the set attributes broadcast,
-        the others from emjax's own starts (``model.init``)."""
+        the others from emjax's own starts (``model.init``); None when all are emjax's."""
+        needs = [self._needs_init(letter, attribute) for letter, attribute in
+                 [("s", "startprob_"), ("t", "transmat_"), *self._emission_letters.items()]]
+        if all(needs) and not self._own_start:
+            return None  # emjax.fit draws every start itself (one program fewer to compile)
         drawn = None
-        if any(self._needs_init(letter, attribute) for letter, attribute in
-               [("s", "startprob_"), ("t", "transmat_"), *self._emission_letters.items()]):
+        if any(needs):
             drawn = jax.tree_util.tree_map(np.asarray, init_restarts(model, data, key, n_init=self.n_init))
 
         def pick(letter, attribute, own, engine_field):
