@@ -54,17 +54,39 @@ class Corpus:
 
 def as_corpus(data, name: str = "counts", require_counts: bool = True) -> Corpus:
     """A checked :class:`Corpus` from a dense ``(n_docs, n_words)`` count matrix (its non-zeros,
-    row-major) or a :class:`Corpus` (host-side: out-of-range indices and negative or fractional
+    row-major), a ``scipy.sparse`` one (its stored non-zeros, row-major) or a :class:`Corpus`
+    (host-side: out-of-range indices and negative or fractional
     counts raise, naming the first; so does a corpus without any positive count when
     ``require_counts``). A traced dense matrix (inside jit/vmap) has no static non-zeros: it
     becomes :func:`dense_corpus`, every entry a triplet."""
     if isinstance(data, Corpus):
         return _checked_triplets(data, name, require_counts)
+    if is_scipy_sparse(data):
+        return _sparse_corpus(data, name, require_counts)
     dense = as_count_array(data, name)
     if is_traced(dense):
         return dense_corpus(dense)
     docs, words = np.nonzero(np.asarray(dense))
     return _make(docs, words, np.asarray(dense)[docs, words], *dense.shape, dense.dtype, name,
+                 require_counts)
+
+
+def is_scipy_sparse(data) -> bool:
+    """True for a ``scipy.sparse`` matrix or array (what CountVectorizer returns), without
+    importing scipy."""
+    return type(data).__module__.startswith("scipy.sparse") and hasattr(data, "tocoo")
+
+
+def _sparse_corpus(matrix, name: str, require_counts: bool) -> Corpus:
+    """The stored non-zeros of a 2-D ``scipy.sparse`` count matrix (duplicates summed), in
+    row-major order as for a dense matrix; checked as dense counts are."""
+    if len(matrix.shape) != 2:
+        raise ValueError(f"{name} must be a 2-D (n_docs, n_words) matrix; got shape {matrix.shape}.")
+    coo = matrix.tocoo(copy=True)
+    coo.sum_duplicates()  # also sorts row-major
+    keep = coo.data != 0
+    count = as_count_array(np.asarray(coo.data[keep]), f"{name} (its stored values)", ndim=1)
+    return _make(coo.row[keep], coo.col[keep], count, *matrix.shape, count.dtype, name,
                  require_counts)
 
 
