@@ -1,11 +1,17 @@
-"""scikit-learn's own estimator checks over emjax.sklearn's mixtures.
+"""scikit-learn's own estimator checks over emjax.sklearn's mixtures (default instances).
 
-Each estimator compiles one program per data shape and dtype the checks use (rows are padded to a
-few bucket sizes, so most checks share programs: emjax/sklearn/row_buckets.py).
+Each estimator compiles one program per feature count and dtype the checks use (rows are padded
+to a few bucket sizes, so checks share programs: emjax/sklearn/row_buckets.py). Compiling is
+nearly all of this module's time, so its programs are compiled with XLA's optimisations mostly
+off (conftest's ``quick_compile``: about half the compile time, the same results).
 """
+import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from emjax.sklearn import BayesianGaussianMixture, GaussianMixture
+
+
+pytestmark = pytest.mark.usefixtures("quick_compile")
 
 
 def expected_failed_checks(estimator):

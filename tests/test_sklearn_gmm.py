@@ -3,7 +3,8 @@
 Parity runs both from the same starting parameters (GaussianMixture: weights_init, means_init,
 precisions_init; BayesianGaussianMixture: emjax's start copied into scikit-learn's fitted
 attributes, then ``warm_start``) for a fixed number of EM steps (``tol=0``), so the references are
-scikit-learn's own iterates, not converged points that any EM would share.
+scikit-learn's own iterates, not converged points that any EM would share. Programs are compiled
+with XLA's optimisations mostly off (conftest's ``quick_compile``): compiling is most of the time.
 """
 import warnings
 
@@ -21,6 +22,8 @@ from threadpoolctl import threadpool_limits
 
 import emjax
 from emjax.sklearn import BayesianGaussianMixture, ConvergenceWarning, GaussianMixture
+
+pytestmark = pytest.mark.usefixtures("quick_compile")
 
 COV_TYPES = ("full", "tied", "diag", "spherical")
 N_ITER = 12
