@@ -71,20 +71,31 @@ def quietly(fit):
 FITTED = ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_")
 
 
+def assert_fitted_match(ours, theirs, names=FITTED):
+    """Parameters equal to RTOL; precisions (inverses, ill-conditioned for a tight component) to
+    RTOL relative to their largest entry."""
+    for name in names:
+        mine, ref = np.asarray(getattr(ours, name)), np.asarray(getattr(theirs, name))
+        atol = RTOL * np.abs(ref).max() if name.startswith("precisions") else 1e-10
+        np.testing.assert_allclose(mine, ref, rtol=RTOL, atol=atol, err_msg=name)
+
+
 @pytest.mark.parametrize("cov_type", COV_TYPES)
-def test_fit_matches_sklearn_from_the_same_start(cov_type):
+def test_fit_matches_sklearn_from_the_same_start(cov_type, capsys):
     x = make_data()
     start = make_start(x, cov_type)
-    ours = GaussianMixture(3, covariance_type=cov_type, max_iter=N_ITER, tol=0.0, **start)
+    ours = GaussianMixture(3, covariance_type=cov_type, max_iter=N_ITER, tol=0.0, verbose=2,
+                           verbose_interval=5, **start)
     with pytest.warns(SkConvergenceWarning):  # tol=0 never converges; the warning is sklearn's too
         ours.fit(x)
+    printed = capsys.readouterr().out
+    assert f"Initialization 0: MAX_ITER after {N_ITER} iteration(s)" in printed
+    assert "  Iteration 10\t lower bound" in printed
     theirs = quietly(lambda: SkGMM(3, covariance_type=cov_type, max_iter=N_ITER, tol=0.0, **start).fit(x))
     # EM is still moving: one step fewer gives other parameters than the reference
     fewer = quietly(lambda: SkGMM(3, covariance_type=cov_type, max_iter=N_ITER - 1, tol=0.0, **start).fit(x))
     assert not np.allclose(fewer.means_, theirs.means_, rtol=1e-4)
-    for name in FITTED:
-        np.testing.assert_allclose(getattr(ours, name), getattr(theirs, name), rtol=RTOL, atol=1e-10,
-                                   err_msg=name)
+    assert_fitted_match(ours, theirs)
     assert ours.means_.dtype == np.float64 and ours.n_iter_ == theirs.n_iter_ == N_ITER
     assert not ours.converged_ and ours.restart_statuses_ == [emjax.Status.MAX_ITER]
     # lower_bound_ is the mean log-likelihood of the returned parameters; scikit-learn's is that
@@ -119,9 +130,7 @@ def test_integer_sample_weights_equal_repeated_rows():
     settings = dict(covariance_type="full", max_iter=N_ITER, tol=0.0, **start)
     weighted = quietly(lambda: GaussianMixture(3, **settings).fit(x, sample_weight=counts))
     repeated = quietly(lambda: SkGMM(3, **settings).fit(np.repeat(x, counts, axis=0)))
-    for name in FITTED:
-        np.testing.assert_allclose(getattr(weighted, name), getattr(repeated, name), rtol=RTOL,
-                                   atol=1e-10, err_msg=name)
+    assert_fitted_match(weighted, repeated)
 
 
 def copy_start_into_sklearn(ours, sk, x):
@@ -133,6 +142,7 @@ def copy_start_into_sklearn(ours, sk, x):
     return sk
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cov_type,prior_type", [("full", "dirichlet_process"),
                                                  ("tied", "dirichlet_distribution"),
                                                  ("diag", "dirichlet_process"),
@@ -148,10 +158,9 @@ def test_bayesian_fit_matches_sklearn_from_the_same_start(cov_type, prior_type):
     ours.set_params(warm_start=True, max_iter=N_ITER, tol=0.0)
     quietly(lambda: ours.fit(x))
     assert ours.n_iter_ == sk.n_iter_ == N_ITER
-    for name in ("weights_", "mean_precision_", "means_", "degrees_of_freedom_", "covariances_",
-                 "precisions_cholesky_", "mean_prior_", "covariance_prior_"):
-        np.testing.assert_allclose(getattr(ours, name), getattr(sk, name), rtol=RTOL, atol=1e-10,
-                                   err_msg=name)
+    assert_fitted_match(ours, sk, ("weights_", "mean_precision_", "means_", "degrees_of_freedom_",
+                                   "covariances_", "precisions_cholesky_", "mean_prior_",
+                                   "covariance_prior_"))
     np.testing.assert_allclose(np.asarray(ours.weight_concentration_),
                                np.asarray(sk.weight_concentration_), rtol=RTOL)
     for name in ("weight_concentration_prior_", "mean_precision_prior_", "degrees_of_freedom_prior_"):
@@ -171,6 +180,7 @@ def blobs(n=150, seed=0):
     return np.array([[0, 0], [6, 0], [0, 6]])[labels] + rng.normal(size=(n, 2)) + 100, labels
 
 
+@pytest.mark.slow
 def test_pipeline_clone_and_grid_search():
     x, labels = blobs()
     pipe = make_pipeline(StandardScaler(), GaussianMixture(3, random_state=0)).fit(x)
@@ -210,3 +220,18 @@ def test_float32_stays_float32_and_x64_is_restored():
 def test_warning_is_both_sklearns_and_emjaxs():
     assert issubclass(ConvergenceWarning, SkConvergenceWarning)
     assert issubclass(ConvergenceWarning, emjax.ConvergenceWarning)
+
+
+@pytest.mark.slow
+def test_missing_values_are_marginalized():
+    x, _ = blobs(seed=3)
+    holes = x.copy()
+    holes[::7, 0] = np.nan
+    gm = GaussianMixture(3, random_state=0, missing="marginalize").fit(holes)
+    assert gm.__sklearn_tags__().input_tags.allow_nan
+    complete = GaussianMixture(3, random_state=0).fit(x)
+    # the blobs are found with or without the holes, and rows with a hole get finite densities
+    np.testing.assert_allclose(np.sort(gm.means_[:, 1]), np.sort(complete.means_[:, 1]), atol=0.3)
+    assert np.isfinite(gm.score_samples(holes)).all() and gm.predict(holes[:7]).shape == (7,)
+    with pytest.raises(ValueError, match="NaN"):
+        GaussianMixture(3).fit(holes)
