@@ -1,5 +1,8 @@
 """scikit-learn's covariance attributes on the host (NumPy), in its four shapes.
 
+Computed once per fit from the fitted covariances (the engine's own Cholesky helpers are JAX
+functions: called eagerly they would compile for every new shape, seconds for a few small arrays).
+
 ``full``: ``(k, d, d)``; ``tied``: ``(d, d)``; ``diag``: ``(k, d)``; ``spherical``: ``(k,)``.
 The precision Cholesky factor is scikit-learn's: the upper-triangular ``U`` with
 :math:`\\Sigma^{-1} = U U^\\top`, i.e. :math:`U = L^{-\\top}` for :math:`\\Sigma = L L^\\top`.

@@ -3,6 +3,7 @@ used after it, sampling and the messages. Subclasses say which engine model they
 its parameters map to scikit-learn's fitted attributes."""
 from __future__ import annotations
 
+import abc
 import numbers
 import time
 import warnings
@@ -34,20 +35,22 @@ class ConvergenceWarning(EmjaxConvergenceWarning, SklearnConvergenceWarning):
     ``ConvergenceWarning`` and for emjax's alike."""
 
 
-class MixtureEstimator(DensityMixin, BaseEstimator):
+class MixtureEstimator(DensityMixin, BaseEstimator, metaclass=abc.ABCMeta):
     """Base of :class:`~emjax.sklearn.GaussianMixture` and
     :class:`~emjax.sklearn.BayesianGaussianMixture`; not for direct use."""
 
     # ----------------------------------------------------------------- to be provided
+    @abc.abstractmethod
     def _engine_model(self, n_features: int):
-        raise NotImplementedError
+        """The engine model (:mod:`emjax.models`) of the estimator's settings."""
 
+    @abc.abstractmethod
     def _engine_params(self):
         """Engine parameters of the fitted attributes."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _set_fitted_params(self, model, params) -> None:
-        raise NotImplementedError
+        """Fitted attributes from the engine's parameters (NumPy arrays)."""
 
     def _starting_params(self, model, x, weights, key, n_init):
         """Starting parameters with a leading restart axis, or None for the model's own."""
@@ -60,9 +63,9 @@ class MixtureEstimator(DensityMixin, BaseEstimator):
         """``lower_bound_`` = this times the engine's objective (a mean per unit weight)."""
         return 1.0
 
+    @abc.abstractmethod
     def _outputs(self, model, params, x):
         """``(score_samples, predict_proba, predict)`` of padded rows (a jitted function)."""
-        raise NotImplementedError
 
     # ----------------------------------------------------------------- fit
     def _check_settings(self) -> None:
