@@ -1,0 +1,16 @@
+"""scikit-learn estimators over emjax's engine: host-side shells, NumPy in and out.
+
+``from emjax.sklearn import GaussianMixture`` is a drop-in for ``sklearn.mixture.GaussianMixture``
+(same constructor arguments, fitted attributes and methods; see docs/guide/sklearn.md for what
+differs). Needs scikit-learn (``pip install emjax[sklearn]``); ``import emjax`` does not load it.
+"""
+try:
+    import sklearn  # noqa: F401
+except ImportError as error:  # pragma: no cover - depends on the environment
+    raise ImportError("emjax.sklearn needs scikit-learn: pip install 'emjax[sklearn]'.") from error
+
+from .bayesian_gaussian_mixture import BayesianGaussianMixture
+from .gaussian_mixture import GaussianMixture
+from .mixture_base import ConvergenceWarning
+
+__all__ = ["BayesianGaussianMixture", "ConvergenceWarning", "GaussianMixture"]

@@ -1,0 +1,71 @@
+"""scikit-learn's covariance attributes on the host (NumPy), in its four shapes.
+
+Computed once per fit from the fitted covariances (the engine's own Cholesky helpers are JAX
+functions: called eagerly they would compile for every new shape, seconds for a few small arrays).
+
+``full``: ``(k, d, d)``; ``tied``: ``(d, d)``; ``diag``: ``(k, d)``; ``spherical``: ``(k,)``.
+The precision Cholesky factor is scikit-learn's: the upper-triangular ``U`` with
+:math:`\\Sigma^{-1} = U U^\\top`, i.e. :math:`U = L^{-\\top}` for :math:`\\Sigma = L L^\\top`.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.linalg import solve_triangular
+
+
+def _per_matrix(fun, cov, covariance_type: str):
+    if covariance_type == "tied":
+        return fun(cov)
+    return np.stack([fun(c) for c in cov])
+
+
+def _chol_inverse_transposed(cov):
+    lower = np.linalg.cholesky(cov)
+    return solve_triangular(lower, np.eye(cov.shape[-1], dtype=cov.dtype), lower=True).T
+
+
+def precisions_cholesky(cov: np.ndarray, covariance_type: str) -> np.ndarray:
+    """``precisions_cholesky_`` of covariances ``cov``."""
+    if covariance_type in ("full", "tied"):
+        return _per_matrix(_chol_inverse_transposed, cov, covariance_type)
+    return 1.0 / np.sqrt(cov)
+
+
+def precisions_from_cholesky(prec_chol: np.ndarray, covariance_type: str) -> np.ndarray:
+    """``precisions_`` (:math:`U U^\\top`) from ``precisions_cholesky_``."""
+    if covariance_type in ("full", "tied"):
+        return _per_matrix(lambda u: u @ u.T, prec_chol, covariance_type)
+    return prec_chol**2
+
+
+def covariances_from_precisions(precisions: np.ndarray, covariance_type: str) -> np.ndarray:
+    """Covariances of given precisions (``precisions_init``), assumed checked."""
+    if covariance_type in ("full", "tied"):
+        return _per_matrix(lambda p: np.linalg.inv((p + p.T) / 2), precisions, covariance_type)
+    return 1.0 / precisions
+
+
+def check_precisions(precisions, covariance_type: str, k: int, d: int, name: str) -> np.ndarray:
+    """``precisions`` as a float64 array of scikit-learn's shape for ``covariance_type``,
+    symmetric positive definite (full/tied) or positive (diag/spherical); errors name ``name``."""
+    p = np.asarray(precisions, dtype=np.float64)
+    shape = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[covariance_type]
+    if p.shape != shape:
+        raise ValueError(f"{name} must have shape {shape} for covariance_type={covariance_type!r}, "
+                         f"n_components={k}, n_features={d}; got {p.shape}.")
+    if not np.all(np.isfinite(p)):
+        raise ValueError(f"{name} must be finite.")
+    if covariance_type in ("diag", "spherical"):
+        if (p <= 0).any():
+            raise ValueError(f"{name} must be positive; entry {np.argwhere(p <= 0)[0].tolist()} is "
+                             f"{p[tuple(np.argwhere(p <= 0)[0])]:.6g}.")
+        return p
+    for i, matrix in enumerate(p.reshape(-1, d, d)):
+        where = f"[{i}]" if covariance_type == "full" else ""
+        if not np.allclose(matrix, matrix.T, rtol=1e-10, atol=0):
+            raise ValueError(f"{name}{where} must be symmetric.")
+        smallest = float(np.linalg.eigvalsh(matrix)[0])
+        if smallest <= 0:
+            raise ValueError(f"{name}{where} must be positive definite; its smallest eigenvalue "
+                             f"is {smallest:.3g}.")
+    return p
