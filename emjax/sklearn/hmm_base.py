@@ -17,7 +17,7 @@ from ..fit import fit as fit_restarts
 from ..fit import init_restarts
 from ..models.hmm import HMMParams
 from ..status import Status, describe
-from .seeds import key_from_random_state
+from .random_state import key_from_random_state
 
 ALGORITHMS = ("viterbi", "map")
 IMPLEMENTATIONS = ("log", "scaling")

@@ -22,7 +22,7 @@ from ..fit import fit as fit_restarts
 from ..models.bayesian_network import BayesianNetwork as NetworkModel
 from ..models.bayesian_network import BNParams
 from ..status import Status, describe
-from .seeds import key_from_random_state
+from .random_state import key_from_random_state
 
 #: Most assignments of the queried variables :meth:`BayesianNetwork.query` enumerates.
 MAX_QUERY_ROWS = 1 << 20

@@ -17,7 +17,7 @@ from ..models.discrete_mixture_base import PSEUDO_COUNT
 from ..models.plsa import PLSA as PLSAModel
 from ..models.plsa import PLSAParams
 from ..status import Status, describe
-from .seeds import key_from_random_state
+from .random_state import key_from_random_state
 
 
 class PLSA(TransformerMixin, BaseEstimator):
