@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test verify bench install clean
+.PHONY: run test verify bench install doctest docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,5 +36,20 @@ bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]' || $(PY) -m pip install -q 'scikit-learn>=1.3' 'gmmx>=0.7' 'psutil>=5.9'
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
+# The docstring examples of emjax/ (every public name has one), run as doctests. __main__.py is
+# left out: importing it runs the command line.
+DOCS_STAMP := $(VENV)/.docs-installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[docs]'
+	rm -f $(VENV)/.docs-installed-* && touch $(DOCS_STAMP)
+
+doctest: $(STAMP)
+	$(PY) -m pytest --doctest-modules emjax --ignore=emjax/__main__.py -p no:cacheprovider
+
+# The documentation site (Sphinx + myst-nb: docs/guide, the notebooks as stored, never executed
+# here, and the API reference from the docstrings) into docs/_build/html; any warning fails it.
+docs: $(DOCS_STAMP) doctest
+	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache emjax-demo.png
+	rm -rf $(VENV) build *.egg-info .pytest_cache emjax-demo.png docs/_build docs/api/generated docs/notebooks

@@ -30,6 +30,16 @@ Cost: E-steps at :math:`\theta_1`, :math:`\theta'`, :math:`\theta''` (whose stat
 next cycle), and one more at :math:`\theta_2` on a fallback: 3 or 4 per cycle, one E-step per
 stage of an inner ``lax.while_loop`` (the E-step is compiled once). Under ``vmap`` a batch runs the
 fallback stage when any of its restarts needs it; each restart counts only its own E-steps.
+
+Examples:
+    >>> import emjax
+    >>> emjax.ACCELERATORS                                 # names accepted by accelerator=
+    ('squarem',)
+    >>> X = emjax.datasets.load_old_faithful()
+    >>> emjax.fit(emjax.GaussianMixture(2), X, 0, accelerator="squareem")
+    Traceback (most recent call last):
+    ...
+    ValueError: accelerator must be None (plain EM) or one of ('squarem',); got 'squareem'.
 """
 from __future__ import annotations
 

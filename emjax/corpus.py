@@ -26,6 +26,15 @@ class Corpus:
         word_index: int ``(nnz,)`` in ``0..n_words-1``.
         count: ``(nnz,)`` non-negative integer counts (stored as floats).
         n_docs, n_words: the matrix's shape (static).
+
+    Examples:
+        >>> import jax, numpy as np, emjax
+        >>> counts = np.random.default_rng(0).poisson(0.5, size=(30, 20))
+        >>> docs, words = np.nonzero(counts)                   # (doc, word, count) triplets
+        >>> corpus = emjax.Corpus(docs, words, counts[docs, words], n_docs=30, n_words=20)
+        >>> res = emjax.fit(emjax.PLSA(3), corpus, jax.random.key(0), n_init=2)
+        >>> res.params.doc_topic.shape
+        (30, 3)
     """
 
     def __init__(self, doc_index, word_index, count, n_docs: int, n_words: int):

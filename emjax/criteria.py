@@ -43,12 +43,32 @@ def aic_from(total_log_likelihood, n_parameters):
 
 
 def bic(model, params, data, weights=None):
-    """Bayesian information criterion of ``params`` on ``data`` (lower is better)."""
+    """Bayesian information criterion of ``params`` on ``data`` (lower is better).
+
+    Examples:
+        >>> import jax, emjax
+        >>> X = emjax.datasets.load_old_faithful()          # (272, 2): eruption, waiting time
+        >>> model = emjax.GaussianMixture(2)
+        >>> res = emjax.fit(model, X, jax.random.key(0), n_init=4)
+        >>> bic, aic = emjax.bic(model, res.params, X), emjax.aic(model, res.params, X)
+        >>> round(float(bic - aic), 1)                         # 11 free parameters x (log 272 - 2)
+        39.7
+    """
     ll, n = _total_log_likelihood(model, params, data, weights)
     return bic_from(ll, model.n_free_parameters(params), n)
 
 
 def aic(model, params, data, weights=None):
-    """Akaike information criterion of ``params`` on ``data`` (lower is better)."""
+    """Akaike information criterion of ``params`` on ``data`` (lower is better).
+
+    Examples:
+        >>> import jax, emjax
+        >>> X = emjax.datasets.load_old_faithful()          # (272, 2): eruption, waiting time
+        >>> model = emjax.GaussianMixture(2)
+        >>> res = emjax.fit(model, X, jax.random.key(0), n_init=4)
+        >>> aic, bic = emjax.aic(model, res.params, X), emjax.bic(model, res.params, X)
+        >>> bool(aic < bic)                                    # log(272) > 2 per free parameter
+        True
+    """
     ll, _ = _total_log_likelihood(model, params, data, weights)
     return aic_from(ll, model.n_free_parameters(params))

@@ -46,11 +46,35 @@ DECREASE_EPS_FACTOR = 256
 
 
 class ConvergenceWarning(UserWarning):
-    """The chosen fit stopped at ``max_iter`` before meeting ``tol``."""
+    """The chosen fit stopped at ``max_iter`` before meeting ``tol``.
+
+    Examples:
+        >>> import jax, emjax
+        >>> X = emjax.datasets.load_old_faithful()          # (272, 2): eruption, waiting time
+        >>> model = emjax.GaussianMixture(2)
+        >>> res = emjax.fit(model, X, jax.random.key(0), n_init=4)
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     one = emjax.em(model, res.params, X, max_iter=10, tol=0.0)   # stops at max_iter
+        >>> [w.category.__name__ for w in caught]
+        ['ConvergenceWarning']
+    """
 
 
 class FitError(RuntimeError):
-    """No usable parameters: every restart ended in a failure status."""
+    """No usable parameters: every restart ended in a failure status.
+
+    Examples:
+        >>> import jax, numpy as np, emjax
+        >>> X = np.repeat(np.eye(3, dtype=np.float32), 10, axis=0)   # 3 rows, 10 copies each
+        >>> model = emjax.GaussianMixture(3, regularization="sklearn", reg_covar=0.0)
+        >>> try:
+        ...     emjax.fit(model, X, jax.random.key(0), n_init=2)
+        ... except emjax.FitError as error:
+        ...     print(type(error).__name__)
+        FitError
+    """
 
 
 class EMResult(NamedTuple):
@@ -66,6 +90,17 @@ class EMResult(NamedTuple):
         history: ``(max_iter,)`` objective after each iteration, NaN past ``n_iter``.
         n_estep: E-step evaluations performed, the starting point's included (the honest
             measure of work: plain EM does ``n_iter + 1``, SQUAREM 3 or 4 per cycle).
+
+    Examples:
+        >>> import jax, emjax
+        >>> X = emjax.datasets.load_old_faithful()          # (272, 2): eruption, waiting time
+        >>> model = emjax.GaussianMixture(2)
+        >>> res = emjax.fit(model, X, jax.random.key(0), n_init=4)
+        >>> one = emjax.em(model, res.params, X, max_iter=10, tol=0.0, throw=False)
+        >>> one.history.shape, one.params.means.shape          # history: NaN past n_iter
+        ((10,), (2, 2))
+        >>> res.restarts.n_iter.shape                          # fit's restarts: (n_init,)
+        (4,)
     """
 
     params: Any
@@ -236,6 +271,17 @@ def em(model, params, data, weights=None, *, max_iter: int = 100, tol: float = 1
 
     Returns:
         :class:`EMResult`.
+
+    Examples:
+        >>> import jax, emjax
+        >>> X = emjax.datasets.load_old_faithful()          # (272, 2): eruption, waiting time
+        >>> model = emjax.GaussianMixture(2)
+        >>> res = emjax.fit(model, X, jax.random.key(0), n_init=4)
+        >>> again = emjax.em(model, res.params, X, max_iter=10, tol=0.0, throw=False)  # warm start
+        >>> emjax.Status(int(again.status)).name, int(again.n_iter)
+        ('MAX_ITER', 10)
+        >>> bool(again.objective >= res.objective - 1e-5)       # EM never lowers the objective
+        True
     """
     check_model(model, "em(model, params, data, weights=None, ...)")
     check_fit_options(max_iter=max_iter, tol=tol, chunk_size=chunk_size)

@@ -35,6 +35,16 @@ class FitResult(NamedTuple):
             for it.
         best_index: which restart won (``argmax`` of the objective over healthy restarts).
         restarts: an :class:`EMResult` whose fields have a leading ``(n_init,)`` axis.
+
+    Examples:
+        >>> import jax, emjax
+        >>> X = emjax.datasets.load_old_faithful()          # (272, 2): eruption, waiting time
+        >>> model = emjax.GaussianMixture(2)
+        >>> res = emjax.fit(model, X, jax.random.key(0), n_init=4)
+        >>> res.params.means.shape, res.restarts.objective.shape
+        ((2, 2), (4,))
+        >>> bool(res.objective == res.restarts.objective[res.best_index]), bool(res.converged)
+        (True, True)
     """
 
     params: Any
@@ -95,6 +105,15 @@ def fit(model, data, key, *, n_init: int = 1, weights=None, max_iter: int = 100,
 
     Returns:
         :class:`FitResult`.
+
+    Examples:
+        >>> import jax, emjax
+        >>> X = emjax.datasets.load_old_faithful()          # (272, 2): eruption, waiting time
+        >>> res = emjax.fit(emjax.GaussianMixture(2), X, jax.random.key(0), n_init=4)
+        >>> emjax.Status(int(res.status)).name, res.restarts.status.shape
+        ('CONVERGED', (4,))
+        >>> sorted(round(float(w), 2) for w in res.params.weights)
+        [0.36, 0.64]
     """
     args, static = _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_params,
                             accelerator)
@@ -108,6 +127,14 @@ def timed_fit(model, data, key, *, throw: bool = True, **options):
     """:func:`fit` with compilation and execution timed apart (host-side, concrete inputs).
 
     Returns ``(result, compile_seconds, run_seconds)``; ``options`` are :func:`fit`'s.
+
+    Examples:
+        >>> import jax, emjax
+        >>> X = emjax.datasets.load_old_faithful()          # (272, 2): eruption, waiting time
+        >>> res, compile_s, run_s = emjax.timed_fit(emjax.GaussianMixture(2), X, jax.random.key(0),
+        ...                                         n_init=4)
+        >>> compile_s > 0 and run_s > 0
+        True
     """
     options = {"n_init": 1, "weights": None, "max_iter": 100, "tol": 1e-3, "chunk_size": None,
                "init_params": None, "accelerator": None, **options}
@@ -259,7 +286,17 @@ def _starting_points(model, data, weights, key, n_init, init_batch):
 
 def init_restarts(model, data, key, *, n_init: int, weights=None):
     """The starting parameters :func:`fit` would use, with a leading ``(n_init,)`` axis, in the
-    data's units: inspect or perturb them and pass them back as ``fit(..., init_params=...)``."""
+    data's units: inspect or perturb them and pass them back as ``fit(..., init_params=...)``.
+
+    Examples:
+        >>> import jax, emjax
+        >>> X = emjax.datasets.load_old_faithful()          # (272, 2): eruption, waiting time
+        >>> model = emjax.GaussianMixture(2)
+        >>> starts = emjax.init_restarts(model, X, jax.random.key(0), n_init=4)
+        >>> starts.means.shape                                 # a leading (n_init,) axis
+        (4, 2, 2)
+        >>> # edit them, then: emjax.fit(model, X, jax.random.key(0), n_init=4, init_params=starts)
+    """
     args, static = _prepare(model, data, key, n_init, weights, 1, 0.0, None, None)
     data, weights, key, _, _, hyper = args
     return _init_jit(data, weights, key, hyper, model=static["model"], n_init=n_init,

@@ -45,6 +45,13 @@ def gem_ascent(objective: Callable, params, optimizer: optax.GradientTransformat
         :math:`\theta_t + 2^{-j}(\theta_1 - \theta_t)`, :math:`j = 1..` ``DAMPING_STEPS``, along the
         optimizer's first step :math:`\theta_1` (uphill for gradient-based optimizers); ``params``
         itself when none is higher. Never lowers ``objective`` by more than rounding.
+
+    Examples:
+        >>> import jax.numpy as jnp, optax, emjax
+        >>> q = lambda p: -jnp.sum((p - 3.0) ** 2)             # maximised at p = 3
+        >>> p = emjax.gem_ascent(q, jnp.zeros(2), optax.sgd(0.1), n_steps=50)
+        >>> p.round(3).tolist()
+        [3.0, 3.0]
     """
     value_and_grad = jax.value_and_grad(objective)
     uphill = lambda grad: jax.tree_util.tree_map(jnp.negative, grad)
@@ -93,6 +100,13 @@ def gem_m_step(expected_log_joint: Callable, optimizer: optax.GradientTransforma
     Returns:
         A function ``m_step(stats, params) -> params`` for a model's ``m_step``, ascending
         :math:`Q` with :func:`gem_ascent` (so it never lowers it).
+
+    Examples:
+        >>> import jax.numpy as jnp, optax, emjax
+        >>> q = lambda new, stats, old: -jnp.sum((new - stats) ** 2)   # Q maximised at new = stats
+        >>> m_step = emjax.gem_m_step(q, optax.sgd(0.1), n_steps=50)
+        >>> m_step(jnp.array([1.0, 2.0]), jnp.zeros(2)).round(3).tolist()
+        [1.0, 2.0]
     """
     def m_step(stats, params):
         return gem_ascent(lambda new: expected_log_joint(new, stats, params), params, optimizer,

@@ -44,7 +44,24 @@ PyTree = Any
 
 
 class Model:
-    """Base class with the defaults of the optional parts of the contract."""
+    """Base class with the defaults of the optional parts of the contract.
+
+    Examples:
+        >>> import jax.numpy as jnp, emjax
+        >>> from dataclasses import dataclass
+        >>> @dataclass(frozen=True)
+        ... class Mean(emjax.Model):                            # one mean, unit variance
+        ...     def init(self, key, data, weights):
+        ...         return jnp.zeros(data.shape[1:])
+        ...     def e_step(self, params, data, weights):
+        ...         loglik = -0.5 * jnp.sum(weights * jnp.sum((data - params) ** 2, axis=1))
+        ...         return (jnp.sum(weights), weights @ data), loglik
+        ...     def m_step(self, stats, params):
+        ...         return stats[1] / stats[0]
+        >>> res = emjax.fit(Mean(), jnp.array([[1.0], [3.0]]), 0, max_iter=5)
+        >>> res.params.tolist()
+        [2.0]
+    """
 
     def log_prior(self, params: PyTree) -> jnp.ndarray:
         """Log prior density of ``params`` up to a constant; the driver monitors loglik + this."""

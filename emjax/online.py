@@ -40,6 +40,15 @@ class OnlineState(NamedTuple):
 
     ``status`` is RUNNING while every update was usable; an update whose parameters are
     non-finite or degenerate is rejected and sets NONFINITE / DEGENERATE for good.
+
+    Examples:
+        >>> import jax, emjax
+        >>> X = emjax.datasets.load_old_faithful()          # (272, 2): eruption, waiting time
+        >>> import numpy as np
+        >>> online = emjax.OnlineEM(emjax.GaussianMixture(2), jax.random.key(0), data_size=len(X))
+        >>> online = online.partial_fit(np.array_split(X, 4)[0])
+        >>> int(online.state.step)                             # one mini-batch so far
+        1
     """
 
     params: Any
@@ -96,6 +105,18 @@ class OnlineEM:
         data_size: rows the statistics are scaled to (the dataset's size, so a model's prior
             weighs as in batch EM); by default each mini-batch's own total weight.
         init_params: optional starting parameters in the data's units.
+
+    Examples:
+        >>> import jax, emjax
+        >>> X = emjax.datasets.load_old_faithful()          # (272, 2): eruption, waiting time
+        >>> import numpy as np
+        >>> online = emjax.OnlineEM(emjax.GaussianMixture(2), jax.random.key(0), data_size=len(X))
+        >>> for batch in np.array_split(X, 4):
+        ...     online = online.partial_fit(batch)
+        >>> online.status.name, online.params.means.shape
+        ('RUNNING', (2, 2))
+        >>> bool(online.score(X) > -5.0)                        # mean log-likelihood per row
+        True
     """
 
     def __init__(self, model, key, *, kappa: float = 0.6, t0: float = 2.0,

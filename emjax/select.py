@@ -52,6 +52,17 @@ class SelectResult(NamedTuple):
             ``covariance_type``, ``bic``, ``aic``, ``icl``, ``log_likelihood`` (summed over rows),
             ``n_parameters``, ``n_iter``, ``status`` (names); scores are NaN for failed candidates.
         candidates: ``(model, params)`` of every row's best restart.
+
+    Examples:
+        >>> import jax, emjax
+        >>> X = emjax.datasets.load_old_faithful()          # (272, 2): eruption, waiting time
+        >>> grid = {"n_components": 3, "covariance_type": "full"}   # K = 1..3
+        >>> res = emjax.select(grid, X, jax.random.key(0), n_init=4)
+        >>> bool(res.table["bic"][res.index] == min(res.table["bic"]))
+        True
+        >>> model, params = res.candidates[res.index]
+        >>> model.n_components, params.means.shape
+        (2, (2, 2))
     """
 
     model: Any
@@ -98,6 +109,16 @@ def select(models_or_grid, data, key, *, n_init: int = 1, criterion: str = "bic"
 
     Returns:
         :class:`SelectResult`.
+
+    Examples:
+        >>> import jax, emjax
+        >>> X = emjax.datasets.load_old_faithful()          # (272, 2): eruption, waiting time
+        >>> grid = {"n_components": 3, "covariance_type": "full"}   # K = 1..3
+        >>> res = emjax.select(grid, X, jax.random.key(0), n_init=4)
+        >>> res.model.n_components, res.criterion              # K = 1, 2, 3 fitted in one program
+        (2, 'bic')
+        >>> [int(k) for k in res.table["n_components"]]
+        [1, 2, 3]
     """
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}; got {criterion!r}.")

@@ -124,6 +124,18 @@ def shard(data, mesh: Mesh, weights=None, *, axis: str = "data", model=None):
     Returns:
         ``(data, weights)`` as global ``jax.Array`` s (data: the validated pytree) sharded
         ``P(axis)``.
+
+    Examples:
+        >>> import jax, emjax
+        >>> X = emjax.datasets.load_old_faithful()          # (272, 2): eruption, waiting time
+        >>> from jax.sharding import AxisType
+        >>> mesh = jax.make_mesh((jax.device_count(),), ("data",), axis_types=(AxisType.Auto,))
+        >>> Xs, w = emjax.shard(X, mesh)                       # pads with weight-0 rows
+        >>> float(w.sum())
+        272.0
+        >>> res = emjax.fit(emjax.GaussianMixture(2), Xs, jax.random.key(0), weights=w, n_init=4)
+        >>> sorted(round(float(v), 2) for v in res.params.weights)
+        [0.36, 0.64]
     """
     if axis not in mesh.axis_names:
         raise ValueError(f"axis={axis!r} is not an axis of the mesh; its axes are {mesh.axis_names}.")

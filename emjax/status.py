@@ -10,6 +10,13 @@ class Status(enum.IntEnum):
     ``CONVERGED`` and ``MAX_ITER`` are healthy: their parameters are usable. The others mark a
     restart that stopped because something went wrong; the parameters it returns are the best
     healthy ones it saw before the failure, but it is never chosen as the best restart.
+
+    Examples:
+        >>> import emjax
+        >>> emjax.Status(1).name, int(emjax.Status.DEGENERATE)
+        ('CONVERGED', 5)
+        >>> [s.name for s in emjax.Status if s not in (emjax.Status.RUNNING,)]
+        ['CONVERGED', 'MAX_ITER', 'NONFINITE', 'DECREASED', 'DEGENERATE']
     """
 
     RUNNING = 0

@@ -46,6 +46,16 @@ class PassReport(NamedTuple):
         seconds: its wall time; rows_per_second: ``rows / seconds``.
         objective: best mean objective among healthy restarts (data units); NaN before EM.
         running: restarts still iterating.
+
+    Examples:
+        >>> import jax, emjax
+        >>> X = emjax.datasets.load_old_faithful()          # (272, 2): eruption, waiting time
+        >>> chunks = [X[:136], X[136:]]                        # row chunks, or a .npy path
+        >>> reports = []
+        >>> res = emjax.stream_fit(emjax.GaussianMixture(2), chunks, jax.random.key(0), n_init=4,
+        ...                        on_pass=reports.append)
+        >>> sorted({r.phase for r in reports}), reports[-1].rows
+        (['em', 'transform'], 272)
     """
 
     index: int
@@ -59,7 +69,17 @@ class PassReport(NamedTuple):
 
 
 def print_progress(report: PassReport, stream=None) -> None:
-    """An ``on_pass`` callback that prints one line per pass (to stderr by default)."""
+    """An ``on_pass`` callback that prints one line per pass (to stderr by default).
+
+    Examples:
+        >>> import jax, emjax
+        >>> X = emjax.datasets.load_old_faithful()          # (272, 2): eruption, waiting time
+        >>> chunks = [X[:136], X[136:]]                        # row chunks, or a .npy path
+        >>> import functools, sys
+        >>> res = emjax.stream_fit(emjax.GaussianMixture(2), chunks, jax.random.key(0), n_init=4,
+        ...                        on_pass=functools.partial(emjax.print_progress, stream=sys.stdout))
+        pass ... objective ... running ... M rows in ...
+    """
     print(f"pass {report.index:4d} {report.phase:9s} iter {report.iteration:4d}  "
           f"objective {report.objective: .6f}  running {report.running:5d}  "
           f"{report.rows / 1e6:8.2f} M rows in {report.seconds:7.2f} s "
@@ -94,6 +114,14 @@ def stream_fit(model, source, key, *, n_init: int = 1, init_params=None, max_ite
 
     Returns:
         :class:`emjax.FitResult`.
+
+    Examples:
+        >>> import jax, emjax
+        >>> X = emjax.datasets.load_old_faithful()          # (272, 2): eruption, waiting time
+        >>> chunks = [X[:136], X[136:]]                        # row chunks, or a .npy path
+        >>> res = emjax.stream_fit(emjax.GaussianMixture(2), chunks, jax.random.key(0), n_init=4)
+        >>> sorted(round(float(w), 2) for w in res.params.weights)
+        [0.36, 0.64]
     """
     check_fit_options(max_iter=max_iter, tol=tol, chunk_size=chunk_size, n_init=n_init)
     key = check_key(key, optional=init_params is not None)

@@ -53,6 +53,14 @@ class VBGMMParams(NamedTuple):
     covariances: ``(nu_k W_k)^{-1}`` in the usual covariance shapes.
     mean_prior: ``(d,)`` ``m_0``.   covariance_prior: ``W_0^{-1}``: ``(d, d)`` full/tied, ``(d,)``
     diag, scalar spherical.
+
+    Examples:
+        >>> import jax, emjax
+        >>> X = emjax.datasets.load_old_faithful()          # (272, 2): eruption, waiting time
+        >>> model = emjax.BayesianGaussianMixture(3, covariance_type="diag")
+        >>> params = emjax.init_restarts(model, X, jax.random.key(0), n_init=1)
+        >>> params.means.shape, params.degrees_of_freedom.shape    # a leading (n_init,) axis
+        ((1, 3, 2), (1, 3))
     """
 
     weight_concentration: jnp.ndarray
@@ -85,6 +93,15 @@ class BayesianGaussianMixture(Model):
 
     Unlike scikit-learn there is no ``reg_covar``: the Wishart prior keeps every covariance
     positive definite, and adding ``reg_covar`` would break the exact coordinate ascent.
+
+    Examples:
+        >>> import jax, emjax
+        >>> X = emjax.datasets.load_old_faithful()          # (272, 2): eruption, waiting time
+        >>> model = emjax.BayesianGaussianMixture(5)
+        >>> res = emjax.fit(model, X, jax.random.key(0), n_init=2, max_iter=200, tol=1e-4)
+        >>> weights = model.mixture_params(res.params).weights    # plug-in weights (weights_)
+        >>> int((weights > 0.05).sum())                        # the unneeded components empty out
+        2
     """
 
     n_components: int

@@ -51,7 +51,17 @@ INIT_UNIFORM_SHARE = 0.1
 
 
 class BNParams(NamedTuple):
-    """``tables[v]``: the CPT of variable ``v``, shape ``(*parent cardinalities, c_v)``."""
+    """``tables[v]``: the CPT of variable ``v``, shape ``(*parent cardinalities, c_v)``.
+
+    Examples:
+        >>> import jax, numpy as np, emjax
+        >>> net = emjax.BayesianNetwork({1: 0, 2: 0}, cardinalities=(2, 3, 3), latent=(0,))  # Z -> A, B
+        >>> truth = net.init(jax.random.key(1), None, np.ones(1, np.float32))   # random tables
+        >>> [t.shape for t in truth.tables]                   # (parent cardinalities..., own)
+        [(2,), (2, 3), (2, 3)]
+        >>> [float(t.sum(axis=-1).min().round(4)) for t in truth.tables]   # every row sums to one
+        [1.0, 1.0, 1.0]
+    """
 
     tables: tuple
 
@@ -70,6 +80,16 @@ class BayesianNetwork(Model):
         pseudo_count: Dirichlet pseudo-count ``a >= 0`` added to every expected count.
         max_elements_per_row: refuse networks whose exact contraction needs an intermediate larger
             than this many elements per row (E-step memory is about chunk rows x restarts x that).
+
+    Examples:
+        >>> import jax, numpy as np, emjax
+        >>> net = emjax.BayesianNetwork({1: 0, 2: 0}, cardinalities=(2, 3, 3), latent=(0,))  # Z -> A, B
+        >>> truth = net.init(jax.random.key(1), None, np.ones(1, np.float32))   # random tables
+        >>> X = np.array(net.sample(jax.random.key(2), truth, 500))
+        >>> X[:, 0] = -1                                       # Z is never observed
+        >>> res = emjax.fit(net, X, jax.random.key(0), n_init=4)
+        >>> [t.shape for t in res.params.tables]               # p(Z), p(A | Z), p(B | Z)
+        [(2,), (2, 3), (2, 3)]
     """
 
     structure: tuple

@@ -27,7 +27,15 @@ from .discrete_mixture_base import PSEUDO_COUNT, DiscreteMixture
 
 
 class BernoulliMixtureParams(NamedTuple):
-    """weights ``(k,)``, probs ``(k, d)``: probability of a 1 per component and feature."""
+    """weights ``(k,)``, probs ``(k, d)``: probability of a 1 per component and feature.
+
+    Examples:
+        >>> import jax.numpy as jnp, emjax
+        >>> params = emjax.BernoulliMixtureParams(weights=jnp.array([0.5, 0.5]),
+        ...                                       probs=jnp.array([[0.9, 0.9], [0.1, 0.1]]))
+        >>> emjax.BernoulliMixture(2).predict(params, jnp.array([[1.0, 1.0], [0.0, 0.0]])).tolist()
+        [0, 1]
+    """
 
     weights: jnp.ndarray
     probs: jnp.ndarray
@@ -35,21 +43,47 @@ class BernoulliMixtureParams(NamedTuple):
 
 class CategoricalMixtureParams(NamedTuple):
     """weights ``(k,)``, probs ``(k, f, c_max)``: ``probs[k, j, c]`` = P(feature j = c | k),
-    zero for ``c >= n_categories[j]``."""
+    zero for ``c >= n_categories[j]``.
+
+    Examples:
+        >>> import jax.numpy as jnp, emjax
+        >>> params = emjax.CategoricalMixtureParams(
+        ...     weights=jnp.array([0.5, 0.5]),
+        ...     probs=jnp.array([[[0.8, 0.1, 0.1]], [[0.1, 0.1, 0.8]]]))        # (k, features, categories)
+        >>> model = emjax.CategoricalMixture(2, n_categories=(3,))
+        >>> model.predict(params, jnp.array([[0], [2]])).tolist()
+        [0, 1]
+    """
 
     weights: jnp.ndarray
     probs: jnp.ndarray
 
 
 class MultinomialMixtureParams(NamedTuple):
-    """weights ``(k,)``, probs ``(k, v)``: outcome probabilities per component."""
+    """weights ``(k,)``, probs ``(k, v)``: outcome probabilities per component.
+
+    Examples:
+        >>> import jax.numpy as jnp, emjax
+        >>> params = emjax.MultinomialMixtureParams(weights=jnp.array([0.5, 0.5]),
+        ...                                         probs=jnp.array([[0.8, 0.2], [0.2, 0.8]]))
+        >>> emjax.MultinomialMixture(2).predict(params, jnp.array([[9, 1], [1, 9]])).tolist()
+        [0, 1]
+    """
 
     weights: jnp.ndarray
     probs: jnp.ndarray
 
 
 class PoissonMixtureParams(NamedTuple):
-    """weights ``(k,)``, rates ``(k, d)``: Poisson means per component and feature."""
+    """weights ``(k,)``, rates ``(k, d)``: Poisson means per component and feature.
+
+    Examples:
+        >>> import jax.numpy as jnp, emjax
+        >>> params = emjax.PoissonMixtureParams(weights=jnp.array([0.5, 0.5]),
+        ...                                     rates=jnp.array([[1.0], [10.0]]))
+        >>> emjax.PoissonMixture(2).predict(params, jnp.array([[0], [12]])).tolist()
+        [0, 1]
+    """
 
     weights: jnp.ndarray
     rates: jnp.ndarray
@@ -63,6 +97,14 @@ class BernoulliMixture(DiscreteMixture):
         n_components: number of components ``K``.
         pseudo_count: ``a`` of the Dirichlet(1 + a) weights prior and the Beta(1 + a, 1 + a)
             prior of every probability.
+
+    Examples:
+        >>> import jax, numpy as np, emjax
+        >>> rng = np.random.default_rng(0)
+        >>> binary = (rng.uniform(size=(200, 6)) < [0.9, 0.9, 0.9, 0.1, 0.1, 0.1]).astype(np.float32)
+        >>> res = emjax.fit(emjax.BernoulliMixture(2), binary, jax.random.key(0), n_init=2)
+        >>> res.params.weights.shape, res.params.probs.shape
+        ((2,), (2, 6))
     """
 
     n_components: int
@@ -96,6 +138,14 @@ class PoissonMixture(DiscreteMixture):
         n_components: number of components ``K``.
         pseudo_count: ``a > 0`` of the Dirichlet(1 + a) weights prior and the Gamma(1 + a, a)
             (shape, rate) prior of every rate.
+
+    Examples:
+        >>> import jax, numpy as np, emjax
+        >>> rng = np.random.default_rng(0)
+        >>> counts = np.concatenate([rng.poisson(2.0, (300, 1)), rng.poisson(20.0, (300, 1))])
+        >>> res = emjax.fit(emjax.PoissonMixture(2), counts, jax.random.key(0), n_init=4)
+        >>> sorted(round(float(r)) for r in res.params.rates[:, 0])
+        [2, 20]
     """
 
     n_components: int
@@ -141,6 +191,13 @@ class MultinomialMixture(DiscreteMixture):
     Args:
         n_components: number of components ``K``.
         pseudo_count: ``a`` of the Dirichlet(1 + a) priors on the weights and every component.
+
+    Examples:
+        >>> import jax, numpy as np, emjax
+        >>> counts = np.random.default_rng(0).poisson(4.0, size=(200, 5))    # count vectors
+        >>> res = emjax.fit(emjax.MultinomialMixture(2), counts, jax.random.key(0), n_init=2)
+        >>> res.params.probs.sum(axis=1).round(3).tolist()      # outcome probabilities per component
+        [1.0, 1.0]
     """
 
     n_components: int
@@ -179,6 +236,15 @@ class CategoricalMixture(DiscreteMixture):
         n_components: number of classes ``K``.
         n_categories: categories of each feature, e.g. ``(3, 2, 5)``.
         pseudo_count: ``a`` of the Dirichlet(1 + a) priors on the weights and every table row.
+
+    Examples:
+        >>> import jax, numpy as np, emjax
+        >>> codes = np.random.default_rng(0).integers(3, size=(200, 2))   # 2 features, 3 values
+        >>> codes[0, 1] = -1                                   # -1: missing
+        >>> model = emjax.CategoricalMixture(2, n_categories=(3, 3))
+        >>> res = emjax.fit(model, codes, jax.random.key(0), n_init=2)
+        >>> res.params.probs.shape                             # (k, features, categories)
+        (2, 2, 3)
     """
 
     n_components: int

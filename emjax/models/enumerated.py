@@ -46,6 +46,22 @@ class EnumeratedMixture(Model):
     The functions are compared by identity: create the model once and reuse it, so that equal
     shapes reuse one compiled program. Data may be an array or a pytree of arrays sharing the
     row axis (e.g. ``(inputs, targets)``).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, numpy as np, optax, emjax
+        >>> from jax.scipy.special import gammaln
+        >>> def log_joint(params, x, z):                       # a Poisson mixture: log p(x, z)
+        ...     rate = jnp.exp(params["log_rates"][z])
+        ...     log_weight = jax.nn.log_softmax(params["logits"])[z]
+        ...     return log_weight + x * jnp.log(rate) - rate - gammaln(x + 1)
+        >>> init = lambda key, x, w: {"logits": jnp.zeros(2), "log_rates": jnp.array([0.0, 2.0])}
+        >>> model = emjax.EnumeratedMixture(log_joint, init, n_states=2, optimizer=optax.adam(0.1))
+        >>> rng = np.random.default_rng(0)
+        >>> counts = rng.poisson([2.0, 9.0], size=(100, 2)).ravel().astype(np.float32)
+        >>> res = emjax.fit(model, counts, jax.random.key(0), max_iter=200, tol=1e-6)
+        >>> rates = jnp.sort(jnp.exp(res.params["log_rates"]))
+        >>> bool(jnp.all(jnp.abs(rates - jnp.array([2.0, 9.0])) < 1.5))
+        True
     """
 
     log_joint: Callable

@@ -61,7 +61,16 @@ PSEUDO_COUNT = 1e-3
 
 class GMMParams(NamedTuple):
     """weights ``(k,)``, means ``(k, d)``, covariances (full ``(k,d,d)``, tied ``(d,d)``,
-    diag ``(k,d)``, spherical ``(k,)``), as in scikit-learn."""
+    diag ``(k,d)``, spherical ``(k,)``), as in scikit-learn.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, emjax
+        >>> params = emjax.GMMParams(weights=jnp.array([0.5, 0.5]), means=jnp.array([[0.0], [3.0]]),
+        ...                          covariances=jnp.ones((2, 1)))                 # diag: (k, d)
+        >>> model = emjax.GaussianMixture(2, covariance_type="diag")
+        >>> model.posterior(params, jnp.array([[1.5]])).round(2).tolist()   # halfway: equal odds
+        [[0.5, 0.5]]
+    """
 
     weights: jnp.ndarray
     means: jnp.ndarray
@@ -84,6 +93,17 @@ class GaussianMixture(Model):
         missing: "error" (NaN in the data is refused) or "marginalize" (NaN marks a missing
             value; each row is scored on its observed coordinates and the E-step uses the
             conditional moments of the missing ones).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, emjax
+        >>> params = emjax.GMMParams(weights=jnp.array([0.5, 0.5]), means=jnp.array([[0.0], [3.0]]),
+        ...                          covariances=jnp.ones((2, 1)))                 # diag: (k, d)
+        >>> model = emjax.GaussianMixture(2, covariance_type="diag")
+        >>> model.predict(params, jnp.array([[0.1], [2.9]])).tolist()
+        [0, 1]
+        >>> x, labels = model.sample(jax.random.key(0), params, 5)
+        >>> x.shape, labels.shape
+        ((5, 1), (5,))
     """
 
     n_components: int

@@ -49,7 +49,19 @@ PSEUDO_COUNT = 1e-3
 
 
 class HMMParams(NamedTuple):
-    """initial ``(k,)``, transitions ``(k, k)`` (row = from), emission parameters."""
+    """initial ``(k,)``, transitions ``(k, k)`` (row = from), emission parameters.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, emjax
+        >>> truth = emjax.HMMParams(
+        ...     initial=jnp.array([0.5, 0.5]), transitions=jnp.array([[0.95, 0.05], [0.05, 0.95]]),
+        ...     emission=emjax.GaussianEmissionParams(means=jnp.array([[-2.0], [2.0]]),
+        ...                                           covariances=jnp.full((2, 1), 0.25)))
+        >>> model = emjax.GaussianHMM(2, covariance_type="diag")
+        >>> x, states = model.sample(jax.random.key(0), truth, n_steps=200, n_sequences=3)
+        >>> model.posterior(truth, x).shape                    # state marginals (s, t, k)
+        (3, 200, 2)
+    """
 
     initial: jnp.ndarray
     transitions: jnp.ndarray
@@ -80,6 +92,21 @@ class HMM(Model):
             (:mod:`emjax.inference.hmm_scaled`, fast, default) rather than the log-space one per
             sequence (``False``: exact even where one step's likelihood ratio between states
             underflows the dtype). ``parallel=True`` always uses log space.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, emjax
+        >>> truth = emjax.HMMParams(
+        ...     initial=jnp.array([0.5, 0.5]), transitions=jnp.array([[0.95, 0.05], [0.05, 0.95]]),
+        ...     emission=emjax.GaussianEmissionParams(means=jnp.array([[-2.0], [2.0]]),
+        ...                                           covariances=jnp.full((2, 1), 0.25)))
+        >>> model = emjax.GaussianHMM(2, covariance_type="diag")
+        >>> x, states = model.sample(jax.random.key(0), truth, n_steps=200, n_sequences=3)
+        >>> x.shape, states.shape                              # (sequences, steps, features)
+        ((3, 200, 1), (3, 200))
+        >>> res = emjax.fit(model, x, jax.random.key(1), n_init=2)
+        >>> bool((model.predict(res.params, x) == states).mean() > 0.95    # up to label switching
+        ...      or (model.predict(res.params, x) != states).mean() > 0.95)
+        True
     """
 
     n_states: int
@@ -296,22 +323,57 @@ class HMM(Model):
 
 
 def GaussianHMM(n_states: int, covariance_type: str = "full", **options) -> HMM:
-    """``HMM(n_states, emission="gaussian", covariance_type=..., **options)``."""
+    """``HMM(n_states, emission="gaussian", covariance_type=..., **options)``.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, emjax
+        >>> truth = emjax.HMMParams(
+        ...     initial=jnp.array([0.5, 0.5]), transitions=jnp.array([[0.95, 0.05], [0.05, 0.95]]),
+        ...     emission=emjax.GaussianEmissionParams(means=jnp.array([[-2.0], [2.0]]),
+        ...                                           covariances=jnp.full((2, 1), 0.25)))
+        >>> model = emjax.GaussianHMM(2, covariance_type="diag")
+        >>> x, states = model.sample(jax.random.key(0), truth, n_steps=200, n_sequences=3)
+        >>> model.emission, model.covariance_type
+        ('gaussian', 'diag')
+        >>> bool((model.predict(truth, x) == states).mean() > 0.95)   # Viterbi with the true parameters
+        True
+    """
     return HMM(n_states, emission="gaussian", covariance_type=covariance_type, **options)
 
 
 def CategoricalHMM(n_states: int, n_categories, **options) -> HMM:
-    """``HMM(n_states, emission="categorical", n_categories=..., **options)``."""
+    """``HMM(n_states, emission="categorical", n_categories=..., **options)``.
+
+    Examples:
+        >>> import emjax
+        >>> model = emjax.CategoricalHMM(3, n_categories=(4, 2))   # two features: 4 and 2 categories
+        >>> model == emjax.HMM(3, emission="categorical", n_categories=(4, 2)), model.emission
+        (True, 'categorical')
+    """
     return HMM(n_states, emission="categorical", n_categories=n_categories, **options)
 
 
 def PoissonHMM(n_states: int, **options) -> HMM:
-    """``HMM(n_states, emission="poisson", **options)``."""
+    """``HMM(n_states, emission="poisson", **options)``.
+
+    Examples:
+        >>> import emjax
+        >>> model = emjax.PoissonHMM(3)                       # counts; fit it with emjax.fit
+        >>> model == emjax.HMM(3, emission="poisson"), model.emission
+        (True, 'poisson')
+    """
     return HMM(n_states, emission="poisson", **options)
 
 
 def BernoulliHMM(n_states: int, **options) -> HMM:
-    """``HMM(n_states, emission="bernoulli", **options)``."""
+    """``HMM(n_states, emission="bernoulli", **options)``.
+
+    Examples:
+        >>> import emjax
+        >>> model = emjax.BernoulliHMM(3)                     # 0/1 features; fit it with emjax.fit
+        >>> model == emjax.HMM(3, emission="bernoulli"), model.emission
+        (True, 'bernoulli')
+    """
     return HMM(n_states, emission="bernoulli", **options)
 
 

@@ -30,19 +30,44 @@ INIT_PSEUDO_COUNT = 1.0
 
 
 class CategoricalEmissionParams(NamedTuple):
-    """probs ``(k, f, c_max)``: feature ``j``'s category probabilities, zero past ``c_j``."""
+    """probs ``(k, f, c_max)``: feature ``j``'s category probabilities, zero past ``c_j``.
+
+    Examples:
+        >>> import jax.numpy as jnp, emjax
+        >>> params = emjax.HMMParams(jnp.array([0.5, 0.5]), jnp.array([[0.9, 0.1], [0.1, 0.9]]),
+        ...     emjax.CategoricalEmissionParams(jnp.array([[[0.9, 0.1]], [[0.1, 0.9]]])))
+        >>> model = emjax.CategoricalHMM(2, n_categories=(2,))
+        >>> model.predict(params, jnp.array([[[0], [0], [1], [1]]])).tolist()
+        [[0, 0, 1, 1]]
+    """
 
     probs: jnp.ndarray
 
 
 class PoissonEmissionParams(NamedTuple):
-    """rates ``(k, d)``."""
+    """rates ``(k, d)``.
+
+    Examples:
+        >>> import jax.numpy as jnp, emjax
+        >>> params = emjax.HMMParams(jnp.array([0.5, 0.5]), jnp.array([[0.9, 0.1], [0.1, 0.9]]),
+        ...                          emjax.PoissonEmissionParams(rates=jnp.array([[1.0], [10.0]])))
+        >>> emjax.PoissonHMM(2).predict(params, jnp.array([[[0], [1], [11], [9]]])).tolist()
+        [[0, 0, 1, 1]]
+    """
 
     rates: jnp.ndarray
 
 
 class BernoulliEmissionParams(NamedTuple):
-    """probs ``(k, d)``: probability of a 1."""
+    """probs ``(k, d)``: probability of a 1.
+
+    Examples:
+        >>> import jax.numpy as jnp, emjax
+        >>> params = emjax.HMMParams(jnp.array([0.5, 0.5]), jnp.array([[0.9, 0.1], [0.1, 0.9]]),
+        ...                          emjax.BernoulliEmissionParams(probs=jnp.array([[0.1], [0.9]])))
+        >>> emjax.BernoulliHMM(2).predict(params, jnp.array([[[0.0], [0.0], [1.0], [1.0]]])).tolist()
+        [[0, 0, 1, 1]]
+    """
 
     probs: jnp.ndarray
 

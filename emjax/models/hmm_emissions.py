@@ -29,7 +29,19 @@ INIT_SAMPLE = 4096
 
 class GaussianEmissionParams(NamedTuple):
     """means ``(k, d)`` and covariances in scikit-learn's shapes (full ``(k, d, d)``, tied
-    ``(d, d)``, diag ``(k, d)``, spherical ``(k,)``)."""
+    ``(d, d)``, diag ``(k, d)``, spherical ``(k,)``).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, emjax
+        >>> truth = emjax.HMMParams(
+        ...     initial=jnp.array([0.5, 0.5]), transitions=jnp.array([[0.95, 0.05], [0.05, 0.95]]),
+        ...     emission=emjax.GaussianEmissionParams(means=jnp.array([[-2.0], [2.0]]),
+        ...                                           covariances=jnp.full((2, 1), 0.25)))
+        >>> model = emjax.GaussianHMM(2, covariance_type="diag")
+        >>> x, states = model.sample(jax.random.key(0), truth, n_steps=200, n_sequences=3)
+        >>> model.log_prob(truth, x).shape                     # log p(sequence), one per sequence
+        (3,)
+    """
 
     means: jnp.ndarray
     covariances: jnp.ndarray

@@ -8,7 +8,21 @@ import jax.numpy as jnp
 import numpy as np
 
 class Sequences(NamedTuple):
-    """A batch of sequences: ``x`` ``(s, t, ...)`` padded to ``t`` steps and ``lengths`` ``(s,)``."""
+    """A batch of sequences: ``x`` ``(s, t, ...)`` padded to ``t`` steps and ``lengths`` ``(s,)``.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, emjax
+        >>> truth = emjax.HMMParams(
+        ...     initial=jnp.array([0.5, 0.5]), transitions=jnp.array([[0.95, 0.05], [0.05, 0.95]]),
+        ...     emission=emjax.GaussianEmissionParams(means=jnp.array([[-2.0], [2.0]]),
+        ...                                           covariances=jnp.full((2, 1), 0.25)))
+        >>> model = emjax.GaussianHMM(2, covariance_type="diag")
+        >>> x, states = model.sample(jax.random.key(0), truth, n_steps=200, n_sequences=3)
+        >>> lengths = jnp.array([200, 150, 90])                 # steps past a length are padding
+        >>> res = emjax.fit(model, (x, lengths), jax.random.key(1), n_init=2)
+        >>> model.predict(res.params, (x, lengths))[2, 90:].tolist() == [-1] * 110
+        True
+    """
 
     x: Any
     lengths: Any

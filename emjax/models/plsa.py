@@ -53,7 +53,15 @@ from ..xla_options import jit
 
 
 class PLSAParams(NamedTuple):
-    """doc_topic ``(n_docs, K)``: P(z | d); topic_word ``(K, n_words)``: P(w | z)."""
+    """doc_topic ``(n_docs, K)``: P(z | d); topic_word ``(K, n_words)``: P(w | z).
+
+    Examples:
+        >>> import jax.numpy as jnp, emjax
+        >>> params = emjax.PLSAParams(doc_topic=jnp.array([[1.0, 0.0]]),
+        ...                           topic_word=jnp.array([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]]))
+        >>> (params.doc_topic @ params.topic_word).tolist()     # P(w|d) of the one document
+        [[0.5, 0.5, 0.0]]
+    """
 
     doc_topic: jnp.ndarray
     topic_word: jnp.ndarray
@@ -70,6 +78,16 @@ class PLSA(Model):
         n_topics: number of topics ``K``.
         beta: tempering exponent in ``(0, 1]`` (1: plain EM).
         pseudo_count: ``a`` of the Dirichlet(1 + a) priors on every P(z | d) and P(w | z).
+
+    Examples:
+        >>> import jax, numpy as np, emjax
+        >>> counts = np.random.default_rng(0).poisson(0.5, size=(30, 20))   # (documents, vocabulary)
+        >>> plsa = emjax.PLSA(n_topics=3)
+        >>> res = emjax.fit(plsa, counts, jax.random.key(0), n_init=2)
+        >>> res.params.doc_topic.shape, res.params.topic_word.shape       # P(z|d), P(w|z)
+        ((30, 3), (3, 20))
+        >>> plsa.transform(res.params, counts[:4]).shape       # fold-in of new documents
+        (4, 3)
     """
 
     n_topics: int
