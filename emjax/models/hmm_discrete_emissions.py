@@ -18,13 +18,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import discrete_validation as checks
+from ..components import PSEUDO_COUNT
 from ..components import discrete as dc
-from ..validation import feature_mismatch
+from ..validation import check_param_shape
 from . import seeding
 from .hmm_sequences import component_major
 
-#: Prior pseudo-count c (in observations) of the discrete emissions' conjugate priors.
-PSEUDO_COUNT = 1e-3
 #: Pseudo-count of the starting M-step (Laplace smoothing): starting probabilities stay positive.
 INIT_PSEUDO_COUNT = 1.0
 
@@ -73,12 +72,8 @@ def _kmeans_responsibilities(key, features, weights, k):
 
 
 def _check_shape(params, field, shape, family):
-    got = tuple(np.shape(getattr(params, field)))
-    if got != shape:
-        lead = feature_mismatch(shape[-1], got[-1]) if (
-            family != "categorical" and len(got) == 2 and got[0] == shape[0]) else ""
-        raise ValueError(f"{lead}params.emission.{field} must have shape {shape} for {family} "
-                         f"emissions; got {got}.")
+    check_param_shape(getattr(params, field), shape, f"params.emission.{field}",
+                      f"{family} emissions", features_last=family != "categorical")
 
 
 class _StepMajorViews:
