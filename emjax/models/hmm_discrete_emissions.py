@@ -46,10 +46,6 @@ class BernoulliEmissionParams(NamedTuple):
     probs: jnp.ndarray
 
 
-def _identity_transform(x, weights):
-    return x, None, jnp.zeros((), weights.dtype)
-
-
 def _validate_steps(convert, x, lengths):
     """``convert`` every real step of ``x`` ``(s, t, f)`` (padding filled with 0); on an error,
     repeat it per sequence so the message names ``data[s]`` and the step within it."""
@@ -76,9 +72,20 @@ def _check_shape(params, field, shape, family):
                       f"{family} emissions", features_last=family != "categorical")
 
 
-class _StepMajorViews:
-    """Step-major forms of a discrete emission's component-major ``log_density`` and ``stats``
-    (the scaled HMM E-step works on ``(t, s, k)`` arrays)."""
+class _DiscreteEmission:
+    """What the discrete emissions share: no standardisation (the data are counts, codes or
+    bits), and step-major forms of their component-major ``log_density`` and ``stats`` (the
+    scaled HMM E-step works on ``(t, s, k)`` arrays)."""
+
+    @staticmethod
+    def standardize(x, weights):
+        """The data unchanged, no transform, log-Jacobian 0."""
+        return x, None, jnp.zeros((), weights.dtype)
+
+    def to_standard(self, params, transform):
+        return params
+
+    from_standard = to_standard
 
     def log_density_steps(self, params, x):
         """``(n, k)`` log-densities, step-major."""
@@ -90,7 +97,7 @@ class _StepMajorViews:
 
 
 @dataclasses.dataclass(frozen=True)
-class CategoricalEmission(_StepMajorViews):
+class CategoricalEmission(_DiscreteEmission):
     """One or several categorical features; ``n_categories[j]`` symbols for feature ``j``."""
 
     n_categories: tuple
@@ -128,13 +135,6 @@ class CategoricalEmission(_StepMajorViews):
         logits = jnp.where(params.probs > 0, jnp.log(jnp.where(params.probs > 0, params.probs, 1)), -jnp.inf)
         return jax.random.categorical(key, logits[states]).astype(jnp.int32)
 
-    standardize = staticmethod(_identity_transform)
-
-    def to_standard(self, params, transform):
-        return params
-
-    from_standard = to_standard
-
     def validate(self, x, lengths):
         return _validate_steps(lambda a, name: checks.as_category_array(a, self.n_categories, name),
                                x, lengths)
@@ -151,7 +151,7 @@ class CategoricalEmission(_StepMajorViews):
 
 
 @dataclasses.dataclass(frozen=True)
-class PoissonEmission(_StepMajorViews):
+class PoissonEmission(_DiscreteEmission):
     """Independent Poisson counts per feature."""
 
     regularization: str = "prior"
@@ -185,13 +185,6 @@ class PoissonEmission(_StepMajorViews):
         rates = jnp.asarray(params.rates)
         return jax.random.poisson(key, rates[states]).astype(rates.dtype)
 
-    standardize = staticmethod(_identity_transform)
-
-    def to_standard(self, params, transform):
-        return params
-
-    from_standard = to_standard
-
     def validate(self, x, lengths):
         return _validate_steps(checks.as_count_array, x, lengths)
 
@@ -206,7 +199,7 @@ class PoissonEmission(_StepMajorViews):
 
 
 @dataclasses.dataclass(frozen=True)
-class BernoulliEmission(_StepMajorViews):
+class BernoulliEmission(_DiscreteEmission):
     """Independent binary features."""
 
     regularization: str = "prior"
@@ -239,13 +232,6 @@ class BernoulliEmission(_StepMajorViews):
     def sample(self, key, params, states):
         probs = jnp.asarray(params.probs)
         return jax.random.bernoulli(key, probs[states]).astype(probs.dtype)
-
-    standardize = staticmethod(_identity_transform)
-
-    def to_standard(self, params, transform):
-        return params
-
-    from_standard = to_standard
 
     def validate(self, x, lengths):
         return _validate_steps(checks.as_binary_array, x, lengths)
