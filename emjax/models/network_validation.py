@@ -59,5 +59,4 @@ def check_tables(tables, shapes, parents) -> None:
                           f"the cardinalities of parents {parents[v]}, then of variable {v}")
         check_probabilities(table, f"params.tables[{v}]", row_hint=(
             f" Rows run over the last axis (variable {v}'s categories) and are indexed by the "
-            f"values of its parents {parents[v]}."
-            if parents[v] else ""))
+            f"values of its parents {parents[v]}."))
