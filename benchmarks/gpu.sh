@@ -7,7 +7,8 @@
 #
 # Needs a jax with CUDA (pip install -U "jax[cuda12]==<the installed jax version>") in the
 # interpreter named by $PYTHON (default: .venv/bin/python, else python3). Writes
-# benchmarks/RESULTS-gpu.md and benchmarks/results-gpu.jsonl.
+# benchmarks/results/<UTC date-time>_<commit>_<gpu>_gpu.jsonl and renders them into
+# benchmarks/RESULTS-gpu.md (which replaces the hand-written page: keep it with --no-report).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}"

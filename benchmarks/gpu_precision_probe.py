@@ -2,7 +2,7 @@
 
 Run on a CUDA machine: `python benchmarks/gpu_precision_probe.py` (pass any argument for a small CPU
 smoke run; CPU supports only HIGHEST/DEFAULT/BF16x6, the others report FAILED). Results for an H200
-are in gpu-h200/precision-probe-2026-11-26.txt and RESULTS-gpu.md.
+are in results/2026-11-26-0405_3885ce3_h200_precision-probe.txt and RESULTS-gpu.md.
 """
 import functools, importlib, sys, time
 sys.path.insert(0, "benchmarks")

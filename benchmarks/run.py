@@ -6,10 +6,12 @@ Usage::
     python benchmarks/run.py --scale small --workloads W1,W5    # a smoke run of a few seconds
     python benchmarks/run.py --libraries emjax,sklearn --out /tmp/bench
 
-Every (workload, library) pair gives one JSON line in ``<out>/results.jsonl`` (``results-<scale>``
-for scales other than full), written as soon as it is measured; a library that fails to import
-or to run gives a line with ``"status": "failed"`` and the reason. ``RESULTS.md`` is written from
-the lines of this run at the end.
+Every (workload, library) pair gives one JSON line in
+``<out>/results/<UTC date-time>_<commit>_<machine>_<scope>.jsonl`` (machine: ``cpu<cores>`` or
+the GPU's name, e.g. ``h200``; scope: the scale, then the workloads unless all ran), written as soon as it is measured; a library that fails to import
+or to run gives a line with ``"status": "failed"`` and the reason. ``<out>/RESULTS.md``
+(``RESULTS-<scale>.md`` for scales other than full) is rendered from the lines of this run at the
+end (``report.py``). ``<out>`` is ``benchmarks/`` unless ``--out`` names another folder.
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from scoring import gmm_flops_per_iteration, hmm_flops_per_iteration, load_avera
 
 LIBRARIES = ("emjax", "sklearn", "gmmx", "pomegranate", "hmmlearn", "hmmlearn_scaling", "dynamax")
 MIXTURE_LIBRARIES = ("emjax", "sklearn", "gmmx", "pomegranate")
+ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W4R", "W5", "W6")
 DIST = {"emjax": "emjax", "sklearn": "scikit-learn", "gmmx": "gmmx", "pomegranate": "pomegranate",
         "hmmlearn": "hmmlearn", "dynamax": "dynamax",
         "jax": "jax", "jaxlib": "jaxlib", "numpy": "numpy", "torch": "torch", "scipy": "scipy"}
@@ -41,11 +44,12 @@ DIST = {"emjax": "emjax", "sklearn": "scikit-learn", "gmmx": "gmmx", "pomegranat
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--workloads", default="W1,W2,W3,W4,W4R,W5,W6", help="comma-separated, e.g. W1,W5")
+    p.add_argument("--workloads", default=",".join(ALL_WORKLOADS), help="comma-separated, e.g. W1,W5")
     p.add_argument("--scale", default="full", choices=("small", "full", "gpu"))
     p.add_argument("--libraries", default=",".join(LIBRARIES), help="comma-separated subset of "
                    + ",".join(LIBRARIES))
-    p.add_argument("--out", default=HERE, help="folder for RESULTS.md and the JSON lines")
+    p.add_argument("--out", default=HERE, help="folder for RESULTS.md; the JSON lines go to its "
+                   "results/ subfolder")
     p.add_argument("--repeats", type=int, default=3, help="timed runs after the warm-up (median)")
     p.add_argument("--peer-budget", type=float, default=30.0,
                    help="seconds a host-looping peer (sklearn, pomegranate) may spend per timed run "
@@ -102,6 +106,19 @@ def machine() -> dict:
         except (OSError, subprocess.SubprocessError):
             pass
     return info
+
+
+def run_file_name(header: dict, started: datetime.datetime, workloads) -> str:
+    """``<UTC date-time>_<commit>_<machine>_<scope>.jsonl``, e.g.
+    ``2026-11-26-1116_300ff79_cpu2_full.jsonl``: ``+dirty`` after a commit with uncommitted
+    changes in emjax/; the scope is the scale, followed by the workloads when not all ran
+    (``full-W2-W3``)."""
+    git, info = header["git"], header["machine"]
+    scope = "-".join([header["scale"]] + ([] if set(ALL_WORKLOADS) <= set(workloads) else [w for w in ALL_WORKLOADS if w in workloads]))
+    commit = (git.get("commit") or "unknown") + ("+dirty" if git.get("emjax_dirty") else "")
+    gpu = info.get("gpu", "").split(",")[0].split()
+    where = gpu[-1].lower() if info.get("jax_backend") == "gpu" and gpu else f"cpu{info.get('cpu_count')}"
+    return f"{started:%Y-%m-%d-%H%M}_{commit}_{where}_{scope}.jsonl"
 
 
 def git_state() -> dict:
@@ -212,11 +229,14 @@ def measure_memory(lib, w, args):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    os.makedirs(args.out, exist_ok=True)
     suffix = "" if args.scale == "full" else f"-{args.scale}"
-    jsonl = os.path.join(args.out, f"results{suffix}.jsonl")
     started = datetime.datetime.now(datetime.timezone.utc)
     records = []
+    header = dict(kind="run", scale=args.scale, started=started.isoformat(timespec="seconds"),
+                  machine=machine(), versions=versions(), git=git_state(), argv=sys.argv[1:],
+                  load_avg=os.getloadavg())
+    os.makedirs(os.path.join(args.out, "results"), exist_ok=True)
+    jsonl = os.path.join(args.out, "results", run_file_name(header, started, args.workloads))
 
     def emit(rec):
         records.append(rec)
@@ -229,9 +249,6 @@ def main(argv=None) -> int:
             print(json.dumps(brief, default=float), flush=True)
 
     open(jsonl, "w").close()
-    header = dict(kind="run", scale=args.scale, started=started.isoformat(timespec="seconds"),
-                  machine=machine(), versions=versions(), git=git_state(), argv=sys.argv[1:],
-                  load_avg=os.getloadavg())
     header["matmul"] = matmul_rate()
     emit(header)
 
@@ -275,8 +292,9 @@ def main(argv=None) -> int:
     if not args.no_report:
         import report
         path = os.path.join(args.out, f"RESULTS{suffix}.md")
+        link = lambda p: os.path.relpath(p, args.out)
         with open(path, "w") as f:
-            f.write(report.render(records))
+            f.write(report.render(records, link(jsonl), link(report.ANALYSIS)))
         print(f"wrote {path} and {jsonl}")
     return 0
 

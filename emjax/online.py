@@ -21,14 +21,13 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from .chunking import choose_chunk_size, chunked_sum, n_rows
 from .driver import failure_status
 from .model import check_streamable
 from .status import Status
-from .tree import tree_select
-from .validation import prepare_inputs
+from .tree import row_signature, row_signature_difference, tree_select
+from .validation import check_nonnegative_number, prepare_inputs
 from .xla_options import jit
 
 
@@ -63,8 +62,7 @@ def check_schedule(kappa, t0) -> None:
     if not isinstance(kappa, numbers.Real) or not 0.5 < kappa <= 1:
         raise ValueError(f"kappa must be in (0.5, 1] (steps (t + t0)^-kappa must sum to infinity "
                          f"while their squares stay finite); got {kappa!r}.")
-    if not isinstance(t0, numbers.Real) or not np.isfinite(t0) or t0 < 0:
-        raise ValueError(f"t0 must be a finite number >= 0; got {t0!r}.")
+    check_nonnegative_number(t0, "t0")
 
 
 def online_update(model, state: OnlineState, data, weights, *, kappa: float, t0: float,
@@ -140,10 +138,11 @@ class OnlineEM:
             if self.init_params is not None:
                 self.model.validate_params(self.init_params, data)
             self.state = _start(self.model, self.key, data, weights, self.init_params)
-            self._rows = _row_signature(data)
-        elif _row_signature(data) != self._rows:
-            raise ValueError(f"data: this mini-batch has {_describe(_row_signature(data))}; "
-                             f"the first had {_describe(self._rows)}.")
+            self._rows = row_signature(data)
+        elif (difference := row_signature_difference(row_signature(data), self._rows)):
+            what, this, first = difference
+            raise ValueError(f"data: this mini-batch has the {what} {this}; the first had the "
+                             f"{what} {first}. Every mini-batch needs the same {what}.")
         self.state = _update(self.model, self.state, data, weights, **self.schedule)
         return self
 
@@ -171,21 +170,6 @@ class OnlineEM:
     def _check_started(self):
         if self.state is None:
             raise RuntimeError("OnlineEM has seen no data yet: call partial_fit first.")
-
-
-def _row_signature(data):
-    """What every mini-batch must share: the structure (a Corpus's shape included) and each
-    array's row shape and dtype."""
-    leaves, tree = jax.tree_util.tree_flatten(data)
-    return tree, tuple((a.shape[1:], a.dtype) for a in leaves)
-
-
-def _describe(signature) -> str:
-    tree, rows = signature
-    if jax.tree_util.treedef_is_leaf(tree):
-        (shape, dtype), = rows
-        return f"rows of shape {shape} and dtype {dtype}"
-    return f"the structure {tree}, row shapes and dtypes {[(s, str(d)) for s, d in rows]}"
 
 
 @functools.partial(jit, static_argnames="model")

@@ -9,7 +9,6 @@ reads the same rows (count and total weight).
 """
 from __future__ import annotations
 
-import numbers
 import os
 from collections.abc import Iterator
 
@@ -18,8 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .chunking import n_rows
-from .tree import float_dtype
-from .validation import check_weights
+from .tree import float_dtype, row_signature, row_signature_difference
+from .validation import check_positive_int, check_weights
 
 #: Elements per host chunk when the source is an array or a file (64 MiB of float32).
 DEFAULT_HOST_CHUNK = 1 << 24
@@ -29,15 +28,15 @@ class SourceError(ValueError):
     """The data source cannot be read, or changed while a streamed fit was reading it."""
 
 
-def check_rows_per_chunk(rows_per_chunk) -> None:
-    if rows_per_chunk is not None and (not isinstance(rows_per_chunk, numbers.Integral)
-                                       or isinstance(rows_per_chunk, bool) or rows_per_chunk < 1):
-        raise ValueError(f"rows_per_chunk must be a positive integer or None; got {rows_per_chunk!r}.")
+def host_step(row_shape, rows_per_chunk) -> int:
+    """Rows per host chunk: ``rows_per_chunk``, or by default :data:`DEFAULT_HOST_CHUNK` elements'
+    worth of rows of shape ``row_shape`` (at least 1024 rows)."""
+    return rows_per_chunk or max(1024, DEFAULT_HOST_CHUNK // max(1, int(np.prod(row_shape))))
 
 
 def chunk_iterable(source, rows_per_chunk):
     """A function returning a fresh iterator over the chunks of ``source``."""
-    check_rows_per_chunk(rows_per_chunk)
+    check_positive_int(rows_per_chunk, "rows_per_chunk", optional=True)
     if isinstance(source, (str, os.PathLike)):
         return NpyFile(source, rows_per_chunk)
     if isinstance(source, (list, tuple)):
@@ -51,8 +50,7 @@ def chunk_iterable(source, rows_per_chunk):
     rows = jax.tree_util.tree_leaves(source)[0]
     if rows.ndim == 0:
         raise ValueError("source must be an array of rows; got a 0-d array.")
-    per_row = max(1, int(np.prod(rows.shape[1:])))
-    step = rows_per_chunk or max(1024, DEFAULT_HOST_CHUNK // per_row)
+    step = host_step(rows.shape[1:], rows_per_chunk)
     take = lambda i: jax.tree_util.tree_map(lambda a: a[i:i + step], source)
     return lambda: (take(i) for i in range(0, rows.shape[0], step))
 
@@ -83,8 +81,7 @@ class NpyFile:
                                   f"{_describe(layout)}; the first pass read {_describe(self.layout)}. "
                                   "A streamed fit needs the same rows in every pass.")
             shape, dtype, fortran, offset = layout[:4]
-            per_row = max(1, int(np.prod(shape[1:])))
-            step = self.rows_per_chunk or max(1024, DEFAULT_HOST_CHUNK // per_row)
+            step = host_step(shape[1:], self.rows_per_chunk)
             for start in range(0, shape[0], step):
                 yield self._read(file, start, min(step, shape[0] - start), shape, dtype, fortran, offset)
 
@@ -214,21 +211,13 @@ class ChunkReader:
 
     def _check_signature(self, where, raw):
         """Every chunk has the first one's structure, row shape and dtype (before conversion)."""
-        leaves, tree = jax.tree_util.tree_flatten(raw)
-        signature = (tree, [(np.shape(a)[1:], np.asarray(a).dtype) for a in leaves])
+        signature = row_signature(raw)
         if self.signature is None:
             self.signature = signature
-            return
-        if tree != self.signature[0]:
-            raise ValueError(f"{where} is {tree}; the first chunk is {self.signature[0]}: every "
-                             "chunk needs the same structure (e.g. a Corpus of the same shape).")
-        for (shape, dtype), (first_shape, first_dtype) in zip(signature[1], self.signature[1]):
-            if shape != first_shape:
-                raise ValueError(f"{where} has rows of shape {shape}; the first chunk's rows have "
-                                 f"shape {first_shape}: every chunk needs the same feature count.")
-            if dtype != first_dtype:
-                raise ValueError(f"{where} has dtype {dtype}; the first chunk has {first_dtype}: "
-                                 "every chunk needs the same dtype.")
+        elif (difference := row_signature_difference(signature, self.signature)):
+            what, this, first = difference
+            raise ValueError(f"{where} has the {what} {this}; the first chunk has the {what} "
+                             f"{first}: every chunk needs the same {what}.")
 
 
 def _padded(x, w, rows):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def all_finite(tree) -> jnp.ndarray:
@@ -35,3 +36,24 @@ def float_dtype(tree):
         if jnp.issubdtype(x.dtype, jnp.floating):
             return x.dtype
     return jnp.result_type(float)
+
+
+def row_signature(data) -> tuple:
+    """What every chunk or mini-batch of one fit shares: the pytree structure (a Corpus's shape
+    included) and each leaf's row shape (all axes but the first) and dtype."""
+    leaves, structure = jax.tree_util.tree_flatten(data)
+    dtype = lambda a: a.dtype if hasattr(a, "dtype") else np.asarray(a).dtype
+    return structure, tuple((tuple(np.shape(a)[1:]), dtype(a)) for a in leaves)
+
+
+def row_signature_difference(signature, first) -> tuple | None:
+    """The first way ``signature`` differs from ``first`` (both :func:`row_signature`) as
+    ``(what, this, first's)``, e.g. ``("row shape", (4,), (3,))``; None when they agree."""
+    if signature[0] != first[0]:
+        return "structure", signature[0], first[0]
+    several = len(signature[1]) > 1
+    for i, (this, then) in enumerate(zip(signature[1], first[1])):
+        for what, a, b in zip(("row shape", "dtype"), this, then):
+            if a != b:
+                return (f"{what} of leaf {i}" if several else what), a, b
+    return None

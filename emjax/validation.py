@@ -115,8 +115,7 @@ def check_fit_options(*, max_iter, tol, chunk_size, n_init=1) -> None:
     """Static options shared by :func:`emjax.em` and :func:`emjax.fit`."""
     check_positive_int(max_iter, "max_iter")
     check_positive_int(n_init, "n_init")
-    if chunk_size is not None and (not _is_int(chunk_size) or chunk_size < 1):
-        raise ValueError(f"chunk_size must be a positive integer or None; got {chunk_size!r}.")
+    check_positive_int(chunk_size, "chunk_size", optional=True)
     if not is_traced(tol):
         t = np.asarray(tol) if isinstance(tol, (numbers.Real, np.ndarray, jax.Array)) else None
         if t is None or t.dtype.kind not in "iuf" or t.shape != () or not np.isfinite(t) or t < 0:
@@ -127,10 +126,22 @@ def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def check_positive_int(value, name: str) -> None:
+def is_positive_int(value) -> bool:
     """``value`` is a Python/NumPy integer >= 1 (not a bool)."""
-    if not _is_int(value) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+    return _is_int(value) and value >= 1
+
+
+def check_positive_int(value, name: str, *, optional: bool = False) -> None:
+    """Raises unless :func:`is_positive_int` (or, with ``optional``, ``value`` is None)."""
+    if not (is_positive_int(value) or (optional and value is None)):
+        raise ValueError(f"{name} must be a positive integer{' or None' if optional else ''}; "
+                         f"got {value!r}.")
+
+
+def check_nonnegative_number(value, name: str) -> None:
+    """``value`` is a finite real number >= 0."""
+    if not isinstance(value, numbers.Real) or not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0; got {value!r}.")
 
 
 def check_model(model, call: str) -> None:
@@ -215,17 +226,25 @@ def check_enough_rows(weights, n_components: int) -> None:
 
 
 def check_param_shapes(params, expected: dict, context: str, hints: dict | None = None) -> None:
-    """Every ``params.<name>`` has the shape ``expected[name]``; ``context`` names the model's
-    settings in the message (e.g. "n_components=3, n_features=2"), ``hints[name]`` (optional)
-    is appended. ``means`` (last axis: features) that differ from the data's feature count only
-    are reported as such."""
+    """Every ``params.<name>`` has the shape ``expected[name]`` (:func:`check_param_shape`, with
+    ``means`` holding the features on its last axis); ``context`` names the model's settings in
+    the message (e.g. "n_components=3, n_features=2"), ``hints[name]`` (optional) is appended."""
     for name, shape in expected.items():
-        got = tuple(np.shape(getattr(params, name)))
-        if got != shape:
-            lead = feature_mismatch(shape[-1], got[-1]) if (
-                name == "means" and len(got) == len(shape) and got[:-1] == shape[:-1]) else ""
-            raise ValueError(f"{lead}params.{name} must have shape {shape} for {context}; got "
-                             f"{got}.{(hints or {}).get(name, '')}")
+        check_param_shape(getattr(params, name), shape, f"params.{name}", context,
+                          features_last=name == "means", hint=(hints or {}).get(name, ""))
+
+
+def check_param_shape(value, shape: tuple, name: str, context: str, *,
+                      features_last: bool = False, hint: str = "") -> None:
+    """Raises unless ``value`` has ``shape``: "``name`` must have shape ``shape`` for ``context``;
+    got ...". With ``features_last`` (the last axis counts the data's features), a value that
+    differs only there is reported first as data and parameters with different feature counts."""
+    got = tuple(np.shape(value))
+    if got == tuple(shape):
+        return
+    lead = feature_mismatch(shape[-1], got[-1]) if (
+        features_last and len(got) == len(shape) and got[:-1] == tuple(shape[:-1])) else ""
+    raise ValueError(f"{lead}{name} must have shape {tuple(shape)} for {context}; got {got}.{hint}")
 
 
 def feature_mismatch(n_data: int, n_params: int) -> str:
@@ -237,23 +256,34 @@ def feature_mismatch(n_data: int, n_params: int) -> str:
 SUM_TOLERANCE = 1e-4
 
 
-def check_probabilities(p, name: str) -> None:
-    """Host-side: ``p`` finite, non-negative, summing to 1 over its last axis (within
-    :data:`SUM_TOLERANCE`); a 1-D ``p`` is one distribution (e.g. mixture weights)."""
+def check_probabilities(p, name: str, *, normalized: bool = True, row_hint: str = "") -> None:
+    """Host-side: ``p`` finite, non-negative and, when ``normalized``, summing to 1 over its last
+    axis (within :data:`SUM_TOLERANCE`); a 1-D ``p`` is one distribution (e.g. mixture weights).
+    Errors name ``name``, how many entries fail and the first (index and value); ``row_hint``
+    (e.g. what indexes the rows of a table) is appended to a row-sum error."""
     p = np.asarray(p, np.float64)
-    if not np.all(np.isfinite(p)):
-        raise ValueError(f"{name} must be finite; the first bad entry is at index "
-                         f"{_index(np.argwhere(~np.isfinite(p))[0])}.")
-    if (p < 0).any():
-        i = tuple(int(j) for j in np.argwhere(p < 0)[0])
-        raise ValueError(f"{name} must be non-negative; entry {_index(i)} is {p[i]:.6g}.")
+    _check_entries(~np.isfinite(p), p, name, "finite")
+    _check_entries(p < 0, p, name, "non-negative")
+    if not normalized:
+        return
     sums = p.sum(axis=-1)
     bad = np.abs(sums - 1) > SUM_TOLERANCE
     if bad.any():
         if p.ndim == 1:
             raise ValueError(f"{name} must sum to 1; it sums to {float(sums):.6g}.")
         row = _index(np.argwhere(bad)[0])
-        raise ValueError(f"{name}: every row must sum to 1; row {row} sums to {sums[row]:.6g}.")
+        count = int(bad.sum())
+        raise ValueError(f"{name}: every row must sum to 1; row {row} sums to {sums[row]:.6g} "
+                         f"({count} such row{'' if count == 1 else 's'}).{row_hint}")
+
+
+def _check_entries(bad, p, name: str, what: str) -> None:
+    """Raises "``name`` must be ``what``" naming the count and the first entry where ``bad``."""
+    if bad.any():
+        i = _index(np.argwhere(bad)[0])
+        count = int(bad.sum())
+        raise ValueError(f"{name} must be {what}; entry {i} is {p[i]:.6g} ({count} such "
+                         f"entr{'y' if count == 1 else 'ies'}).")
 
 
 def _index(i):

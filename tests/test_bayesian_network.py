@@ -318,5 +318,5 @@ def test_bad_tables():
     with pytest.raises(ValueError, match="sequence of 5 tables"):
         emjax.em(TINY, BNParams(tuple(good[:4])), data)
     unnormalised = good[:1] + [np.full((2, 3), 0.5)] + good[2:]
-    with pytest.raises(ValueError, match=r"params.tables\[1\] rows must sum to 1.*\(0,\) sums to 1.5"):
+    with pytest.raises(ValueError, match=r"params.tables\[1\]: every row must sum to 1; row 0 sums to 1.5.*parents \(0,\)"):
         emjax.em(TINY, BNParams(tuple(unnormalised)), data)

@@ -26,7 +26,8 @@ def test_bench_small_run_writes_finite_results(tmp_path):
          "--libraries", "emjax,sklearn", "--repeats", "1", "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = [json.loads(line) for line in (tmp_path / "results-small.jsonl").read_text().splitlines()]
+    raw, = (tmp_path / "results").glob("*_small-W1-W5.jsonl")  # <date-time>_<commit>_<machine>_<scope>
+    lines = [json.loads(line) for line in raw.read_text().splitlines()]
 
     head = [r for r in lines if r["kind"] == "run"]
     assert len(head) == 1
@@ -50,3 +51,5 @@ def test_bench_small_run_writes_finite_results(tmp_path):
 
     report = (tmp_path / "RESULTS-small.md").read_text()
     assert "### W1" in report and "### W5" in report and "RESULTS-gpu.md" in report
+    assert f"](results/{raw.name})" in report  # the page links its raw lines ...
+    assert "analysis.md)" in report and "**Noise.**" not in report  # ... and the notes, uncopied

@@ -207,7 +207,7 @@ def test_bayesian_network_posterior_and_sample_check_their_inputs():
         model.posterior(params, np.array([[0, 3]]))
     with pytest.raises(ValueError, match=r"one column per variable \(2\)"):
         model.log_prob(params, data[:, :1])
-    with pytest.raises(ValueError, match=r"params.tables\[1\] rows must sum to 1"):
+    with pytest.raises(ValueError, match=r"params.tables\[1\]: every row must sum to 1"):
         model.log_prob(params._replace(tables=(params.tables[0], params.tables[1] * 2)), data)
     with pytest.raises(ValueError, match="n must be a positive integer"):
         model.sample(KEY, params, 0)

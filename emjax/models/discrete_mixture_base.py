@@ -14,7 +14,6 @@ so every component begins halfway between one data point and the overall mean.
 from __future__ import annotations
 
 import abc
-import numbers
 
 import jax
 import jax.numpy as jnp
@@ -22,15 +21,14 @@ import numpy as np
 from jax.scipy.special import logsumexp
 
 from ..chunking import choose_chunk_size, chunked_sum
+from ..components import PSEUDO_COUNT  # noqa: F401  (re-exported: the mixtures' default)
 from ..components import discrete as dc
 from ..model import Model
 from ..validation import (
-    check_enough_rows, check_probabilities, checked_post_fit_data, feature_mismatch,
+    check_enough_rows, check_nonnegative_number, check_param_shape, check_positive_int,
+    check_probabilities, checked_post_fit_data,
 )
 from . import seeding
-
-#: Default pseudo-count ``a`` (in observations) of every prior.
-PSEUDO_COUNT = 1e-3
 
 
 class DiscreteMixture(Model, abc.ABC):
@@ -41,12 +39,8 @@ class DiscreteMixture(Model, abc.ABC):
     """
 
     def __post_init__(self):
-        k = self.n_components
-        if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
-            raise ValueError(f"n_components must be a positive integer; got {k!r}.")
-        a = self.pseudo_count
-        if not isinstance(a, numbers.Real) or not np.isfinite(a) or a < 0:
-            raise ValueError(f"pseudo_count must be a finite number >= 0; got {a!r}.")
+        check_positive_int(self.n_components, "n_components")
+        check_nonnegative_number(self.pseudo_count, "pseudo_count")
 
     # ----------------------------------------------------------------- family hooks
     @abc.abstractmethod
@@ -141,20 +135,12 @@ class DiscreteMixture(Model, abc.ABC):
             raise TypeError(f"params must be {self.params_type.__name__}{names}; got "
                             f"{type(params).__name__}.")
         expected = ((self.n_components,), (self.n_components, *self._emission_shape(data)))
+        context = f"n_components={self.n_components} and data of shape {tuple(data.shape)}"
         for name, value, shape in zip(names, params, expected):
-            got = tuple(np.shape(value))
-            if got != shape:
-                lead = feature_mismatch(shape[-1], got[-1]) if (
-                    name != "weights" and len(got) == 2 == len(shape) and got[0] == shape[0]) else ""
-                raise ValueError(f"{lead}params.{name} must have shape {shape} for n_components="
-                                 f"{self.n_components} and data of shape {tuple(data.shape)}; got "
-                                 f"{got}.")
+            check_param_shape(value, shape, f"params.{name}", context,
+                              features_last=name != "weights" and len(shape) == 2)
         check_probabilities(params[0], f"params.{names[0]}")
-        emission = np.asarray(params[1], np.float64)
-        if not np.all(np.isfinite(emission)) or (emission < 0).any():
-            i = tuple(int(j) for j in np.argwhere(~np.isfinite(emission) | (emission < 0))[0])
-            raise ValueError(f"params.{names[1]} must be finite and non-negative; entry {i} is "
-                             f"{emission[i]}.")
+        check_probabilities(params[1], f"params.{names[1]}", normalized=False)
 
     def work_per_row(self, data) -> int:
         return 4 * self.n_components + 2 * int(np.prod(self._emission_shape(data)))

@@ -16,14 +16,15 @@ The shared machinery (weights, inference, EM, initialisation, checks) is
 from __future__ import annotations
 
 import dataclasses
-import numbers
 from typing import NamedTuple
 
 import jax.numpy as jnp
 
 from ..components import discrete as dc
+from ..components import PSEUDO_COUNT
 from ..discrete_validation import as_binary_array, as_category_array, as_count_array
-from .discrete_mixture_base import PSEUDO_COUNT, DiscreteMixture
+from ..validation import is_positive_int
+from .discrete_mixture_base import DiscreteMixture
 
 
 class BernoulliMixtureParams(NamedTuple):
@@ -255,8 +256,7 @@ class CategoricalMixture(DiscreteMixture):
     def __post_init__(self):
         super().__post_init__()
         cats = self.n_categories
-        if not isinstance(cats, tuple) or not cats or not all(
-                isinstance(c, numbers.Integral) and not isinstance(c, bool) and c >= 1 for c in cats):
+        if not isinstance(cats, tuple) or not cats or not all(is_positive_int(c) for c in cats):
             raise ValueError("n_categories must be a non-empty tuple of positive integers (one per "
                              f"feature); got {cats!r}.")
 

@@ -31,21 +31,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..components import PSEUDO_COUNT
 from ..inference import hmm as inference
 from ..inference import hmm_scaled
 from ..model import Model
 from .hmm_discrete_emissions import BernoulliEmission, CategoricalEmission, PoissonEmission
 from .hmm_emissions import GaussianEmission
 from ..tree import is_traced
-from ..validation import check_key, check_positive_int, check_probabilities, checked_post_fit_data
+from ..validation import (
+    check_key, check_nonnegative_number, check_positive_int, check_probabilities,
+    checked_post_fit_data, is_positive_int,
+)
 from .hmm_sequences import Sequences, as_sequences, flat_steps, host_sequences, time_major_steps
 
 REGULARIZATIONS = ("prior", "none")
 INIT_METHODS = ("kmeans++", "random_from_data")
 PARTS = ("initial", "transitions", "emissions")
 EMISSIONS = ("gaussian", "categorical", "poisson", "bernoulli")
-#: Dirichlet pseudo-count c (in observations) on the initial distribution and transition rows.
-PSEUDO_COUNT = 1e-3
 
 
 class HMMParams(NamedTuple):
@@ -121,9 +123,7 @@ class HMM(Model):
     scaled: bool = True
 
     def __post_init__(self):
-        k = self.n_states
-        if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
-            raise ValueError(f"n_states must be a positive integer; got {k!r}.")
+        check_positive_int(self.n_states, "n_states")
         for name, allowed in (("emission", EMISSIONS), ("init_params", INIT_METHODS),
                               ("regularization", REGULARIZATIONS),
                               ("covariance_type", ("full", "tied", "diag", "spherical"))):
@@ -136,14 +136,12 @@ class HMM(Model):
         object.__setattr__(self, "fixed", fixed)
         categories = self.n_categories
         categories = (categories,) if isinstance(categories, numbers.Integral) else tuple(categories)
-        if self.emission == "categorical" and (not categories or not all(
-                isinstance(c, numbers.Integral) and not isinstance(c, bool) and c >= 1 for c in categories)):
+        if self.emission == "categorical" and (
+                not categories or not all(is_positive_int(c) for c in categories)):
             raise ValueError("categorical emissions need n_categories, a positive integer per feature; "
                              f"got {self.n_categories!r}.")
         object.__setattr__(self, "n_categories", categories)
-        reg = self.reg_covar
-        if not isinstance(reg, numbers.Real) or not np.isfinite(reg) or reg < 0:
-            raise ValueError(f"reg_covar must be a finite number >= 0; got {reg!r}.")
+        check_nonnegative_number(self.reg_covar, "reg_covar")
 
     @property
     def emission_model(self):

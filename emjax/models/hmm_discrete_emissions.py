@@ -18,13 +18,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import discrete_validation as checks
+from ..components import PSEUDO_COUNT
 from ..components import discrete as dc
-from ..validation import feature_mismatch
+from ..validation import check_param_shape
 from . import seeding
 from .hmm_sequences import component_major
 
-#: Prior pseudo-count c (in observations) of the discrete emissions' conjugate priors.
-PSEUDO_COUNT = 1e-3
 #: Pseudo-count of the starting M-step (Laplace smoothing): starting probabilities stay positive.
 INIT_PSEUDO_COUNT = 1.0
 
@@ -72,10 +71,6 @@ class BernoulliEmissionParams(NamedTuple):
     probs: jnp.ndarray
 
 
-def _identity_transform(x, weights):
-    return x, None, jnp.zeros((), weights.dtype)
-
-
 def _validate_steps(convert, x, lengths):
     """``convert`` every real step of ``x`` ``(s, t, f)`` (padding filled with 0); on an error,
     repeat it per sequence so the message names ``data[s]`` and the step within it."""
@@ -98,17 +93,24 @@ def _kmeans_responsibilities(key, features, weights, k):
 
 
 def _check_shape(params, field, shape, family):
-    got = tuple(np.shape(getattr(params, field)))
-    if got != shape:
-        lead = feature_mismatch(shape[-1], got[-1]) if (
-            family != "categorical" and len(got) == 2 and got[0] == shape[0]) else ""
-        raise ValueError(f"{lead}params.emission.{field} must have shape {shape} for {family} "
-                         f"emissions; got {got}.")
+    check_param_shape(getattr(params, field), shape, f"params.emission.{field}",
+                      f"{family} emissions", features_last=family != "categorical")
 
 
-class _StepMajorViews:
-    """Step-major forms of a discrete emission's component-major ``log_density`` and ``stats``
-    (the scaled HMM E-step works on ``(t, s, k)`` arrays)."""
+class _DiscreteEmission:
+    """What the discrete emissions share: no standardisation (the data are counts, codes or
+    bits), and step-major forms of their component-major ``log_density`` and ``stats`` (the
+    scaled HMM E-step works on ``(t, s, k)`` arrays)."""
+
+    @staticmethod
+    def standardize(x, weights):
+        """The data unchanged, no transform, log-Jacobian 0."""
+        return x, None, jnp.zeros((), weights.dtype)
+
+    def to_standard(self, params, transform):
+        return params
+
+    from_standard = to_standard
 
     def log_density_steps(self, params, x):
         """``(n, k)`` log-densities, step-major."""
@@ -120,7 +122,7 @@ class _StepMajorViews:
 
 
 @dataclasses.dataclass(frozen=True)
-class CategoricalEmission(_StepMajorViews):
+class CategoricalEmission(_DiscreteEmission):
     """One or several categorical features; ``n_categories[j]`` symbols for feature ``j``."""
 
     n_categories: tuple
@@ -158,13 +160,6 @@ class CategoricalEmission(_StepMajorViews):
         logits = jnp.where(params.probs > 0, jnp.log(jnp.where(params.probs > 0, params.probs, 1)), -jnp.inf)
         return jax.random.categorical(key, logits[states]).astype(jnp.int32)
 
-    standardize = staticmethod(_identity_transform)
-
-    def to_standard(self, params, transform):
-        return params
-
-    from_standard = to_standard
-
     def validate(self, x, lengths):
         return _validate_steps(lambda a, name: checks.as_category_array(a, self.n_categories, name),
                                x, lengths)
@@ -181,7 +176,7 @@ class CategoricalEmission(_StepMajorViews):
 
 
 @dataclasses.dataclass(frozen=True)
-class PoissonEmission(_StepMajorViews):
+class PoissonEmission(_DiscreteEmission):
     """Independent Poisson counts per feature."""
 
     regularization: str = "prior"
@@ -215,13 +210,6 @@ class PoissonEmission(_StepMajorViews):
         rates = jnp.asarray(params.rates)
         return jax.random.poisson(key, rates[states]).astype(rates.dtype)
 
-    standardize = staticmethod(_identity_transform)
-
-    def to_standard(self, params, transform):
-        return params
-
-    from_standard = to_standard
-
     def validate(self, x, lengths):
         return _validate_steps(checks.as_count_array, x, lengths)
 
@@ -236,7 +224,7 @@ class PoissonEmission(_StepMajorViews):
 
 
 @dataclasses.dataclass(frozen=True)
-class BernoulliEmission(_StepMajorViews):
+class BernoulliEmission(_DiscreteEmission):
     """Independent binary features."""
 
     regularization: str = "prior"
@@ -269,13 +257,6 @@ class BernoulliEmission(_StepMajorViews):
     def sample(self, key, params, states):
         probs = jnp.asarray(params.probs)
         return jax.random.bernoulli(key, probs[states]).astype(probs.dtype)
-
-    standardize = staticmethod(_identity_transform)
-
-    def to_standard(self, params, transform):
-        return params
-
-    from_standard = to_standard
 
     def validate(self, x, lengths):
         return _validate_steps(checks.as_binary_array, x, lengths)

@@ -3,10 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..validation import check_ndim
-
-#: A CPT row may differ from summing to one by this much.
-ROW_SUM_TOLERANCE = 1e-4
+from ..validation import check_ndim, check_param_shape, check_probabilities
 
 
 def _first(mask) -> tuple:
@@ -58,18 +55,8 @@ def check_tables(tables, shapes, parents) -> None:
                          f"variable; got {type(tables).__name__} of length "
                          f"{len(tables) if hasattr(tables, '__len__') else '?'}.")
     for v, (table, shape) in enumerate(zip(tables, shapes)):
-        got = tuple(np.shape(table))
-        if got != shape:
-            raise ValueError(f"params.tables[{v}] must have shape {shape} (cardinalities of parents "
-                             f"{parents[v]}, then of variable {v}); got {got}.")
-        t = np.asarray(table, np.float64)
-        bad = ~np.isfinite(t) | (t < 0)
-        if bad.any():
-            idx = _first(bad)
-            raise ValueError(f"params.tables[{v}] must hold finite probabilities >= 0; entry {idx} "
-                             f"is {t[idx]}.")
-        off = np.abs(t.sum(axis=-1) - 1) > ROW_SUM_TOLERANCE
-        if off.any():
-            idx = _first(off)
-            raise ValueError(f"params.tables[{v}] rows must sum to 1 over the last axis; the row at "
-                             f"parent values {idx} sums to {t.sum(axis=-1)[idx]}.")
+        check_param_shape(table, shape, f"params.tables[{v}]",
+                          f"the cardinalities of parents {parents[v]}, then of variable {v}")
+        check_probabilities(table, f"params.tables[{v}]", row_hint=(
+            f" Rows run over the last axis (variable {v}'s categories) and are indexed by the "
+            f"values of its parents {parents[v]}."))

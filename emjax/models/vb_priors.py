@@ -12,6 +12,7 @@ import numpy as np
 
 from ..components import gaussian as g
 from ..components import mixture_weights as mw
+from ..validation import check_positive_int
 from .gaussian_mixture import INIT_METHODS
 
 
@@ -41,9 +42,7 @@ def _positive_number(value, name: str) -> None:
 
 def validate_static(model) -> None:
     """Checks of the settings that do not depend on the data."""
-    k = model.n_components
-    if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"n_components must be a positive integer; got {k!r}.")
+    check_positive_int(model.n_components, "n_components")
     for name, allowed in (("covariance_type", g.COVARIANCE_TYPES), ("init_params", INIT_METHODS),
                           ("weight_concentration_prior_type", mw.PRIOR_TYPES)):
         if getattr(model, name) not in allowed:
