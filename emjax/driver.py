@@ -226,7 +226,7 @@ def to_user_units(model, result: EMResult, transform, log_jacobian) -> EMResult:
 
     A healthy restart whose parameters or objective are not representable there (e.g. float32
     covariances of data of magnitude 1e20 overflow) becomes NONFINITE. The parameters of a
-    restart that is not healthy carry no derivative (the README's promise: zero, never NaN),
+    restart that is not healthy carry no derivative (docs/guide/gradients.md: zero, never NaN),
     not even through the data's transform, and neither does an objective that is not finite:
     such values are taken from a mapping of constants, and the differentiable mapping, never
     selected for them, reads ones in their place (so nothing NaN reaches a derivative).

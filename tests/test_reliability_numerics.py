@@ -188,7 +188,7 @@ def _collinear():
 @pytest.mark.slow
 def test_f7_failed_restarts_give_zero_parameter_gradients_and_never_nan():
     """Collinear data without a prior: every restart fails, some with a NaN objective. The
-    parameters carry zero derivatives (README), and no NaN of a failed restart leaks into the
+    parameters carry zero derivatives (docs/guide/gradients.md), and no NaN of a failed restart leaks into the
     derivative of the objective (the kept parameters' objective stays differentiable)."""
     x = _collinear()
     model = emjax.GaussianMixture(2, reg_covar=0.0)

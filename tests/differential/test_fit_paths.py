@@ -67,7 +67,7 @@ def test_squarem_reaches_the_plain_em_optimum(case):
 def test_float32_fit_follows_float64(case):
     """Five EM steps from one start in float32 and float64: the objectives agree to float32
     accuracy (parameters may drift apart where the likelihood is flat). Full/tied fits under the
-    default prior carry a slightly stronger prior in float32 (README "Regularisation": the
+    default prior carry a slightly stronger prior in float32 (docs/guide/numerics.md "Regularisation": the
     standardised units shrink so the prior stays above float32 rounding of the scatter), which
     moves their objective by ~1e-4 relative; they are held to that."""
     model, data64, start = setup(case, SMALL)

@@ -53,7 +53,7 @@ def decrease_allowance(h):
 
 @functools.partial(jax.jit, static_argnums=0)
 def _fit_log_prior(model, params, data, weights):
-    """The log prior of ``params`` in the coordinates the fit iterates in (the README's
+    """The log prior of ``params`` in the coordinates the fit iterates in (docs/guide/numerics.md's
     objective: mean log-likelihood + log prior per unit weight)."""
     _, transform, _ = model.standardize(data, weights)
     return model.log_prior(model.params_to_standard(params, transform))

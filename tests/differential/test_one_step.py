@@ -41,7 +41,7 @@ def test_em_step_with_weights_in_prime_chunks(case):
 
 
 #: Cells of the chunk grid that fail today (strict xfails, to flip once fixed). The tied cells at
-#: n=569, d=30 in one chunk (XLA CPU's YNNPACK fusion, see README "Two XLA CPU defects") pass now.
+#: n=569, d=30 in one chunk (XLA CPU's YNNPACK fusion, see docs/guide/numerics.md "Two XLA CPU defects") pass now.
 KNOWN_CELLS: dict = {}
 
 

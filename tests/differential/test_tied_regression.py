@@ -38,7 +38,7 @@ def _breast_cancer():
 
 def test_tied_loop_inside_a_callers_jit_matches_sklearn():
     """Inside a caller's ``jax.jit`` emjax's compiler options do not apply: the tied form itself
-    must avoid the miscompiled fusion (README "Two XLA CPU defects")."""
+    must avoid the miscompiled fusion (docs/guide/numerics.md "Two XLA CPU defects")."""
     x = jnp.asarray(_breast_cancer())
     model = emjax.GaussianMixture(2, "tied", regularization="sklearn")
     start = P.first(emjax.init_restarts(model, x, jax.random.key(0), n_init=1))
