@@ -12,10 +12,14 @@ import numpy as np
 
 from .accelerate import check_accelerator
 from .chunking import MIN_CHUNK, choose_chunk_size, default_chunk_budget, n_rows, row_weights
-from .driver import ConvergenceWarning, EMResult, FitError, healthy, run_em, to_user_units
+from .driver import (
+    ConvergenceWarning, EMResult, FitError, healthy, history_size, run_em, to_user_units, trim_history,
+)
 from .implicit import with_implicit_gradients
 from .model import join_hyperparameters, split_hyperparameters
+from .progress import FitProgress, monitor
 from .raw_rows import fit_coordinates
+from .result_text import Timing, fit_result_repr, fit_summary, status_names
 from .row_sums import REASSOCIATING_COMPILER_OPTIONS, one_pass_row_sums, unbatched_restarts
 from .sharding import local_rows, row_sharding_of
 from .status import Status, describe
@@ -35,6 +39,10 @@ class FitResult(NamedTuple):
             for it.
         best_index: which restart won (``argmax`` of the objective over healthy restarts).
         restarts: an :class:`EMResult` whose fields have a leading ``(n_init,)`` axis.
+        timing: wall time of a host-side call (:class:`emjax.result_text.Timing`), else None.
+
+    ``print(result)`` shows a few lines at any ``n_init`` (arrays by dtype and shape);
+    :meth:`summary` a table; ``status_name`` the best restart's status by name.
     """
 
     params: Any
@@ -46,10 +54,24 @@ class FitResult(NamedTuple):
     n_estep: jnp.ndarray
     best_index: jnp.ndarray
     restarts: EMResult
+    timing: Timing | None = None
 
     @property
     def converged(self):
         return self.status == Status.CONVERGED
+
+    @property
+    def status_name(self):
+        """The best restart's status by name (``'CONVERGED'``)."""
+        return status_names(self.status)
+
+    def summary(self) -> str:
+        """A short table: restarts, the best one's objective and status, every status with its
+        count, iterations, wall time (host-side, one fit)."""
+        return fit_summary(self)
+
+    def __repr__(self) -> str:
+        return fit_result_repr(self)
 
 
 def restart_keys(key, n_init: int):
@@ -69,7 +91,7 @@ def select_best(restarts: EMResult) -> FitResult:
 
 def fit(model, data, key, *, n_init: int = 1, weights=None, max_iter: int = 100,
         tol: float = 1e-3, chunk_size: int | None = None, init_params=None,
-        accelerator: str | None = None, throw: bool = True) -> FitResult:
+        accelerator: str | None = None, throw: bool = True, verbose: bool = False) -> FitResult:
     """Fits ``model`` from ``n_init`` random starts at once and keeps the best healthy one.
 
     Restart ``r`` starts from ``model.init(fold_in(key, r), data, weights)`` and runs
@@ -92,16 +114,51 @@ def fit(model, data, key, *, n_init: int = 1, weights=None, max_iter: int = 100,
             ``model.init`` (``key`` is then unused).
         throw: host-side only: raise :class:`FitError` when every restart failed, warn when the
             winner stopped at ``max_iter``.
+        verbose: host-side only: print the compile time, then the iteration, the best objective
+            and the restarts still running while the fit runs (a tqdm bar on a terminal or in a
+            notebook when tqdm is installed, else a line every few seconds), then a closing line
+            (:mod:`emjax.progress`). The same result; the verbose program is compiled apart, with a
+            host callback in its loop (JAX's persistent cache does not keep it).
+
+    ``max_iter`` and ``tol`` are values of the compiled program, not part of it: another
+    ``max_iter`` (within the same power-of-two bucket, at least 128:
+    :func:`emjax.driver.history_size`) or ``tol`` reuses it.
 
     Returns:
-        :class:`FitResult`.
+        :class:`FitResult` (``print`` it, or its :meth:`~FitResult.summary`).
     """
+    start = time.perf_counter()
     args, static = _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_params,
                             accelerator)
-    result = _fit_jit(*args, **static)  # inside a caller's trace: compiled with the caller's program
-    if throw and not is_traced(result):
+    if is_traced(*args):  # inside a caller's trace: compiled with the caller's program
+        return trim_history(_fit_jit(*args, **static), max_iter)
+    if verbose:
+        result, timing = _verbose_fit(args, static, start, model, max_iter)
+    else:
+        before = _fit_jit._cache_size()
+        result = jax.block_until_ready(_fit_jit(*args, **static))
+        timing = Timing(time.perf_counter() - start, _fit_jit._cache_size() > before)
+    result = trim_history(result, max_iter)._replace(timing=timing)
+    if throw:
         _report(result)
     return result
+
+
+def _verbose_fit(args, static, start, model, max_iter):
+    """``_fit_jit`` compiled with :func:`emjax.progress.monitor` in its loop, reported by a
+    :class:`~emjax.progress.FitProgress`: ``(result, Timing)``."""
+    static = dict(static, monitor=monitor)
+    n_init, block = static["n_init"], static["restart_block"]
+    progress = FitProgress(f"emjax.fit {type(model).__name__}", max_iter, -(-n_init // block))
+    with progress.compiling() as ticker:
+        compiled = _fit_jit.lower(*args, **static).compile()
+    with progress:
+        result = jax.block_until_ready(compiled(*args))
+    result = trim_history(result, max_iter)
+    progress.finished(f"{progress.seconds:.2f} s running; best objective "
+                      f"{float(result.objective):.6g} ({result.status_name}, {int(result.n_iter)} "
+                      f"iterations); restarts: {describe(result.restarts.status)}")
+    return result, Timing(time.perf_counter() - start, True, ticker.elapsed)
 
 
 def timed_fit(model, data, key, *, throw: bool = True, **options):
@@ -115,8 +172,9 @@ def timed_fit(model, data, key, *, throw: bool = True, **options):
     start = time.perf_counter()
     compiled = _fit_jit.lower(*args, **static).compile()
     compiled_at = time.perf_counter()
-    result = jax.block_until_ready(compiled(*args))
+    result = trim_history(jax.block_until_ready(compiled(*args)), options["max_iter"])
     done = time.perf_counter()
+    result = result._replace(timing=Timing(done - start, True, compiled_at - start))
     if throw:
         _report(result)
     return result, compiled_at - start, done - compiled_at
@@ -138,7 +196,7 @@ def _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_
     if init_params is not None and not is_traced(init_params, data):
         _check_init_params(model, init_params, data, n_init)
     static_model, hyper = split_hyperparameters(model)
-    args = (data, weights, key, tol, init_params, hyper)
+    args = (data, weights, key, tol, max_iter, init_params, hyper)
     traced = is_traced(*args)  # inside a caller's jit/vmap/grad
     # one restart, not under a caller's vmap: models may branch per restart (lax.cond) and size
     # their chunks for the formulation they will trace
@@ -155,14 +213,16 @@ def _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_
     init_batch = min(n_init, max(1, default_chunk_budget() // max(1, n * work)))
     # one-pass statistics in a program of its own on a CPU (measured there; accelerators unchanged)
     one_pass = jax.default_backend() == "cpu" and not traced
-    static = dict(model=static_model, n_init=n_init, max_iter=max_iter, chunk_size=chunk,
+    static = dict(model=static_model, n_init=n_init, history_length=history_size(max_iter),
+                  chunk_size=chunk,
                   init_batch=init_batch, restart_block=block, one_pass=one_pass,
-                  unbatched=unbatched, rows=rows, accelerator=accelerator)
+                  unbatched=unbatched, rows=rows, accelerator=accelerator, monitor=None)
     return args, static
 
 
-def _fit_program(data, weights, key, tol, init_params, hyper, *, model, n_init, max_iter, chunk_size,
-                 init_batch, restart_block, one_pass, unbatched, rows, accelerator=None):
+def _fit_program(data, weights, key, tol, max_iter, init_params, hyper, *, model, n_init,
+                 history_length, chunk_size, init_batch, restart_block, one_pass, unbatched, rows,
+                 accelerator=None, monitor=None):
     model, weights = join_hyperparameters(model, hyper), row_weights(data, weights)
     with one_pass_row_sums(one_pass), unbatched_restarts(unbatched):
         fit_model, data, transform, log_jacobian = fit_coordinates(model, data, weights, chunk_size, rows)
@@ -170,15 +230,18 @@ def _fit_program(data, weights, key, tol, init_params, hyper, *, model, n_init, 
             start = _starting_points(fit_model, data, weights, key, n_init, init_batch)
         else:
             start = jax.vmap(lambda p: model.params_to_standard(p, transform))(init_params)
+        shown = None if monitor is None else (
+            lambda i, objective, status: monitor(i, objective + log_jacobian, status))
         one = lambda p: to_user_units(model, with_implicit_gradients(
             run_em, fit_model, p, data, weights, max_iter=max_iter, tol=tol, chunk_size=chunk_size,
-            rows=rows, accelerator=accelerator), transform, log_jacobian)
+            rows=rows, accelerator=accelerator, history_length=history_length, monitor=shown),
+            transform, log_jacobian)
         restart_axes = rows.restart_axes if rows is not None and rows.restart_axes else None
         return select_best(run_in_blocks(one, start, restart_block, restart_axes))
 
 
-_FIT_STATIC = ("model", "n_init", "max_iter", "chunk_size", "init_batch", "restart_block", "one_pass",
-               "unbatched", "rows", "accelerator")
+_FIT_STATIC = ("model", "n_init", "history_length", "chunk_size", "init_batch", "restart_block", "one_pass",
+               "unbatched", "rows", "accelerator", "monitor")
 #: The fit as its own program (no argument is traced), compiled to reassociate float sums
 #: (:mod:`emjax.row_sums`; the options are for XLA's CPU compiler, others ignore them). Inside a
 #: caller's ``jit``/``vmap``/``grad`` it is traced into the caller's program, without options
@@ -261,7 +324,7 @@ def init_restarts(model, data, key, *, n_init: int, weights=None):
     """The starting parameters :func:`fit` would use, with a leading ``(n_init,)`` axis, in the
     data's units: inspect or perturb them and pass them back as ``fit(..., init_params=...)``."""
     args, static = _prepare(model, data, key, n_init, weights, 1, 0.0, None, None)
-    data, weights, key, _, _, hyper = args
+    data, weights, key, _, _, _, hyper = args
     return _init_jit(data, weights, key, hyper, model=static["model"], n_init=n_init,
                      init_batch=static["init_batch"], chunk_size=static["chunk_size"],
                      rows=static["rows"])
