@@ -32,6 +32,7 @@ from .chunking import choose_chunk_size, n_rows, row_weights
 from .em_map import em_update, evaluate
 from .implicit import with_implicit_gradients
 from .model import join_hyperparameters, split_hyperparameters
+from .progress import FitProgress, monitor
 from .raw_rows import fit_coordinates
 from .result_text import em_result_repr, status_names
 from .sharding import RowSharding, local_rows, row_sharding_of
@@ -270,7 +271,8 @@ def healthy(status):
 
 
 def em(model, params, data, weights=None, *, max_iter: int = 100, tol: float = 1e-3,
-       chunk_size: int | None = None, accelerator: str | None = None, throw: bool = True) -> EMResult:
+       chunk_size: int | None = None, accelerator: str | None = None, throw: bool = True,
+       verbose: bool = False) -> EMResult:
     """Runs EM from ``params`` (one restart, e.g. a warm start) until convergence.
 
     Args:
@@ -285,6 +287,11 @@ def em(model, params, data, weights=None, *, max_iter: int = 100, tol: float = 1
             bounds SQUAREM cycles and ``n_estep`` counts the E-steps they took).
         throw: raise :class:`FitError` on a failure status and warn on MAX_ITER (host-side only;
             inside ``jit``/``vmap`` inspect ``status`` instead).
+        verbose: host-side only: compile time, then iterations and the objective while EM runs
+            (as :func:`emjax.fit`'s ``verbose``).
+
+    ``max_iter`` and ``tol`` are values of the compiled program: changing them (``max_iter``
+    within its bucket, :func:`history_size`) does not compile again.
 
     Returns:
         :class:`EMResult`.
@@ -299,9 +306,19 @@ def em(model, params, data, weights=None, *, max_iter: int = 100, tol: float = 1
     n = local_rows(n_rows(data), rows)
     chunk = min(chunk_size or choose_chunk_size(n, model.work_per_row(data)), n)
     static_model, hyper = split_hyperparameters(model)
-    result = _em_jit(static_model, hyper, params, data, weights, tol, max_iter,
-                     history_length=history_size(max_iter), chunk_size=chunk, rows=rows,
-                     accelerator=accelerator)
+    args = (static_model, hyper, params, data, weights, tol, max_iter)
+    static = dict(history_length=history_size(max_iter), chunk_size=chunk, rows=rows,
+                  accelerator=accelerator)
+    if verbose and not is_traced(*args[1:]):
+        progress = FitProgress("emjax.em", max_iter)
+        with progress.compiling():
+            compiled = _em_jit.lower(*args, **static, monitor=monitor).compile()
+        with progress:
+            result = jax.block_until_ready(compiled(*args[1:]))
+        progress.finished(f"{progress.seconds:.2f} s running; objective {float(result.objective):.6g} "
+                          f"({Status(int(result.status)).name}, {int(result.n_iter)} iterations)")
+    else:
+        result = _em_jit(*args, **static)
     result = trim_history(result, max_iter)
     if throw and not is_traced(result):
         report_status(int(result.status), what="EM")
@@ -309,15 +326,19 @@ def em(model, params, data, weights=None, *, max_iter: int = 100, tol: float = 1
 
 
 @functools.partial(jit_by_data_size,
-                   static_argnames=("model", "history_length", "chunk_size", "rows", "accelerator"))
+                   static_argnames=("model", "history_length", "chunk_size", "rows", "accelerator",
+                                    "monitor"))
 def _em_jit(model, hyper, params, data, weights, tol, max_iter, *, history_length, chunk_size, rows,
-            accelerator):
+            accelerator, monitor=None):
     model, weights = join_hyperparameters(model, hyper), row_weights(data, weights)
     fit_model, data, transform, log_jacobian = fit_coordinates(model, data, weights, chunk_size, rows)
     params = model.params_to_standard(params, transform)
+    shown = None if monitor is None else (
+        lambda i, objective, status: monitor(i, objective + log_jacobian, status))
     result = with_implicit_gradients(run_em, fit_model, params, data, weights, max_iter=max_iter,
                                      tol=tol, chunk_size=chunk_size, rows=rows,
-                                     accelerator=accelerator, history_length=history_length)
+                                     accelerator=accelerator, history_length=history_length,
+                                     monitor=shown)
     return to_user_units(model, result, transform, log_jacobian)
 
 

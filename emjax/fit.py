@@ -20,6 +20,7 @@ from .model import join_hyperparameters, split_hyperparameters
 from .progress import FitProgress, monitor
 from .raw_rows import fit_coordinates
 from .result_text import Timing, fit_result_repr, fit_summary, status_names
+from .row_buckets import padded_rows
 from .row_sums import REASSOCIATING_COMPILER_OPTIONS, one_pass_row_sums, unbatched_restarts
 from .sharding import local_rows, row_sharding_of
 from .status import Status, describe
@@ -122,7 +123,10 @@ def fit(model, data, key, *, n_init: int = 1, weights=None, max_iter: int = 100,
 
     ``max_iter`` and ``tol`` are values of the compiled program, not part of it: another
     ``max_iter`` (within the same power-of-two bucket, at least 128:
-    :func:`emjax.driver.history_size`) or ``tol`` reuses it.
+    :func:`emjax.driver.history_size`) or ``tol`` reuses it. Small data are padded with rows of
+    weight 0 to one of four sizes per octave where the model's start allows it
+    (:mod:`emjax.row_buckets`), so cross-validation folds share a program too; the result is
+    the unpadded fit's, up to the order of floating-point sums.
 
     Returns:
         :class:`FitResult` (``print`` it, or its :meth:`~FitResult.summary`).
@@ -193,6 +197,8 @@ def _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_
                          f"of device groups along the mesh axes {rows.restart_axes} that split restarts.")
     check_accelerator(accelerator)
     data, weights = prepare_inputs(model, data, weights, ones_as_none=True)
+    if rows is None and not is_traced(data, weights):  # nearby row counts share one program
+        data, weights = padded_rows(model, data, weights)
     if init_params is not None and not is_traced(init_params, data):
         _check_init_params(model, init_params, data, n_init)
     static_model, hyper = split_hyperparameters(model)
