@@ -20,7 +20,7 @@ from .model import join_hyperparameters, split_hyperparameters
 from .progress import FitProgress, monitor
 from .raw_rows import fit_coordinates
 from .result_text import Timing, fit_result_repr, fit_summary, status_names
-from .row_buckets import padded_rows
+from .row_buckets import bucket_rows, padded_rows
 from .row_sums import REASSOCIATING_COMPILER_OPTIONS, one_pass_row_sums, unbatched_restarts
 from .sharding import local_rows, row_sharding_of
 from .status import Status, describe
@@ -80,11 +80,14 @@ def restart_keys(key, n_init: int):
     return jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.arange(n_init))
 
 
-def select_best(restarts: EMResult) -> FitResult:
+def select_best(restarts: EMResult, n_valid=None) -> FitResult:
     """The restart with the highest final objective among healthy ones (NaN-safe; a restart
     whose objective is not finite is never healthy: :func:`emjax.driver.to_user_units`). With
-    none healthy it returns restart 0, whose parameters carry no derivative."""
+    none healthy it returns restart 0, whose parameters carry no derivative. Only the first
+    ``n_valid`` restarts (all by default) are candidates."""
     ok = healthy(restarts.status) & jnp.isfinite(restarts.objective)
+    if n_valid is not None:
+        ok = ok & (jnp.arange(ok.shape[0]) < n_valid)
     best = jnp.argmax(jnp.where(ok, restarts.objective, -jnp.inf))
     pick = jax.tree_util.tree_map(lambda x: x[best], restarts)
     return FitResult(*pick, best_index=best, restarts=restarts)
@@ -135,30 +138,30 @@ def fit(model, data, key, *, n_init: int = 1, weights=None, max_iter: int = 100,
     args, static = _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_params,
                             accelerator)
     if is_traced(*args):  # inside a caller's trace: compiled with the caller's program
-        return trim_history(_fit_jit(*args, **static), max_iter)
+        return _trimmed(_fit_jit(*args, **static), max_iter, n_init)
     if verbose:
-        result, timing = _verbose_fit(args, static, start, model, max_iter)
+        result, timing = _verbose_fit(args, static, start, model, max_iter, n_init)
     else:
         before = _fit_jit._cache_size()
         result = jax.block_until_ready(_fit_jit(*args, **static))
         timing = Timing(time.perf_counter() - start, _fit_jit._cache_size() > before)
-    result = trim_history(result, max_iter)._replace(timing=timing)
+    result = _trimmed(result, max_iter, n_init)._replace(timing=timing)
     if throw:
         _report(result)
     return result
 
 
-def _verbose_fit(args, static, start, model, max_iter):
+def _verbose_fit(args, static, start, model, max_iter, n_init):
     """``_fit_jit`` compiled with :func:`emjax.progress.monitor` in its loop, reported by a
     :class:`~emjax.progress.FitProgress`: ``(result, Timing)``."""
     static = dict(static, monitor=monitor)
-    n_init, block = static["n_init"], static["restart_block"]
-    progress = FitProgress(f"emjax.fit {type(model).__name__}", max_iter, -(-n_init // block))
+    progress = FitProgress(f"emjax.fit {type(model).__name__}", max_iter,
+                           -(-static["n_init"] // static["restart_block"]))
     with progress.compiling() as ticker:
         compiled = _fit_jit.lower(*args, **static).compile()
     with progress:
         result = jax.block_until_ready(compiled(*args))
-    result = trim_history(result, max_iter)
+    result = _trimmed(result, max_iter, n_init)
     progress.finished(f"{progress.seconds:.2f} s running; best objective "
                       f"{float(result.objective):.6g} ({result.status_name}, {int(result.n_iter)} "
                       f"iterations); restarts: {describe(result.restarts.status)}")
@@ -176,7 +179,7 @@ def timed_fit(model, data, key, *, throw: bool = True, **options):
     start = time.perf_counter()
     compiled = _fit_jit.lower(*args, **static).compile()
     compiled_at = time.perf_counter()
-    result = trim_history(jax.block_until_ready(compiled(*args)), options["max_iter"])
+    result = _trimmed(jax.block_until_ready(compiled(*args)), options["max_iter"], options["n_init"])
     done = time.perf_counter()
     result = result._replace(timing=Timing(done - start, True, compiled_at - start))
     if throw:
@@ -184,9 +187,23 @@ def timed_fit(model, data, key, *, throw: bool = True, **options):
     return result, compiled_at - start, done - compiled_at
 
 
+def _trimmed(result: FitResult, max_iter: int, n_init: int) -> FitResult:
+    """``result`` with every history cut to ``max_iter`` and the restarts to the first
+    ``n_init`` (the program runs a bucketed number of them: :func:`_prepare`)."""
+    result = trim_history(result, max_iter)
+    if result.restarts.status.shape[0] == n_init:
+        return result
+    return result._replace(restarts=jax.tree_util.tree_map(lambda x: x[:n_init], result.restarts))
+
+
 def _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_params,
              accelerator=None):
-    """Host-side checks and the chunk sizes: ``(args, static_kwargs)`` for ``_fit_jit``."""
+    """Host-side checks and the chunk sizes: ``(args, static_kwargs)`` for ``_fit_jit``.
+
+    Restarts drawn from ``key`` on concrete, unsharded data run in a bucketed number
+    (:func:`emjax.row_buckets.bucket_rows` of ``n_init``: four per octave), so that nearby
+    ``n_init`` share a program: restart ``r``'s key does not depend on the count, the extra
+    restarts stop after one iteration and are never chosen, and their results are dropped."""
     check_model(model, "fit(model, data, key, ...)")
     check_fit_options(max_iter=max_iter, tol=tol, chunk_size=chunk_size, n_init=n_init)
     check_init_params_type(init_params)
@@ -202,8 +219,11 @@ def _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_
     if init_params is not None and not is_traced(init_params, data):
         _check_init_params(model, init_params, data, n_init)
     static_model, hyper = split_hyperparameters(model)
-    args = (data, weights, key, tol, max_iter, init_params, hyper)
-    traced = is_traced(*args)  # inside a caller's jit/vmap/grad
+    traced = is_traced(data, weights, key, tol, init_params, hyper)  # inside a caller's jit/vmap/grad
+    n_valid = n_init
+    if init_params is None and rows is None and not traced:
+        n_init = bucket_rows(n_init)
+    args = (data, weights, key, tol, (max_iter, n_valid), init_params, hyper)
     # one restart, not under a caller's vmap: models may branch per restart (lax.cond) and size
     # their chunks for the formulation they will trace
     unbatched = n_init == 1 and not traced
@@ -226,10 +246,11 @@ def _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_
     return args, static
 
 
-def _fit_program(data, weights, key, tol, max_iter, init_params, hyper, *, model, n_init,
+def _fit_program(data, weights, key, tol, limits, init_params, hyper, *, model, n_init,
                  history_length, chunk_size, init_batch, restart_block, one_pass, unbatched, rows,
                  accelerator=None, monitor=None):
     model, weights = join_hyperparameters(model, hyper), row_weights(data, weights)
+    max_iter, n_valid = limits
     with one_pass_row_sums(one_pass), unbatched_restarts(unbatched):
         fit_model, data, transform, log_jacobian = fit_coordinates(model, data, weights, chunk_size, rows)
         if init_params is None:
@@ -238,12 +259,14 @@ def _fit_program(data, weights, key, tol, max_iter, init_params, hyper, *, model
             start = jax.vmap(lambda p: model.params_to_standard(p, transform))(init_params)
         shown = None if monitor is None else (
             lambda i, objective, status: monitor(i, objective + log_jacobian, status))
-        one = lambda p: to_user_units(model, with_implicit_gradients(
-            run_em, fit_model, p, data, weights, max_iter=max_iter, tol=tol, chunk_size=chunk_size,
-            rows=rows, accelerator=accelerator, history_length=history_length, monitor=shown),
-            transform, log_jacobian)
+        # restarts past n_valid (a bucket's padding) stop after one iteration
+        limit = jnp.where(jnp.arange(n_init) < n_valid, max_iter, 1)
+        one = lambda p_limit: to_user_units(model, with_implicit_gradients(
+            run_em, fit_model, p_limit[0], data, weights, max_iter=p_limit[1], tol=tol,
+            chunk_size=chunk_size, rows=rows, accelerator=accelerator,
+            history_length=history_length, monitor=shown), transform, log_jacobian)
         restart_axes = rows.restart_axes if rows is not None and rows.restart_axes else None
-        return select_best(run_in_blocks(one, start, restart_block, restart_axes))
+        return select_best(run_in_blocks(one, (start, limit), restart_block, restart_axes), n_valid)
 
 
 _FIT_STATIC = ("model", "n_init", "history_length", "chunk_size", "init_batch", "restart_block", "one_pass",

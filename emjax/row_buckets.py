@@ -16,7 +16,7 @@ mean per unit weight. What remains is the model's ``init``: padding applies only
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
+import numpy as np
 
 from .tree import float_dtype
 
@@ -38,8 +38,12 @@ def padded_rows(model, data, weights):
     size = bucket_rows(n)
     if size > MAX_PADDED_ROWS or not model.init_ignores_padding(size):
         return data, weights
-    dtype = float_dtype(data)
-    ones = jnp.ones((n,), dtype) if weights is None else jnp.asarray(weights, dtype)
-    weights = jnp.concatenate([ones, jnp.zeros((size - n,), dtype)])
-    pad = lambda x: jnp.concatenate([x, jnp.broadcast_to(x[:1], (size - n,) + x.shape[1:])])
-    return jax.tree_util.tree_map(pad, data), weights
+    # in NumPy on the host (small data): eager jnp operations would compile for every new n
+    dtype = np.dtype(float_dtype(data))
+    ones = np.ones((n,), dtype) if weights is None else np.asarray(weights, dtype)
+    weights = np.concatenate([ones, np.zeros((size - n,), dtype)])
+
+    def pad(x):
+        x = np.asarray(x)
+        return jax.device_put(np.concatenate([x, np.broadcast_to(x[:1], (size - n,) + x.shape[1:])]))
+    return jax.tree_util.tree_map(pad, data), jax.device_put(weights)

@@ -167,3 +167,17 @@ def test_large_data_and_data_given_by_row_draws_are_not_padded():
     assert padded_rows(drawn, X[:100], None)[0].shape == (100, 2)
     args, _ = fit_module._prepare(GMM, X[:100], jax.random.key(0), 1, None, 5, 0.0, None, None)
     assert args[0].shape == (112, 2) and float(np.sum(args[1])) == 100.0
+
+
+def test_nearby_restart_counts_share_a_program_and_the_extra_restarts_are_never_chosen():
+    """n_init=9 runs in the bucket of 10: restart r's key is fold_in(key, r) either way, so its
+    restarts are the first 9 of n_init=10's, and the winner is the best of those 9."""
+    ten = emjax.fit(GMM, X, 1, n_init=10, max_iter=30, throw=False)
+    before = _fit_jit._cache_size()
+    nine = emjax.fit(GMM, X, 1, n_init=9, max_iter=30, throw=False)
+    assert _fit_jit._cache_size() == before
+    assert nine.restarts.objective.shape == (9,) and nine.restarts.history.shape == (9, 30)
+    np.testing.assert_array_equal(nine.restarts.objective, ten.restarts.objective[:9])
+    np.testing.assert_array_equal(nine.restarts.n_iter, ten.restarts.n_iter[:9])
+    objectives = np.asarray(nine.restarts.objective)
+    assert int(nine.best_index) == int(np.argmax(objectives))
