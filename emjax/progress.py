@@ -89,7 +89,7 @@ def _receive(i, objective, status):
         reporter = _active[-1] if _active else None
     if reporter is not None:
         reporter.update(np.asarray(i), np.asarray(objective), np.asarray(status))
-    return np.zeros(np.shape(i), np.int32)
+    return np.zeros(np.broadcast_shapes(*(np.shape(x) for x in (i, objective, status))), np.int32)
 
 
 class FitProgress:
