@@ -6,6 +6,7 @@ return additive sufficient statistics (see :mod:`emjax.model`).
 from . import datasets, inference, plotting
 from .accelerate import ACCELERATORS
 from .corpus import Corpus
+from .compile_cache import enable_default_cache
 from .criteria import aic, bic
 from .driver import ConvergenceWarning, EMResult, FitError, em
 from .fit import FitResult, fit, init_restarts, timed_fit
@@ -39,3 +40,7 @@ __all__ = [
     "gem_ascent", "gem_m_step", "inference", "init_restarts", "print_progress", "select",
     "shard", "stream_fit", "timed_fit",
 ]
+
+# JAX's persistent compilation cache in a per-user directory, unless the user configured one or
+# set EMJAX_NO_COMPILATION_CACHE=1 (emjax.compile_cache)
+enable_default_cache()

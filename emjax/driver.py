@@ -32,7 +32,9 @@ from .chunking import choose_chunk_size, n_rows, row_weights
 from .em_map import em_update, evaluate
 from .implicit import with_implicit_gradients
 from .model import join_hyperparameters, split_hyperparameters
+from .progress import FitProgress, monitor
 from .raw_rows import fit_coordinates
+from .result_text import em_result_repr, status_names
 from .sharding import RowSharding, local_rows, row_sharding_of
 from .status import Status
 from .tree import all_finite, is_traced, tree_select
@@ -43,6 +45,26 @@ from .xla_options import jit_by_data_size
 #: 1 + |log-likelihood| + |log prior|, per unit weight) is reported as DECREASED rather than
 #: rounding noise.
 DECREASE_EPS_FACTOR = 256
+
+#: The objective history is a buffer of at least this many iterations (see :func:`history_size`).
+MIN_HISTORY = 128
+
+
+def history_size(max_iter: int) -> int:
+    """Length of the compiled objective-history buffer for ``max_iter``: the next power of two,
+    at least :data:`MIN_HISTORY`. ``max_iter`` itself is a traced value, so every ``max_iter``
+    up to 128 (and each power-of-two bucket above) shares one compiled program; results are
+    trimmed to ``(max_iter,)`` on the way out (:func:`trim_history`)."""
+    return max(MIN_HISTORY, 1 << (int(max_iter) - 1).bit_length())
+
+
+def trim_history(result, max_iter: int):
+    """``result`` (an :class:`EMResult` or :class:`emjax.FitResult`) with every history cut to
+    its first ``max_iter`` entries (the buffer is :func:`history_size` long)."""
+    def cut(r):
+        return r._replace(history=r.history[..., :max_iter])
+    result = cut(result)
+    return result._replace(restarts=cut(result.restarts)) if hasattr(result, "restarts") else result
 
 
 class ConvergenceWarning(UserWarning):
@@ -115,6 +137,14 @@ class EMResult(NamedTuple):
     def converged(self):
         return self.status == Status.CONVERGED
 
+    @property
+    def status_name(self):
+        """The status by name (``'CONVERGED'``); an array of names for a batch of restarts."""
+        return status_names(self.status)
+
+    def __repr__(self) -> str:
+        return em_result_repr(self)
+
 
 class _Carry(NamedTuple):
     i: jnp.ndarray
@@ -147,19 +177,20 @@ def move_status(model, params, objective, previous, magnitude=None):
                      Status.DECREASED, status)
 
 
-def initial_carry(model, params, stats, loglik, objective, max_iter: int,
+def initial_carry(model, params, stats, loglik, objective, history_length: int,
                   accelerator_state=()) -> _Carry:
-    """Loop state before the first M-step, from the evaluation of the starting ``params``."""
+    """Loop state before the first M-step, from the evaluation of the starting ``params``;
+    room for ``history_length`` (at least ``max_iter``) objectives."""
     status = failure_status(model, params, objective).astype(jnp.int32)
-    history = jnp.full((max_iter,), jnp.nan, objective.dtype)
+    history = jnp.full((history_length,), jnp.nan, objective.dtype)
     return _Carry(jnp.int32(0), status, params, stats, objective, loglik, history, jnp.int32(1),
                   accelerator_state)
 
 
-def next_carry(model, c: _Carry, new_params, new_stats, new_ll, new_obj, tol, max_iter: int,
+def next_carry(model, c: _Carry, new_params, new_stats, new_ll, new_obj, tol, max_iter,
                n_estep=1, accelerator_state=()) -> _Carry:
     """Loop state after one iteration of ``n_estep`` E-steps, given the evaluation of its
-    ``new_params``."""
+    ``new_params`` (``tol`` and ``max_iter`` may be traced)."""
     change = new_obj - c.objective
     i = c.i + 1
     magnitude = jnp.abs(c.loglik) + jnp.abs(c.objective - c.loglik)  # likelihood and the rest
@@ -177,46 +208,68 @@ def result_of(c: _Carry) -> EMResult:
     return EMResult(c.params, c.objective, c.loglik, c.i, c.status, c.history, c.n_estep)
 
 
-def run_em(model, params, data, weights, *, max_iter: int, tol, chunk_size: int,
-           rows: RowSharding | None = None, accelerator: str | None = None) -> EMResult:
+def run_em(model, params, data, weights, *, max_iter, tol, chunk_size: int,
+           rows: RowSharding | None = None, accelerator: str | None = None,
+           history_length: int | None = None, monitor=None) -> EMResult:
     """EM on prepared data, in the coordinates of ``model`` (see :mod:`emjax.raw_rows`);
     ``accelerator`` as in :func:`em`.
+
+    ``max_iter`` and ``tol`` may be traced (one compiled loop serves every value); the history
+    buffer then needs a static ``history_length >= max_iter`` (default: ``max_iter``, an int).
+    ``monitor(i, objective, status)``, if given, is called inside the loop after every
+    iteration (traced values; :mod:`emjax.progress` sends them to the host); None adds nothing
+    to the program.
 
     Pure and traceable; :func:`em` and :func:`emjax.fit` are the public entry points. With
     ``rows`` (data sharded over a mesh axis), each device sums its own rows' statistics and
     the totals are all-reduced (:func:`emjax.sharding.row_sum`).
     """
     tol = jnp.asarray(tol, weights.dtype)
+    length = int(max_iter) if history_length is None else history_length
+    max_iter = jnp.asarray(max_iter, jnp.int32)
     evaluate_at = lambda p: evaluate(model, p, data, weights, chunk_size, rows)
+    watched = _watched(monitor)
 
     if accelerator is None:
-        return result_of(_plain_em_loop(model, params, data, weights, evaluate_at, tol, max_iter))
+        return result_of(_plain_em_loop(model, params, data, weights, evaluate_at, tol, max_iter,
+                                        length, watched))
     check = functools.partial(move_status, model)
     state0, update = accelerated_update(accelerator, model, evaluate_at, check, weights.dtype)
-    init = initial_carry(model, params, *evaluate_at(params), max_iter, state0)
+    init = initial_carry(model, params, *evaluate_at(params), length, state0)
 
     def body(c: _Carry) -> _Carry:
         new, n_estep, state = update(c.params, c.stats, c.objective, c.accelerator_state)
-        return next_carry(model, c, *new, tol, max_iter, n_estep, state)
+        return watched(next_carry(model, c, *new, tol, max_iter, n_estep, state))
 
     return result_of(jax.lax.while_loop(lambda c: c.status == Status.RUNNING, body, init))
 
 
-def _plain_em_loop(model, params, data, weights, evaluate_at, tol, max_iter: int) -> _Carry:
+def _watched(monitor):
+    """The loop body's last step: the carry unchanged, shown to ``monitor`` if there is one."""
+    if monitor is None:
+        return lambda c: c
+
+    def watched(c: _Carry) -> _Carry:
+        return c._replace(i=monitor(c.i, c.objective, c.status))
+    return watched
+
+
+def _plain_em_loop(model, params, data, weights, evaluate_at, tol, max_iter, length: int,
+                   watched) -> _Carry:
     """Plain EM with a single E-step in the program: the loop's first pass evaluates the start
     (``i = -1``: no M-step), every later pass the M-step of the accepted iterate. The same
     iterates as evaluating the start before the loop, with half the E-step code to compile."""
     shapes = jax.eval_shape(evaluate_at, params)
     stats, loglik, objective = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-    blank = initial_carry(model, params, stats, loglik, objective, max_iter)
+    blank = initial_carry(model, params, stats, loglik, objective, length)
     blank = blank._replace(i=jnp.int32(-1), status=jnp.int32(Status.RUNNING), n_estep=jnp.int32(0))
 
     def body(c: _Carry) -> _Carry:
         first = c.i < 0
         candidate = tree_select(first, c.params, em_update(model, c.stats, c.params, data, weights))
         evaluation = evaluate_at(candidate)
-        return tree_select(first, initial_carry(model, candidate, *evaluation, max_iter),
-                           next_carry(model, c, candidate, *evaluation, tol, max_iter))
+        return watched(tree_select(first, initial_carry(model, candidate, *evaluation, length),
+                                   next_carry(model, c, candidate, *evaluation, tol, max_iter)))
 
     return jax.lax.while_loop(lambda c: c.status == Status.RUNNING, body, blank)
 
@@ -253,7 +306,8 @@ def healthy(status):
 
 
 def em(model, params, data, weights=None, *, max_iter: int = 100, tol: float = 1e-3,
-       chunk_size: int | None = None, accelerator: str | None = None, throw: bool = True) -> EMResult:
+       chunk_size: int | None = None, accelerator: str | None = None, throw: bool = True,
+       verbose: bool = False) -> EMResult:
     """Runs EM from ``params`` (one restart, e.g. a warm start) until convergence.
 
     Args:
@@ -268,6 +322,11 @@ def em(model, params, data, weights=None, *, max_iter: int = 100, tol: float = 1
             bounds SQUAREM cycles and ``n_estep`` counts the E-steps they took).
         throw: raise :class:`FitError` on a failure status and warn on MAX_ITER (host-side only;
             inside ``jit``/``vmap`` inspect ``status`` instead).
+        verbose: host-side only: compile time, then iterations and the objective while EM runs
+            (as :func:`emjax.fit`'s ``verbose``).
+
+    ``max_iter`` and ``tol`` are values of the compiled program: changing them (``max_iter``
+    within its bucket, :func:`history_size`) does not compile again.
 
     Returns:
         :class:`EMResult`.
@@ -293,22 +352,39 @@ def em(model, params, data, weights=None, *, max_iter: int = 100, tol: float = 1
     n = local_rows(n_rows(data), rows)
     chunk = min(chunk_size or choose_chunk_size(n, model.work_per_row(data)), n)
     static_model, hyper = split_hyperparameters(model)
-    result = _em_jit(static_model, hyper, params, data, weights, tol, max_iter=max_iter,
-                     chunk_size=chunk, rows=rows, accelerator=accelerator)
+    args = (static_model, hyper, params, data, weights, tol, max_iter)
+    static = dict(history_length=history_size(max_iter), chunk_size=chunk, rows=rows,
+                  accelerator=accelerator)
+    if verbose and not is_traced(*args[1:]):
+        progress = FitProgress("emjax.em", max_iter)
+        with progress.compiling():
+            compiled = _em_jit.lower(*args, **static, monitor=monitor).compile()
+        with progress:
+            result = jax.block_until_ready(compiled(*args[1:]))
+        progress.finished(f"{progress.seconds:.2f} s running; objective {float(result.objective):.6g} "
+                          f"({Status(int(result.status)).name}, {int(result.n_iter)} iterations)")
+    else:
+        result = _em_jit(*args, **static)
+    result = trim_history(result, max_iter)
     if throw and not is_traced(result):
         report_status(int(result.status), what="EM")
     return result
 
 
 @functools.partial(jit_by_data_size,
-                   static_argnames=("model", "max_iter", "chunk_size", "rows", "accelerator"))
-def _em_jit(model, hyper, params, data, weights, tol, *, max_iter, chunk_size, rows, accelerator):
+                   static_argnames=("model", "history_length", "chunk_size", "rows", "accelerator",
+                                    "monitor"))
+def _em_jit(model, hyper, params, data, weights, tol, max_iter, *, history_length, chunk_size, rows,
+            accelerator, monitor=None):
     model, weights = join_hyperparameters(model, hyper), row_weights(data, weights)
     fit_model, data, transform, log_jacobian = fit_coordinates(model, data, weights, chunk_size, rows)
     params = model.params_to_standard(params, transform)
+    shown = None if monitor is None else (
+        lambda i, objective, status: monitor(i, objective + log_jacobian, status))
     result = with_implicit_gradients(run_em, fit_model, params, data, weights, max_iter=max_iter,
                                      tol=tol, chunk_size=chunk_size, rows=rows,
-                                     accelerator=accelerator)
+                                     accelerator=accelerator, history_length=history_length,
+                                     monitor=shown)
     return to_user_units(model, result, transform, log_jacobian)
 
 

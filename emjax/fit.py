@@ -12,10 +12,15 @@ import numpy as np
 
 from .accelerate import check_accelerator
 from .chunking import MIN_CHUNK, choose_chunk_size, default_chunk_budget, n_rows, row_weights
-from .driver import ConvergenceWarning, EMResult, FitError, healthy, run_em, to_user_units
+from .driver import (
+    ConvergenceWarning, EMResult, FitError, healthy, history_size, run_em, to_user_units, trim_history,
+)
 from .implicit import with_implicit_gradients
 from .model import join_hyperparameters, split_hyperparameters
+from .progress import FitProgress, monitor
 from .raw_rows import fit_coordinates
+from .result_text import Timing, fit_result_repr, fit_summary, status_names
+from .row_buckets import bucket_rows, padded_rows
 from .row_sums import REASSOCIATING_COMPILER_OPTIONS, one_pass_row_sums, unbatched_restarts
 from .sharding import local_rows, row_sharding_of
 from .status import Status, describe
@@ -35,6 +40,10 @@ class FitResult(NamedTuple):
             for it.
         best_index: which restart won (``argmax`` of the objective over healthy restarts).
         restarts: an :class:`EMResult` whose fields have a leading ``(n_init,)`` axis.
+        timing: wall time of a host-side call (:class:`emjax.result_text.Timing`), else None.
+
+    ``print(result)`` shows a few lines at any ``n_init`` (arrays by dtype and shape);
+    :meth:`summary` a table; ``status_name`` the best restart's status by name.
 
     Examples:
         >>> import jax, emjax
@@ -56,10 +65,24 @@ class FitResult(NamedTuple):
     n_estep: jnp.ndarray
     best_index: jnp.ndarray
     restarts: EMResult
+    timing: Timing | None = None
 
     @property
     def converged(self):
         return self.status == Status.CONVERGED
+
+    @property
+    def status_name(self):
+        """The best restart's status by name (``'CONVERGED'``)."""
+        return status_names(self.status)
+
+    def summary(self) -> str:
+        """A short table: restarts, the best one's objective and status, every status with its
+        count, iterations, wall time (host-side, one fit)."""
+        return fit_summary(self)
+
+    def __repr__(self) -> str:
+        return fit_result_repr(self)
 
 
 def restart_keys(key, n_init: int):
@@ -67,11 +90,14 @@ def restart_keys(key, n_init: int):
     return jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.arange(n_init))
 
 
-def select_best(restarts: EMResult) -> FitResult:
+def select_best(restarts: EMResult, n_valid=None) -> FitResult:
     """The restart with the highest final objective among healthy ones (NaN-safe; a restart
     whose objective is not finite is never healthy: :func:`emjax.driver.to_user_units`). With
-    none healthy it returns restart 0, whose parameters carry no derivative."""
+    none healthy it returns restart 0, whose parameters carry no derivative. Only the first
+    ``n_valid`` restarts (all by default) are candidates."""
     ok = healthy(restarts.status) & jnp.isfinite(restarts.objective)
+    if n_valid is not None:
+        ok = ok & (jnp.arange(ok.shape[0]) < n_valid)
     best = jnp.argmax(jnp.where(ok, restarts.objective, -jnp.inf))
     pick = jax.tree_util.tree_map(lambda x: x[best], restarts)
     return FitResult(*pick, best_index=best, restarts=restarts)
@@ -79,7 +105,7 @@ def select_best(restarts: EMResult) -> FitResult:
 
 def fit(model, data, key, *, n_init: int = 1, weights=None, max_iter: int = 100,
         tol: float = 1e-3, chunk_size: int | None = None, init_params=None,
-        accelerator: str | None = None, throw: bool = True) -> FitResult:
+        accelerator: str | None = None, throw: bool = True, verbose: bool = False) -> FitResult:
     """Fits ``model`` from ``n_init`` random starts at once and keeps the best healthy one.
 
     Restart ``r`` starts from ``model.init(fold_in(key, r), data, weights)`` and runs
@@ -102,9 +128,21 @@ def fit(model, data, key, *, n_init: int = 1, weights=None, max_iter: int = 100,
             ``model.init`` (``key`` is then unused).
         throw: host-side only: raise :class:`FitError` when every restart failed, warn when the
             winner stopped at ``max_iter``.
+        verbose: host-side only: print the compile time, then the iteration, the best objective
+            and the restarts still running while the fit runs (a tqdm bar on a terminal or in a
+            notebook when tqdm is installed, else a line every few seconds), then a closing line
+            (:mod:`emjax.progress`). The same result; the verbose program is compiled apart, with a
+            host callback in its loop (JAX's persistent cache does not keep it).
+
+    ``max_iter`` and ``tol`` are values of the compiled program, not part of it: another
+    ``max_iter`` (within the same power-of-two bucket, at least 128:
+    :func:`emjax.driver.history_size`) or ``tol`` reuses it. Small data are padded with rows of
+    weight 0 to one of four sizes per octave where the model's start allows it
+    (:mod:`emjax.row_buckets`), so cross-validation folds share a program too; the result is
+    the unpadded fit's, up to the order of floating-point sums.
 
     Returns:
-        :class:`FitResult`.
+        :class:`FitResult` (``print`` it, or its :meth:`~FitResult.summary`).
 
     Examples:
         >>> import jax, emjax
@@ -115,12 +153,38 @@ def fit(model, data, key, *, n_init: int = 1, weights=None, max_iter: int = 100,
         >>> sorted(round(float(w), 2) for w in res.params.weights)
         [0.36, 0.64]
     """
+    start = time.perf_counter()
     args, static = _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_params,
                             accelerator)
-    result = _fit_jit(*args, **static)  # inside a caller's trace: compiled with the caller's program
-    if throw and not is_traced(result):
+    if is_traced(*args):  # inside a caller's trace: compiled with the caller's program
+        return _trimmed(_fit_jit(*args, **static), max_iter, n_init)
+    if verbose:
+        result, timing = _verbose_fit(args, static, start, model, max_iter, n_init)
+    else:
+        before = _fit_jit._cache_size()
+        result = jax.block_until_ready(_fit_jit(*args, **static))
+        timing = Timing(time.perf_counter() - start, _fit_jit._cache_size() > before)
+    result = _trimmed(result, max_iter, n_init)._replace(timing=timing)
+    if throw:
         _report(result)
     return result
+
+
+def _verbose_fit(args, static, start, model, max_iter, n_init):
+    """``_fit_jit`` compiled with :func:`emjax.progress.monitor` in its loop, reported by a
+    :class:`~emjax.progress.FitProgress`: ``(result, Timing)``."""
+    static = dict(static, monitor=monitor)
+    progress = FitProgress(f"emjax.fit {type(model).__name__}", max_iter,
+                           -(-static["n_init"] // static["restart_block"]))
+    with progress.compiling() as ticker:
+        compiled = _fit_jit.lower(*args, **static).compile()
+    with progress:
+        result = jax.block_until_ready(compiled(*args))
+    result = _trimmed(result, max_iter, n_init)
+    progress.finished(f"{progress.seconds:.2f} s running; best objective "
+                      f"{float(result.objective):.6g} ({result.status_name}, {int(result.n_iter)} "
+                      f"iterations); restarts: {describe(result.restarts.status)}")
+    return result, Timing(time.perf_counter() - start, True, ticker.elapsed)
 
 
 def timed_fit(model, data, key, *, throw: bool = True, **options):
@@ -142,16 +206,31 @@ def timed_fit(model, data, key, *, throw: bool = True, **options):
     start = time.perf_counter()
     compiled = _fit_jit.lower(*args, **static).compile()
     compiled_at = time.perf_counter()
-    result = jax.block_until_ready(compiled(*args))
+    result = _trimmed(jax.block_until_ready(compiled(*args)), options["max_iter"], options["n_init"])
     done = time.perf_counter()
+    result = result._replace(timing=Timing(done - start, True, compiled_at - start))
     if throw:
         _report(result)
     return result, compiled_at - start, done - compiled_at
 
 
+def _trimmed(result: FitResult, max_iter: int, n_init: int) -> FitResult:
+    """``result`` with every history cut to ``max_iter`` and the restarts to the first
+    ``n_init`` (the program runs a bucketed number of them: :func:`_prepare`)."""
+    result = trim_history(result, max_iter)
+    if result.restarts.status.shape[0] == n_init:
+        return result
+    return result._replace(restarts=jax.tree_util.tree_map(lambda x: x[:n_init], result.restarts))
+
+
 def _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_params,
              accelerator=None):
-    """Host-side checks and the chunk sizes: ``(args, static_kwargs)`` for ``_fit_jit``."""
+    """Host-side checks and the chunk sizes: ``(args, static_kwargs)`` for ``_fit_jit``.
+
+    Restarts drawn from ``key`` on concrete, unsharded data run in a bucketed number
+    (:func:`emjax.row_buckets.bucket_rows` of ``n_init``: four per octave), so that nearby
+    ``n_init`` share a program: restart ``r``'s key does not depend on the count, the extra
+    restarts stop after one iteration and are never chosen, and their results are dropped."""
     check_model(model, "fit(model, data, key, ...)")
     check_fit_options(max_iter=max_iter, tol=tol, chunk_size=chunk_size, n_init=n_init)
     check_init_params_type(init_params)
@@ -162,11 +241,16 @@ def _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_
                          f"of device groups along the mesh axes {rows.restart_axes} that split restarts.")
     check_accelerator(accelerator)
     data, weights = prepare_inputs(model, data, weights, ones_as_none=True)
+    if rows is None and not is_traced(data, weights):  # nearby row counts share one program
+        data, weights = padded_rows(model, data, weights)
     if init_params is not None and not is_traced(init_params, data):
         _check_init_params(model, init_params, data, n_init)
     static_model, hyper = split_hyperparameters(model)
-    args = (data, weights, key, tol, init_params, hyper)
-    traced = is_traced(*args)  # inside a caller's jit/vmap/grad
+    traced = is_traced(data, weights, key, tol, init_params, hyper)  # inside a caller's jit/vmap/grad
+    n_valid = n_init
+    if init_params is None and rows is None and not traced:
+        n_init = bucket_rows(n_init)
+    args = (data, weights, key, tol, (max_iter, n_valid), init_params, hyper)
     # one restart, not under a caller's vmap: models may branch per restart (lax.cond) and size
     # their chunks for the formulation they will trace
     unbatched = n_init == 1 and not traced
@@ -182,30 +266,38 @@ def _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_
     init_batch = min(n_init, max(1, default_chunk_budget() // max(1, n * work)))
     # one-pass statistics in a program of its own on a CPU (measured there; accelerators unchanged)
     one_pass = jax.default_backend() == "cpu" and not traced
-    static = dict(model=static_model, n_init=n_init, max_iter=max_iter, chunk_size=chunk,
+    static = dict(model=static_model, n_init=n_init, history_length=history_size(max_iter),
+                  chunk_size=chunk,
                   init_batch=init_batch, restart_block=block, one_pass=one_pass,
-                  unbatched=unbatched, rows=rows, accelerator=accelerator)
+                  unbatched=unbatched, rows=rows, accelerator=accelerator, monitor=None)
     return args, static
 
 
-def _fit_program(data, weights, key, tol, init_params, hyper, *, model, n_init, max_iter, chunk_size,
-                 init_batch, restart_block, one_pass, unbatched, rows, accelerator=None):
+def _fit_program(data, weights, key, tol, limits, init_params, hyper, *, model, n_init,
+                 history_length, chunk_size, init_batch, restart_block, one_pass, unbatched, rows,
+                 accelerator=None, monitor=None):
     model, weights = join_hyperparameters(model, hyper), row_weights(data, weights)
+    max_iter, n_valid = limits
     with one_pass_row_sums(one_pass), unbatched_restarts(unbatched):
         fit_model, data, transform, log_jacobian = fit_coordinates(model, data, weights, chunk_size, rows)
         if init_params is None:
             start = _starting_points(fit_model, data, weights, key, n_init, init_batch)
         else:
             start = jax.vmap(lambda p: model.params_to_standard(p, transform))(init_params)
-        one = lambda p: to_user_units(model, with_implicit_gradients(
-            run_em, fit_model, p, data, weights, max_iter=max_iter, tol=tol, chunk_size=chunk_size,
-            rows=rows, accelerator=accelerator), transform, log_jacobian)
+        shown = None if monitor is None else (
+            lambda i, objective, status: monitor(i, objective + log_jacobian, status))
+        # restarts past n_valid (a bucket's padding) stop after one iteration
+        limit = jnp.where(jnp.arange(n_init) < n_valid, max_iter, 1)
+        one = lambda p_limit: to_user_units(model, with_implicit_gradients(
+            run_em, fit_model, p_limit[0], data, weights, max_iter=p_limit[1], tol=tol,
+            chunk_size=chunk_size, rows=rows, accelerator=accelerator,
+            history_length=history_length, monitor=shown), transform, log_jacobian)
         restart_axes = rows.restart_axes if rows is not None and rows.restart_axes else None
-        return select_best(run_in_blocks(one, start, restart_block, restart_axes))
+        return select_best(run_in_blocks(one, (start, limit), restart_block, restart_axes), n_valid)
 
 
-_FIT_STATIC = ("model", "n_init", "max_iter", "chunk_size", "init_batch", "restart_block", "one_pass",
-               "unbatched", "rows", "accelerator")
+_FIT_STATIC = ("model", "n_init", "history_length", "chunk_size", "init_batch", "restart_block", "one_pass",
+               "unbatched", "rows", "accelerator", "monitor")
 #: The fit as its own program (no argument is traced), compiled to reassociate float sums
 #: (:mod:`emjax.row_sums`; the options are for XLA's CPU compiler, others ignore them). Inside a
 #: caller's ``jit``/``vmap``/``grad`` it is traced into the caller's program, without options
@@ -298,7 +390,7 @@ def init_restarts(model, data, key, *, n_init: int, weights=None):
         >>> # edit them, then: emjax.fit(model, X, jax.random.key(0), n_init=4, init_params=starts)
     """
     args, static = _prepare(model, data, key, n_init, weights, 1, 0.0, None, None)
-    data, weights, key, _, _, hyper = args
+    data, weights, key, _, _, _, hyper = args
     return _init_jit(data, weights, key, hyper, model=static["model"], n_init=n_init,
                      init_batch=static["init_batch"], chunk_size=static["chunk_size"],
                      rows=static["rows"])

@@ -57,15 +57,17 @@ class _Config(NamedTuple):
 
     solver: Callable  # run_em(model, params, data, weights, *, max_iter, tol, chunk_size, ...)
     model: Any        # the model's static part (see split_hyperparameters)
-    max_iter: int
+    history_length: int  # the solver's history buffer (max_iter itself is traced)
     chunk_size: int
     adjoint: str
     rows: Any = None         # emjax.sharding.RowSharding of the data, or None
     accelerator: Any = None  # as in emjax.em
+    monitor: Any = None      # as in emjax.driver.run_em
 
 
-def with_implicit_gradients(solver, model, params, data, weights, *, max_iter: int, tol,
-                            chunk_size: int, rows=None, accelerator=None, adjoint: str = "auto"):
+def with_implicit_gradients(solver, model, params, data, weights, *, max_iter, tol,
+                            chunk_size: int, rows=None, accelerator=None, adjoint: str = "auto",
+                            history_length: int | None = None, monitor=None):
     """``solver(model, params, data, weights, ...)``'s EM result, differentiable at its fixed point.
 
     Args:
@@ -73,7 +75,9 @@ def with_implicit_gradients(solver, model, params, data, weights, *, max_iter: i
         model: a model; the array leaves of a pytree model are differentiable hyperparameters.
         params: the starting point (no derivative flows to it: the fixed point does not move).
         data, weights: prepared data (a pytree of rows) and per-row weights; differentiable.
-        max_iter, tol, chunk_size, accelerator: as in :func:`emjax.em`.
+        max_iter, tol, chunk_size, accelerator: as in :func:`emjax.em` (``max_iter`` and ``tol``
+            may be traced; then ``history_length``, as in :func:`emjax.driver.run_em`, is needed).
+        monitor: passed to the solver (:func:`emjax.driver.run_em`).
         rows: the data's row sharding (:func:`emjax.sharding.row_sharding_of`), or None.
         adjoint: ``"dense"`` (build :math:`\\partial_\\theta F`, least squares), ``"iterative"``
             (fixed-point iteration of the linear system) or ``"auto"`` (dense up to
@@ -86,16 +90,20 @@ def with_implicit_gradients(solver, model, params, data, weights, *, max_iter: i
     if adjoint not in ("auto", "dense", "iterative"):
         raise ValueError(f"adjoint must be 'auto', 'dense' or 'iterative'; got {adjoint!r}.")
     static, hyper = split_hyperparameters(model)
-    config = _Config(solver, static, max_iter, chunk_size, adjoint, rows, accelerator)
-    return _fixed_point(config, params, data, weights, jnp.asarray(tol, weights.dtype), hyper)
+    length = int(max_iter) if history_length is None else history_length
+    config = _Config(solver, static, length, chunk_size, adjoint, rows, accelerator, monitor)
+    limits = (jnp.asarray(tol, weights.dtype), jnp.asarray(max_iter, jnp.int32))
+    return _fixed_point(config, params, data, weights, limits, hyper)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _fixed_point(config: _Config, params, data, weights, tol, hyper):
+def _fixed_point(config: _Config, params, data, weights, limits, hyper):
     model = join_hyperparameters(config.model, hyper)
-    return config.solver(model, params, data, weights, max_iter=config.max_iter, tol=tol,
+    tol, max_iter = limits
+    return config.solver(model, params, data, weights, max_iter=max_iter, tol=tol,
                          chunk_size=config.chunk_size, rows=config.rows,
-                         accelerator=config.accelerator)
+                         accelerator=config.accelerator, history_length=config.history_length,
+                         monitor=config.monitor)
 
 
 @_fixed_point.defjvp

@@ -108,6 +108,11 @@ class Model:
         """
         return stats
 
+    def init_ignores_padding(self, n_rows: int) -> bool:
+        """Whether ``init`` draws the same start from data padded to ``n_rows`` rows by rows of
+        weight 0 as from the data alone (then :mod:`emjax.row_buckets` may pad). False by default."""
+        return False
+
     def work_per_row(self, data) -> int:
         """Elements of temporary memory that one observation costs in the E-step (chunk sizing)."""
         return 64

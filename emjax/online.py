@@ -27,7 +27,7 @@ from .driver import failure_status
 from .model import check_streamable
 from .status import Status
 from .tree import row_signature, row_signature_difference, tree_select
-from .validation import check_nonnegative_number, prepare_inputs
+from .validation import check_key, check_nonnegative_number, prepare_inputs
 from .xla_options import jit
 
 
@@ -97,7 +97,8 @@ class OnlineEM:
 
     Args:
         model: a model following :mod:`emjax.model`'s contract.
-        key: PRNG key for ``model.init`` on the first mini-batch (unused with ``init_params``).
+        key: PRNG key, or an integer seed, for ``model.init`` on the first mini-batch (unused
+            with ``init_params``).
         kappa: step-size exponent in (0.5, 1]; smaller forgets old batches faster.
         t0: step-size offset >= 0; larger damps the early steps.
         data_size: rows the statistics are scaled to (the dataset's size, so a model's prior
@@ -121,10 +122,9 @@ class OnlineEM:
                  data_size: float | None = None, init_params=None):
         check_schedule(kappa, t0)
         check_streamable(model)
-        if key is None and init_params is None:
-            raise ValueError("key must be a PRNG key (jax.random.key) when init_params is not given.")
         if data_size is not None and (not isinstance(data_size, numbers.Real) or not data_size > 0):
             raise ValueError(f"data_size must be a positive number or None; got {data_size!r}.")
+        key = check_key(key, optional=init_params is not None)
         self.model, self.key, self.init_params = model, key, init_params
         self.schedule = dict(kappa=float(kappa), t0=float(t0),
                              data_size=None if data_size is None else float(data_size))

@@ -33,6 +33,7 @@ from .fit import _check_init_params as check_init_params
 from .fit import _starting_points, select_best
 from .models.gaussian_mixture import GaussianMixture
 from .models.padded_mixture import PaddedMixture, pad, trim
+from .progress import FitProgress, monitor
 from .status import Status
 from .validation import check_fit_options, check_key, prepare_inputs
 from .xla_options import jit
@@ -86,7 +87,7 @@ class SelectResult(NamedTuple):
 
 def select(models_or_grid, data, key, *, n_init: int = 1, criterion: str = "bic", weights=None,
            max_iter: int = 100, tol: float = 1e-3, chunk_size: int | None = None,
-           init_params: dict | None = None, throw: bool = True) -> SelectResult:
+           init_params: dict | None = None, throw: bool = True, verbose: bool = False) -> SelectResult:
     """Fits every candidate mixture at once and picks the one with the lowest ``criterion``.
 
     Candidate (K, structure) restart ``r`` starts where ``emjax.fit(GaussianMixture(K, ...),
@@ -106,6 +107,8 @@ def select(models_or_grid, data, key, *, n_init: int = 1, criterion: str = "bic"
         init_params: optional ``{(K, covariance_type): params}`` with a leading ``(n_init,)``
             axis, in the data's units, for every candidate: starts in place of ``key``'s.
         throw: raise :class:`emjax.FitError` when every candidate failed (host-side).
+        verbose: per covariance structure, the compile time, then iterations and the best
+            objective while its candidates run (as :func:`emjax.fit`'s ``verbose``).
 
     Returns:
         :class:`SelectResult`.
@@ -135,8 +138,17 @@ def select(models_or_grid, data, key, *, n_init: int = 1, criterion: str = "bic"
         chunk = min(chunk_size or choose_chunk_size(n, work, batch=batch), n)
         init_batch = min(n_init, max(1, default_chunk_budget() // max(1, n * work)))
         starts = None if init_params is None else _given_starts(init_params, template, ks, x, n_init)
-        best, entropy = _select_jit(x, w, key, tol, starts, model=model, ks=ks, n_init=n_init,
-                                    max_iter=max_iter, chunk_size=chunk, init_batch=init_batch)
+        options = dict(model=model, ks=ks, n_init=n_init, max_iter=max_iter, chunk_size=chunk,
+                       init_batch=init_batch)
+        if verbose:
+            progress = FitProgress(f"emjax.select {template.covariance_type}", max_iter)
+            with progress.compiling():
+                compiled = _select_jit.lower(x, w, key, tol, starts, **options, monitor=monitor).compile()
+            with progress:
+                best, entropy = jax.block_until_ready(compiled(x, w, key, tol, starts))
+            progress.finished(f"{progress.seconds:.2f} s running")
+        else:
+            best, entropy = _select_jit(x, w, key, tol, starts, **options)
         total_weight = float(jnp.sum(w))
         for i, k in enumerate(ks):
             candidate = dataclasses.replace(template, n_components=k)
@@ -230,9 +242,9 @@ def _score(model, params, best, i, entropy, total_weight) -> dict:
 
 
 @functools.partial(jit, static_argnames=("model", "ks", "n_init", "max_iter", "chunk_size",
-                                                   "init_batch"))
+                                                   "init_batch", "monitor"))
 def _select_jit(data, weights, key, tol, given, *, model, ks, n_init, max_iter, chunk_size,
-                init_batch):
+                init_batch, monitor=None):
     """Best restart per K (user units, padded params) and its summed weighted entropy."""
     padded = PaddedMixture(model)
     k_max, cov_type = model.n_components, model.covariance_type
@@ -247,8 +259,10 @@ def _select_jit(data, weights, key, tol, given, *, model, ks, n_init, max_iter, 
             start = jax.vmap(lambda p: model.params_to_standard(p, transform))(given[i])
         starts.append(jax.vmap(lambda p: pad(p, k_max, cov_type))(start))
     start = jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *starts)
+    shown = None if monitor is None else (
+        lambda i, objective, status: monitor(i, objective + log_jacobian, status))
     one = lambda p: to_user_units(padded, run_em(padded, p, data_std, weights, max_iter=max_iter,
-                                                 tol=tol, chunk_size=chunk_size),
+                                                 tol=tol, chunk_size=chunk_size, monitor=shown),
                                   transform, log_jacobian)
     runs = jax.vmap(one)(start)
     runs = jax.tree_util.tree_map(lambda a: a.reshape((len(ks), n_init) + a.shape[1:]), runs)

@@ -26,6 +26,12 @@ class Status(enum.IntEnum):
     DECREASED = 4
     DEGENERATE = 5
 
+    def __str__(self) -> str:  # print(Status(1)) and f"{status}" show CONVERGED, not 1
+        return self.name
+
+    def __format__(self, spec: str) -> str:
+        return self.name if not spec else format(int(self), spec)
+
     @property
     def healthy(self) -> bool:
         return self in (Status.CONVERGED, Status.MAX_ITER)

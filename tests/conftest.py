@@ -1,6 +1,13 @@
-import jax
-import numpy as np
-import pytest
+import os
+
+# The suite runs without emjax's default persistent compilation cache (emjax.compile_cache): no
+# state carried between runs (a program loaded from disk fires no compile event, which
+# test_memory_w6 counts). tests/test_latency.py checks the cache in fresh processes.
+os.environ.setdefault("EMJAX_NO_COMPILATION_CACHE", "1")
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 
 def full_covariances(cov, covariance_type, k, d):

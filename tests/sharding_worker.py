@@ -18,7 +18,7 @@ import numpy as np
 from jax.sharding import AxisType
 
 import emjax
-from emjax.fit import _fit_jit, _prepare
+from emjax.fit import _fit_jit, _prepare, _trimmed
 from emjax.models.hmm import HMMParams
 from emjax.models.hmm_emissions import GaussianEmissionParams
 
@@ -45,7 +45,8 @@ def compiled_fit(model, x, w, start, chunk_size=32):
     shapes = re.findall(r"= (\([^=]*?\)|\S+) all-gather(?:-start)?\(", hlo)  # plain or tuple results
     gathered = [max((int(n) for dims in re.findall(r"\[([\d,]*)\]", shape) for n in dims.split(",") if n),
                     default=1) for shape in shapes]
-    return (compiled(*args), len(re.findall(r" all-reduce(?:-start)?\(", hlo)), gathered,
+    result = _trimmed(compiled(*args), MAX_ITER, n_init)  # fit's history buffer is bucketed
+    return (result, len(re.findall(r" all-reduce(?:-start)?\(", hlo)), gathered,
             static["restart_block"])
 
 

@@ -70,13 +70,13 @@ def test_unweighted_large_fit_takes_the_data_alone_as_argument_and_compiles_lean
     model = emjax.GaussianMixture(4, covariance_type="diag")
     small = np.random.default_rng(0).normal(size=(64, d)).astype(np.float32)
     args, static = fit_module._prepare(model, small, jax.random.key(0), 1, None, 2, 0.0, None, None)
-    _, weights, key, tol, init_params, hyper = args
-    assert weights is None
+    _, _, key, tol, max_iter, init_params, hyper = args  # (64 rows are padded: weights given)
     static.update(chunk_size=choose_chunk_size(n, model.work_per_row(small), budget=CPU_CHUNK_BUDGET))
     rows = jax.ShapeDtypeStruct((n, d), jnp.float32)
     assert xla_options.lean_compile(rows) and not xla_options.lean_compile(small)
     lean_before = fit_module._fit_jit._lean._cache_size()
-    compiled = fit_module._fit_jit.lower(rows, None, key, tol, init_params, hyper, **static).compile()
+    compiled = fit_module._fit_jit.lower(rows, None, key, tol, max_iter, init_params, hyper,
+                                            **static).compile()
     memory = compiled.memory_analysis()
     assert memory.argument_size_in_bytes < data_bytes + 1024
     assert memory.temp_size_in_bytes < 0.5 * data_bytes, memory.temp_size_in_bytes / data_bytes

@@ -104,5 +104,5 @@ def test_batches_must_agree_and_params_need_data(x64):
         online.partial_fit(np.zeros((150, 3)))
     with pytest.raises(ValueError, match="data_size"):
         emjax.OnlineEM(emjax.GaussianMixture(2), jax.random.key(0), data_size=0)
-    with pytest.raises(ValueError, match="key must be a PRNG key"):
+    with pytest.raises(TypeError, match="key must be a PRNG key"):
         emjax.OnlineEM(emjax.GaussianMixture(2), None)

@@ -78,12 +78,13 @@ def test_fit_program_holds_no_copy_of_the_data():
     model = emjax.GaussianMixture(4, covariance_type="diag")
     small = np.random.default_rng(0).normal(size=(64, d)).astype(np.float32)
     args, static = fit_module._prepare(model, small, jax.random.key(0), 1, None, 2, 0.0, None, None)
-    _, _, key, tol, init_params, hyper = args
+    _, _, key, tol, max_iter, init_params, hyper = args
     # The CPU chunk budget on every backend: an accelerator's chunks are larger by design.
     static.update(chunk_size=choose_chunk_size(n, model.work_per_row(small), budget=CPU_CHUNK_BUDGET))
     rows = jax.ShapeDtypeStruct((n, d), jnp.float32)
     weights = jax.ShapeDtypeStruct((n,), jnp.float32)
-    compiled = fit_module._fit_jit.lower(rows, weights, key, tol, init_params, hyper, **static).compile()
+    compiled = fit_module._fit_jit.lower(rows, weights, key, tol, max_iter, init_params, hyper,
+                                        **static).compile()
     temp = compiled.memory_analysis().temp_size_in_bytes
     assert temp < 0.5 * n * d * 4, f"temporaries {temp / (n * d * 4):.2f}x the data"
 

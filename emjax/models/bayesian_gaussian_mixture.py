@@ -324,6 +324,9 @@ class BayesianGaussianMixture(Model):
         check_param_shapes(params, expected, f"n_components={k}, n_features={d}, "
                            f"covariance_type={self.covariance_type!r}")
 
+    def init_ignores_padding(self, n_rows: int) -> bool:
+        return seeding.draws_ignore_padding(self.init_params, n_rows)
+
     def work_per_row(self, data) -> int:
         return GaussianMixture(self.n_components, self.covariance_type).exact_work_per_row(data)
 

@@ -36,6 +36,16 @@ SEED_VALUES = 1 << 20
 SUBSAMPLE_STREAM = 0x5EED
 
 
+def draws_ignore_padding(method: str, n_rows: int) -> bool:
+    """Whether :func:`starting_responsibilities` by ``method`` draws the same start from data
+    padded to ``n_rows`` by rows of weight 0 as from the data alone: "random" draws per row
+    index; k-means++ (and "kmeans") inverts the cumulative weight over all rows in one block,
+    where trailing rows of weight 0 are never reached, while ``n_rows`` is within
+    ``SEED_ROWS`` (no subsample) and ``SAMPLE_BLOCK``. "random_from_data" draws over the row
+    count."""
+    return method != "random_from_data" and n_rows <= min(SEED_ROWS, SAMPLE_BLOCK)
+
+
 def _sample_rows(key, weights, score, shape, block: int | None = None):
     """Rows drawn with probability proportional to ``weights * score`` (``weights`` alone when
     ``score`` is None or every score is 0, e.g. all rows identical).
