@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..row_buckets import bucket_rows
+
 #: Every count up to this many rows is padded to it (an E-step over so few rows costs
 #: microseconds; a compilation costs seconds).
 SMALLEST_BUCKET = 256
@@ -18,14 +20,13 @@ PAD_BELOW = 1 << 16
 
 
 def bucket_size(n: int) -> int:
-    """``n`` rounded up to ``m * 2**e`` with ``4 <= m < 8`` (at most 25% more rows), at least
-    :data:`SMALLEST_BUCKET`; ``n`` itself from :data:`PAD_BELOW` on."""
+    """``n`` rounded up to the engine's bucket (:func:`emjax.row_buckets.bucket_rows`: four sizes
+    per octave, at most 25% more rows), at least :data:`SMALLEST_BUCKET`; ``n`` itself from
+    :data:`PAD_BELOW` on (the engine pads a fit's data only up to 8,192 rows; the shell pads
+    ``predict``/``score`` inputs too)."""
     if n >= PAD_BELOW:
         return n
-    if n <= SMALLEST_BUCKET:
-        return SMALLEST_BUCKET
-    step = 1 << (n.bit_length() - 3)
-    return -(-n // step) * step
+    return max(SMALLEST_BUCKET, bucket_rows(n))
 
 
 def padded(x: np.ndarray, weights: np.ndarray | None = None):
