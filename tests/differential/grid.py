@@ -29,9 +29,11 @@ FAST = ("gmm-full-prior-error", "gmm-tied-sklearn-error", "gmm-diag-prior-margin
 #: The fast slice's configurations per path (the full grid runs every configuration).
 FAST_BY_PATH = {"fit1": ("gmm-full-prior-error",),
                 "blocks": ("gmm-full-prior-error",), "stream": ("gmm-full-prior-error", "poisson-mixture"),
-                "online": ("gmm-full-prior-error",), "float32": ("poisson-mixture",),
+                "online": ("gmm-full-prior-error",),
+                "float32": ("poisson-mixture", "categorical-mixture"),  # integer codes: params cast
                 "fit_many": ("gmm-full-prior-error",),
-                "squarem": ("gmm-full-prior-error",),
+                # regularization="sklearn" maximises no fixed objective (emjax/accelerate.py)
+                "squarem": ("gmm-full-prior-error", "gmm-diag-sklearn-marginalize"),
                 "float32_fit": ("gmm-full-prior-error",),
                 "sharded": ("gmm-full-prior-error", "plsa-sparse")}
 
