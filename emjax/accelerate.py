@@ -15,10 +15,32 @@ and in unconstrained coordinates the differences
 map, :math:`\theta'' = F(\theta')`. The cycle ends at :math:`\theta''` when it is finite, not
 degenerate, has no exact zero where :math:`\theta_0` had none (an extrapolation past a boundary,
 e.g. of HMM probabilities kept in their own coordinates, that the M-step would clip into a
-permanent structural zero) and its objective is at least that of :math:`\theta_1`; otherwise it
-falls back to the plain EM step :math:`\theta_2`. So every accepted point is at least as good as one EM step, the
-objective never falls, and a change below ``tol`` over a cycle implies that plain EM's step from
-the cycle's start changed it by less than ``tol`` too.
+permanent structural zero), its objective is at least that of :math:`\theta_1`, and the
+stabilising map did not lower the objective, :math:`f(\theta'') \ge f(\theta')` (up to the
+driver's rounding allowance); otherwise it falls back to the plain EM step :math:`\theta_2`. So
+every accepted point is at least as good as one EM step, the objective never falls, and a change
+below ``tol`` over a cycle implies that plain EM's step from the cycle's start changed it by less
+than ``tol`` too.
+
+The last condition costs nothing and never binds for a map that does not lower :math:`f` (EM,
+MAP-EM, generalized EM). It matters for maps that maximise no fixed objective, such as
+``GaussianMixture(regularization="sklearn")``, whose M-step adds ``reg_covar`` to the
+maximum-likelihood covariances: its fixed point :math:`\theta^*` is not a maximum of the
+monitored log-likelihood, points beside :math:`\theta^*` score higher, and the map pulls them back
+down towards :math:`\theta^*`. Plain EM approaches :math:`\theta^*` from below and never sees that
+fall; an extrapolation can land beyond :math:`\theta^*`, where the next EM map would fall by about
+``reg_covar`` times the distance, which the driver (rightly, for what it monitors) would call
+DECREASED. A point whose own EM map lowered :math:`f` is such a point, so it is not accepted.
+Falls of about :math:`\lVert\nabla f(\theta^*)\rVert^2` over the map's curvature remain possible
+at the first map of the next cycle (no finite look-ahead rules them out); when that first map
+lowers :math:`f` beyond rounding but by less than ``tol``, the cycle ends where it started, which
+the driver then reports CONVERGED: the EM map from there changes :math:`f` by less than ``tol``,
+the driver's own criterion, and the point returned is the best one seen with its own objective.
+With ``tol=0``, or a fall of ``tol`` or more, the fall is reported DECREASED as in plain EM.
+
+The M-step is the engine's (:func:`emjax.em_map.em_update`), so generalized-EM models whose
+M-step revisits the rows (:meth:`emjax.model.Model.m_step_with_data`, e.g.
+:class:`emjax.EnumeratedMixture`) are accelerated too.
 
 The bound :math:`s \ge 1` on the step adapts, much as in Varadhan's SQUAREM package: it starts
 at 1, grows :data:`STEP_GROWTH`-fold after an accepted cycle whose step reached it, and after a
@@ -66,10 +88,10 @@ def check_accelerator(accelerator) -> None:
                          f"got {accelerator!r}.")
 
 
-def accelerated_update(accelerator: str, model, evaluate, check, dtype):
+def accelerated_update(accelerator: str, model, evaluate, m_step, check, tol):
     """``(state, update)`` for one driver iteration with ``accelerator``.
 
-    ``update(params, stats, objective, state)`` returns
+    ``update(params, stats, loglik, objective, state)`` returns
     ``((params, stats, loglik, objective), n_estep, state)``: the point the iteration ends at, with
     its E-step's results, the E-steps it took and the accelerator's state for the next iteration.
 
@@ -77,16 +99,20 @@ def accelerated_update(accelerator: str, model, evaluate, check, dtype):
         accelerator: one of :data:`ACCELERATORS`.
         model: the model whose EM map is accelerated.
         evaluate: ``params -> (stats, loglik, objective)``, one E-step (mean per-sample values).
-        check: ``(params, objective, previous_objective) -> status``: ``Status.RUNNING`` when a
-            move to ``params`` is healthy, else the failure (NONFINITE, DEGENERATE, DECREASED).
-        dtype: floating dtype of the objective.
+        m_step: ``(stats, params) -> params``, the M-step from the E-step's ``stats`` at ``params``.
+        check: ``(params, objective, previous_loglik, previous_objective) -> status``:
+            ``Status.RUNNING`` when a move to ``params`` from a point of that log-likelihood and
+            objective is healthy, else the failure (NONFINITE, DEGENERATE, DECREASED beyond the
+            driver's rounding allowance).
+        tol: the driver's convergence tolerance (a scalar of the objective's dtype).
     """
     check_accelerator(accelerator)
 
-    def update(params, stats, objective, step_bound):
-        return squarem_cycle(model, params, stats, objective, step_bound, evaluate=evaluate, check=check)
+    def update(params, stats, loglik, objective, step_bound):
+        return squarem_cycle(model, params, stats, loglik, objective, step_bound, evaluate=evaluate,
+                             m_step=m_step, check=check, tol=tol)
 
-    return jnp.ones((), dtype), update
+    return jnp.ones((), tol.dtype), update
 
 
 class _Stages(NamedTuple):
@@ -98,15 +124,18 @@ class _Stages(NamedTuple):
     second_params: Any          # theta2 = F(theta1), evaluated only on a fallback
     alpha: jnp.ndarray
     fails: jnp.ndarray          # the first EM map failed: the cycle ends at theta1
+    settled: jnp.ndarray        # the first EM map fell by less than tol: the cycle ends at theta0
     fallback: jnp.ndarray       # theta'' was rejected: the cycle ends at theta2
 
 
-def squarem_cycle(model, params, stats, objective, step_bound, *, evaluate, check):
-    """One SQUAREM cycle from ``params`` whose E-step gave ``stats`` and ``objective``.
+def squarem_cycle(model, params, stats, loglik, objective, step_bound, *, evaluate, m_step, check,
+                  tol):
+    """One SQUAREM cycle from ``params`` whose E-step gave ``stats``, ``loglik`` and ``objective``.
 
     Returns ``((params, stats, loglik, objective), n_estep, step_bound)`` for the point the cycle
     ends at. When the first EM map already fails (``check`` is not RUNNING), the cycle ends at that
-    map's result, so the driver reports the failure exactly as plain EM would.
+    map's result, so the driver reports the failure exactly as plain EM would; when that failure
+    is a fall smaller than ``tol``, it ends at ``params`` (module docstring).
 
     The stages run in a ``lax.while_loop`` whose body holds the program's only E-step: each stage
     takes an M-step from the last point evaluated, picks the next point (theta1, theta', theta'' or,
@@ -124,32 +153,36 @@ def squarem_cycle(model, params, stats, objective, step_bound, *, evaluate, chec
 
     def body(c: _Stages) -> _Stages:
         last_params, last_stats = c.last[0], c.last[1]
-        mapped = model.m_step(last_stats, last_params)  # theta1, theta2, theta'' (unused at stage 3)
+        mapped = m_step(last_stats, last_params)  # theta1, theta2, theta'' (unused at stage 3)
         extrapolated, alpha = extrapolate(c.first[0], mapped)
         second = tree_select(c.stage == 1, mapped, c.second_params)
         point = tree_select(c.stage == 1, extrapolated, tree_select(c.stage == 3, second, mapped))
         evaluated = (point, *evaluate(point))
         first = tree_select(c.stage == 0, evaluated, c.first)
-        fails = jnp.where(c.stage == 0, check(point, evaluated[3], objective) != Status.RUNNING, c.fails)
-        accept = ((check(point, evaluated[3], first[3]) == Status.RUNNING)
-                  & (evaluated[3] >= first[3]) & ~new_zeros(params, point))
+        first_status = check(point, evaluated[3], loglik, objective)
+        settled = (c.stage == 0) & (first_status == Status.DECREASED) & (objective - evaluated[3] < tol)
+        fails = jnp.where(c.stage == 0, (first_status != Status.RUNNING) & ~settled, c.fails)
+        healthy_from = lambda before: check(point, evaluated[3], before[2], before[3]) == Status.RUNNING
+        accept = (healthy_from(first) & (evaluated[3] >= first[3]) & healthy_from(c.last)
+                  & ~new_zeros(params, point))  # at stage 2 (theta''), c.last is theta'
         fallback = jnp.where(c.stage == 2, ~accept, c.fallback)
         alpha = jnp.where(c.stage == 1, alpha, c.alpha)
-        return _Stages(c.stage + 1, evaluated, first, second, alpha, fails, fallback)
+        return _Stages(c.stage + 1, evaluated, first, second, alpha, fails, settled | c.settled,
+                       fallback)
 
     def more(c: _Stages):
-        return ~c.fails & ((c.stage < 3) | ((c.stage == 3) & c.fallback))
+        return ~c.fails & ~c.settled & ((c.stage < 3) | ((c.stage == 3) & c.fallback))
 
-    start = (params, stats, jnp.zeros_like(objective), objective)
+    start = (params, stats, loglik, objective)
     false = jnp.zeros((), bool)
-    init = _Stages(jnp.int32(0), start, start, params, -jnp.ones_like(step_bound), false, false)
+    init = _Stages(jnp.int32(0), start, start, params, -jnp.ones_like(step_bound), false, false, false)
     done = jax.lax.while_loop(more, body, init)
 
-    accept = ~done.fails & ~done.fallback
+    accept = ~done.fails & ~done.settled & ~done.fallback
     at_bound = -done.alpha >= step_bound
     step_bound = jnp.where(at_bound & accept, step_bound * STEP_GROWTH, step_bound)
     step_bound = jnp.where(done.fallback, jnp.maximum(-done.alpha / STEP_SHRINK, 1), step_bound)
-    return done.last, done.stage, step_bound
+    return tree_select(done.settled, start, done.last), done.stage, step_bound
 
 
 def new_zeros(start, point):

@@ -37,7 +37,7 @@ from .raw_rows import fit_coordinates
 from .result_text import em_result_repr, status_names
 from .sharding import RowSharding, local_rows, row_sharding_of
 from .status import Status
-from .tree import all_finite, is_traced, tree_select
+from .tree import all_finite, float_dtype, is_traced, tree_select
 from .validation import check_fit_options, check_model, prepare_inputs
 from .xla_options import jit_by_data_size
 
@@ -166,12 +166,13 @@ def failure_status(model, params, objective):
     return jnp.where((status == Status.RUNNING) & ~jnp.isfinite(objective), Status.NONFINITE, status)
 
 
-def move_status(model, params, objective, previous, magnitude=None):
-    """RUNNING, or the failure of moving to ``params`` from an iterate whose objective was
-    ``previous``: NONFINITE, DEGENERATE, or DECREASED beyond rounding (relative to
-    ``magnitude``, the size of the terms summed into ``previous``; default ``|previous|``)."""
+def move_status(model, params, objective, previous_loglik, previous):
+    """RUNNING, or the failure of moving to ``params`` from an iterate whose mean log-likelihood
+    and objective were ``previous_loglik`` and ``previous``: NONFINITE, DEGENERATE, or DECREASED
+    beyond rounding, relative to the size of the terms summed into ``previous`` (module
+    docstring)."""
     status = failure_status(model, params, objective)
-    magnitude = jnp.abs(previous) if magnitude is None else magnitude
+    magnitude = jnp.abs(previous_loglik) + jnp.abs(previous - previous_loglik)  # likelihood, the rest
     rounding = DECREASE_EPS_FACTOR * jnp.finfo(previous.dtype).eps * (1 + magnitude)
     return jnp.where((status == Status.RUNNING) & (objective - previous < -rounding),
                      Status.DECREASED, status)
@@ -193,8 +194,7 @@ def next_carry(model, c: _Carry, new_params, new_stats, new_ll, new_obj, tol, ma
     ``new_params`` (``tol`` and ``max_iter`` may be traced)."""
     change = new_obj - c.objective
     i = c.i + 1
-    magnitude = jnp.abs(c.loglik) + jnp.abs(c.objective - c.loglik)  # likelihood and the rest
-    status = move_status(model, new_params, new_obj, c.objective, magnitude)
+    status = move_status(model, new_params, new_obj, c.loglik, c.objective)
     status = jnp.where((status == Status.RUNNING) & (jnp.abs(change) < tol), Status.CONVERGED, status)
     status = jnp.where((status == Status.RUNNING) & (i >= max_iter), Status.MAX_ITER, status)
     accept = (status == Status.RUNNING) | (status == Status.CONVERGED) | (status == Status.MAX_ITER)
@@ -234,11 +234,12 @@ def run_em(model, params, data, weights, *, max_iter, tol, chunk_size: int,
         return result_of(_plain_em_loop(model, params, data, weights, evaluate_at, tol, max_iter,
                                         length, watched))
     check = functools.partial(move_status, model)
-    state0, update = accelerated_update(accelerator, model, evaluate_at, check, weights.dtype)
+    m_step = lambda stats, p: em_update(model, stats, p, data, weights)
+    state0, update = accelerated_update(accelerator, model, evaluate_at, m_step, check, tol)
     init = initial_carry(model, params, *evaluate_at(params), length, state0)
 
     def body(c: _Carry) -> _Carry:
-        new, n_estep, state = update(c.params, c.stats, c.objective, c.accelerator_state)
+        new, n_estep, state = update(c.params, c.stats, c.loglik, c.objective, c.accelerator_state)
         return watched(next_carry(model, c, *new, tol, max_iter, n_estep, state))
 
     return result_of(jax.lax.while_loop(lambda c: c.status == Status.RUNNING, body, init))
@@ -312,7 +313,9 @@ def em(model, params, data, weights=None, *, max_iter: int = 100, tol: float = 1
 
     Args:
         model: a model following :mod:`emjax.model`'s contract.
-        params: starting parameters, in the model's parameter type and the data's units.
+        params: starting parameters, in the model's parameter type and the data's units; floating
+            leaves are cast to the fit's dtype (the data's float dtype, or the default float for
+            integer data).
         data: observations, leading axis = rows (may be sharded over devices: :func:`emjax.shard`).
         weights: optional non-negative per-row weights ``(n,)``; 0 removes a row exactly.
         max_iter: most EM iterations.
@@ -347,6 +350,7 @@ def em(model, params, data, weights=None, *, max_iter: int = 100, tol: float = 1
     check_accelerator(accelerator)
     rows = row_sharding_of(data)
     data, weights = prepare_inputs(model, data, weights, ones_as_none=True)
+    params = in_fit_dtype(params, float_dtype(data))
     if not is_traced(params, data):
         model.validate_params(params, data)
     n = local_rows(n_rows(data), rows)
@@ -369,6 +373,17 @@ def em(model, params, data, weights=None, *, max_iter: int = 100, tol: float = 1
     if throw and not is_traced(result):
         report_status(int(result.status), what="EM")
     return result
+
+
+def in_fit_dtype(params, dtype):
+    """``params`` with floating leaves in ``dtype``, the fit's (the data's float dtype; the
+    default float for integer data): the loop's carry keeps one type, so float32 parameters
+    with data computed in float64 (e.g. integer codes under x64) are cast, not a trace error."""
+    def cast(leaf):
+        floating = jnp.issubdtype(jnp.result_type(leaf), jnp.floating)
+        return jnp.asarray(leaf, dtype) if floating and jnp.result_type(leaf) != dtype else leaf
+
+    return jax.tree_util.tree_map(cast, params)
 
 
 @functools.partial(jit_by_data_size,

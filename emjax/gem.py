@@ -73,7 +73,7 @@ def gem_ascent(objective: Callable, params, optimizer: optax.GradientTransformat
     last_value = objective(last)
 
     fractions = 0.5 ** jnp.arange(1, DAMPING_STEPS + 1, dtype=start_value.dtype)
-    damped_at = lambda a: jax.tree_util.tree_map(lambda p, u: p + a * u, params, updates)
+    damped_at = lambda a: jax.tree_util.tree_map(lambda p, u: p + a.astype(p.dtype) * u, params, updates)
     damped_values = jax.lax.map(lambda a: objective(damped_at(a)), fractions)
     damped_values = jnp.where(jnp.isfinite(damped_values), damped_values, -jnp.inf)
     j = jnp.argmax(damped_values)

@@ -29,9 +29,11 @@ FAST = ("gmm-full-prior-error", "gmm-tied-sklearn-error", "gmm-diag-prior-margin
 #: The fast slice's configurations per path (the full grid runs every configuration).
 FAST_BY_PATH = {"fit1": ("gmm-full-prior-error",),
                 "blocks": ("gmm-full-prior-error",), "stream": ("gmm-full-prior-error", "poisson-mixture"),
-                "online": ("gmm-full-prior-error",), "float32": ("poisson-mixture",),
+                "online": ("gmm-full-prior-error",),
+                "float32": ("poisson-mixture", "categorical-mixture"),  # integer codes: params cast
                 "fit_many": ("gmm-full-prior-error",),
-                "squarem": ("gmm-full-prior-error",),
+                # regularization="sklearn" maximises no fixed objective (emjax/accelerate.py)
+                "squarem": ("gmm-full-prior-error", "gmm-diag-sklearn-marginalize"),
                 "float32_fit": ("gmm-full-prior-error",),
                 "sharded": ("gmm-full-prior-error", "plsa-sparse")}
 
@@ -60,23 +62,12 @@ def integer_weights(rows: int, seed: int):
 
 
 #: Disagreements the harness found that are not fixed yet: ``(family or case name, path)`` ->
-#: reason. Their cells are strict xfails, so a fix turns them into failures to flip.
-KNOWN = {
-    **{(name, "squarem"): "SQUAREM ends DECREASED where plain EM converges (regularization="
-       "'sklearn' with missing='marginalize': the monitored log-likelihood is not what the M-step "
-       "maximises?)" for name in ("gmm-full-sklearn-marginalize", "gmm-diag-sklearn-marginalize")},
-    ("bgmm-diag-dirichlet_process", "squarem"): "SQUAREM reaches ELBO -5.8445, plain EM converges "
-                                                "at -5.9574 from the same start (n=57, d=3, k=3)",
-    ("categorical-mixture", "float32"): "float32 params with integer data under x64: em crashes "
-                                        "(while_loop carry float32 in, float64 out) instead of "
-                                        "casting or refusing the params with a clear error",
-    ("enumerated-mixture", "float32"): "float32 rows and params under x64: the M-step (gem_ascent "
-                                       "with optax.sgd(0.25 / n)) returns float64 params and em "
-                                       "crashes (while_loop carry float32 in, float64 out)",
-    ("enumerated-mixture", "squarem"): "SQUAREM calls model.m_step, which EnumeratedMixture (a "
-                                       "generalized-EM model: m_step_with_data) lacks: "
-                                       "AttributeError (emjax/accelerate.py)",
-}
+#: reason. Their cells are strict xfails, so a fix turns them into failures to flip. Fixed so
+#: far: SQUAREM ending DECREASED under regularization="sklearn" (emjax/accelerate.py), a
+#: Dirichlet-process BGMM where SQUAREM finds a better fixed point than plain EM (the SQUAREM
+#: cell's check), float32 params with integer data (emjax.em casts them) and in generalized EM
+#: (emjax/gem.py), SQUAREM on generalized-EM models (the engine's M-step).
+KNOWN: dict = {}
 
 
 def path_cells(path, registry_path=None):

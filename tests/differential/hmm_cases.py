@@ -307,7 +307,10 @@ SHARD_ITER = 6
 
 def sharded_report(names=None) -> None:
     """Prints one JSON line: for each case, the relative error of ``em`` and ``fit`` (2 starts)
-    on sequences sharded over an 8-device data axis against the one-device ``em`` (float64)."""
+    on sequences sharded over an 8-device data axis against the one-device ``em`` (float64);
+    and, per documented data form (``(x, lengths)``, ``[x, lengths]``, :class:`emjax.Sequences`,
+    ``(s, t, d)``, one ``(t, d)`` sequence), ``em`` on that form sharded against ``em`` on the
+    same form on one device."""
     import jax
     from jax.sharding import AxisType
 
@@ -326,7 +329,17 @@ def sharded_report(names=None) -> None:
         fit = emjax.fit(model, seqs, jax.random.key(0), weights=w, n_init=2, init_params=stacked,
                         max_iter=SHARD_ITER, tol=0.0, throw=False)
         restarts = [jax.tree_util.tree_map(lambda a, r=r: a[r], fit.restarts) for r in (0, 1)]
+        x_full = case.sample(shape["n_sequences"], shape["lengths"], shape["d"], shape["k"], shape["seed"])[1]
+        forms = {"list": [x, lengths], "sequences": emjax.Sequences(x, lengths),
+                 "array": x_full, "single": x_full[0]}
+        form_errors = {}
+        for form, data in forms.items():
+            alone = emjax.em(model, starts[0], data, max_iter=SHARD_ITER, tol=0.0, throw=False)
+            rows, weights = emjax.shard(data, mesh, model=model)
+            spread = emjax.em(model, starts[0], rows, weights, max_iter=SHARD_ITER, tol=0.0, throw=False)
+            form_errors[form] = [relative_error(spread, alone), int(spread.status)]
         report[name] = dict(
+            forms=form_errors,
             padded=int(seqs.x.shape[0]),
             em_error=relative_error(em, one[0]),
             fit_error=max(relative_error(got, want) for got, want in zip(restarts, one)),

@@ -19,7 +19,7 @@ from emjax.components import gaussian as g
 from emjax.row_sums import REASSOCIATING_COMPILER_OPTIONS, one_pass_row_sums, unbatched_restarts
 from emjax.validation import prepare_inputs
 
-from .registry import Shape
+from .registry import Shape, as_triplets
 
 fit_module = importlib.import_module("emjax.fit")  # the module (emjax.fit is the function)
 KEY = jax.random.key(0)
@@ -43,6 +43,13 @@ def data_as(data, dtype):
         return emjax.Corpus(data.doc_index, data.word_index, np.asarray(data.count, dtype),
                             data.n_docs, data.n_words)
     return as_dtype(data, dtype)
+
+
+def fit_dtype(data):
+    """The dtype a fit of ``data`` computes in: its first float leaf's, else the default float."""
+    floats = [np.asarray(a).dtype for a in jax.tree_util.tree_leaves(data)
+              if np.issubdtype(np.asarray(a).dtype, np.floating)]
+    return floats[0] if floats else np.dtype(jax.numpy.result_type(float))
 
 
 def first(tree, r=0):
@@ -136,9 +143,20 @@ def fit_steps(model, starts, data, weights=None, chunk_size=None):
     return [(first(r.params, i), float(r.history[i, 0]), int(r.status[i])) for i in range(n_init)]
 
 
+def stream_chunks(model, data, weights, rows_per_chunk):
+    """``(rows, weights)`` chunks for ``stream_fit``; PLSA streams triplets (a Corpus of the whole
+    corpus's shape per chunk), in the order the engine reads dense counts (``np.nonzero``)."""
+    if not isinstance(model, emjax.PLSA):
+        return [(data[i:i + rows_per_chunk], weights[i:i + rows_per_chunk])
+                for i in range(0, len(data), rows_per_chunk)]
+    t = as_triplets(data)
+    return [(emjax.Corpus(t.doc[i:i + rows_per_chunk].astype(np.int32), t.word[i:i + rows_per_chunk]
+                          .astype(np.int32), t.count[i:i + rows_per_chunk], t.n_docs, t.n_words),
+             weights[i:i + rows_per_chunk]) for i in range(0, len(t.count), rows_per_chunk)]
+
+
 def stream_step(model, params, data, weights, rows_per_chunk):
-    chunks = [(data[i:i + rows_per_chunk], weights[i:i + rows_per_chunk])
-              for i in range(0, len(data), rows_per_chunk)]
+    chunks = stream_chunks(model, data, weights, rows_per_chunk)
     res = emjax.stream_fit(model, chunks, KEY, init_params=stacked(params), max_iter=1, tol=0.0,
                            throw=False)
     return first(res.restarts.params), float(res.restarts.history[0, 0]), int(res.restarts.status[0])

@@ -56,11 +56,22 @@ def test_squarem_reaches_the_plain_em_optimum(case):
     check_restarts(case, model, data, None, plain, f"{case.name} plain")
     check_restarts(case, model, data, None, fast, f"{case.name} squarem")
     f, g = float(plain.objective), float(fast.objective)
-    if int(plain.status) == emjax.Status.MAX_ITER:  # plain EM still climbing: SQUAREM at least as high
-        assert g >= f - 1e-7 * (1 + abs(f)), f"{case.name}: SQUAREM objective {g!r} below plain EM {f!r}"
-    else:
-        assert abs(g - f) <= 1e-6 * (1 + abs(f)), f"{case.name}: SQUAREM objective {g!r}, plain EM {f!r}"
+    if abs(g - f) > 1e-6 * (1 + abs(f)):  # another optimum: allowed if higher and a fixed point
+        assert g > f, f"{case.name}: SQUAREM objective {g!r} below plain EM {f!r}"
+        assert_fixed_point(model, data, fast.params, g, f"{case.name} SQUAREM's optimum")
     assert int(fast.n_estep) <= int(plain.n_estep) or int(plain.n_iter) < 20
+
+
+def assert_fixed_point(model, data, params, objective, what, n_iter=100):
+    """Plain EM from ``params`` stays there: over ``n_iter`` steps it stays healthy and the
+    objective moves by less than 1e-9 relative (the parameters may still creep along a flat
+    direction: Bernoulli and multinomial mixtures move by ~1e-5 relative while the objective
+    holds). A Dirichlet-process BGMM at n=57, d=3: SQUAREM empties a component and reaches ELBO
+    -5.8445 where plain EM stops at -5.9574; both hold under this test."""
+    again = emjax.em(model, params, data, max_iter=n_iter, tol=0.0, throw=False)
+    assert emjax.Status(int(again.status)) in HEALTHY, f"{what}: EM from it ends {again.status}"
+    assert abs(float(again.objective) - objective) <= 1e-9 * (1 + abs(objective)), (
+        f"{what}: EM from it moves the objective from {objective!r} to {float(again.objective)!r}")
 
 
 @pytest.mark.parametrize("case", path_cells("float32_fit", "float32"))
@@ -75,7 +86,7 @@ def test_float32_fit_follows_float64(case):
     options = dict(max_iter=5, tol=0.0, throw=False)
     res64 = emjax.em(model, start, data64, **options)
     res32 = emjax.em(model, start32, data32, **options)
-    assert np.asarray(res32.history).dtype == np.float32
+    assert np.asarray(res32.history).dtype == P.fit_dtype(data32)
     h64, h32 = np.asarray(res64.history), np.asarray(res32.history, np.float64)
     stronger_prior = case.family == "gmm" and ("-full-prior" in case.name or "-tied-prior" in case.name)
     rtol = 2e-4 if stronger_prior else 1e-5

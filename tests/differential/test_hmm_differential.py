@@ -210,6 +210,11 @@ def path_sequences_form(case, model, x, lengths, start, monkeypatch):
              plain(model, start, (x, lengths)))]
 
 
+def path_list_form(case, model, x, lengths, start, monkeypatch):
+    """``[x, lengths]``, the list the README also accepts, as the tuple."""
+    return [(plain(model, start, [x, lengths]), plain(model, start, (x, lengths)))]
+
+
 def path_array_form(case, model, x, lengths, start, monkeypatch):
     x_full = problem(case.name)[2]
     return [(plain(model, start, x_full), plain(model, start, (x_full, np.full(S, T))))]
@@ -263,6 +268,7 @@ PATHS = {
     "weights_repeat": _weights([2, 1, 1, 3, 1, 1, 1]),
     "weights_zero": _weights([1, 0, 1, 1, 1, 0, 1]),
     "sequences_form": path_sequences_form,
+    "list_form": path_list_form,
     "array_form": path_array_form,
     "single_sequence": path_single_sequence,
     "float32": path_float32,
@@ -453,3 +459,5 @@ def test_sharded_over_8_devices_equals_one_device(sharded, name):
     assert got["padded"] == 8  # 7 sequences, one of weight 0 added
     assert got["em_error"] < 1e-10 and got["fit_error"] < 1e-10
     assert set(got["statuses"]) == {emjax.Status.MAX_ITER}
+    for form, (error, status) in got["forms"].items():  # every documented data form, sharded
+        assert error < 1e-10 and status == emjax.Status.MAX_ITER, (form, error, status)
