@@ -9,6 +9,7 @@ from .corpus import Corpus
 from .compile_cache import enable_default_cache
 from .criteria import aic, bic
 from .driver import ConvergenceWarning, EMResult, FitError, em
+from .isolated_optimum import IsolatedOptimumWarning
 from .fit import FitResult, fit, init_restarts, timed_fit
 from .gem import gem_ascent, gem_m_step
 from .model import Model
@@ -32,7 +33,7 @@ __all__ = [
     "BernoulliEmissionParams", "BernoulliHMM", "BernoulliMixture", "BernoulliMixtureParams",
     "CategoricalEmissionParams", "CategoricalHMM", "CategoricalMixture",
     "CategoricalMixtureParams", "ConvergenceWarning", "Corpus", "EMResult", "EnumeratedMixture",
-    "FitError", "FitResult", "GMMParams", "GaussianEmissionParams", "GaussianHMM",
+    "FitError", "FitResult", "IsolatedOptimumWarning", "GMMParams", "GaussianEmissionParams", "GaussianHMM",
     "GaussianMixture", "HMM", "HMMParams", "Model", "MultinomialMixture",
     "MultinomialMixtureParams", "OnlineEM", "OnlineState", "PLSA", "PLSAParams", "PassReport",
     "PoissonEmissionParams", "PoissonHMM", "PoissonMixture", "PoissonMixtureParams",

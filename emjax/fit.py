@@ -16,6 +16,7 @@ from .driver import (
     ConvergenceWarning, EMResult, FitError, healthy, history_size, run_em, to_user_units, trim_history,
 )
 from .implicit import with_implicit_gradients
+from .isolated_optimum import warn_if_isolated
 from .model import join_hyperparameters, split_hyperparameters
 from .progress import FitProgress, monitor
 from .raw_rows import fit_coordinates
@@ -167,6 +168,7 @@ def fit(model, data, key, *, n_init: int = 1, weights=None, max_iter: int = 100,
     result = _trimmed(result, max_iter, n_init)._replace(timing=timing)
     if throw:
         _report(result)
+        warn_if_isolated(result, tol)
     return result
 
 
@@ -211,6 +213,7 @@ def timed_fit(model, data, key, *, throw: bool = True, **options):
     result = result._replace(timing=Timing(done - start, True, compiled_at - start))
     if throw:
         _report(result)
+        warn_if_isolated(result, tol)
     return result, compiled_at - start, done - compiled_at
 
 
