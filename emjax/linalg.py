@@ -6,12 +6,13 @@ for the pieces on a pool thread. When as many such calls run at once as the pool
 thread waits for work that none is free to run, and the program hangs (issue "Trust", F3:
 a 2-restart fit of 100 x 500 rows hung in about one of three runs). These functions compute
 the same factorizations with ordinary array operations, vectorised over any leading batch axes,
-so emjax's programs hold no LAPACK call that can split over the pool, with one exception:
-matrices of at most :data:`LAPACK_MAX_D` dimensions still go to LAPACK, whose batches split only
-above 200,000 flops (``batch d^3``: 3,125 matrices of 4 x 4, 25,000 of 2 x 2), and which runs the
-many tiny matrices of batched restarts faster (W1, D = 2: a third less CPU per fit). Not covered:
-the least-squares solve of implicit gradients (:mod:`emjax.implicit`), a LAPACK call in gradient
-programs only.
+so emjax's programs hold no LAPACK call that can split over the pool. Small matrices are no
+exception: LAPACK's batches split above 200,000 flops (``batch d^3``), which the many tiny
+matrices of batched restarts pass (iris, ``GaussianMixture(3)``, ``n_init=10_000``: 30,000
+matrices of 4 x 4; that fit hung on its first run with two ``strsm`` calls waiting on each other),
+and under ``vmap`` the batch is not visible here, so every size takes the loop (for W1's 2 x 2
+matrices LAPACK had been a third less CPU per fit). Not covered: the least-squares solve of
+implicit gradients (:mod:`emjax.implicit`), a LAPACK call in gradient programs only.
 
 Column ``j`` of the Cholesky factor :math:`L` of :math:`A` (left-looking, as LAPACK's unblocked
 ``potf2``):
@@ -22,7 +23,7 @@ Column ``j`` of the Cholesky factor :math:`L` of :math:`A` (left-looking, as LAP
 
 and forward substitution solves :math:`L X = B` row by row,
 :math:`X_i = (B_i - L_{i, <i} X_{<i}) / L_{ii}`. Both take :math:`O(d^3)` work in ``d`` steps of a
-``lax.fori_loop`` (above :data:`LAPACK_MAX_D` dimensions). A matrix that is not positive definite gives NaN (a non-positive pivot),
+``lax.fori_loop``. A matrix that is not positive definite gives NaN (a non-positive pivot),
 as ``jnp.linalg.cholesky`` does.
 """
 from __future__ import annotations
@@ -30,10 +31,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jax.scipy.linalg import solve_triangular
-
-#: Up to this many dimensions LAPACK factorises and solves (module docstring).
-LAPACK_MAX_D = 4
 
 
 def _matvec(m, v):
@@ -44,12 +41,9 @@ def _matvec(m, v):
 
 
 def cholesky(a):
-    """Lower-triangular :math:`L` with :math:`L L^T = A` for ``a`` ``(..., d, d)`` (above
-    :data:`LAPACK_MAX_D` dimensions only its lower triangle is read; up to it, as
-    ``jnp.linalg.cholesky``, the symmetrised ``(a + a^T) / 2``); NaN where ``a`` is not positive definite."""
+    """Lower-triangular :math:`L` with :math:`L L^T = A` for ``a`` ``(..., d, d)`` (only its lower
+    triangle is read); NaN where ``a`` is not positive definite."""
     d = a.shape[-1]
-    if d <= LAPACK_MAX_D:
-        return jnp.linalg.cholesky(a)
     rows = jnp.arange(d)
 
     def column(j, chol):
@@ -65,8 +59,6 @@ def solve_lower(chol, b):
     """:math:`X` with :math:`L X = B` for lower-triangular ``chol`` ``(..., d, d)`` and ``b``
     ``(..., d, m)`` (forward substitution)."""
     d = chol.shape[-1]
-    if d <= LAPACK_MAX_D:
-        return solve_triangular(chol, b, lower=True)
     rows = jnp.arange(d)
 
     def row(i, x):
