@@ -213,7 +213,7 @@ def timed_fit(model, data, key, *, throw: bool = True, **options):
     result = result._replace(timing=Timing(done - start, True, compiled_at - start))
     if throw:
         _report(result)
-        warn_if_isolated(result, tol)
+        warn_if_isolated(result, options["tol"])
     return result, compiled_at - start, done - compiled_at
 
 
