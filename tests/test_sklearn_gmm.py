@@ -22,6 +22,7 @@ from threadpoolctl import threadpool_limits
 
 import emjax
 from emjax.sklearn import BayesianGaussianMixture, ConvergenceWarning, GaussianMixture
+from tests.test_gmm_sklearn_parity import make_data, make_init, precisions_of
 
 pytestmark = pytest.mark.usefixtures("quick_compile")
 
@@ -38,28 +39,10 @@ def _single_threaded_blas():
         yield
 
 
-def make_data(seed=0, n=150, d=3, k=3):
-    """Overlapping anisotropic clusters with an offset (EM still moving after N_ITER steps)."""
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(scale=1.5, size=(k, d))
-    labels = rng.integers(0, k, size=n)
-    mixing = rng.normal(size=(k, d, d)) * 0.6 + np.eye(d)
-    x = centres[labels] + np.einsum("kde,ne->nd", mixing[labels], rng.normal(size=(n, d)))
-    return x + np.array([5.0, -3.0, 10.0])[:d]
-
-
 def make_start(x, cov_type, k=3, seed=1):
-    """Poor but valid (weights, means, precisions) in scikit-learn's shapes."""
-    rng = np.random.default_rng(seed)
-    n, d = x.shape
-    weights = rng.dirichlet(np.full(k, 5.0))
-    means = x[rng.choice(n, k, replace=False)] + rng.normal(scale=0.3, size=(k, d))
-    a = rng.normal(size=(k, d, d)) * 0.3
-    full = np.einsum("kde,kfe->kdf", a, a) + np.eye(d) * rng.uniform(0.5, 2.0, size=(k, 1, 1))
-    cov = {"full": full, "tied": full[0], "diag": rng.uniform(0.5, 2.0, size=(k, d)),
-           "spherical": rng.uniform(0.5, 2.0, size=k)}[cov_type]
-    precisions = np.linalg.inv(cov) if cov_type in ("full", "tied") else 1.0 / cov
-    return dict(weights_init=weights, means_init=means, precisions_init=precisions)
+    """Poor but valid starting parameters as scikit-learn's ``*_init`` arguments."""
+    weights, means, cov = make_init(x, cov_type, k=k, seed=seed)
+    return dict(weights_init=weights, means_init=means, precisions_init=precisions_of(cov, cov_type))
 
 
 def quietly(fit):
