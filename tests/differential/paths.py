@@ -94,7 +94,8 @@ def formulation(name: str):
         return raw(*args, **kwargs)
 
     fresh = jax.jit(traced_afresh, compiler_options=options,
-                    static_argnames=("model", "max_iter", "chunk_size", "rows", "accelerator"))
+                    static_argnames=("model", "history_length", "chunk_size", "rows", "accelerator",
+                                     "monitor"))
     with contextlib.ExitStack() as stack:
         stack.enter_context(attribute(driver, "_em_jit", fresh))
         stack.enter_context(one_pass_row_sums(name == "one_pass"))
