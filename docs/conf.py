@@ -50,6 +50,9 @@ autosummary_generate = True
 autosummary_imported_members = True
 autodoc_default_options = {"members": True, "show-inheritance": False}
 autodoc_member_order = "bysource"
+# An estimator's constructor argument and a result field share names (``n_iter``): Sphinx finds two
+# targets for such a cross-reference and warns; either target is a right link.
+suppress_warnings = ["ref.python"]
 autodoc_typehints = "description"
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
