@@ -3,6 +3,7 @@ sequences with ``lengths`` in, NumPy out, hmmlearn's attribute and method names 
 :func:`emjax.fit` and the :class:`~emjax.models.hmm.HMM` model (host-side only)."""
 from __future__ import annotations
 
+import abc
 import sys
 from collections import deque
 
@@ -65,7 +66,7 @@ def concatenated_to_padded(X, lengths):
     return padded, lengths, mask
 
 
-class BaseHMMEstimator(BaseEstimator):
+class BaseHMMEstimator(BaseEstimator, metaclass=abc.ABCMeta):
     """Subclasses name their emission parameters and convert them (see
     :class:`emjax.sklearn.hmm.GaussianHMM`); the constructor arguments are hmmlearn's."""
 
@@ -75,17 +76,21 @@ class BaseHMMEstimator(BaseEstimator):
     _own_start: tuple = ()
 
     # ------------------------------------------------------------------ subclass hooks
-    def _check_X(self, X, fitting: bool):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _check_X(self, X, fitting: bool):
+        """``X`` checked and converted for this emission (``fitting``: during ``fit``)."""
 
-    def _model(self, fixed):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _model(self, fixed):
+        """The emjax HMM for these settings, holding the parts named in ``fixed``."""
 
-    def _emission_from_attributes(self, pick, X):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _emission_from_attributes(self, pick, X):
+        """Emission parameters read from the estimator's attributes."""
 
-    def _set_emission(self, emission):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _set_emission(self, emission):
+        """Emission parameters stored under hmmlearn's attribute names."""
 
     # ------------------------------------------------------------------ options
     def _check_options(self):
