@@ -9,7 +9,7 @@ import numpy as np
 
 from ..criteria import aic, bic
 from ..driver import ConvergenceWarning, FitError
-from ..fit import timed_fit
+from ..fit import fit, timed_fit
 from ..models import GaussianMixture
 from ..progress import Ticker
 from ..status import Status, describe
@@ -39,9 +39,10 @@ def run_fit(args) -> dict:
                                 missing=args.missing)
         label = (f"fitting {X.shape[0]} x {X.shape[1]}, K={model.n_components} "
                  f"{model.covariance_type}, {args.n_init} restarts: compiling, then running")
-        with Ticker(label), warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
-            result, compile_s, run_s = timed_fit(model, X, jax.random.key(args.seed), **options)
+            result, compile_s, run_s = fit_with_progress(label, args.verbose, model, X, args.seed,
+                                                         **options)
     except (ValueError, TypeError) as err:
         raise InputError(f"{args.data}: {err}") from None
     for warning in caught:
@@ -60,6 +61,18 @@ def run_fit(args) -> dict:
     if args.labels_out:
         write_labels(args.labels_out, model, result.params, table)
     return report
+
+
+def fit_with_progress(label: str, verbose: bool, model, data, seed: int, **options):
+    """``(result, compile_seconds, run_seconds)`` of :func:`emjax.fit`: with ``verbose``, its live
+    progress (compile time, then iterations and the best objective); otherwise ``label`` with
+    the elapsed time (:class:`emjax.progress.Ticker`) around :func:`emjax.timed_fit`."""
+    if not verbose:
+        with Ticker(label):
+            return timed_fit(model, data, jax.random.key(seed), **options)
+    result = fit(model, data, jax.random.key(seed), verbose=True, **options)
+    compile_s = result.timing.compile_seconds
+    return result, compile_s, result.timing.seconds - compile_s
 
 
 def write_labels(path: str, model, params, table) -> None:

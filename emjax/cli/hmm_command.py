@@ -5,15 +5,14 @@ from __future__ import annotations
 import sys
 import warnings
 
-import jax
 import numpy as np
 
 from ..criteria import aic_from, bic_from
 from ..driver import ConvergenceWarning
-from ..fit import timed_fit
 from ..models import HMM
 from ..progress import Ticker
 from ..status import Status, describe
+from .fit_command import fit_with_progress
 from .options import InputError
 from .output import as_lists, check_outputs, number, row_positions, write_csv, write_json
 from .table import load_data, refuse_nonfinite
@@ -33,10 +32,11 @@ def run_hmm(args) -> dict:
         steps = x.astype(np.int32) if args.emission == "categorical" else x
         label = (f"fitting {len(ids)} sequence(s), {table.X.shape[0]} steps x {x.shape[2]}, "
                  f"{args.n_states} {args.emission} states, {args.n_init} restarts: compiling, then running")
-        with Ticker(label), warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
-            result, compile_s, run_s = timed_fit(model, (steps, lengths), jax.random.key(args.seed),
-                                                 n_init=args.n_init, max_iter=args.max_iter, tol=args.tol)
+            result, compile_s, run_s = fit_with_progress(label, args.verbose, model, (steps, lengths),
+                                                         args.seed, n_init=args.n_init,
+                                                         max_iter=args.max_iter, tol=args.tol)
         log_likelihood = float(np.sum(np.asarray(model.log_prob(result.params, (steps, lengths)))))
     except (ValueError, TypeError) as err:
         raise InputError(f"{args.data}: {err}") from None

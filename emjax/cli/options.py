@@ -120,6 +120,11 @@ def _fit_options(command, default_n_init: int, unit: str = "sample") -> None:
     command.add_argument("--tol", type=float, default=1e-3,
                          help=f"stop when the per-{unit} objective changes by less (default 1e-3)")
     command.add_argument("--seed", type=int, default=0, help="seed of the restarts' PRNG key (default 0)")
+    command.add_argument("--verbose", action="store_true",
+                         help="show the compile time, then the iteration and best objective while "
+                         "the fit runs (a progress bar on a terminal with tqdm installed, else a "
+                         "line every 2 s, on stderr); the verbose program is compiled apart and "
+                         "not kept in the persistent cache")
 
 
 def _mixture_options(command, default_n_init: int) -> None:

@@ -2,6 +2,8 @@
 :func:`emjax.select`; the table of BIC, AIC and ICL, the chosen model, its per-row labels."""
 from __future__ import annotations
 
+import contextlib
+
 from ..progress import Ticker
 from ..select import select
 from .fit_command import load_mixture_data, write_labels
@@ -19,9 +21,9 @@ def run_select(args) -> dict:
     label = (f"fitting {n} x {d}, K in {_ranges(args.components)}, {'/'.join(args.covariance)}, "
              f"{args.n_init} restarts each: compiling, then running")
     try:
-        with Ticker(label):
+        with contextlib.nullcontext() if args.verbose else Ticker(label):
             result = select(grid, table.X, args.seed, n_init=args.n_init, criterion=args.criterion,
-                            max_iter=args.max_iter, tol=args.tol)
+                            max_iter=args.max_iter, tol=args.tol, verbose=args.verbose)
     except (ValueError, TypeError) as err:
         raise InputError(f"{args.data}: {err}") from None
     print(result.summary())

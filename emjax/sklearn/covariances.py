@@ -10,38 +10,34 @@ The precision Cholesky factor is scikit-learn's: the upper-triangular ``U`` with
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import solve_triangular
 
 
-def _per_matrix(fun, cov, covariance_type: str):
-    if covariance_type == "tied":
-        return fun(cov)
-    return np.stack([fun(c) for c in cov])
-
-
-def _chol_inverse_transposed(cov):
-    lower = np.linalg.cholesky(cov)
-    return solve_triangular(lower, np.eye(cov.shape[-1], dtype=cov.dtype), lower=True).T
+def _transposed(a: np.ndarray) -> np.ndarray:
+    return np.swapaxes(a, -1, -2)
 
 
 def precisions_cholesky(cov: np.ndarray, covariance_type: str) -> np.ndarray:
-    """``precisions_cholesky_`` of covariances ``cov``."""
+    """``precisions_cholesky_`` of covariances ``cov``.
+
+    All matrices at once through NumPy's batched inverse of the Cholesky factors: scipy's
+    per-matrix triangular solve (scikit-learn's) takes milliseconds per 13 x 13 matrix with
+    multi-threaded OpenBLAS on a busy machine, where this takes microseconds."""
     if covariance_type in ("full", "tied"):
-        return _per_matrix(_chol_inverse_transposed, cov, covariance_type)
+        return np.triu(_transposed(np.linalg.inv(np.linalg.cholesky(cov))))
     return 1.0 / np.sqrt(cov)
 
 
 def precisions_from_cholesky(prec_chol: np.ndarray, covariance_type: str) -> np.ndarray:
     """``precisions_`` (:math:`U U^\\top`) from ``precisions_cholesky_``."""
     if covariance_type in ("full", "tied"):
-        return _per_matrix(lambda u: u @ u.T, prec_chol, covariance_type)
+        return prec_chol @ _transposed(prec_chol)
     return prec_chol**2
 
 
 def covariances_from_precisions(precisions: np.ndarray, covariance_type: str) -> np.ndarray:
     """Covariances of given precisions (``precisions_init``), assumed checked."""
     if covariance_type in ("full", "tied"):
-        return _per_matrix(lambda p: np.linalg.inv((p + p.T) / 2), precisions, covariance_type)
+        return np.linalg.inv((precisions + _transposed(precisions)) / 2)
     return 1.0 / precisions
 
 

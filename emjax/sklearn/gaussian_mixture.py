@@ -13,6 +13,7 @@ from ..models.gaussian_mixture import GMMParams
 from ..validation import check_probabilities
 from ..xla_options import jit
 from . import covariances as cv
+from . import host_density
 from .mixture_base import MixtureEstimator
 
 #: scikit-learn's names of the starting methods -> the engine's.
@@ -135,6 +136,14 @@ class GaussianMixture(MixtureEstimator):
 
     def _outputs(self, model, params, x):
         return _gmm_outputs(params, x, model=model)
+
+    def _outputs_on_host(self, x):
+        """Complete rows in NumPy (:mod:`~emjax.sklearn.host_density`); rows with NaN in the engine."""
+        if np.isnan(x).any():
+            return None
+        dtype = x.dtype
+        return host_density.mixture_outputs(x, *(np.asarray(a, dtype) for a in (
+            self.weights_, self.means_, self.precisions_cholesky_)), self.covariance_type)
 
     def sample(self, n_samples=1):
         """``(X, y)``: ``n_samples`` draws and their components (grouped by component)."""

@@ -134,7 +134,8 @@ class BaseHMMEstimator(BaseEstimator, metaclass=abc.ABCMeta):
         key = key_from_random_state(self.random_state)
         starts = self._starting_params(model, data, key, X)
         result = fit_restarts(model, data, key, n_init=self.n_init, max_iter=self.n_iter,
-                              tol=self.tol / len(lengths), init_params=starts, throw=False)
+                              tol=self.tol / len(lengths), init_params=starts, throw=False,
+                              verbose=bool(self.verbose))
         status = Status(int(result.status))
         if not status.healthy:
             statuses = np.asarray(result.restarts.status)

@@ -67,6 +67,11 @@ class MixtureEstimator(DensityMixin, BaseEstimator, metaclass=abc.ABCMeta):
     def _outputs(self, model, params, x):
         """``(score_samples, predict_proba, predict)`` of padded rows (a jitted function)."""
 
+    def _outputs_on_host(self, x):
+        """``(score_samples, predict_proba, predict)`` of validated rows computed in NumPy, or None
+        where only the engine computes them (the default)."""
+        return None
+
     # ----------------------------------------------------------------- fit
     def _check_settings(self) -> None:
         """Settings the engine model does not check itself; each error names its argument."""
@@ -126,7 +131,8 @@ class MixtureEstimator(DensityMixin, BaseEstimator, metaclass=abc.ABCMeta):
             tol = self.tol / self._bound_scale(total)
             result = engine_fit(model, x, key, n_init=n_init if start is None else len(start[0]),
                                 weights=w, max_iter=self.max_iter, tol=tol, init_params=start,
-                                accelerator=self.accelerator, throw=False)
+                                accelerator=self.accelerator, throw=False,
+                                verbose=bool(self.verbose))
             result = jax.device_get(result)
         self._take_result(model, result, total, tol, time.perf_counter() - started)
         return self
@@ -174,9 +180,10 @@ class MixtureEstimator(DensityMixin, BaseEstimator, metaclass=abc.ABCMeta):
                           "max_iter, tol, or check for degenerate data.", ConvergenceWarning, stacklevel=3)
 
     def _print_progress(self, restarts, scale: float, seconds: float) -> None:
-        """scikit-learn's verbose lines, printed after the fit (the restarts run as one program)."""
-        print(f"Fitted {len(restarts.status)} initialization(s) in {seconds:.2f}s "
-              "(the first fit of a shape includes compiling).")
+        """scikit-learn's verbose lines per initialization, printed after the fit (the restarts
+        run as one program; while it runs, :func:`emjax.fit`'s ``verbose`` shows the compile
+        time, then the iteration and best objective, on stderr)."""
+        print(f"Fitted {len(restarts.status)} initialization(s) in {seconds:.2f}s.")
         for r, status in enumerate(np.asarray(restarts.status)):
             n_iter = int(restarts.n_iter[r])
             print(f"Initialization {r}: {Status(int(status)).name} after {n_iter} iteration(s), "
@@ -196,6 +203,9 @@ class MixtureEstimator(DensityMixin, BaseEstimator, metaclass=abc.ABCMeta):
         check_is_fitted(self)
         X = self._validated(X, reset=False)
         dtype = np.result_type(X.dtype, self.means_.dtype)
+        on_host = self._outputs_on_host(np.asarray(X, dtype))
+        if on_host is not None:
+            return on_host
         with computing_in(dtype):
             x, _ = padded(np.asarray(X, dtype))
             params = jax.tree_util.tree_map(lambda a: np.asarray(a, dtype), self._engine_params())
