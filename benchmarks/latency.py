@@ -13,7 +13,8 @@ Each part runs in a fresh process (``python benchmarks/latency.py`` runs them al
 - ``cv``: 3 K x 5 folds on wine: a loop over ``emjax.fit`` + ``log_prob`` on each fold, and
   scikit-learn's ``GridSearchCV(GaussianMixture)``; ``emjax.sklearn.GaussianMixture`` in
   GridSearchCV too when that module exists (skipped otherwise). Cold (no persistent cache)
-  and warm.
+  and warm; then both GridSearchCVs again, alternating in the same process (median of 5 each),
+  with BLAS as configured and limited to one thread.
 
 Prints one JSON object per part. Absolute times depend on the machine and its load: say which.
 """
@@ -98,6 +99,31 @@ def part_cv():
     start = time.perf_counter()
     GridSearchCV(EmjaxGMM(random_state=0), {"n_components": list(KS)}, cv=folds).fit(x)
     out["emjax_sklearn_gridsearch_s"] = time.perf_counter() - start
+    out.update(alternating(EmjaxGMM, SkGMM, x, folds))
+    return out
+
+
+def alternating(emjax_gmm, sklearn_gmm, x, folds, rounds: int = 5) -> dict:
+    """The two GridSearchCVs again, alternating in this process (each program already traced):
+    the median seconds of each over ``rounds``, with BLAS as configured and with BLAS limited to
+    one thread (scikit-learn's small triangular solves slow down by orders of magnitude with
+    threaded OpenBLAS on a busy 2-core machine)."""
+    from sklearn.model_selection import GridSearchCV
+    from threadpoolctl import threadpool_limits
+
+    search = lambda gmm: GridSearchCV(gmm(random_state=0), {"n_components": list(KS)}, cv=folds)
+    out = {}
+    for name, limit in [("blas_default", None), ("blas_1_thread", 1)]:
+        times = {"emjax": [], "sklearn": []}
+        with threadpool_limits(limits=limit, user_api="blas"):
+            for _ in range(rounds):
+                for side, gmm in (("emjax", emjax_gmm), ("sklearn", sklearn_gmm)):
+                    start = time.perf_counter()
+                    search(gmm).fit(x)
+                    times[side].append(time.perf_counter() - start)
+        emjax_s, sklearn_s = (float(sorted(t)[len(t) // 2]) for t in times.values())
+        out[f"again_{name}"] = {"emjax_s": emjax_s, "sklearn_s": sklearn_s,
+                                "ratio": emjax_s / sklearn_s}
     return out
 
 
