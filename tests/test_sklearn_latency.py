@@ -104,3 +104,18 @@ def test_verbose_shows_the_fit_while_it_runs_and_changes_nothing():
     assert "Initialization 1:" in out.getvalue()
     np.testing.assert_array_equal(loud.means_, quiet.means_)
     assert loud.restart_statuses_ == quiet.restart_statuses_
+
+
+@pytest.mark.slow
+def test_hmm_verbose_shows_the_fit_while_it_runs_and_changes_nothing():
+    from emjax.sklearn import GaussianHMM
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(90, 2)) + np.repeat(np.array([[0.0, 0.0], [4.0, 1.0]]), 45, axis=0)
+    quiet = GaussianHMM(2, "diag", n_iter=15, random_state=0).fit(x, [50, 40])
+    err = io.StringIO()
+    with redirect_stderr(err):
+        loud = GaussianHMM(2, "diag", n_iter=15, random_state=0, verbose=True).fit(x, [50, 40])
+    assert "compiling... done" in err.getvalue() and "best objective" in err.getvalue()
+    np.testing.assert_array_equal(loud.means_, quiet.means_)
+    np.testing.assert_array_equal(loud.transmat_, quiet.transmat_)
