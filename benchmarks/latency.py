@@ -15,6 +15,8 @@ Each part runs in a fresh process (``python benchmarks/latency.py`` runs them al
   GridSearchCV too when that module exists (skipped otherwise). Cold (no persistent cache)
   and warm; then both GridSearchCVs again, alternating in the same process (median of 5 each),
   with BLAS as configured and limited to one thread.
+- ``cv_fresh``: a fresh process (warm persistent cache) runs emjax.sklearn's GridSearchCV, then
+  scikit-learn's with one BLAS thread; three processes.
 
 Prints one JSON object per part. Absolute times depend on the machine and its load: say which.
 """
@@ -127,7 +129,30 @@ def alternating(emjax_gmm, sklearn_gmm, x, folds, rounds: int = 5) -> dict:
     return out
 
 
-PARTS = {"first": part_first, "fit_once": part_fit_once, "cv": part_cv}
+def part_cv_fresh():
+    """A fresh process's first ``GridSearchCV`` of ``emjax.sklearn.GaussianMixture``, then
+    scikit-learn's with one BLAS thread (what an idle 2-core machine gives it), in one process."""
+    from sklearn.mixture import GaussianMixture as SkGMM
+    from sklearn.model_selection import GridSearchCV, KFold
+    from threadpoolctl import threadpool_limits
+
+    from emjax.sklearn import GaussianMixture as EmjaxGMM
+
+    x = wine()
+    folds = list(KFold(5, shuffle=True, random_state=0).split(x))
+    search = lambda gmm: GridSearchCV(gmm(random_state=0), {"n_components": list(KS)}, cv=folds)
+    start = time.perf_counter()
+    search(EmjaxGMM).fit(x)
+    emjax_s = time.perf_counter() - start
+    with threadpool_limits(limits=1, user_api="blas"):
+        start = time.perf_counter()
+        search(SkGMM).fit(x)
+        sklearn_s = time.perf_counter() - start
+    return {"part": "cv_fresh", "emjax_sklearn_first_gridsearch_s": emjax_s,
+            "sklearn_gridsearch_1_blas_thread_s": sklearn_s, "ratio": emjax_s / sklearn_s}
+
+
+PARTS = {"first": part_first, "fit_once": part_fit_once, "cv": part_cv, "cv_fresh": part_cv_fresh}
 
 
 def run_part(name: str, env: dict) -> dict:
@@ -152,6 +177,8 @@ def main() -> None:
         print(json.dumps({**run_part("cv", cold), "cache": "none"}), flush=True)
         run_part("cv", warm)  # fills the cache
         print(json.dumps({**run_part("cv", warm), "cache": "warm"}), flush=True)
+        for _ in range(3):
+            print(json.dumps({**run_part("cv_fresh", warm), "cache": "warm"}), flush=True)
 
 
 if __name__ == "__main__":
