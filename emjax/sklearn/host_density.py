@@ -2,9 +2,9 @@ r"""A fitted Gaussian mixture's densities of new rows, on the host (NumPy).
 
 ``score``, ``score_samples``, ``predict`` and ``predict_proba`` of complete rows are a few small
 matrix products. As a JAX program they would be traced, lowered and loaded once per
-``n_components`` and covariance type in every process (a GridSearchCV over 3 K spent a quarter
-of its time there with a warm persistent cache), then dispatched per call; in NumPy they cost
-microseconds. Rows with NaN (``missing="marginalize"``) go to the engine instead.
+``n_components`` and covariance type in every process (about 15% of a fresh process's
+GridSearchCV over 3 K with a warm persistent cache), then dispatched per call; in NumPy they
+cost microseconds. Rows with NaN (``missing="marginalize"``) go to the engine instead.
 
 With the precision Cholesky factor :math:`U_k` (:math:`\Sigma_k^{-1} = U_k U_k^\top`, scikit-learn's
 ``precisions_cholesky_``),
