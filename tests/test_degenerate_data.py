@@ -41,6 +41,11 @@ def degenerate_sets():
 def test_degenerate_data_finishes_honestly(name, x, cov):
     res = emjax.fit(emjax.GaussianMixture(3, covariance_type=cov), x, KEY, n_init=4, max_iter=100,
                     throw=False)
+    if name == "fewer distinct points than k" and cov != "tied":
+        # three components on two distinct points: one has no rows of its own, which the collapse
+        # guard calls DEGENERATE in every restart (tied covariances are not guarded)
+        assert (np.asarray(res.restarts.status) == Status.DEGENERATE).all()
+        return
     check_honest(res)
     assert res.params.means.dtype == np.float32
 
@@ -80,12 +85,15 @@ def test_second_moments_exact_for_features_constant_within_a_component(covarianc
 
 
 def test_digits_diag_converges_in_float32():
-    """The 8x8 digits (many pixels constant within a cluster) used to end DECREASED."""
+    """The 8x8 digits (many pixels constant within a cluster) used to end DECREASED. A restart
+    may end DEGENERATE: one of these two shrinks a component to two images on its way to
+    convergence, which the collapse guard rejects (with the guard off it converges there)."""
     from sklearn.datasets import load_digits
     x = load_digits().data.astype(np.float32)
     res = emjax.fit(emjax.GaussianMixture(10, "diag"), x, KEY, n_init=2, max_iter=200, throw=False)
-    assert (np.asarray(res.restarts.status) == Status.CONVERGED).all(), emjax.status.describe(
-        np.asarray(res.restarts.status))
+    statuses = np.asarray(res.restarts.status)
+    assert np.isin(statuses, [Status.CONVERGED, Status.DEGENERATE]).all(), emjax.status.describe(statuses)
+    assert int(res.status) == Status.CONVERGED
     history = np.asarray(res.restarts.history)
     steps = np.diff(history, axis=1)
     assert np.nanmin(steps) > -1e-4

@@ -25,7 +25,7 @@ from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
 import emjax
-from emjax.models.gaussian_mixture import PSEUDO_COUNT
+from emjax.components import PSEUDO_COUNT
 
 C = PSEUDO_COUNT
 COV_TYPES = ("full", "tied", "diag", "spherical")
@@ -310,14 +310,20 @@ def test_one_step_maximises_expected_complete_log_posterior(cov_type):
 @pytest.mark.parametrize("cov_type", COV_TYPES)
 def test_empty_component_follows_the_prior(cov_type):
     """A component no observation reaches (responsibilities underflow to exactly 0) keeps its
-    mean, gets weight c / (N + K c) and, per the prior, a finite covariance."""
+    mean, gets weight c / (N + K c) and, per the prior, a finite covariance (collapse guard off);
+    with the guard on (the default) it has fewer than the rows it needs, so the restart ends
+    DEGENERATE (tied covariances never collapse)."""
     x = make_data()
     w = np.ones(len(x))
     wt0, m0, cov0 = make_init(x, cov_type)
     m0 = m0.copy()
     m0[2] = SHIFT + 1e4 * SCALE  # ~1e4 standard deviations away from every row
     p0 = (wt0, m0, cov0)
-    model = emjax.GaussianMixture(3, cov_type)
+    guarded = emjax.em(emjax.GaussianMixture(3, cov_type), as_params(p0), x, max_iter=1, tol=0.0,
+                       throw=False)
+    expected = emjax.Status.MAX_ITER if cov_type == "tied" else emjax.Status.DEGENERATE
+    assert int(guarded.status) == expected
+    model = emjax.GaussianMixture(3, cov_type, collapse_guard=False)
     r = emjax.em(model, as_params(p0), x, max_iter=1, tol=0.0, throw=False)
     assert int(r.status) == emjax.Status.MAX_ITER
     got = as_numpy(r.params)
@@ -369,7 +375,8 @@ def test_fit_objective_never_decreases(cov_type, case):
         history = np.asarray(f.restarts.history)
         n_iter = np.asarray(f.restarts.n_iter)
         for h, it, status in zip(history, n_iter, statuses):
-            assert 1 <= it <= h.shape[0] and np.all(np.isnan(h[it:]))  # NaN padding past n_iter
+            # NaN padding past n_iter; a start the collapse guard rejects stops before iterating
+            assert (1 if status.healthy else 0) <= it <= h.shape[0] and np.all(np.isnan(h[it:]))
             if status.healthy:
                 assert np.all(np.isfinite(h[:it]))
             finite = h[np.isfinite(h)]

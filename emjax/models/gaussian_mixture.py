@@ -18,6 +18,10 @@ Regularisation:
   :math:`\Sigma_k = (S_k + \psi I)/(N_k + c)`, so the monitored objective
   (log-likelihood + log prior) never decreases and an empty component stays finite.
   (tied: one Wishart with ``K c``; diag: Gamma priors per precision; spherical: per component.)
+  A prior this weak bounds the likelihood only far above any real fit, so with it comes the
+  collapse guard (:mod:`emjax.components.collapse`): a component fitted to fewer than d + 1 rows
+  or to a subspace of the data gets weight 0 and its restart ends DEGENERATE, so more restarts
+  never pick such a spurious optimum (docs/guide/spurious-optima.md).
 * ``regularization="sklearn"``: scikit-learn's update, ``reg_covar`` added to the covariance
   diagonal in the data's own units (data are centred, not rescaled), for parity tests. It is not
   a prior: the monitored objective is the log-likelihood alone.
@@ -43,6 +47,8 @@ from ..chunking import choose_chunk_size, chunked_sum
 from ..components import gaussian as g
 from ..components import gaussian_expanded as ge
 from ..components import gaussian_missing as gm
+from ..components import PSEUDO_COUNT
+from ..components.collapse import collapsed
 from ..model import Model
 from ..row_sums import unbatched_enabled
 from ..tree import is_traced
@@ -55,8 +61,6 @@ from . import seeding
 INIT_METHODS = ("kmeans++", "kmeans", "random_from_data", "random")
 REGULARIZATIONS = ("prior", "sklearn")
 MISSING = ("error", "marginalize")
-#: Prior pseudo-count c (in observations) of the weights' Dirichlet and the precisions' Wishart.
-PSEUDO_COUNT = 1e-3
 
 
 class GMMParams(NamedTuple):
@@ -93,6 +97,10 @@ class GaussianMixture(Model):
         missing: "error" (NaN in the data is refused) or "marginalize" (NaN marks a missing
             value; each row is scored on its observed coordinates and the E-step uses the
             conditional moments of the missing ones).
+        collapse_guard: give a component that collapsed onto a few rows or onto a subspace of the
+            data (:mod:`emjax.components.collapse`) weight 0, so its restart ends DEGENERATE and
+            is never the winner. ``None`` (default): on with "prior", off with "sklearn" (whose
+            numbers it then keeps exactly).
 
     Examples:
         >>> import jax, jax.numpy as jnp, emjax
@@ -112,6 +120,7 @@ class GaussianMixture(Model):
     reg_covar: float = 1e-6
     regularization: str = "prior"
     missing: str = "error"
+    collapse_guard: bool | None = None
 
     def __post_init__(self):
         k = self.n_components
@@ -125,6 +134,15 @@ class GaussianMixture(Model):
         reg = self.reg_covar
         if not isinstance(reg, numbers.Real) or not np.isfinite(reg) or reg < 0:
             raise ValueError(f"reg_covar must be a finite number >= 0; got {reg!r}.")
+        if self.collapse_guard not in (None, True, False):
+            raise ValueError(f"collapse_guard must be None, True or False; got {self.collapse_guard!r}.")
+
+    @property
+    def guards_collapse(self) -> bool:
+        """Whether the M-step applies the collapse guard (``collapse_guard``, resolved)."""
+        if self.collapse_guard is None:
+            return self.regularization == "prior"
+        return self.collapse_guard
 
     # ----------------------------------------------------------------- densities and inference
     def _complete_log_density(self, params: GMMParams, x):
@@ -266,6 +284,9 @@ class GaussianMixture(Model):
             cov = g.divide_per_component(g.add_to_diagonal(scatter, self.reg_covar, cov_type),
                                          self._divisor(prior_counts, present), cov_type)
             weights = prior_counts / (jnp.sum(counts) + c * jnp.sum(present))
+        if self.guards_collapse:
+            weights = jnp.where(collapsed(stats[0], means, scatter, present, self.reg_covar, cov_type),
+                                0, weights)
         if active is None:
             return GMMParams(weights, means, cov)
         return GMMParams(weights, means, self._keep_padding(cov, params.covariances, active))

@@ -94,6 +94,9 @@ class HMM(Model):
             (:mod:`emjax.inference.hmm_scaled`, fast, default) rather than the log-space one per
             sequence (``False``: exact even where one step's likelihood ratio between states
             underflows the dtype). ``parallel=True`` always uses log space.
+        collapse_guard: Gaussian emissions: a state fitted to fewer than d + 1 steps or to a
+            subspace of the data ends its restart DEGENERATE (:mod:`emjax.components.collapse`).
+            ``None`` (default): on with "prior", off with "none".
 
     Examples:
         >>> import jax, jax.numpy as jnp, emjax
@@ -121,6 +124,7 @@ class HMM(Model):
     fixed: tuple = ()
     parallel: bool = False
     scaled: bool = True
+    collapse_guard: bool | None = None
 
     def __post_init__(self):
         check_positive_int(self.n_states, "n_states")
@@ -142,12 +146,14 @@ class HMM(Model):
                              f"got {self.n_categories!r}.")
         object.__setattr__(self, "n_categories", categories)
         check_nonnegative_number(self.reg_covar, "reg_covar")
+        if self.collapse_guard not in (None, True, False):
+            raise ValueError(f"collapse_guard must be None, True or False; got {self.collapse_guard!r}.")
 
     @property
     def emission_model(self):
         if self.emission == "gaussian":
             return GaussianEmission(self.covariance_type, self.reg_covar, self.regularization,
-                                    self.init_params)
+                                    self.init_params, self.collapse_guard)
         if self.emission == "categorical":
             return CategoricalEmission(self.n_categories, self.regularization)
         return {"poisson": PoissonEmission, "bernoulli": BernoulliEmission}[self.emission](self.regularization)

@@ -98,4 +98,5 @@ class CovariancePriorGaussianHMM(HMM):
     @property
     def emission_model(self):
         return CovariancePriorEmission(self.covariance_type, 0.0, "none", self.init_params,
-                                       float(self.covars_prior), float(self.covars_weight))
+                                       covars_prior=float(self.covars_prior),
+                                       covars_weight=float(self.covars_weight))

@@ -15,14 +15,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..components import PSEUDO_COUNT
 from ..components import gaussian as g
+from ..components.collapse import collapsed
 from ..row_sums import row_sums
 from ..validation import as_float_array, check_finite, feature_mismatch
 from . import seeding
 from .hmm_sequences import component_major
 
-#: Prior pseudo-count c (in observations) of the Wishart prior on Gaussian emission precisions.
-PSEUDO_COUNT = 1e-3
 #: Steps a restart's start is computed from (a weighted sample without replacement).
 INIT_SAMPLE = 4096
 
@@ -54,13 +54,16 @@ class GaussianEmission:
     ``regularization="prior"``: the mixture's Wishart prior in standardised coordinates
     (:func:`emjax.components.gaussian.map_update`); ``"none"``: maximum likelihood with
     ``reg_covar`` added to covariance diagonals in the data's units (hmmlearn's update with
-    ``covars_prior=reg_covar``, ``covars_weight=1``; for parity tests).
+    ``covars_prior=reg_covar``, ``covars_weight=1``; for parity tests). ``collapse_guard`` (``None``:
+    on with "prior"): a state whose steps collapsed onto a few points or a subspace
+    (:mod:`emjax.components.collapse`) gets a zero covariance, so its restart ends DEGENERATE.
     """
 
     covariance_type: str = "full"
     reg_covar: float = 1e-6
     regularization: str = "prior"
     init_params: str = "kmeans++"
+    collapse_guard: bool | None = None
 
     def log_density(self, params: GaussianEmissionParams, x):
         """``(k, n)`` log-densities."""
@@ -121,12 +124,18 @@ class GaussianEmission:
 
     def m_step(self, stats, params: GaussianEmissionParams) -> GaussianEmissionParams:
         cov_type, ref = self.covariance_type, params.means
-        if self.regularization == "prior":
-            return GaussianEmissionParams(*g.map_update(stats, ref, self.reg_covar, PSEUDO_COUNT, cov_type))
         counts, sums, second = stats
-        means = jnp.where(counts[:, None] > 0, sums / jnp.where(counts > 0, counts, 1)[:, None], ref)
-        scatter = g.scatter_about_means(counts, sums, second, ref, means, cov_type)
-        cov = g.add_to_diagonal(g.divide_per_component(scatter, counts, cov_type), self.reg_covar, cov_type)
+        if self.regularization == "prior":
+            means, cov = g.map_update(stats, ref, self.reg_covar, PSEUDO_COUNT, cov_type)
+        else:
+            means = jnp.where(counts[:, None] > 0, sums / jnp.where(counts > 0, counts, 1)[:, None], ref)
+            scatter = g.scatter_about_means(counts, sums, second, ref, means, cov_type)
+            cov = g.add_to_diagonal(g.divide_per_component(scatter, counts, cov_type), self.reg_covar, cov_type)
+        guard = self.regularization == "prior" if self.collapse_guard is None else self.collapse_guard
+        if guard and cov_type != "tied":
+            scatter = g.scatter_about_means(counts, sums, second, ref, means, cov_type)
+            gone = collapsed(counts, means, scatter, jnp.ones_like(counts), self.reg_covar, cov_type)
+            cov = jnp.where(gone.reshape((-1,) + (1,) * (cov.ndim - 1)), 0, cov)
         return GaussianEmissionParams(means, cov)
 
     def log_prior(self, params: GaussianEmissionParams):
