@@ -35,6 +35,7 @@ from ..components import PSEUDO_COUNT
 from ..inference import hmm as inference
 from ..inference import hmm_scaled
 from ..model import Model
+from ..plan import Formulation
 from .hmm_discrete_emissions import BernoulliEmission, CategoricalEmission, PoissonEmission
 from .hmm_emissions import GaussianEmission
 from ..tree import is_traced
@@ -121,6 +122,8 @@ class HMM(Model):
     fixed: tuple = ()
     parallel: bool = False
     scaled: bool = True
+    #: the engine's E-step choices (:meth:`with_formulation`; not a user setting)
+    formulation: Formulation = dataclasses.field(default=Formulation(), repr=False)
 
     def __post_init__(self):
         check_positive_int(self.n_states, "n_states")
@@ -143,11 +146,14 @@ class HMM(Model):
         object.__setattr__(self, "n_categories", categories)
         check_nonnegative_number(self.reg_covar, "reg_covar")
 
+    def with_formulation(self, formulation: Formulation) -> "HMM":
+        return dataclasses.replace(self, formulation=formulation)
+
     @property
     def emission_model(self):
         if self.emission == "gaussian":
             return GaussianEmission(self.covariance_type, self.reg_covar, self.regularization,
-                                    self.init_params)
+                                    self.init_params, self.formulation)
         if self.emission == "categorical":
             return CategoricalEmission(self.n_categories, self.regularization)
         return {"poisson": PoissonEmission, "bernoulli": BernoulliEmission}[self.emission](self.regularization)

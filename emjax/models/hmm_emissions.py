@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..components import gaussian as g
+from ..plan import Formulation
 from ..row_sums import row_sums
 from ..validation import as_float_array, check_finite, feature_mismatch
 from . import seeding
@@ -61,11 +62,12 @@ class GaussianEmission:
     reg_covar: float = 1e-6
     regularization: str = "prior"
     init_params: str = "kmeans++"
+    formulation: Formulation = Formulation()  # the engine's E-step choices (emjax.plan)
 
     def log_density(self, params: GaussianEmissionParams, x):
         """``(k, n)`` log-densities."""
         prec_chol = g.precision_cholesky(params.covariances, self.covariance_type)
-        return g.log_density(x, params.means, prec_chol, self.covariance_type)
+        return g.log_density(x, params.means, prec_chol, self.covariance_type, self.formulation)
 
     def log_density_steps(self, params: GaussianEmissionParams, x):
         r"""``(n, k)`` log-densities, step-major (the batched forward-backward's layout).
@@ -87,7 +89,7 @@ class GaussianEmission:
 
     def stats(self, params: GaussianEmissionParams, x, resp):
         """Sufficient statistics for responsibilities ``resp`` ``(k, n)`` (weights included)."""
-        return g.sufficient_stats(x, resp, params.means, self.covariance_type)
+        return g.sufficient_stats(x, resp, params.means, self.covariance_type, self.formulation)
 
     def stats_steps(self, params: GaussianEmissionParams, x, resp):
         r""":meth:`stats` for step-major responsibilities ``resp`` ``(t, s, k)`` of the rows ``x``
