@@ -174,22 +174,29 @@ def checked_plan(plan, *, chunk_size, n_rows: int, groups: int = 1, where: str) 
 
 
 def choose_plan(model, data, *, n_init: int, n_rows: int, traced: bool, groups: int = 1,
-                chunk_size: int | None = None) -> Plan:
+                chunk_size: int | None = None, block_budget: int | None = None,
+                chunk_budget: int | None = None) -> Plan:
     """The plan for ``n_init`` restarts of ``model`` on ``data`` (prepared, ``n_rows`` rows on
     this process), ``groups`` device groups splitting the restarts; ``traced``: inside a
-    caller's ``jit``/``vmap``/``grad``. ``chunk_size`` (the user's) overrides the chunk rule."""
+    caller's ``jit``/``vmap``/``grad``. ``chunk_size`` (the user's) overrides the chunk rule;
+    ``block_budget`` and ``chunk_budget`` replace :data:`RESTART_BLOCK_BUDGET` and
+    :func:`default_chunk_budget` (probes and tests)."""
+    block_budget = RESTART_BLOCK_BUDGET if block_budget is None else block_budget
+    chunk_budget = default_chunk_budget() if chunk_budget is None else chunk_budget
     cpu = on_cpu()
     formulation = Formulation(one_pass=cpu and not traced, unbatched=n_init == 1 and not traced,
                               per_component=cpu)
     n, work = n_rows, model.with_formulation(formulation).work_per_row(data)
-    block = restart_block_size(n_init, n, work, groups)
+    block = restart_block_size(n_init, n, work, groups, block_budget, chunk_budget)
     if block is None:  # all restarts at once, rows in chunks
-        block, chunk = n_init, min(chunk_size or choose_chunk_size(n, work, batch=n_init), n)
+        block = n_init
+        chunk = min(chunk_size or choose_chunk_size(n, work, batch=n_init, budget=chunk_budget), n)
     else:  # a block reads its rows whole if they fit the block budget (always, unless one a time)
         per_block = block // groups
-        whole = n * work * per_block <= RESTART_BLOCK_BUDGET
-        chunk = min(chunk_size or (n if whole else choose_chunk_size(n, work, batch=per_block)), n)
-    init_batch = min(n_init, max(1, default_chunk_budget() // max(1, n * work)))
+        whole = n * work * per_block <= block_budget
+        chunk = min(chunk_size or (n if whole else choose_chunk_size(n, work, batch=per_block,
+                                                                     budget=chunk_budget)), n)
+    init_batch = min(n_init, max(1, chunk_budget // max(1, n * work)))
     return Plan(chunk_size=chunk, restart_block=block, init_batch=init_batch, formulation=formulation,
                 lean_compile=not traced and lean_compile(data))
 
