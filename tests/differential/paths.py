@@ -11,6 +11,7 @@ import jax
 import numpy as np
 
 import emjax
+from emjax import driver
 from emjax.chunking import n_rows
 from emjax.plan import MIN_CHUNK, choose_chunk_size
 from emjax.row_buckets import padded_rows
