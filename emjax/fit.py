@@ -18,9 +18,7 @@ from .driver import (
 from .implicit import with_implicit_gradients
 from .isolated_optimum import warn_if_isolated
 from .model import join_hyperparameters, split_hyperparameters
-from .plan import (  # noqa: F401 - restart_block_size and RESTART_BLOCK_BUDGET re-exported
-    RESTART_BLOCK_BUDGET, Plan, balanced_block, checked_plan, choose_plan, restart_block_size,
-)
+from .plan import Plan, balanced_block, checked_plan, choose_plan
 from .progress import FitProgress, monitor
 from .raw_rows import fit_coordinates
 from .result_text import Timing, fit_result_repr, fit_summary, status_names
