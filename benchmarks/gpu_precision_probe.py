@@ -24,7 +24,7 @@ def timed(model, x, n_init, max_iter, chunk=None):
     t0 = time.perf_counter(); f = fitmod._fit_jit.lower(*args, **static).compile(); tc = time.perf_counter() - t0
     r = jax.block_until_ready(f(*args))
     t0 = time.perf_counter(); r = jax.block_until_ready(f(*args)); t = time.perf_counter() - t0
-    return t, tc, r, static["chunk_size"]
+    return t, tc, r, static["plan"].chunk_size
 
 def ref_logdens(x, means, covs, ctype):
     x = np.asarray(x, np.float64); out = []

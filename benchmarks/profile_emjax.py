@@ -97,10 +97,10 @@ def profile(w, trace_dir=None, matmul_gflops=None):
     t1 = time.perf_counter()
     compiled = lowered.compile()
     t2 = time.perf_counter()
-    chunk = static["chunk_size"]
+    chunk = static["plan"].chunk_size
     n_chunks = -(-w.n // chunk)
     print(f"  compile: trace+lower {t1 - t0:.2f} s, XLA compile {t2 - t1:.2f} s; chunk_size={chunk} "
-          f"({n_chunks} chunks), init_batch={static['init_batch']}")
+          f"({n_chunks} chunks), init_batch={static['plan'].init_batch}")
     print(hlo_summary(compiled.as_text()))
     print(memory_summary(compiled, x.nbytes))
     if w.memory:

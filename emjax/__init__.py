@@ -10,7 +10,7 @@ from .compile_cache import enable_default_cache
 from .criteria import aic, bic
 from .driver import ConvergenceWarning, EMResult, FitError, em
 from .isolated_optimum import IsolatedOptimumWarning
-from .fit import FitResult, fit, init_restarts, timed_fit
+from .fit import FitResult, fit, init_restarts, make_plan, timed_fit
 from .gem import gem_ascent, gem_m_step
 from .model import Model
 from .models import (
@@ -21,6 +21,7 @@ from .models import (
     PoissonEmissionParams, PoissonHMM, PoissonMixture, PoissonMixtureParams, Sequences, VBGMMParams,
 )
 from .online import OnlineEM, OnlineState
+from .plan import Formulation, Plan
 from .select import SelectResult, select
 from .sharding import shard
 from .status import Status
@@ -33,12 +34,12 @@ __all__ = [
     "BernoulliEmissionParams", "BernoulliHMM", "BernoulliMixture", "BernoulliMixtureParams",
     "CategoricalEmissionParams", "CategoricalHMM", "CategoricalMixture",
     "CategoricalMixtureParams", "ConvergenceWarning", "Corpus", "EMResult", "EnumeratedMixture",
-    "FitError", "FitResult", "IsolatedOptimumWarning", "GMMParams", "GaussianEmissionParams", "GaussianHMM",
+    "FitError", "FitResult", "Formulation", "IsolatedOptimumWarning", "GMMParams", "GaussianEmissionParams", "GaussianHMM",
     "GaussianMixture", "HMM", "HMMParams", "Model", "MultinomialMixture",
-    "MultinomialMixtureParams", "OnlineEM", "OnlineState", "PLSA", "PLSAParams", "PassReport",
+    "MultinomialMixtureParams", "OnlineEM", "OnlineState", "PLSA", "Plan", "PLSAParams", "PassReport",
     "PoissonEmissionParams", "PoissonHMM", "PoissonMixture", "PoissonMixtureParams",
     "SelectResult", "Sequences", "Status", "VBGMMParams", "aic", "bic", "em", "fit",
-    "gem_ascent", "gem_m_step", "inference", "init_restarts", "print_progress", "select",
+    "gem_ascent", "gem_m_step", "inference", "init_restarts", "make_plan", "print_progress", "select",
     "shard", "stream_fit", "timed_fit",
 ]
 

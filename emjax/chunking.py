@@ -6,24 +6,11 @@ whatever the number of rows.
 """
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 
+from .plan import MIN_CHUNK, choose_chunk_size, default_chunk_budget  # noqa: F401 - re-exported
 from .tree import float_dtype
-
-#: Elements of temporary memory one chunk may use, summed over everything vmapped above it: on a
-#: CPU about the size of the caches; on a GPU or TPU large enough that each chunk fills the device
-#: (thousands of tiny chunks would each pay a kernel launch).
-CPU_CHUNK_BUDGET = 1 << 21
-ACCELERATOR_CHUNK_BUDGET = 1 << 27
-MIN_CHUNK = 128
-
-
-def default_chunk_budget() -> int:
-    """The chunk budget for JAX's default backend."""
-    return CPU_CHUNK_BUDGET if jax.default_backend() == "cpu" else ACCELERATOR_CHUNK_BUDGET
 
 
 def n_rows(data) -> int:
@@ -37,21 +24,6 @@ def row_weights(data, weights):
     if weights is not None:
         return weights
     return jnp.ones((n_rows(data),), float_dtype(data))
-
-
-def choose_chunk_size(n: int, work_per_row: int, batch: int = 1, budget: int | None = None) -> int:
-    """Rows per chunk so that ``chunk * work_per_row * batch <= budget`` (at least MIN_CHUNK);
-    ``budget`` defaults to :func:`default_chunk_budget`.
-
-    Returns ``n`` when all rows fit in one chunk. Chunks are balanced: the last one is at most
-    one row per chunk shorter than the others.
-    """
-    budget = default_chunk_budget() if budget is None else budget
-    per_chunk = max(MIN_CHUNK, budget // max(1, work_per_row * batch))
-    if per_chunk >= n:
-        return n
-    n_chunks = math.ceil(n / per_chunk)
-    return math.ceil(n / n_chunks)
 
 
 def chunked_sum(fn, data, weights, chunk_size: int):

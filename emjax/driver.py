@@ -28,10 +28,11 @@ import jax
 import jax.numpy as jnp
 
 from .accelerate import accelerated_update, check_accelerator
-from .chunking import choose_chunk_size, n_rows, row_weights
+from .chunking import n_rows, row_weights
 from .em_map import em_update, evaluate
 from .implicit import with_implicit_gradients
 from .model import join_hyperparameters, split_hyperparameters
+from .plan import Plan, checked_plan, choose_plan
 from .progress import FitProgress, monitor
 from .raw_rows import fit_coordinates
 from .result_text import em_result_repr, status_names
@@ -39,7 +40,7 @@ from .sharding import RowSharding, local_rows, row_sharding_of
 from .status import Status
 from .tree import all_finite, float_dtype, is_traced, tree_select
 from .validation import check_fit_options, check_model, prepare_inputs
-from .xla_options import jit_by_data_size
+from .xla_options import jit_per_plan
 
 #: A decrease of the objective larger than this many machine epsilons (times
 #: 1 + |log-likelihood| + |log prior|, per unit weight) is reported as DECREASED rather than
@@ -308,7 +309,7 @@ def healthy(status):
 
 def em(model, params, data, weights=None, *, max_iter: int = 100, tol: float = 1e-3,
        chunk_size: int | None = None, accelerator: str | None = None, throw: bool = True,
-       verbose: bool = False) -> EMResult:
+       verbose: bool = False, plan: Plan | None = None) -> EMResult:
     """Runs EM from ``params`` (one restart, e.g. a warm start) until convergence.
 
     Args:
@@ -327,6 +328,9 @@ def em(model, params, data, weights=None, *, max_iter: int = 100, tol: float = 1
             inside ``jit``/``vmap`` inspect ``status`` instead).
         verbose: host-side only: compile time, then iterations and the objective while EM runs
             (as :func:`emjax.fit`'s ``verbose``).
+        plan: how to compute (:class:`emjax.Plan`); by default the one :func:`emjax.fit` makes for
+            one restart (:func:`emjax.make_plan` with ``n_init=1``). With equal plans, ``em``
+            and ``fit(..., n_init=1, init_params=...)`` run the same arithmetic.
 
     ``max_iter`` and ``tol`` are values of the compiled program: changing them (``max_iter``
     within its bucket, :func:`history_size`) does not compile again.
@@ -354,11 +358,14 @@ def em(model, params, data, weights=None, *, max_iter: int = 100, tol: float = 1
     if not is_traced(params, data):
         model.validate_params(params, data)
     n = local_rows(n_rows(data), rows)
-    chunk = min(chunk_size or choose_chunk_size(n, model.work_per_row(data)), n)
     static_model, hyper = split_hyperparameters(model)
+    if plan is None:
+        traced = is_traced(params, data, weights, tol, max_iter, hyper)
+        plan = choose_plan(model, data, n_init=1, n_rows=n, traced=traced, chunk_size=chunk_size)
+    else:
+        plan = checked_plan(plan, chunk_size=chunk_size, n_rows=n, where="em")
     args = (static_model, hyper, params, data, weights, tol, max_iter)
-    static = dict(history_length=history_size(max_iter), chunk_size=chunk, rows=rows,
-                  accelerator=accelerator)
+    static = dict(history_length=history_size(max_iter), plan=plan, rows=rows, accelerator=accelerator)
     if verbose and not is_traced(*args[1:]):
         progress = FitProgress("emjax.em", max_iter)
         with progress.compiling():
@@ -386,12 +393,12 @@ def in_fit_dtype(params, dtype):
     return jax.tree_util.tree_map(cast, params)
 
 
-@functools.partial(jit_by_data_size,
-                   static_argnames=("model", "history_length", "chunk_size", "rows", "accelerator",
-                                    "monitor"))
-def _em_jit(model, hyper, params, data, weights, tol, max_iter, *, history_length, chunk_size, rows,
+@functools.partial(jit_per_plan,
+                   static_argnames=("model", "history_length", "plan", "rows", "accelerator", "monitor"))
+def _em_jit(model, hyper, params, data, weights, tol, max_iter, *, history_length, plan, rows,
             accelerator, monitor=None):
-    model, weights = join_hyperparameters(model, hyper), row_weights(data, weights)
+    model = join_hyperparameters(model, hyper).with_formulation(plan.formulation)
+    weights, chunk_size = row_weights(data, weights), plan.chunk_size
     fit_model, data, transform, log_jacobian = fit_coordinates(model, data, weights, chunk_size, rows)
     params = model.params_to_standard(params, transform)
     shown = None if monitor is None else (

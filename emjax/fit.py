@@ -11,25 +11,25 @@ import jax.numpy as jnp
 import numpy as np
 
 from .accelerate import check_accelerator
-from .chunking import MIN_CHUNK, choose_chunk_size, default_chunk_budget, n_rows, row_weights
+from .chunking import n_rows, row_weights
 from .driver import (
     ConvergenceWarning, EMResult, FitError, healthy, history_size, run_em, to_user_units, trim_history,
 )
 from .implicit import with_implicit_gradients
 from .isolated_optimum import warn_if_isolated
 from .model import join_hyperparameters, split_hyperparameters
+from .plan import Plan, balanced_block, checked_plan, choose_plan
 from .progress import FitProgress, monitor
 from .raw_rows import fit_coordinates
 from .result_text import Timing, fit_result_repr, fit_summary, status_names
 from .row_buckets import bucket_rows, padded_rows
-from .row_sums import REASSOCIATING_COMPILER_OPTIONS, one_pass_row_sums, unbatched_restarts
 from .sharding import local_rows, row_sharding_of
 from .status import Status, describe
 from .tree import is_traced
 from .validation import (
     check_fit_options, check_init_params_type, check_key, check_model, prepare_inputs,
 )
-from .xla_options import jit_by_data_size
+from .xla_options import jit_per_plan
 
 
 class FitResult(NamedTuple):
@@ -106,12 +106,13 @@ def select_best(restarts: EMResult, n_valid=None) -> FitResult:
 
 def fit(model, data, key, *, n_init: int = 1, weights=None, max_iter: int = 100,
         tol: float = 1e-3, chunk_size: int | None = None, init_params=None,
-        accelerator: str | None = None, throw: bool = True, verbose: bool = False) -> FitResult:
+        accelerator: str | None = None, throw: bool = True, verbose: bool = False,
+        plan: Plan | None = None) -> FitResult:
     """Fits ``model`` from ``n_init`` random starts at once and keeps the best healthy one.
 
     Restart ``r`` starts from ``model.init(fold_in(key, r), data, weights)`` and runs
     :func:`emjax.em`; all restarts are one ``vmap``-ed ``lax.while_loop`` (on a CPU, many
-    restarts of a small problem run in blocks of them: :func:`restart_block_size`). The winner
+    restarts of a small problem run in blocks of them: :func:`emjax.plan.restart_block_size`). The winner
     maximises the final objective over restarts whose status is CONVERGED or MAX_ITER.
 
     Args:
@@ -134,6 +135,9 @@ def fit(model, data, key, *, n_init: int = 1, weights=None, max_iter: int = 100,
             notebook when tqdm is installed, else a line every few seconds), then a closing line
             (:mod:`emjax.progress`). The same result; the verbose program is compiled apart, with a
             host callback in its loop (JAX's persistent cache does not keep it).
+        plan: how to compute (chunk size, restart blocks, E-step formulation, compiler options:
+            :class:`emjax.Plan`); by default :func:`make_plan`'s for these arguments. Equal
+            plans give :func:`emjax.em` and this function the same arithmetic.
 
     ``max_iter`` and ``tol`` are values of the compiled program, not part of it: another
     ``max_iter`` (within the same power-of-two bucket, at least 128:
@@ -156,7 +160,7 @@ def fit(model, data, key, *, n_init: int = 1, weights=None, max_iter: int = 100,
     """
     start = time.perf_counter()
     args, static = _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_params,
-                            accelerator)
+                            accelerator, plan)
     if is_traced(*args):  # inside a caller's trace: compiled with the caller's program
         return _trimmed(_fit_jit(*args, **static), max_iter, n_init)
     if verbose:
@@ -177,7 +181,7 @@ def _verbose_fit(args, static, start, model, max_iter, n_init):
     :class:`~emjax.progress.FitProgress`: ``(result, Timing)``."""
     static = dict(static, monitor=monitor)
     progress = FitProgress(f"emjax.fit {type(model).__name__}", max_iter,
-                           -(-static["n_init"] // static["restart_block"]))
+                           -(-static["n_init"] // static["plan"].restart_block))
     with progress.compiling() as ticker:
         compiled = _fit_jit.lower(*args, **static).compile()
     with progress:
@@ -203,7 +207,7 @@ def timed_fit(model, data, key, *, throw: bool = True, **options):
         True
     """
     options = {"n_init": 1, "weights": None, "max_iter": 100, "tol": 1e-3, "chunk_size": None,
-               "init_params": None, "accelerator": None, **options}
+               "init_params": None, "accelerator": None, "plan": None, **options}
     args, static = _prepare(model, data, key, **options)
     start = time.perf_counter()
     compiled = _fit_jit.lower(*args, **static).compile()
@@ -227,8 +231,9 @@ def _trimmed(result: FitResult, max_iter: int, n_init: int) -> FitResult:
 
 
 def _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_params,
-             accelerator=None):
-    """Host-side checks and the chunk sizes: ``(args, static_kwargs)`` for ``_fit_jit``.
+             accelerator=None, plan=None):
+    """Host-side checks and the plan (:func:`emjax.plan.choose_plan`, or the caller's ``plan``
+    checked): ``(args, static_kwargs)`` for ``_fit_jit``.
 
     Restarts drawn from ``key`` on concrete, unsharded data run in a bucketed number
     (:func:`emjax.row_buckets.bucket_rows` of ``n_init``: four per octave), so that nearby
@@ -254,97 +259,63 @@ def _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_
     if init_params is None and rows is None and not traced:
         n_init = bucket_rows(n_init)
     args = (data, weights, key, tol, (max_iter, n_valid), init_params, hyper)
-    # one restart, not under a caller's vmap: models may branch per restart (lax.cond) and size
-    # their chunks for the formulation they will trace
-    unbatched = n_init == 1 and not traced
-    with unbatched_restarts(unbatched):
-        n, work = local_rows(n_rows(data), rows), model.work_per_row(data)
-    block = restart_block_size(n_init, n, work, rows.n_restart_groups if rows is not None else 1)
-    if block is None:  # all restarts at once, rows in chunks
-        block, chunk = n_init, min(chunk_size or choose_chunk_size(n, work, batch=n_init), n)
-    else:  # a block reads its rows whole if they fit the block budget (always, unless one a time)
-        per_block = block // (rows.n_restart_groups if rows is not None else 1)
-        whole = n * work * per_block <= RESTART_BLOCK_BUDGET
-        chunk = min(chunk_size or (n if whole else choose_chunk_size(n, work, batch=per_block)), n)
-    init_batch = min(n_init, max(1, default_chunk_budget() // max(1, n * work)))
-    # one-pass statistics in a program of its own on a CPU (measured there; accelerators unchanged)
-    one_pass = jax.default_backend() == "cpu" and not traced
+    n, groups = local_rows(n_rows(data), rows), rows.n_restart_groups if rows is not None else 1
+    if plan is None:
+        plan = choose_plan(model, data, n_init=n_init, n_rows=n, traced=traced, groups=groups,
+                           chunk_size=chunk_size)
+    else:
+        plan = checked_plan(plan, chunk_size=chunk_size, n_rows=n, groups=groups, where="fit")
     static = dict(model=static_model, n_init=n_init, history_length=history_size(max_iter),
-                  chunk_size=chunk,
-                  init_batch=init_batch, restart_block=block, one_pass=one_pass,
-                  unbatched=unbatched, rows=rows, accelerator=accelerator, monitor=None)
+                  plan=plan, rows=rows, accelerator=accelerator, monitor=None)
     return args, static
 
 
-def _fit_program(data, weights, key, tol, limits, init_params, hyper, *, model, n_init,
-                 history_length, chunk_size, init_batch, restart_block, one_pass, unbatched, rows,
-                 accelerator=None, monitor=None):
-    model, weights = join_hyperparameters(model, hyper), row_weights(data, weights)
-    max_iter, n_valid = limits
-    with one_pass_row_sums(one_pass), unbatched_restarts(unbatched):
-        fit_model, data, transform, log_jacobian = fit_coordinates(model, data, weights, chunk_size, rows)
-        if init_params is None:
-            start = _starting_points(fit_model, data, weights, key, n_init, init_batch)
-        else:
-            start = jax.vmap(lambda p: model.params_to_standard(p, transform))(init_params)
-        shown = None if monitor is None else (
-            lambda i, objective, status: monitor(i, objective + log_jacobian, status))
-        # restarts past n_valid (a bucket's padding) stop after one iteration
-        limit = jnp.where(jnp.arange(n_init) < n_valid, max_iter, 1)
-        one = lambda p_limit: to_user_units(model, with_implicit_gradients(
-            run_em, fit_model, p_limit[0], data, weights, max_iter=p_limit[1], tol=tol,
-            chunk_size=chunk_size, rows=rows, accelerator=accelerator,
-            history_length=history_length, monitor=shown), transform, log_jacobian)
-        restart_axes = rows.restart_axes if rows is not None and rows.restart_axes else None
-        return select_best(run_in_blocks(one, (start, limit), restart_block, restart_axes), n_valid)
+def make_plan(model, data, *, n_init: int = 1, weights=None, chunk_size: int | None = None) -> Plan:
+    """The :class:`emjax.Plan` that :func:`fit` (and, with ``n_init=1``, :func:`emjax.em`) would
+    compute for these arguments: inspect it, change it with ``dataclasses.replace``, and pass it
+    back as ``plan=`` to force a path (:mod:`emjax.plan`).
 
-
-_FIT_STATIC = ("model", "n_init", "history_length", "chunk_size", "init_batch", "restart_block", "one_pass",
-               "unbatched", "rows", "accelerator", "monitor")
-#: The fit as its own program (no argument is traced), compiled to reassociate float sums
-#: (:mod:`emjax.row_sums`; the options are for XLA's CPU compiler, others ignore them). Inside a
-#: caller's ``jit``/``vmap``/``grad`` it is traced into the caller's program, without options
-#: (:func:`emjax.xla_options.jit`).
-_fit_jit = jit_by_data_size(_fit_program, static_argnames=_FIT_STATIC,
-                            compiler_options=REASSOCIATING_COMPILER_OPTIONS)
-
-
-#: On a CPU, restarts run in blocks when one restart's E-step over all rows (rows x work per row)
-#: fits this many elements: each block holds as many restarts as fit, and reads the rows whole.
-#: (W1: 5,000 rows, D=2, K=8, 256 restarts run as 5 blocks of 52, about 1.6x less time per
-#: iteration than 256 at once in 125-row chunks; smaller chunks or larger blocks were slower.)
-RESTART_BLOCK_BUDGET = 1 << 24
-
-
-def restart_block_size(n_init: int, n: int, work_per_row: int, groups: int = 1) -> int | None:
-    """Restarts per block for :func:`run_in_blocks`, or None to run all restarts at once with
-    the rows in chunks (on accelerators, for one restart per device group, or when one
-    restart's rows exceed :data:`RESTART_BLOCK_BUDGET` but a chunk of ``MIN_CHUNK`` rows of every
-    restart fits the chunk budget). Where even that chunk would overflow the budget (an HMM's
-    rows are whole sequences), restarts run one at a time, their rows in chunks: batching them
-    only multiplies a working set already out of cache (W4R-like HMM, 64 x 1,000 steps, K=8,
-    16 restarts: 2.2x less wall time and 3x less CPU time than all at once; a 200k x 16, K=16
-    GMM with 4 restarts, whose chunks fit, was 7% slower one at a time, so it stays batched).
-
-    ``groups`` device groups split the restarts (``n_init`` is a multiple of it); a block holds
-    the same number of restarts per group. Blocks are balanced: ``ceil(n_init / block)`` blocks,
-    the last padded by fewer restarts than there are blocks.
+    Examples:
+        >>> import dataclasses, jax, emjax
+        >>> X = emjax.datasets.load_old_faithful()
+        >>> model = emjax.GaussianMixture(2)
+        >>> plan = emjax.make_plan(model, X, n_init=4)
+        >>> plan == emjax.make_plan(model, X, n_init=4), plan.init_batch
+        (True, 4)
+        >>> small = dataclasses.replace(plan, chunk_size=128)     # three chunks of the 272 rows
+        >>> res = emjax.fit(model, X, jax.random.key(0), n_init=4, plan=small)
     """
-    per_group = n_init // groups
-    if jax.default_backend() != "cpu" or per_group < 2:
-        return None
-    fits = RESTART_BLOCK_BUDGET // max(1, n * work_per_row)
-    if fits >= 1:
-        return balanced_block(per_group, fits) * groups
-    if default_chunk_budget() // max(1, work_per_row * per_group) >= MIN_CHUNK:
-        return None
-    return groups
+    _, static = _prepare(model, data, jax.random.key(0), n_init, weights, 1, 0.0, chunk_size, None)
+    return static["plan"]
 
 
-def balanced_block(n_init: int, most: int) -> int:
-    """The smallest block size that needs as few blocks of at most ``most`` restarts as possible."""
-    n_blocks = -(-n_init // min(max(1, most), n_init))
-    return -(-n_init // n_blocks)
+def _fit_program(data, weights, key, tol, limits, init_params, hyper, *, model, n_init,
+                 history_length, plan, rows, accelerator=None, monitor=None):
+    model = join_hyperparameters(model, hyper).with_formulation(plan.formulation)
+    weights, chunk_size = row_weights(data, weights), plan.chunk_size
+    max_iter, n_valid = limits
+    fit_model, data, transform, log_jacobian = fit_coordinates(model, data, weights, chunk_size, rows)
+    if init_params is None:
+        start = _starting_points(fit_model, data, weights, key, n_init, plan.init_batch)
+    else:
+        start = jax.vmap(lambda p: model.params_to_standard(p, transform))(init_params)
+    shown = None if monitor is None else (
+        lambda i, objective, status: monitor(i, objective + log_jacobian, status))
+    # restarts past n_valid (a bucket's padding) stop after one iteration
+    limit = jnp.where(jnp.arange(n_init) < n_valid, max_iter, 1)
+    one = lambda p_limit: to_user_units(model, with_implicit_gradients(
+        run_em, fit_model, p_limit[0], data, weights, max_iter=p_limit[1], tol=tol,
+        chunk_size=chunk_size, rows=rows, accelerator=accelerator,
+        history_length=history_length, monitor=shown), transform, log_jacobian)
+    restart_axes = rows.restart_axes if rows is not None and rows.restart_axes else None
+    return select_best(run_in_blocks(one, (start, limit), plan.restart_block, restart_axes), n_valid)
+
+
+_FIT_STATIC = ("model", "n_init", "history_length", "plan", "rows", "accelerator", "monitor")
+#: The fit as its own program, compiled with its plan's options (:mod:`emjax.plan`: on a CPU,
+#: to reassociate float sums, :mod:`emjax.row_sums`). Inside a caller's ``jit``/``vmap``/``grad``
+#: it is traced into the caller's program, without options (:func:`emjax.xla_options.jit`).
+_fit_jit = jit_per_plan(_fit_program, static_argnames=_FIT_STATIC)
 
 
 def run_in_blocks(one, start, block: int, spmd_axis_name=None):
@@ -395,15 +366,15 @@ def init_restarts(model, data, key, *, n_init: int, weights=None):
     args, static = _prepare(model, data, key, n_init, weights, 1, 0.0, None, None)
     data, weights, key, _, _, _, hyper = args
     return _init_jit(data, weights, key, hyper, model=static["model"], n_init=n_init,
-                     init_batch=static["init_batch"], chunk_size=static["chunk_size"],
-                     rows=static["rows"])
+                     plan=static["plan"], rows=static["rows"])
 
 
-@functools.partial(jit_by_data_size, static_argnames=("model", "n_init", "init_batch", "chunk_size", "rows"))
-def _init_jit(data, weights, key, hyper, *, model, n_init, init_batch, chunk_size, rows):
-    model, weights = join_hyperparameters(model, hyper), row_weights(data, weights)
-    fit_model, data, transform, _ = fit_coordinates(model, data, weights, chunk_size, rows)
-    start = _starting_points(fit_model, data, weights, key, n_init, init_batch)
+@functools.partial(jit_per_plan, static_argnames=("model", "n_init", "plan", "rows"))
+def _init_jit(data, weights, key, hyper, *, model, n_init, plan, rows):
+    model = join_hyperparameters(model, hyper).with_formulation(plan.formulation)
+    weights = row_weights(data, weights)
+    fit_model, data, transform, _ = fit_coordinates(model, data, weights, plan.chunk_size, rows)
+    start = _starting_points(fit_model, data, weights, key, n_init, plan.init_batch)
     return jax.vmap(lambda p: model.params_from_standard(p, transform))(start)
 
 

@@ -13,7 +13,8 @@ Required::
 
 Optional (defaults below): ``log_prior``, ``is_degenerate``, ``validate``, ``validate_chunk``
 (streamed chunks), ``traced_inputs`` (data given under jit/vmap), ``validate_params``,
-``loglik_terms`` (a monitored objective other than the log-likelihood, e.g. tempered EM), ``work_per_row``, ``restate_stats`` (online EM),
+``loglik_terms`` (a monitored objective other than the log-likelihood, e.g. tempered EM), ``work_per_row``,
+``with_formulation`` (the E-step choices of the engine's :class:`emjax.plan.Plan`), ``restate_stats`` (online EM),
 ``m_step_with_data`` (an M-step that revisits the rows, e.g. generalized EM), the
 standardisation hooks ``standardize`` / ``params_to_standard`` / ``params_from_standard`` and
 the unconstrained coordinates ``to_unconstrained`` / ``from_unconstrained`` in which
@@ -116,6 +117,13 @@ class Model:
     def work_per_row(self, data) -> int:
         """Elements of temporary memory that one observation costs in the E-step (chunk sizing)."""
         return 64
+
+    def with_formulation(self, formulation) -> "Model":
+        """This model computing as ``formulation`` (:class:`emjax.plan.Formulation`, the part of a
+        :class:`emjax.plan.Plan` that models see) says: a model with choices of arithmetic holds
+        it as a static field (``dataclasses.replace``). The engine calls this before tracing;
+        by default the model has no choices and returns itself."""
+        return self
 
     def transform_passes(self) -> int:
         """Passes over the rows that the standardising transform needs (0: fit in the data's units)."""

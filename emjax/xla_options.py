@@ -4,9 +4,10 @@ Compiling a fit with XLA's CPU fusion emitters holds a few hundred MB while it r
 process keeps most of that heap afterwards: a fixed cost that, next to data of a few hundred MB,
 is most of a fit's peak memory. XLA's older loop emitters (``xla_cpu_use_fusion_emitters=False``)
 compile the same program with a sixth of that memory or less, and faster, while running it a
-few percent slower (measured on GMM fits of 100k-200k rows). So :func:`jit_by_data_size` compiles
-with them only when the data are large enough for compilation memory to matter, passing the option
-to that program alone (``jax.jit(..., compiler_options=...)``), never process-wide. While such a
+few percent slower (measured on GMM fits of 100k-200k rows). So a :class:`emjax.plan.Plan` asks for
+them (``lean_compile``) only when the data are large enough for compilation memory to matter, and
+:class:`jit_per_plan` passes the option to that program alone (``jax.jit(...,
+compiler_options=...)``), never process-wide. While such a
 call compiles, the heap that compilation freed is handed back to the kernel (glibc's
 ``malloc_trim``) before the program runs, so that the fit's own buffers do not come on top of it.
 
@@ -21,8 +22,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
-import inspect
-import math
 
 import jax
 import numpy as np
@@ -42,14 +41,6 @@ def correct_cpu_options() -> dict:
     except Exception:  # noqa: BLE001 - any refusal means the option does not exist here
         return {}
     return dict(NO_YNN_FUSION)
-
-
-#: XLA debug options of the lean compilation (CPU only).
-LEAN_CPU_COMPILE = {"xla_cpu_use_fusion_emitters": False}
-
-#: Data of at least this many bytes, on CPU, are fitted by a program compiled with
-#: :data:`LEAN_CPU_COMPILE`.
-LEAN_COMPILE_MIN_BYTES = 1 << 26
 
 
 #: The event JAX records after each XLA compilation (``jax.monitoring``).
@@ -85,23 +76,10 @@ def heap_trimmed_after_compiling():
         jax.monitoring.unregister_event_duration_listener(after_compile)
 
 
-def lean_compile(data) -> bool:
-    """True for data on CPU devices of at least :data:`LEAN_COMPILE_MIN_BYTES` (arrays or
-    ``jax.ShapeDtypeStruct`` s; False under a trace, where an outer program is compiled)."""
-    leaves = jax.tree_util.tree_leaves(data)
-    if not leaves or is_traced(leaves):
-        return False
-    devices = lambda x: (x.sharding.device_set if getattr(x, "sharding", None) is not None
-                         else jax.devices())
-    on_cpu = all(d.platform == "cpu" for x in leaves for d in devices(x))
-    size = sum(math.prod(x.shape) * np.dtype(x.dtype).itemsize for x in leaves)
-    return on_cpu and size >= LEAN_COMPILE_MIN_BYTES
-
-
 def jit(fun=None, *, compiler_options=None, **jit_kwargs):
     """``jax.jit`` with :func:`correct_cpu_options` added to ``compiler_options``; usable as a
     decorator with or without arguments, like ``jax.jit``. Every program emjax compiles goes
-    through it (or :class:`jit_by_data_size`)."""
+    through it (or :class:`jit_per_plan`)."""
     if fun is None:
         return functools.partial(jit, compiler_options=compiler_options, **jit_kwargs)
     return _Jitted(fun, compiler_options, jit_kwargs)
@@ -140,35 +118,33 @@ class _Jitted:
         return getattr(self._jitted, name)
 
 
-class jit_by_data_size:  # a decorator, named like jax.jit
-    """:func:`jit` ``(fun, compiler_options, **jit_kwargs)``, compiled with
-    :data:`LEAN_CPU_COMPILE` added to ``compiler_options`` (and the heap trimmed after compiling)
-    when the argument named ``data`` is large (:func:`lean_compile`).
-
-    Two jitted functions, each with its own cache: calling with equal static arguments and equal
-    shapes never recompiles. ``lower`` and ``_cache_size`` behave as ``jax.jit``'s.
+class jit_per_plan:  # a decorator, named like jax.jit
+    """:func:`jit` ``(fun, **jit_kwargs)`` compiled with the options of its static argument
+    ``plan`` (:attr:`emjax.plan.Plan.compiler_options`; the heap trimmed after compiling where the
+    plan compiles leanly). One jitted function per distinct set of options, each with its own
+    cache: calling with an equal plan, equal static arguments and equal shapes never recompiles.
+    ``lower`` and ``_cache_size`` behave as ``jax.jit``'s.
     """
 
-    def __init__(self, fun, compiler_options=None, **jit_kwargs):
-        self._default = jit(fun, compiler_options=compiler_options, **jit_kwargs)
-        self._lean = jit(fun, compiler_options={**(compiler_options or {}), **LEAN_CPU_COMPILE},
-                         **jit_kwargs)
-        self._signature = inspect.signature(fun)
+    def __init__(self, fun, **jit_kwargs):
+        self._fun, self._kwargs, self._jits = fun, jit_kwargs, {}
         functools.update_wrapper(self, fun)
 
-    def _pick(self, args, kwargs):
-        data = self._signature.bind_partial(*args, **kwargs).arguments.get("data")
-        return self._lean if lean_compile(data) else self._default
+    def _for(self, plan):
+        options = tuple(sorted(plan.compiler_options.items()))
+        if options not in self._jits:
+            self._jits[options] = jit(self._fun, compiler_options=dict(options), **self._kwargs)
+        return self._jits[options]
 
-    def __call__(self, *args, **kwargs):
-        fun = self._pick(args, kwargs)
-        if fun is self._default:
-            return fun(*args, **kwargs)
+    def __call__(self, *args, plan, **kwargs):
+        fun = self._for(plan)
+        if not plan.lean_compile:
+            return fun(*args, plan=plan, **kwargs)
         with heap_trimmed_after_compiling():
-            return fun(*args, **kwargs)
+            return fun(*args, plan=plan, **kwargs)
 
-    def lower(self, *args, **kwargs):
-        return self._pick(args, kwargs).lower(*args, **kwargs)
+    def lower(self, *args, plan, **kwargs):
+        return self._for(plan).lower(*args, plan=plan, **kwargs)
 
     def _cache_size(self) -> int:
-        return self._default._cache_size() + self._lean._cache_size()
+        return sum(fun._cache_size() for fun in self._jits.values())

@@ -9,7 +9,6 @@ The sharded fits run their 4 restarts in 2 blocks (``emjax.fit.run_in_blocks``):
 below holds two restarts' local rows on both meshes (126 and 251 rows per device) but not one
 restart's 1003 rows, so the one-device references run all restarts at once.
 """
-import importlib
 import json
 import re
 
@@ -18,13 +17,16 @@ import numpy as np
 from jax.sharding import AxisType
 
 import emjax
+from emjax.plan import choose_plan
+from emjax.sharding import local_rows
+from emjax.chunking import n_rows
 from emjax.fit import _fit_jit, _prepare, _trimmed
 from emjax.models.hmm import HMMParams
 from emjax.models.hmm_emissions import GaussianEmissionParams
 
 N, MAX_ITER, KEY = 1003, 25, jax.random.key(0)  # 1003 rows: padded to a multiple of 8 and 4
-fit_module = importlib.import_module("emjax.fit")
-fit_module.RESTART_BLOCK_BUDGET = 2 * 126 * emjax.GaussianMixture(3).work_per_row(np.zeros((1, 3)))
+#: A restart block budget that holds two restarts of 126 rows of the GMM (blocks on 8 devices).
+BLOCK_BUDGET = 2 * 126 * emjax.GaussianMixture(3).work_per_row(np.zeros((1, 3)))
 
 
 CENTRES = np.array([[0.0, 0.0, 0.0], [6.0, 0.0, 1.0], [0.0, 6.0, -1.0]]) + 100.0
@@ -39,7 +41,7 @@ def compiled_fit(model, x, w, start, chunk_size=32):
     """``emjax.fit``'s program compiled for sharded ``x``: its result, its all-reduce count, the
     largest dimension of every all-gather's output and its restarts per block."""
     n_init = jax.tree_util.tree_leaves(start)[0].shape[0]
-    args, static = _prepare(model, x, KEY, n_init, w, MAX_ITER, 1e-4, chunk_size, start)
+    args, static = prepared(model, x, w, start, chunk_size)
     compiled = _fit_jit.lower(*args, **static).compile()
     hlo = compiled.as_text()
     shapes = re.findall(r"= (\([^=]*?\)|\S+) all-gather(?:-start)?\(", hlo)  # plain or tuple results
@@ -47,7 +49,23 @@ def compiled_fit(model, x, w, start, chunk_size=32):
                     default=1) for shape in shapes]
     result = _trimmed(compiled(*args), MAX_ITER, n_init)  # fit's history buffer is bucketed
     return (result, len(re.findall(r" all-reduce(?:-start)?\(", hlo)), gathered,
-            static["restart_block"])
+            static["plan"].restart_block)
+
+
+def prepared(model, x, w, start, chunk_size):
+    """``fit``'s ``(args, static)`` with its plan made for :data:`BLOCK_BUDGET`."""
+    n_init = jax.tree_util.tree_leaves(start)[0].shape[0]
+    args, static = _prepare(model, x, KEY, n_init, w, MAX_ITER, 1e-4, chunk_size, start)
+    rows = static["rows"]
+    plan = choose_plan(model, args[0], n_init=static["n_init"], n_rows=local_rows(n_rows(args[0]), rows),
+                       traced=False, groups=rows.n_restart_groups if rows is not None else 1,
+                       chunk_size=chunk_size, block_budget=BLOCK_BUDGET)
+    return args, dict(static, plan=plan)
+
+
+def budget_plan(model, x, start, chunk_size):
+    """The plan of an unsharded fit under :data:`BLOCK_BUDGET`."""
+    return prepared(model, x, None, start, chunk_size)[1]["plan"]
 
 
 def starts(x):
@@ -76,7 +94,7 @@ def compare(dtype, meshes, with_em):
     model = emjax.GaussianMixture(3)
     start = starts(x)
     ref = emjax.fit(model, x, KEY, n_init=4, init_params=start, max_iter=MAX_ITER, tol=1e-4,
-                    chunk_size=64, throw=False)
+                    plan=budget_plan(model, x, start, 64), throw=False)
     one = jax.tree_util.tree_map(lambda a: a[0], start)
     if with_em:
         ref_em = emjax.em(model, one, x, max_iter=MAX_ITER, tol=1e-4, chunk_size=64, throw=False)
@@ -126,7 +144,7 @@ def compare_hmm(dtype, mesh):
     x, start = hmm_data(dtype)
     model = emjax.GaussianHMM(2)
     ref = emjax.fit(model, (x, HMM_LENGTHS), KEY, n_init=2, init_params=start, max_iter=MAX_ITER,
-                    tol=1e-4, chunk_size=2, throw=False)
+                    tol=1e-4, plan=budget_plan(model, (x, HMM_LENGTHS), start, 2), throw=False)
     seqs, w = emjax.shard((x, HMM_LENGTHS), mesh, model=model)
     res, reduces, gathered, _ = compiled_fit(model, seqs, w, start, chunk_size=None)
     return dict(dtype=str(res.params.emission.means.dtype), padded_rows=int(seqs.x.shape[0]),

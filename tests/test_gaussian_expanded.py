@@ -17,7 +17,8 @@ from sklearn.mixture import GaussianMixture as SkGaussianMixture
 import emjax
 from emjax.components import gaussian as g
 from emjax.components import gaussian_expanded as ge
-from emjax.row_sums import unbatched_restarts
+
+UNBATCHED = emjax.Formulation(unbatched=True)  # the guarded E-step, as emjax.fit traces one restart
 
 N, D, K = 600, 6, 3
 COV_TYPES = ["full", "tied", "diag", "spherical"]
@@ -147,11 +148,10 @@ def test_badly_scaled_data_fall_back_to_the_exact_forms(make, covariance_type):
     prec_chol = g.precision_cholesky(cov32, covariance_type)
     assert not bool(ge.expansion_is_accurate(jnp.asarray(x), means32, prec_chol, covariance_type))
 
-    model = emjax.GaussianMixture(K, covariance_type=covariance_type)
+    model = emjax.GaussianMixture(K, covariance_type=covariance_type).with_formulation(UNBATCHED)
     params = emjax.GMMParams(jnp.asarray(weights, jnp.float32), means32, cov32)
     w = jnp.ones((N,), jnp.float32)
-    with unbatched_restarts():  # the guarded E-step, as emjax.fit traces one restart
-        (counts, sums, second), loglik = jax.jit(model.e_step)(params, jnp.asarray(x), w)
+    (counts, sums, second), loglik = jax.jit(model.e_step)(params, jnp.asarray(x), w)
     lp = _reference_log_density(x, means32, cov32, covariance_type) + np.log(weights)[:, None]
     row_ll = logsumexp(lp, axis=0)
     np.testing.assert_allclose(loglik, row_ll.sum(), rtol=2e-6)
@@ -185,14 +185,13 @@ def test_guarded_e_step_is_a_cond_only_for_unbatched_restarts():
     model = emjax.GaussianMixture(K, covariance_type="full")
     params = emjax.GMMParams(jnp.asarray(weights, jnp.float32), *_as_float32(means, means)[1:],
                              jnp.asarray(cov, jnp.float32))
-    trace = lambda: str(jax.make_jaxpr(model.e_step)(params, jnp.asarray(x), jnp.ones(N)))
-    assert "cond" not in trace()
-    with unbatched_restarts():
-        assert "cond" in trace()
-    fit_module = __import__("sys").modules["emjax.fit"]
+    trace = lambda m: str(jax.make_jaxpr(m.e_step)(params, jnp.asarray(x), jnp.ones(N)))
+    assert "cond" not in trace(model)
+    assert "cond" in trace(model.with_formulation(UNBATCHED))
     for n_init, unbatched in ((1, True), (4, False)):
-        _, static = fit_module._prepare(model, x, jax.random.key(0), n_init, None, 5, 1e-3, None, None)
-        assert static["unbatched"] == unbatched
+        assert emjax.make_plan(model, x, n_init=n_init).formulation.unbatched == unbatched
+    traced = jax.jit(lambda x: jnp.asarray(emjax.make_plan(model, x, n_init=1).formulation.unbatched))
+    assert not traced(jnp.asarray(x))  # under a caller's trace a vmap may batch the restart
 
 
 @pytest.mark.filterwarnings("ignore:Best performing initialization did not converge")
@@ -229,8 +228,7 @@ def test_float64_expanded_e_step_is_exact(x64, covariance_type):
     params = emjax.GMMParams(*(jnp.asarray(a, jnp.float64) for a in (weights, means, cov)))
     xj = jnp.asarray(x, jnp.float64)
     exact_stats, exact_ll = model.e_step(params, xj, jnp.ones(N))
-    with unbatched_restarts():
-        stats, loglik = jax.jit(model.e_step)(params, xj, jnp.ones(N))
+    stats, loglik = jax.jit(model.with_formulation(UNBATCHED).e_step)(params, xj, jnp.ones(N))
     prec_chol = g.precision_cholesky(params.covariances, covariance_type)
     assert bool(ge.expansion_is_accurate(xj, params.means, prec_chol, covariance_type))
     lp = _reference_log_density(x, means, cov, covariance_type) + np.log(weights)[:, None]
@@ -254,6 +252,6 @@ def test_exact_diag_forms_all_components_at_once_match_per_component(covariance_
         got = g.diagonal_mahalanobis(jnp.asarray(x), means32, prec_chol, covariance_type, per_component)
         np.testing.assert_allclose(got, want, rtol=2e-6)
         second = g.sufficient_stats(jnp.asarray(x), jnp.asarray(r, jnp.float32), means32,
-                                    covariance_type, per_component)[2]
+                                    covariance_type, emjax.Formulation(per_component=per_component))[2]
         np.testing.assert_allclose(second, want_second, rtol=1e-4)
     assert g.per_component_on_this_backend() == (jax.default_backend() == "cpu")

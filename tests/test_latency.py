@@ -72,7 +72,7 @@ def test_verbose_reports_and_changes_nothing_and_the_plain_program_has_no_callba
         assert "12/12" in tty.getvalue() and "best objective" in tty.getvalue()
     static, hyper = split_hyperparameters(GMM)
     args = (static, hyper, start, jax.numpy.asarray(X), None, 0.0, 12)
-    options = dict(history_length=128, chunk_size=len(X), rows=None, accelerator=None)
+    options = dict(history_length=128, plan=emjax.make_plan(GMM, X), rows=None, accelerator=None)
     plain = _em_jit.lower(*args, **options).as_text()
     shown = _em_jit.lower(*args, **options, monitor=emjax.progress.monitor).as_text()
     assert "callback" not in plain.lower() and "callback" in shown.lower()

@@ -6,6 +6,7 @@ References: NumPy (``np.isfinite`` / ``np.argwhere`` on the whole array), XLA's 
 assignment (``compiled.memory_analysis()``), and scikit-learn's GaussianMixture at float64 for the
 leanly compiled program's results.
 """
+import dataclasses
 import importlib
 import warnings
 
@@ -17,8 +18,9 @@ from sklearn.exceptions import ConvergenceWarning as SkConvergenceWarning
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 import emjax
+from emjax import plan as plan_module
 from emjax import validation, xla_options
-from emjax.chunking import CPU_CHUNK_BUDGET, choose_chunk_size
+from emjax.plan import CPU_CHUNK_BUDGET, choose_chunk_size
 
 fit_module = importlib.import_module("emjax.fit")
 driver_module = importlib.import_module("emjax.driver")
@@ -71,44 +73,48 @@ def test_unweighted_large_fit_takes_the_data_alone_as_argument_and_compiles_lean
     small = np.random.default_rng(0).normal(size=(64, d)).astype(np.float32)
     args, static = fit_module._prepare(model, small, jax.random.key(0), 1, None, 2, 0.0, None, None)
     _, _, key, tol, max_iter, init_params, hyper = args  # (64 rows are padded: weights given)
-    static.update(chunk_size=choose_chunk_size(n, model.work_per_row(small), budget=CPU_CHUNK_BUDGET))
     rows = jax.ShapeDtypeStruct((n, d), jnp.float32)
-    assert xla_options.lean_compile(rows) and not xla_options.lean_compile(small)
-    lean_before = fit_module._fit_jit._lean._cache_size()
+    assert plan_module.lean_compile(rows) and not plan_module.lean_compile(small)
+    static["plan"] = dataclasses.replace(
+        static["plan"], chunk_size=choose_chunk_size(n, model.work_per_row(small), budget=CPU_CHUNK_BUDGET),
+        lean_compile=True)
+    lean_before = fit_module._fit_jit._cache_size()
     compiled = fit_module._fit_jit.lower(rows, None, key, tol, max_iter, init_params, hyper,
                                             **static).compile()
     memory = compiled.memory_analysis()
     assert memory.argument_size_in_bytes < data_bytes + 1024
     assert memory.temp_size_in_bytes < 0.5 * data_bytes, memory.temp_size_in_bytes / data_bytes
-    assert fit_module._fit_jit._lean._cache_size() == lean_before  # lower() adds no call entry
+    assert fit_module._fit_jit._cache_size() == lean_before  # lower() adds no call entry
 
 
 def test_lean_compile_only_for_concrete_data_on_cpu_past_the_threshold():
-    big = jax.ShapeDtypeStruct((xla_options.LEAN_COMPILE_MIN_BYTES // 4, 1), jnp.float32)
-    smaller = jax.ShapeDtypeStruct((xla_options.LEAN_COMPILE_MIN_BYTES // 4 - 1, 1), jnp.float32)
-    assert xla_options.lean_compile(big) == (jax.default_backend() == "cpu")
-    assert not xla_options.lean_compile(smaller)
-    assert not xla_options.lean_compile(None)
-    assert jax.jit(lambda x: jnp.asarray(xla_options.lean_compile(x)))(jnp.zeros(3)) == 0  # traced
+    big = jax.ShapeDtypeStruct((plan_module.LEAN_COMPILE_MIN_BYTES // 4, 1), jnp.float32)
+    smaller = jax.ShapeDtypeStruct((plan_module.LEAN_COMPILE_MIN_BYTES // 4 - 1, 1), jnp.float32)
+    assert plan_module.lean_compile(big) == (jax.default_backend() == "cpu")
+    assert not plan_module.lean_compile(smaller)
+    assert not plan_module.lean_compile(None)
+    assert jax.jit(lambda x: jnp.asarray(plan_module.lean_compile(x)))(jnp.zeros(3)) == 0  # traced
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="lean compilation is for CPU memory")
 @pytest.mark.parametrize("cov_type", ["full", "diag"])
-def test_leanly_compiled_em_matches_sklearn_trace(x64, monkeypatch, cov_type):
-    """Every fit compiled lean (threshold 0): scikit-learn's parameters and per-iteration mean
-    log-likelihood from the same start, to 1e-8 (float64, unweighted: ones made in the program)."""
-    monkeypatch.setattr(xla_options, "LEAN_COMPILE_MIN_BYTES", 0)
+def test_leanly_compiled_em_matches_sklearn_trace(x64, cov_type):
+    """EM compiled lean (a plan with ``lean_compile``): scikit-learn's parameters and
+    per-iteration mean log-likelihood from the same start, to 1e-8 (float64, unweighted: ones
+    made in the program)."""
     rng = np.random.default_rng(3)
     x = np.concatenate([rng.normal(size=(60, 3)) * 0.7 + 2, rng.normal(size=(60, 3)) - 1]) + 5.0
     w0, m0 = np.array([0.3, 0.3, 0.4]), x[[0, 70, 100]] + 0.2
     cov0 = np.stack([np.eye(3) * s for s in (1.0, 1.5, 0.8)])
     cov0 = cov0 if cov_type == "full" else np.diagonal(cov0, axis1=1, axis2=2).copy()
     n_iter = 12
-    lean_before = driver_module._em_jit._lean._cache_size()
+    lean_before = driver_module._em_jit._cache_size()
     model = emjax.GaussianMixture(3, cov_type, regularization="sklearn")
+    plan = dataclasses.replace(emjax.make_plan(model, x), lean_compile=True)
+    assert plan.compiler_options.items() >= plan_module.LEAN_CPU_COMPILE.items()
     r = emjax.em(model, emjax.GMMParams(*map(jnp.asarray, (w0, m0, cov0))), x, max_iter=n_iter,
-                 tol=0.0, throw=False)
-    assert driver_module._em_jit._lean._cache_size() == lean_before + 1
+                 tol=0.0, throw=False, plan=plan)
+    assert driver_module._em_jit._cache_size() == lean_before + 1
     trace = []
     for t in range(2, n_iter + 2):  # lower_bound_ after t steps = the objective after t - 1
         sk = SkGaussianMixture(3, covariance_type=cov_type, max_iter=t, tol=0.0, weights_init=w0,

@@ -4,6 +4,7 @@ References: NumPy weighted moments, the fit of NumPy-standardised data mapped ba
 exact draw probabilities computed in NumPy, brute-force nearest distances, and XLA's own buffer
 assignment for the claim that no copy of the data is made.
 """
+import dataclasses
 import importlib
 
 import jax
@@ -13,7 +14,7 @@ import pytest
 from conftest import blobs
 
 import emjax
-from emjax.chunking import CPU_CHUNK_BUDGET, choose_chunk_size
+from emjax.plan import CPU_CHUNK_BUDGET, choose_chunk_size
 from emjax.models import seeding
 from emjax.raw_rows import OnRawRows, chunked_transform, fit_coordinates
 
@@ -80,7 +81,8 @@ def test_fit_program_holds_no_copy_of_the_data():
     args, static = fit_module._prepare(model, small, jax.random.key(0), 1, None, 2, 0.0, None, None)
     _, _, key, tol, max_iter, init_params, hyper = args
     # The CPU chunk budget on every backend: an accelerator's chunks are larger by design.
-    static.update(chunk_size=choose_chunk_size(n, model.work_per_row(small), budget=CPU_CHUNK_BUDGET))
+    static["plan"] = dataclasses.replace(
+        static["plan"], chunk_size=choose_chunk_size(n, model.work_per_row(small), budget=CPU_CHUNK_BUDGET))
     rows = jax.ShapeDtypeStruct((n, d), jnp.float32)
     weights = jax.ShapeDtypeStruct((n,), jnp.float32)
     compiled = fit_module._fit_jit.lower(rows, weights, key, tol, max_iter, init_params, hyper,

@@ -55,15 +55,17 @@ def multi_digamma(a, d: int):
     return jnp.sum(digamma(jnp.asarray(a)[..., None] - offsets), axis=-1)
 
 
-def expected_log_density(x, means, covariances, mean_precision, dof, covariance_type: str):
+def expected_log_density(x, means, covariances, mean_precision, dof, covariance_type: str,
+                         formulation=None):
     r""":math:`\mathbb E_q[\log \mathcal N(x_n \mid \mu_k, \Lambda_k^{-1})]`, shape ``(k, n)``:
 
     :math:`\log\mathcal N(x_n \mid m_k, C_k) + \tfrac12(\mathbb E\log|\Lambda_k|
-    - \log|\mathbb E\Lambda_k| - d/\beta_k)`.
+    - \log|\mathbb E\Lambda_k| - d/\beta_k)`. ``formulation``: as in
+    :func:`emjax.components.gaussian.mahalanobis`.
     """
     d = x.shape[-1]
     prec_chol = g.precision_cholesky(covariances, covariance_type)
-    plug_in = g.log_density(x, means, prec_chol, covariance_type)
+    plug_in = g.log_density(x, means, prec_chol, covariance_type, formulation)
     return plug_in + jnp.reshape(0.5 * (log_det_excess(dof, d) - d / mean_precision), (-1, 1))
 
 

@@ -26,7 +26,8 @@ import jax
 import jax.numpy as jnp
 
 from .. import linalg
-from ..row_sums import one_pass_enabled, row_sums
+from ..plan import Formulation, on_cpu
+from ..row_sums import row_sums
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 #: Products that feed likelihoods keep full float32 precision on accelerators (no TF32/bf16 passes).
@@ -88,26 +89,30 @@ def covariance_from_log_cholesky(u, covariance_type: str):
     return jnp.exp(u)
 
 
-def log_density(x, means, prec_chol, covariance_type: str):
+def log_density(x, means, prec_chol, covariance_type: str, formulation: Formulation | None = None):
     r""":math:`\log \mathcal N(x_n \mid m_k, \Sigma_k)`, shape ``(k, n)`` (component-major).
 
     Component-major layout keeps the long row axis innermost, so the sums over features and
     components are vector adds rather than short reductions along the fastest axis.
+    ``formulation`` (:class:`emjax.plan.Formulation`) as in :func:`mahalanobis`.
     """
     d = x.shape[-1]
     log_det = jnp.reshape(log_det_precision_cholesky(prec_chol, covariance_type, d), (-1, 1))
-    return -0.5 * (d * math.log(2 * math.pi) + mahalanobis(x, means, prec_chol, covariance_type)) + log_det
+    return -0.5 * (d * math.log(2 * math.pi) + mahalanobis(x, means, prec_chol, covariance_type,
+                                                               formulation)) + log_det
 
 
-def mahalanobis(x, means, prec_chol, covariance_type: str):
+def mahalanobis(x, means, prec_chol, covariance_type: str, formulation: Formulation | None = None):
     r""":math:`\lVert (x_n - m_k) U_k \rVert^2`, shape ``(k, n)``. The quadratic form is not
     expanded here (see :mod:`emjax.components.gaussian_expanded` for the guarded expanded form),
     so its rounding error grows like :math:`1/\sigma_k`, not :math:`1/\sigma_k^2`:
     full/tied as :math:`x U_k - m_k U_k` for all ``k`` in one matrix product (elementwise from
-    the differences for ``d <= SMALL_D`` under :func:`emjax.row_sums.one_pass_row_sums`),
-    diag/spherical from the differences :math:`x_d - m_{kd}` (:func:`diagonal_mahalanobis`).
+    the differences for ``d <= SMALL_D`` where ``formulation.one_pass``),
+    diag/spherical from the differences :math:`x_d - m_{kd}` (:func:`diagonal_mahalanobis`, one
+    component at a time as ``formulation.per_component`` says).
     """
-    if covariance_type in ("full", "tied") and x.shape[-1] <= SMALL_D and one_pass_enabled():
+    formulation = formulation or Formulation()
+    if covariance_type in ("full", "tied") and x.shape[-1] <= SMALL_D and formulation.one_pass:
         return _small_d_mahalanobis(x, means, prec_chol)
     if covariance_type in ("full", "tied"):
         if covariance_type == "full":
@@ -118,7 +123,7 @@ def mahalanobis(x, means, prec_chol, covariance_type: str):
             y = _mm(x, prec_chol)[None] - _mm(means, prec_chol)[:, None, :]
             return jnp.sum(jnp.square(y), axis=2)
         return sum_of_squares(y, axis=1)
-    return diagonal_mahalanobis(x, means, prec_chol, covariance_type)
+    return diagonal_mahalanobis(x, means, prec_chol, covariance_type, formulation.per_component)
 
 
 def diagonal_mahalanobis(x, means, prec_chol, covariance_type: str, per_component=None):
@@ -148,7 +153,7 @@ def diagonal_mahalanobis(x, means, prec_chol, covariance_type: str, per_componen
 def per_component_on_this_backend() -> bool:
     """Whether the exact diag/spherical forms go one component at a time (``lax.map``): on a CPU,
     where one component's ``(chunk, d)`` squares stay in cache; not on accelerators."""
-    return jax.default_backend() == "cpu"
+    return on_cpu()
 
 
 def _columns_minus_means(x, means):
@@ -175,7 +180,7 @@ def sum_of_squares(y, axis: int):
     return sum(jnp.square(part) for part in jnp.unstack(y, axis=axis))
 
 
-def sufficient_stats(x, resp, ref, covariance_type: str, per_component=None):
+def sufficient_stats(x, resp, ref, covariance_type: str, formulation: Formulation | None = None):
     r"""``(N, s, S)`` for responsibilities ``resp`` ``(k, n)``: weighted counts ``(k,)``, sums
     ``(k, d)`` and second moments about ``ref``: ``(k, d, d)`` for full, ``(d, d)`` (summed over
     components) for tied and ``(k, d)`` (diagonals) for diag and spherical.
@@ -186,14 +191,15 @@ def sufficient_stats(x, resp, ref, covariance_type: str, per_component=None):
     ``(k, n)`` rows: under ``vmap`` over many restarts or datasets that is a few long reductions,
     where the ``(k, d, n) x (k, n, d)`` batched product would be thousands of tiny ``dot_general``
     calls dominated by per-call overhead (W5, D=2, K=3 over 2,000 datasets: a third less CPU
-    per EM iteration this way). While tracing under :func:`emjax.row_sums.one_pass_row_sums`
-    (:func:`emjax.fit`'s own program), full/tied with ``d <= SMALL_D`` take all
-    ``1 + d + d(d+1)/2`` sums in one fused pass over the rows instead. Diag and spherical
-    moments come from squared differences, one component at a time or all at once as
-    ``per_component`` says (see :func:`diagonal_mahalanobis`).
+    per EM iteration this way). Where ``formulation.one_pass`` (a plan's own program on a CPU,
+    :mod:`emjax.plan`), full/tied with ``d <= SMALL_D`` take all ``1 + d + d(d+1)/2`` sums in one
+    fused pass over the rows instead. Diag and spherical moments come from squared differences,
+    one component at a time or all at once as ``formulation.per_component`` says (see
+    :func:`diagonal_mahalanobis`).
     """
     d = x.shape[-1]
-    if covariance_type in ("full", "tied") and d <= SMALL_D and one_pass_enabled():
+    formulation = formulation or Formulation()
+    if covariance_type in ("full", "tied") and d <= SMALL_D and formulation.one_pass:
         return _one_pass_small_d_stats(x, resp, ref, covariance_type)
     counts = jnp.sum(resp, axis=1)
     sums = _mm(resp, x)
@@ -205,7 +211,7 @@ def sufficient_stats(x, resp, ref, covariance_type: str, per_component=None):
     elif covariance_type in ("full", "tied"):
         diff = x.T[None] - ref[:, :, None]  # (k, d, n)
         second = jnp.einsum("kdn,ken->kde", diff * resp[:, None, :], diff, precision=EXACT)
-    elif per_component_on_this_backend() if per_component is None else per_component:
+    elif formulation.components_one_at_a_time():
         # From differences (a matrix-vector product per component): exact for features nearly
         # constant within a component, where the expanded form sum r x^2 - 2 a sum r x + N a^2
         # leaves float32 rounding of ~eps N a^2 that swamps the variance.

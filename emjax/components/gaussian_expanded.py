@@ -48,9 +48,9 @@ or nearly constant features (digits: :math:`p \sim 10^6`) keep the exact forms. 
 :math:`\epsilon` is :math:`2^{29}` times smaller: the expanded forms are used unless the data
 are about nine orders of magnitude worse scaled, and then err by at most :math:`10^{-12}`.
 
-**Batching.** A model chooses with ``lax.cond`` per chunk, and only while
-:func:`emjax.row_sums.unbatched_enabled` says the program traces one restart without a batch
-axis (:func:`emjax.fit` with ``n_init=1``): under ``vmap`` a per-restart predicate turns the
+**Batching.** A model chooses with ``lax.cond`` per chunk, and only while its formulation
+(``unbatched``, from the fit's :class:`emjax.plan.Plan`) says the program traces one restart
+without a batch axis (:func:`emjax.fit` with ``n_init=1``): under ``vmap`` a per-restart predicate turns the
 ``cond`` into a ``select`` that computes both forms, so batched restarts keep the exact forms.
 """
 from __future__ import annotations

@@ -34,6 +34,7 @@ from ..components import gauss_wishart as gw
 from ..components import gaussian as g
 from ..components import mixture_weights as mw
 from ..model import Model
+from ..plan import Formulation
 from ..validation import (
     as_float_array, check_finite, check_param_shapes, checked_post_fit_data, prepare_inputs,
 )
@@ -113,11 +114,16 @@ class BayesianGaussianMixture(Model):
     degrees_of_freedom_prior: float | None = None
     covariance_prior: tuple | float | None = None
     init_params: str = "kmeans"
+    #: the engine's E-step choices (:meth:`with_formulation`; not a user setting)
+    formulation: Formulation = dataclasses.field(default=Formulation(), repr=False)
 
     def __post_init__(self):
         for name in ("mean_prior", "covariance_prior"):
             object.__setattr__(self, name, prior_tuple(getattr(self, name), name))
         validate_static(self)
+
+    def with_formulation(self, formulation: Formulation) -> "BayesianGaussianMixture":
+        return dataclasses.replace(self, formulation=formulation)
 
     # ----------------------------------------------------------------- derived quantities
     def _weight_prior(self):
@@ -134,7 +140,8 @@ class BayesianGaussianMixture(Model):
         log_weights = mw.expected_log_weights(params.weight_concentration,
                                               self.weight_concentration_prior_type)
         return gw.expected_log_density(x, params.means, params.covariances, params.mean_precision,
-                                       params.degrees_of_freedom, self.covariance_type) + log_weights[:, None]
+                                       params.degrees_of_freedom, self.covariance_type,
+                                       self.formulation) + log_weights[:, None]
 
     # ----------------------------------------------------------------- inference
     def posterior(self, params: VBGMMParams, x):
@@ -176,7 +183,7 @@ class BayesianGaussianMixture(Model):
         keep = weights > 0
         resp = jnp.where(keep, jnp.exp(lp - row) * weights, 0)
         loglik = jnp.sum(jnp.where(keep, weights * row, 0))
-        return g.sufficient_stats(x, resp, params.means, self.covariance_type), loglik
+        return g.sufficient_stats(x, resp, params.means, self.covariance_type, self.formulation), loglik
 
     def m_step(self, stats, params: VBGMMParams) -> VBGMMParams:
         """Coordinate ascent on :math:`q(\\pi), q(\\mu, \\Lambda)`; ``params.means`` is the
@@ -253,7 +260,7 @@ class BayesianGaussianMixture(Model):
         def stats(data, w):
             rows, row_index = data
             return g.sufficient_stats(rows, responsibilities(rows, row_index) * w, start.means,
-                                      self.covariance_type)
+                                      self.covariance_type, self.formulation)
 
         chunk = choose_chunk_size(n, self.work_per_row(x))
         return self.m_step(chunked_sum(stats, (x, jnp.arange(n)), weights, chunk), start)

@@ -50,7 +50,7 @@ from ..components import gaussian_missing as gm
 from ..components import PSEUDO_COUNT
 from ..components.collapse import collapsed
 from ..model import Model
-from ..row_sums import unbatched_enabled
+from ..plan import Formulation
 from ..tree import is_traced
 from ..validation import (
     as_float_array, check_enough_rows, check_finite, check_key, check_ndim, check_param_shapes,
@@ -121,6 +121,8 @@ class GaussianMixture(Model):
     regularization: str = "prior"
     missing: str = "error"
     collapse_guard: bool | None = None
+    #: the engine's E-step choices (:meth:`with_formulation`; not a user setting)
+    formulation: Formulation = dataclasses.field(default=Formulation(), repr=False)
 
     def __post_init__(self):
         k = self.n_components
@@ -147,7 +149,7 @@ class GaussianMixture(Model):
     # ----------------------------------------------------------------- densities and inference
     def _complete_log_density(self, params: GMMParams, x):
         prec_chol = g.precision_cholesky(params.covariances, self.covariance_type)
-        return g.log_density(x, params.means, prec_chol, self.covariance_type)
+        return g.log_density(x, params.means, prec_chol, self.covariance_type, self.formulation)
 
     def _marginal_log_density(self, params: GMMParams, x):
         return gm.marginal_log_density(x, params.means, params.covariances, self.covariance_type)
@@ -214,14 +216,14 @@ class GaussianMixture(Model):
         return self._e_step_complete(params, x, weights)
 
     def _e_step_complete(self, params: GMMParams, x, weights):
-        """Exact E-step, or, while tracing one unbatched restart
-        (:func:`emjax.row_sums.unbatched_enabled`), the expanded one for chunks where its
+        """Exact E-step, or, for one unbatched restart (``self.formulation.unbatched``,
+        :mod:`emjax.plan`), the expanded one for chunks where its
         rounding guard holds (:mod:`emjax.components.gaussian_expanded`; a ``lax.cond`` per
         chunk). The chunks are then sized for the expanded form (:meth:`work_per_row`), and the
         exact form goes through each in sub-chunks of its own size."""
         cov_type = self.covariance_type
         prec_chol = g.precision_cholesky(params.covariances, cov_type)
-        if not (unbatched_enabled() and self._expandable(x)):
+        if not (self.formulation.unbatched and self._expandable(x)):
             return self._e_step_exact(params, prec_chol, x, weights)
         sub_chunk = choose_chunk_size(x.shape[0], self.exact_work_per_row(x))
         exact = lambda p, u, rows, w: chunked_sum(
@@ -236,9 +238,9 @@ class GaussianMixture(Model):
         return self.missing == "error" and not small
 
     def _e_step_exact(self, params: GMMParams, prec_chol, x, weights):
-        lp = g.log_density(x, params.means, prec_chol, self.covariance_type)
+        lp = g.log_density(x, params.means, prec_chol, self.covariance_type, self.formulation)
         resp, loglik = _responsibilities(lp, params.weights, weights)
-        return g.sufficient_stats(x, resp, params.means, self.covariance_type), loglik
+        return g.sufficient_stats(x, resp, params.means, self.covariance_type, self.formulation), loglik
 
     def _e_step_expanded(self, params: GMMParams, prec_chol, x, weights):
         f = ge.features(x, self.covariance_type)
@@ -351,7 +353,8 @@ class GaussianMixture(Model):
         def stats(data, w):
             rows, row_index = data
             rows = to_fit_units(rows)
-            return g.sufficient_stats(rows, responsibilities(rows, row_index) * w, ref, self.covariance_type)
+            return g.sufficient_stats(rows, responsibilities(rows, row_index) * w, ref, self.covariance_type,
+                                      self.formulation)
 
         chunk = choose_chunk_size(n, self.exact_work_per_row(x))
         summed = chunked_sum(stats, (x, jnp.arange(n)), weights, chunk)
@@ -483,9 +486,12 @@ class GaussianMixture(Model):
         and responsibilities: W2 and W3 run 10-25% faster in 8,000-16,000-row chunks than in the
         exact form's 250-2,600) while it may be chosen (:meth:`_e_step_complete`), else the exact
         form's."""
-        if unbatched_enabled() and self._expandable(data):
+        if self.formulation.unbatched and self._expandable(data):
             return ge.n_features(data.shape[1], self.covariance_type) + 2 * self.n_components
         return self.exact_work_per_row(data)
+
+    def with_formulation(self, formulation: Formulation) -> "GaussianMixture":
+        return dataclasses.replace(self, formulation=formulation)
 
     def exact_work_per_row(self, data) -> int:
         """Temporary values per row of the exact E-step's chunks (and of :meth:`init`'s)."""

@@ -35,6 +35,7 @@ from ..components import PSEUDO_COUNT
 from ..inference import hmm as inference
 from ..inference import hmm_scaled
 from ..model import Model
+from ..plan import Formulation
 from .hmm_discrete_emissions import BernoulliEmission, CategoricalEmission, PoissonEmission
 from .hmm_emissions import GaussianEmission
 from ..tree import is_traced
@@ -125,6 +126,8 @@ class HMM(Model):
     parallel: bool = False
     scaled: bool = True
     collapse_guard: bool | None = None
+    #: the engine's E-step choices (:meth:`with_formulation`; not a user setting)
+    formulation: Formulation = dataclasses.field(default=Formulation(), repr=False)
 
     def __post_init__(self):
         check_positive_int(self.n_states, "n_states")
@@ -149,11 +152,15 @@ class HMM(Model):
         if self.collapse_guard not in (None, True, False):
             raise ValueError(f"collapse_guard must be None, True or False; got {self.collapse_guard!r}.")
 
+    def with_formulation(self, formulation: Formulation) -> "HMM":
+        return dataclasses.replace(self, formulation=formulation)
+
     @property
     def emission_model(self):
         if self.emission == "gaussian":
             return GaussianEmission(self.covariance_type, self.reg_covar, self.regularization,
-                                    self.init_params, self.collapse_guard)
+                                    self.init_params, collapse_guard=self.collapse_guard,
+                                    formulation=self.formulation)
         if self.emission == "categorical":
             return CategoricalEmission(self.n_categories, self.regularization)
         return {"poisson": PoissonEmission, "bernoulli": BernoulliEmission}[self.emission](self.regularization)

@@ -99,4 +99,5 @@ class CovariancePriorGaussianHMM(HMM):
     def emission_model(self):
         return CovariancePriorEmission(self.covariance_type, 0.0, "none", self.init_params,
                                        covars_prior=float(self.covars_prior),
-                                       covars_weight=float(self.covars_weight))
+                                       covars_weight=float(self.covars_weight),
+                                       formulation=self.formulation)

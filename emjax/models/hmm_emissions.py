@@ -18,6 +18,7 @@ import numpy as np
 from ..components import PSEUDO_COUNT
 from ..components import gaussian as g
 from ..components.collapse import collapsed
+from ..plan import Formulation
 from ..row_sums import row_sums
 from ..validation import as_float_array, check_finite, feature_mismatch
 from . import seeding
@@ -64,11 +65,12 @@ class GaussianEmission:
     regularization: str = "prior"
     init_params: str = "kmeans++"
     collapse_guard: bool | None = None
+    formulation: Formulation = Formulation()  # the engine's E-step choices (emjax.plan)
 
     def log_density(self, params: GaussianEmissionParams, x):
         """``(k, n)`` log-densities."""
         prec_chol = g.precision_cholesky(params.covariances, self.covariance_type)
-        return g.log_density(x, params.means, prec_chol, self.covariance_type)
+        return g.log_density(x, params.means, prec_chol, self.covariance_type, self.formulation)
 
     def log_density_steps(self, params: GaussianEmissionParams, x):
         r"""``(n, k)`` log-densities, step-major (the batched forward-backward's layout).
@@ -90,7 +92,7 @@ class GaussianEmission:
 
     def stats(self, params: GaussianEmissionParams, x, resp):
         """Sufficient statistics for responsibilities ``resp`` ``(k, n)`` (weights included)."""
-        return g.sufficient_stats(x, resp, params.means, self.covariance_type)
+        return g.sufficient_stats(x, resp, params.means, self.covariance_type, self.formulation)
 
     def stats_steps(self, params: GaussianEmissionParams, x, resp):
         r""":meth:`stats` for step-major responsibilities ``resp`` ``(t, s, k)`` of the rows ``x``

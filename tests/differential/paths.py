@@ -5,9 +5,7 @@ A path returns ``(params after one step, objective reported for them)`` in the u
 """
 from __future__ import annotations
 
-import contextlib
-import functools
-import importlib
+import dataclasses
 
 import jax
 import numpy as np
@@ -15,17 +13,13 @@ import numpy as np
 import emjax
 from emjax import driver
 from emjax.chunking import n_rows
-from emjax.components import gaussian as g
-from emjax.row_sums import REASSOCIATING_COMPILER_OPTIONS, one_pass_row_sums, unbatched_restarts
+from emjax.plan import MIN_CHUNK, choose_chunk_size
+from emjax.row_buckets import padded_rows
 from emjax.validation import prepare_inputs
 
 from .registry import Shape, as_triplets
 
-fit_module = importlib.import_module("emjax.fit")  # the module (emjax.fit is the function)
 KEY = jax.random.key(0)
-
-#: Gaussian E-step formulations that can be forced on ``emjax.em`` (see :func:`formulation`).
-FORMULATIONS = ("exact", "expanded", "one_pass", "all_components")
 
 
 def tree64(tree):
@@ -61,85 +55,49 @@ def stacked(*trees):
 
 
 # ------------------------------------------------------------------------ forcing paths
-@contextlib.contextmanager
-def attribute(obj, name, value):
-    old = getattr(obj, name)
-    setattr(obj, name, value)
-    try:
-        yield
-    finally:
-        setattr(obj, name, old)
+#: Gaussian E-step formulations forced on ``emjax.em`` through its plan (:func:`em_step`):
+#: "exact": the exact forms (differences from the means), batched code; "expanded": the guarded
+#: expanded forms (:mod:`emjax.components.gaussian_expanded`) as for one unbatched restart;
+#: "one_pass": the one-pass small-d sums in a program compiled with the reassociating options,
+#: as ``emjax.fit`` compiles; "all_components": diag/spherical forms over all components at once
+#: (the accelerator form) instead of one component at a time.
+FORMULATIONS = {"exact": emjax.Formulation(), "expanded": emjax.Formulation(unbatched=True),
+                "one_pass": emjax.Formulation(one_pass=True),
+                "all_components": emjax.Formulation(per_component=False)}
 
 
-@contextlib.contextmanager
-def formulation(name: str):
-    """``emjax.em`` traced afresh with one Gaussian E-step formulation forced:
-
-    * "exact": the exact forms (differences from the means), batched code;
-    * "expanded": the guarded expanded forms (:mod:`emjax.components.gaussian_expanded`) as for
-      one unbatched restart (:func:`emjax.row_sums.unbatched_restarts`);
-    * "one_pass": the one-pass small-d sums (:func:`emjax.row_sums.one_pass_row_sums`) in a
-      program compiled with the reassociating options, as ``emjax.fit`` compiles;
-    * "all_components": diag/spherical forms over all components at once (the accelerator form)
-      instead of one component at a time.
-
-    The switches are read while tracing, so ``em``'s jitted program is replaced by a fresh one.
-    """
-    assert name in FORMULATIONS
-    options = REASSOCIATING_COMPILER_OPTIONS if name == "one_pass" else None
-    raw = driver._em_jit.__wrapped__
-
-    @functools.wraps(raw)
-    def traced_afresh(*args, **kwargs):  # a new function: jit caches per function object
-        return raw(*args, **kwargs)
-
-    fresh = jax.jit(traced_afresh, compiler_options=options,
-                    static_argnames=("model", "history_length", "chunk_size", "rows", "accelerator",
-                                     "monitor"))
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(attribute(driver, "_em_jit", fresh))
-        stack.enter_context(one_pass_row_sums(name == "one_pass"))
-        stack.enter_context(unbatched_restarts(name == "expanded"))
-        if name == "all_components":
-            stack.enter_context(attribute(g, "per_component_on_this_backend", lambda: False))
-        yield
-
-
-def work_and_rows(model, data, n_init):
-    with unbatched_restarts(n_init == 1):
-        prepared = prepare_inputs(model, data, None)[0]
-        return model.work_per_row(prepared), n_rows(prepared)
-
-
-@contextlib.contextmanager
-def restart_blocks(model, data, n_init: int, per_block: int):
-    """``emjax.fit`` runs ``n_init`` restarts in blocks of ``per_block`` (1: one at a time, in a
-    ``lax.map`` with the rows in chunks), as tests/test_restart_blocks.py forces them."""
-    work, n = work_and_rows(model, data, n_init)
-    if per_block == 1:
-        budget = 2 * fit_module.MIN_CHUNK * work
-        with attribute(fit_module, "RESTART_BLOCK_BUDGET", 0), \
-                attribute(fit_module, "default_chunk_budget", lambda: budget):
-            assert fit_module.restart_block_size(n_init, n, work) == 1
-            yield
-    else:
-        with attribute(fit_module, "RESTART_BLOCK_BUDGET", per_block * n * work):
-            assert fit_module.restart_block_size(n_init, n, work) == per_block
-            yield
+def blocks_plan(model, data, weights, n_init: int, per_block: int):
+    """The plan of ``emjax.fit`` with ``n_init`` restarts in blocks of ``per_block`` (1: one at a
+    time, in a ``lax.map``, with the rows in chunks of at most 2 x MIN_CHUNK), as
+    tests/test_restart_blocks.py forces them."""
+    plan = emjax.make_plan(model, data, n_init=n_init, weights=weights)
+    prepared = padded_rows(model, *prepare_inputs(model, data, weights, ones_as_none=True))[0]  # as fit's
+    n, work = n_rows(prepared), model.with_formulation(plan.formulation).work_per_row(prepared)
+    chunk = choose_chunk_size(n, work, budget=2 * MIN_CHUNK * work) if per_block == 1 else n
+    return dataclasses.replace(plan, restart_block=per_block, chunk_size=chunk)
 
 
 # ------------------------------------------------------------------------ one step per path
-def em_step(model, params, data, weights=None, chunk_size=None, accelerator=None):
+def em_step(model, params, data, weights=None, chunk_size=None, accelerator=None, formulation=None):
+    """One ``emjax.em`` step; ``formulation`` (a key of :data:`FORMULATIONS`) forces that
+    Gaussian E-step through the plan."""
+    plan = None
+    if formulation is not None:
+        plan = dataclasses.replace(emjax.make_plan(model, data, weights=weights, chunk_size=chunk_size),
+                                   formulation=FORMULATIONS[formulation])
+        chunk_size = None
     res = emjax.em(model, params, data, weights, max_iter=1, tol=0.0, chunk_size=chunk_size,
-                   accelerator=accelerator, throw=False)
+                   accelerator=accelerator, throw=False, plan=plan)
     return res.params, float(res.history[0]), int(res.status)
 
 
-def fit_steps(model, starts, data, weights=None, chunk_size=None):
-    """``emjax.fit`` for one iteration from stacked ``starts``: per restart (params, objective)."""
+def fit_steps(model, starts, data, weights=None, chunk_size=None, per_block=None):
+    """``emjax.fit`` for one iteration from stacked ``starts`` (in restart blocks of
+    ``per_block``: :func:`blocks_plan`): per restart (params, objective)."""
     n_init = jax.tree_util.tree_leaves(starts)[0].shape[0]
+    plan = None if per_block is None else blocks_plan(model, data, weights, n_init, per_block)
     res = emjax.fit(model, data, KEY, n_init=n_init, init_params=starts, weights=weights,
-                    max_iter=1, tol=0.0, chunk_size=chunk_size, throw=False)
+                    max_iter=1, tol=0.0, chunk_size=chunk_size, throw=False, plan=plan)
     r = res.restarts
     return [(first(r.params, i), float(r.history[i, 0]), int(r.status[i])) for i in range(n_init)]
 

@@ -13,7 +13,6 @@ Unmarked tests are the fast slice; ``@pytest.mark.verify`` the full grid (``make
 from __future__ import annotations
 
 import functools
-import importlib
 import os
 import subprocess
 import sys
@@ -28,13 +27,13 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import emjax
 from emjax.chunking import MIN_CHUNK
+from emjax.plan import choose_plan
 from emjax.driver import DECREASE_EPS_FACTOR
 from emjax.models.hmm_sequences import Sequences
 from hmm_reference import enumerate_paths
 
 from . import hmm_cases as hc
 
-fit_module = importlib.import_module("emjax.fit")
 VERIFY = pytest.mark.verify
 HEALTHY = (emjax.Status.CONVERGED, emjax.Status.MAX_ITER)
 KEY = jax.random.key(5)
@@ -128,10 +127,10 @@ def path_fit_one(case, model, x, lengths, start, monkeypatch):
     return [(restart(res, 0), plain(model, start, (x, lengths)))]
 
 
-def _many(case, model, x, lengths, monkeypatch):
+def _many(case, model, x, lengths, plan=None):
     starts = [case.start(K, D, SEED, v) for v in range(3)]
     res = emjax.fit(model, (x, lengths), KEY, n_init=3, init_params=stack(starts), max_iter=ITER,
-                    tol=0.0, throw=False)
+                    tol=0.0, throw=False, plan=plan)
     objectives = np.asarray(res.restarts.objective)
     assert int(res.best_index) == int(np.argmax(objectives))
     return [(restart(res, r), plain(model, p, (x, lengths))) for r, p in enumerate(starts)]
@@ -143,18 +142,18 @@ def _work(model, x, lengths):
 
 def path_fit_many(case, model, x, lengths, start, monkeypatch):
     """Three restarts, the default plan (on a CPU, one block of all three)."""
-    return _many(case, model, x, lengths, monkeypatch)
+    return _many(case, model, x, lengths)
 
 
 def _forced_plan(case, model, x, lengths, monkeypatch, block_rows, chunk_rows, expected_block):
-    """``_many`` with restart blocks of ``block_rows`` x work elements and chunks of
-    ``chunk_rows`` x work, checking the block size the engine then chooses."""
+    """``_many`` with the plan the engine makes for restart blocks of ``block_rows`` x work
+    elements and chunks of ``chunk_rows`` x work, checking its block size."""
     work = _work(model, x, lengths)
-    monkeypatch.setattr(fit_module, "RESTART_BLOCK_BUDGET", block_rows * work)
-    if chunk_rows is not None:
-        monkeypatch.setattr(fit_module, "default_chunk_budget", lambda: chunk_rows * work)
-    assert fit_module.restart_block_size(3, S, work) == expected_block
-    return _many(case, model, x, lengths, monkeypatch)
+    plan = choose_plan(model, model.validate((x, lengths)), n_init=3, n_rows=S, traced=False,
+                       block_budget=block_rows * work,
+                       chunk_budget=None if chunk_rows is None else chunk_rows * work)
+    assert plan.restart_block == (3 if expected_block is None else expected_block)
+    return _many(case, model, x, lengths, plan)
 
 
 def path_blocks_of_two(case, model, x, lengths, start, monkeypatch):

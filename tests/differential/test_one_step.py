@@ -95,11 +95,7 @@ def test_fit_many_restarts_step(case, per_block):
     model, data, _ = setup(case, SMALL)
     inits = starts(case, model, data, SMALL, 3)
     w = integer_weights(case.n_rows(data), SMALL.seed)
-    if per_block is None:
-        got = P.fit_steps(model, P.stacked(*inits), data, w)
-    else:
-        with P.restart_blocks(model, data, 3, per_block):
-            got = P.fit_steps(model, P.stacked(*inits), data, w)
+    got = P.fit_steps(model, P.stacked(*inits), data, w, per_block=per_block)
     for r, (start, one) in enumerate(zip(inits, got)):
         P.check_step(case, model, SMALL, start, data, w, one, RTOL, f"{case.name} restart {r}")
 
@@ -134,12 +130,11 @@ def _formulation_cells():
 
 @pytest.mark.parametrize("case, formulation, shape", _formulation_cells())
 def test_gaussian_formulation_step(case, formulation, shape):
-    """Each E-step formulation forced on ``em`` (:func:`.paths.formulation`), with weights, in
-    chunks of a prime size."""
+    """Each E-step formulation forced on ``em`` through its plan (:data:`.paths.FORMULATIONS`),
+    with weights, in chunks of a prime size."""
     model, data, start = setup(case, shape)
     w = integer_weights(case.n_rows(data), shape.seed)
-    with P.formulation(formulation):
-        got = P.em_step(model, start, data, w, chunk_size("prime", case.n_rows(data)))
+    got = P.em_step(model, start, data, w, chunk_size("prime", case.n_rows(data)), formulation=formulation)
     P.check_step(case, model, shape, start, data, w, got, RTOL, f"{case.name} {formulation} {shape}")
 
 
