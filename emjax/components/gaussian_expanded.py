@@ -117,6 +117,15 @@ def _upper_indices(d: int):
     return np.triu_indices(d)
 
 
+def _symmetric_positions(d: int):
+    """``(d, d)`` positions in :func:`features`' upper triangle of the entries ``(c, e)`` and
+    ``(e, c)`` of a symmetric matrix."""
+    rows, cols = _upper_indices(d)
+    positions = np.empty((d, d), np.int32)
+    positions[rows, cols] = positions[cols, rows] = np.arange(rows.size)
+    return positions
+
+
 def log_density(f, weights):
     """Log-densities ``(k, n)`` from features ``f`` ``(n, F)`` and :func:`log_density_weights`."""
     return _mm(weights, f.T)
@@ -130,9 +139,8 @@ def sufficient_stats(f, resp, ref, covariance_type: str):
     totals = _mm(resp, f)  # (k, F)
     counts, sums, quadratic = totals[:, -1], totals[:, -1 - d:-1], totals[:, :-1 - d]
     if covariance_type in ("full", "tied"):
-        rows, cols = _upper_indices(d)
-        second = g.symmetric_from_upper({(int(c), int(e)): quadratic[:, j]
-                                         for j, (c, e) in enumerate(zip(rows, cols))}, d)
+        second = quadratic[:, _symmetric_positions(d)]  # one gather (unrolling the d^2 entries
+        # as slices took XLA ~2 s to compile per copy of the E-step)
         if covariance_type == "tied":
             second = jnp.sum(second, axis=0)
     else:
