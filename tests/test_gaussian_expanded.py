@@ -60,7 +60,11 @@ def _reference_bound(x, means, cov, covariance_type):
     k, d = means.shape
     prec = np.linalg.inv(full_covariances(cov, covariance_type, k, d))
     if covariance_type in ("full", "tied"):
-        a = np.trace(prec, axis1=1, axis2=2) * ((x * x).sum(1).max() + (means * means).sum(1))
+        # every term of the quadratic form, in absolute value, summed per row: the largest row
+        for_rows = np.abs(x)[None] + np.abs(means)[:, None]  # (k, n, d)
+        a = 0.5 * np.einsum("knc,kce,kne->kn", for_rows, np.sqrt(
+            np.abs(np.diagonal(prec, axis1=1, axis2=2))[:, :, None]
+            * np.abs(np.diagonal(prec, axis1=1, axis2=2))[:, None, :]), for_rows).max(1)
     else:
         p = np.diagonal(prec, axis1=1, axis2=2)
         a = (p * ((x * x).max(0) + means * means)).sum(1)
@@ -178,6 +182,31 @@ def test_guard_decides_by_the_bound(covariance_type):
         assert decided == (want <= ge.MAX_EXPANSION_ERROR)
     nan_chol = jnp.full_like(prec_chol, jnp.nan)
     assert not bool(ge.expansion_is_accurate(jnp.asarray(x), means32, nan_chol, covariance_type))
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag"])
+def test_a_constant_feature_keeps_the_expanded_form(covariance_type):
+    """A feature that is zero in every row and mean (constant, once standardised) with the
+    variance floor's precision of 1e6: the guard still accepts the expanded form, and its
+    log-densities and moments match float64 NumPy."""
+    x, weights, means, cov = _standardised_mixture(covariance_type, seed=5)
+    x[:, 0] = 0.0
+    means = means.copy()
+    means[:, 0] = 0.0
+    cov = np.array(cov, copy=True)
+    if covariance_type in ("full", "tied"):
+        cov[..., 0, :] = 0
+        cov[..., :, 0] = 0
+        cov[..., 0, 0] = 1e-6
+    else:
+        cov[:, 0] = 1e-6
+    cov32, means32 = _as_float32(cov, means)
+    prec_chol = g.precision_cholesky(cov32, covariance_type)
+    assert bool(ge.expansion_is_accurate(jnp.asarray(x), means32, prec_chol, covariance_type))
+    got = ge.log_density(ge.features(jnp.asarray(x), covariance_type),
+                         ge.log_density_weights(means32, prec_chol, covariance_type))
+    want = _reference_log_density(x, means32, cov32, covariance_type)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-3)
 
 
 def test_guarded_e_step_is_a_cond_only_for_unbatched_restarts():

@@ -14,28 +14,33 @@ the log-densities of all components are one product :math:`\log \mathcal N(x_n \
 every statistic is one product :math:`\sum_n r_{kn} f(x_n)`: counts, sums and second moments about
 zero, moved to the reference means by :func:`emjax.components.gaussian.scatter_about_means`.
 
-**Rounding.** Both routes cancel large terms. For component :math:`k` let
-:math:`A_k = \operatorname{tr}(P_k)\,(X^2 + \lVert m_k\rVert^2)` (full, tied) or
-:math:`A_k = \sum_d p_{kd}\,(X_d^2 + m_{kd}^2)` (diag, spherical), with :math:`X^2 = \max_n
-\lVert x_n \rVert^2` and :math:`X_d^2 = \max_n x_{nd}^2` over the rows of the chunk. The
-entries :math:`\lvert P_{ce}\rvert` weigh :math:`\lvert x_c x_e\rvert` by at most
-:math:`\lVert P\rVert_F \lVert x\rVert^2 \le \operatorname{tr}(P) \lVert x\rVert^2`, and
-:math:`2\lvert x^\top P m\rvert \le \operatorname{tr}(P) (\lVert x\rVert^2 + \lVert m\rVert^2)`,
-so the absolute values of the terms of the quadratic form sum to at most :math:`2A_k`, and of
-the log-density (half of it) to :math:`A_k`. A length-``F`` dot product, plus the rounding of the
+**Rounding.** Both routes cancel large terms. For component :math:`k` let :math:`s_{kc} =
+\sqrt{P_{k,cc}}` (the precisions' diagonal, so :math:`\lvert P_{k,ce}\rvert \le s_{kc} s_{ke}`)
+and
+
+.. math::
+    A_k = \tfrac12 \max_n \bigl(s_k \cdot \lvert x_n\rvert + s_k \cdot \lvert m_k\rvert\bigr)^2
+    \ \text{(full, tied)}, \qquad A_k = \sum_d p_{kd}\,(X_d^2 + m_{kd}^2) \ \text{(diag, spherical)},
+
+over the rows of the chunk, with :math:`X_d^2 = \max_n x_{nd}^2`. The terms of
+:math:`\tfrac12 (x^\top P x - 2 x^\top P m + m^\top P m)` weigh :math:`\lvert x_c x_e\rvert`,
+:math:`\lvert x_c m_e\rvert` and :math:`\lvert m_c m_e\rvert` by at most :math:`s_c s_e`, so their
+absolute values sum to at most :math:`A_k` (and :math:`A_k \le \operatorname{tr}(P_k)\,(\lVert
+x\rVert^2 + \lVert m_k\rVert^2)`). A feature that is zero in every row and mean (a constant
+feature, once standardised) adds nothing, however large its precision: its variance floor does
+not send the fit to the exact forms. A length-``F`` dot product, plus the rounding of the
 entries of :math:`P_k`, :math:`P_k m_k` and of the features, then bounds the log-density's error
 by :math:`(F + d + 2)\,\epsilon A_k` (Higham's :math:`\gamma_n`, first order). Second moments
-about zero moved to the means leave an absolute error of about
-:math:`\epsilon N_k (X^2 + \lVert m_k\rVert^2)` against a scatter of at least
-:math:`N_k \lambda_{\min}(\Sigma_k) \ge N_k / \operatorname{tr}P_k`: a relative error of order
-:math:`\epsilon A_k` too. The exact forms (from differences :math:`x - m_k`) err by
+about zero moved to the means leave an error of at most about :math:`\epsilon \sum_n r_{kn}
+\lvert x_n\rvert \lvert x_n\rvert^\top` (and the same in :math:`m_k`) in each entry; whitened by
+:math:`P_k` (the covariance's own scale) that is of order :math:`\epsilon A_k` relative to the
+scatter too. The exact forms (from differences :math:`x - m_k`) err by
 :math:`\epsilon` times the result instead.
 
 **Guard.** :func:`expansion_error` is :math:`G = \epsilon \max_k A_k`. The expanded forms are
 used when :math:`G \le` :data:`MAX_EXPANSION_ERROR` :math:`= 10^{-3}`. The worst case
 :math:`(F + d + 2) G` is far from what happens: rounding errors of random sign partly cancel in
-the blocked sums, few rows reach :math:`X^2`, and :math:`\operatorname{tr} P_k` exceeds
-:math:`\lambda_{\max}(P_k)` by up to ``d``. On standardised W2- and W3-like data (20,000 rows,
+the blocked sums, and few rows reach the maximum. On standardised W2- and W3-like data (20,000 rows,
 float64 reference, fitted parameters), :math:`G \approx 4\cdot 10^{-4}` while the largest
 log-density error is :math:`4\cdot 10^{-5}` (:math:`\approx 0.1\,G`, as large as the exact
 form's) and the mean error :math:`5\cdot 10^{-7}`. At the threshold the responsibilities are then
@@ -156,8 +161,9 @@ def expansion_error(x, means, prec_chol, covariance_type: str):
     k, d = means.shape
     eps = jnp.finfo(x.dtype).eps
     if covariance_type in ("full", "tied"):
-        trace = jnp.broadcast_to(jnp.sum(jnp.square(prec_chol), axis=(-2, -1)), (k,))
-        largest = trace * (jnp.max(jnp.sum(x * x, axis=1)) + jnp.sum(means * means, axis=1))
+        scale = jnp.broadcast_to(jnp.sqrt(jnp.sum(jnp.square(prec_chol), axis=-1)), (k, d))
+        reach = jnp.max(_mm(jnp.abs(x), scale.T), axis=0) + jnp.sum(scale * jnp.abs(means), axis=1)
+        largest = 0.5 * jnp.square(reach)
     else:
         prec = _precisions(prec_chol, covariance_type, k, d)
         largest = jnp.sum(prec * (jnp.max(x * x, axis=0) + means * means), axis=1)
