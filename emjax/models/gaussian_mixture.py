@@ -205,9 +205,14 @@ class GaussianMixture(Model):
         prec_chol = g.precision_cholesky(params.covariances, cov_type)
         if not (unbatched_enabled() and self._expandable(x)):
             return self._e_step_exact(params, prec_chol, x, weights)
-        sub_chunk = choose_chunk_size(x.shape[0], self.exact_work_per_row(x))
-        exact = lambda p, u, rows, w: chunked_sum(
-            lambda r, v: self._e_step_exact(p, u, r, v), rows, w, sub_chunk)
+        n = x.shape[0]
+        pieces = -(-n // choose_chunk_size(n, self.exact_work_per_row(x)))
+        size, pad = -(-n // pieces), -(-n // pieces) * pieces - n  # equal sub-chunks: rows of
+        # weight 0 pad the last, so the exact form is compiled once per chunk shape, not twice
+
+        def exact(p, u, rows, w):
+            rows, w = jnp.pad(rows, ((0, pad), (0, 0))), jnp.pad(w, (0, pad))
+            return chunked_sum(lambda r, v: self._e_step_exact(p, u, r, v), rows, w, size)
         return jax.lax.cond(ge.expansion_is_accurate(x, params.means, prec_chol, cov_type),
                             self._e_step_expanded, exact, params, prec_chol, x, weights)
 
