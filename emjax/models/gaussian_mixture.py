@@ -228,7 +228,7 @@ class GaussianMixture(Model):
         return g.sufficient_stats(x, resp, params.means, self.covariance_type), loglik
 
     def _e_step_expanded(self, params: GMMParams, prec_chol, x, weights):
-        f = ge.features(x, self.covariance_type)
+        f = ge.features(x, self.covariance_type, ge.origin(params.means))
         lp = ge.log_density(f, ge.log_density_weights(params.means, prec_chol, self.covariance_type))
         resp, loglik = _responsibilities(lp, params.weights, weights)
         return ge.sufficient_stats(f, resp, params.means, self.covariance_type), loglik
