@@ -250,7 +250,7 @@ def expanded_guard(names, n_rows=20_000, chunk=8192):
         u = g.precision_cholesky(p.covariances, ct)
         guard = [float(ge.expansion_error(xs[i:i + chunk], p.means, u, ct)) for i in range(0, w.n, chunk)]
         rows = xs[:n_rows]
-        expanded = ge.log_density(ge.features(rows, ct), ge.log_density_weights(p.means, u, ct))
+        expanded = ge.log_density(ge.features(rows, ct, ge.origin(p.means)), ge.log_density_weights(p.means, u, ct))
         exact = g.log_density(rows, p.means, u, ct)
         with jax.enable_x64(True):
             as64 = lambda a: jnp.asarray(np.asarray(a), jnp.float64)

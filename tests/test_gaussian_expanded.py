@@ -56,12 +56,18 @@ def _reference_log_density(x, means, cov, covariance_type):
 
 
 def _reference_bound(x, means, cov, covariance_type):
-    """eps32 * max_k A_k of the guard, in float64."""
+    """eps32 * max_k A_k of the guard, in float64, about the components' mean."""
     x, means = np.asarray(x, np.float64), np.asarray(means, np.float64)
+    about = means.mean(0)
+    x, means = x - about, means - about
     k, d = means.shape
     prec = np.linalg.inv(full_covariances(cov, covariance_type, k, d))
     if covariance_type in ("full", "tied"):
-        a = np.trace(prec, axis1=1, axis2=2) * ((x * x).sum(1).max() + (means * means).sum(1))
+        # every term of the quadratic form, in absolute value, summed per row: the largest row
+        for_rows = np.abs(x)[None] + np.abs(means)[:, None]  # (k, n, d)
+        a = 0.5 * np.einsum("knc,kce,kne->kn", for_rows, np.sqrt(
+            np.abs(np.diagonal(prec, axis1=1, axis2=2))[:, :, None]
+            * np.abs(np.diagonal(prec, axis1=1, axis2=2))[:, None, :]), for_rows).max(1)
     else:
         p = np.diagonal(prec, axis1=1, axis2=2)
         a = (p * ((x * x).max(0) + means * means)).sum(1)
@@ -81,7 +87,7 @@ def test_expanded_log_density_and_statistics_match_float64(covariance_type):
     assert bound <= ge.MAX_EXPANSION_ERROR  # well conditioned: the guard takes the expanded form
     np.testing.assert_allclose(bound, _reference_bound(x, means32, cov32, covariance_type), rtol=1e-4)
 
-    f = ge.features(jnp.asarray(x), covariance_type)
+    f = ge.features(jnp.asarray(x), covariance_type, ge.origin(means32))
     assert f.shape == (N, ge.n_features(D, covariance_type)) and f.dtype == jnp.float32
     got = np.asarray(ge.log_density(f, ge.log_density_weights(means32, prec_chol, covariance_type)))
     want = _reference_log_density(x, means32, cov32, covariance_type)
@@ -120,13 +126,17 @@ def _tight_far_mixture(covariance_type, seed=0):
 
 
 def _digits_like_mixture(covariance_type, seed=0):
-    """Standardised data with a feature that is constant within every component (a blank pixel
-    of the digits), whose variance is then the prior's 1e-6: precisions of 1e6 (full, tied, diag;
+    """Standardised data with a feature that is constant within every component (a pixel of the
+    digits, blank in some digits and inked in others), whose variance is then the prior's 1e-6: precisions of 1e6 (full, tied, diag;
     a spherical model has no per-feature variance to collapse)."""
     x, weights, means, cov = _standardised_mixture(covariance_type, seed)
-    x[:, 0] = 1.5
+    # constant within each component, at a different value in each (one value for all would be
+    # zero about the expanded form's origin, the components' mean, and harmless)
+    labels = np.argmin(((x[:, None, 1:] - means[None, :, 1:]) ** 2).sum(-1), axis=1)
+    levels = np.array([1.5, -0.5, 0.8])[:K]
+    x[:, 0] = levels[labels]
     means = means.copy()
-    means[:, 0] = 1.5
+    means[:, 0] = levels
     cov = np.array(cov, copy=True)
     if covariance_type in ("full", "tied"):
         cov[..., 0, :] = 0
@@ -157,7 +167,7 @@ def test_badly_scaled_data_fall_back_to_the_exact_forms(make, covariance_type):
     np.testing.assert_allclose(loglik, row_ll.sum(), rtol=2e-6)
 
     # the expanded form alone is far off on these data: the fallback is what kept it exact
-    expanded = ge.log_density(ge.features(jnp.asarray(x), covariance_type),
+    expanded = ge.log_density(ge.features(jnp.asarray(x), covariance_type, ge.origin(means32)),
                               ge.log_density_weights(means32, prec_chol, covariance_type))
     lp_expanded = np.asarray(expanded, np.float64) + np.log(weights)[:, None]
     exact_error = abs(float(loglik) - row_ll.sum())
@@ -178,6 +188,32 @@ def test_guard_decides_by_the_bound(covariance_type):
         assert decided == (want <= ge.MAX_EXPANSION_ERROR)
     nan_chol = jnp.full_like(prec_chol, jnp.nan)
     assert not bool(ge.expansion_is_accurate(jnp.asarray(x), means32, nan_chol, covariance_type))
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag"])
+def test_a_constant_feature_keeps_the_expanded_form(covariance_type):
+    """A feature that is constant in every row and mean (standardising leaves such a column at a
+    value set by rounding: 1e-3 with a precision of 2e11 in a W2-shaped fit; here 1.5 and the
+    variance floor's 1e-6): the guard, about the components' mean, still accepts the expanded
+    form, and its log-densities match float64 NumPy."""
+    x, weights, means, cov = _standardised_mixture(covariance_type, seed=5)
+    x[:, 0] = 1.5
+    means = means.copy()
+    means[:, 0] = 1.5
+    cov = np.array(cov, copy=True)
+    if covariance_type in ("full", "tied"):
+        cov[..., 0, :] = 0
+        cov[..., :, 0] = 0
+        cov[..., 0, 0] = 1e-6
+    else:
+        cov[:, 0] = 1e-6
+    cov32, means32 = _as_float32(cov, means)
+    prec_chol = g.precision_cholesky(cov32, covariance_type)
+    assert bool(ge.expansion_is_accurate(jnp.asarray(x), means32, prec_chol, covariance_type))
+    got = ge.log_density(ge.features(jnp.asarray(x), covariance_type, ge.origin(means32)),
+                         ge.log_density_weights(means32, prec_chol, covariance_type))
+    want = _reference_log_density(x, means32, cov32, covariance_type)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-3)
 
 
 def test_guarded_e_step_is_a_cond_only_for_unbatched_restarts():

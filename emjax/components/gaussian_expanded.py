@@ -13,30 +13,40 @@ the log-densities of all components are one product :math:`\log \mathcal N(x_n \
 :math:`x`, and :math:`\log|U_k| - \tfrac d2 \log 2\pi - \tfrac12 m_k^\top P_k m_k` on 1; and
 every statistic is one product :math:`\sum_n r_{kn} f(x_n)`: counts, sums and second moments about
 zero, moved to the reference means by :func:`emjax.components.gaussian.scatter_about_means`.
+Everything is taken about :func:`origin` :math:`o`, the components' mean (rows :math:`x - o`,
+means :math:`m_k - o`: the Gaussian is unchanged), and :math:`x`, :math:`m_k` below are those
+shifted values.
 
-**Rounding.** Both routes cancel large terms. For component :math:`k` let
-:math:`A_k = \operatorname{tr}(P_k)\,(X^2 + \lVert m_k\rVert^2)` (full, tied) or
-:math:`A_k = \sum_d p_{kd}\,(X_d^2 + m_{kd}^2)` (diag, spherical), with :math:`X^2 = \max_n
-\lVert x_n \rVert^2` and :math:`X_d^2 = \max_n x_{nd}^2` over the rows of the chunk. The
-entries :math:`\lvert P_{ce}\rvert` weigh :math:`\lvert x_c x_e\rvert` by at most
-:math:`\lVert P\rVert_F \lVert x\rVert^2 \le \operatorname{tr}(P) \lVert x\rVert^2`, and
-:math:`2\lvert x^\top P m\rvert \le \operatorname{tr}(P) (\lVert x\rVert^2 + \lVert m\rVert^2)`,
-so the absolute values of the terms of the quadratic form sum to at most :math:`2A_k`, and of
-the log-density (half of it) to :math:`A_k`. A length-``F`` dot product, plus the rounding of the
+**Rounding.** Both routes cancel large terms. For component :math:`k` let :math:`s_{kc} =
+\sqrt{P_{k,cc}}` (the precisions' diagonal, so :math:`\lvert P_{k,ce}\rvert \le s_{kc} s_{ke}`)
+and
+
+.. math::
+    A_k = \tfrac12 \max_n \bigl(s_k \cdot \lvert x_n\rvert + s_k \cdot \lvert m_k\rvert\bigr)^2
+    \ \text{(full, tied)}, \qquad A_k = \sum_d p_{kd}\,(X_d^2 + m_{kd}^2) \ \text{(diag, spherical)},
+
+over the rows of the chunk, with :math:`X_d^2 = \max_n x_{nd}^2`. The terms of
+:math:`\tfrac12 (x^\top P x - 2 x^\top P m + m^\top P m)` weigh :math:`\lvert x_c x_e\rvert`,
+:math:`\lvert x_c m_e\rvert` and :math:`\lvert m_c m_e\rvert` by at most :math:`s_c s_e`, so their
+absolute values sum to at most :math:`A_k` (and :math:`A_k \le \operatorname{tr}(P_k)\,(\lVert
+x\rVert^2 + \lVert m_k\rVert^2)`). A feature that is constant in the data (and so in
+every mean: zero about :math:`o` up to rounding) adds next to nothing, however large its
+precision: its variance floor does not send the fit to the exact forms. A length-``F`` dot product, plus the rounding of the
 entries of :math:`P_k`, :math:`P_k m_k` and of the features, then bounds the log-density's error
 by :math:`(F + d + 2)\,\epsilon A_k` (Higham's :math:`\gamma_n`, first order). Second moments
-about zero moved to the means leave an absolute error of about
-:math:`\epsilon N_k (X^2 + \lVert m_k\rVert^2)` against a scatter of at least
-:math:`N_k \lambda_{\min}(\Sigma_k) \ge N_k / \operatorname{tr}P_k`: a relative error of order
-:math:`\epsilon A_k` too. The exact forms (from differences :math:`x - m_k`) err by
+about zero moved to the means leave an error of at most about :math:`\epsilon \sum_n r_{kn}
+\lvert x_n\rvert \lvert x_n\rvert^\top` (and the same in :math:`m_k`) in each entry; whitened by
+:math:`P_k` (the covariance's own scale) that is of order :math:`\epsilon A_k` relative to the
+scatter too. The exact forms (from differences :math:`x - m_k`) err by
 :math:`\epsilon` times the result instead.
 
 **Guard.** :func:`expansion_error` is :math:`G = \epsilon \max_k A_k`. The expanded forms are
 used when :math:`G \le` :data:`MAX_EXPANSION_ERROR` :math:`= 10^{-3}`. The worst case
 :math:`(F + d + 2) G` is far from what happens: rounding errors of random sign partly cancel in
-the blocked sums, few rows reach :math:`X^2`, and :math:`\operatorname{tr} P_k` exceeds
-:math:`\lambda_{\max}(P_k)` by up to ``d``. On standardised W2- and W3-like data (20,000 rows,
-float64 reference, fitted parameters), :math:`G \approx 4\cdot 10^{-4}` while the largest
+the blocked sums, and few rows reach the maximum. On standardised W2- and W3-like data (20,000 rows,
+float64 reference, fitted parameters), :math:`G \le 4\cdot 10^{-4}` (the figure of the earlier
+trace bound, :math:`\epsilon \max_k \operatorname{tr}(P_k)(X^2 + \lVert m_k\rVert^2)`, which
+:math:`A_k` never exceeds) while the largest
 log-density error is :math:`4\cdot 10^{-5}` (:math:`\approx 0.1\,G`, as large as the exact
 form's) and the mean error :math:`5\cdot 10^{-7}`. At the threshold the responsibilities are then
 accurate to about :math:`10^{-4}`, covariances to :math:`10^{-3}` relative (which moves the
@@ -44,7 +54,8 @@ objective by second order only, the M-step being a maximum), and the mean log-li
 of errors of random sign, by far less than the driver's decrease tolerance
 :math:`256\epsilon(1 + |f|) \approx 3\cdot 10^{-5}(1 + |f|)` in float32. Tight components far
 from the origin (standard deviation 0.03 at distance 1 in 16 dimensions: :math:`G \approx 0.1`)
-or nearly constant features (digits: :math:`p \sim 10^6`) keep the exact forms. In float64,
+or features nearly constant within components away from zero (digits: :math:`p \sim 10^6`)
+keep the exact forms. In float64,
 :math:`\epsilon` is :math:`2^{29}` times smaller: the expanded forms are used unless the data
 are about nine orders of magnitude worse scaled, and then err by at most :math:`10^{-12}`.
 
@@ -75,9 +86,19 @@ def n_features(d: int, covariance_type: str) -> int:
     return quadratic + d + 1
 
 
-def features(x, covariance_type: str):
-    """``f(x)``, shape ``(n, F)``: products :math:`x_c x_e` for :math:`c \\le e` in row-major
-    upper-triangle order (full, tied) or squares (diag, spherical), then ``x``, then 1."""
+def origin(means):
+    """The point ``o`` ``(d,)`` the expanded forms are taken about: the components' mean (every
+    function here shifts rows and means by it, ``x - o`` and ``m_k - o``). A feature that is
+    constant in the data, and so in every mean, is then zero up to rounding in every row and
+    mean, whatever its standardised value, and the guard (module docstring) ignores it."""
+    return jnp.mean(means, axis=0)
+
+
+def features(x, covariance_type: str, about):
+    """``f(x - about)``, shape ``(n, F)``: products :math:`x_c x_e` for :math:`c \\le e` in
+    row-major upper-triangle order (full, tied) or squares (diag, spherical), then ``x``, then 1,
+    of the rows shifted by ``about`` (:func:`origin` of the means)."""
+    x = x - about
     if covariance_type in ("full", "tied"):
         rows, cols = _upper_indices(x.shape[-1])
         quadratic = x[:, rows] * x[:, cols]  # one gather-and-multiply loop (faster on CPU than
@@ -97,8 +118,10 @@ def _precisions(prec_chol, covariance_type: str, k: int, d: int):
 
 
 def log_density_weights(means, prec_chol, covariance_type: str):
-    """``W`` ``(k, F)`` with :math:`\\log \\mathcal N(x \\mid m_k, \\Sigma_k) = f(x) \\cdot W_k`."""
+    """``W`` ``(k, F)`` with :math:`\\log \\mathcal N(x \\mid m_k, \\Sigma_k) = f(x - o) \\cdot
+    W_k`, ``o`` the :func:`origin` of ``means``."""
     k, d = means.shape
+    means = means - origin(means)
     prec = _precisions(prec_chol, covariance_type, k, d)
     log_det = jnp.broadcast_to(g.log_det_precision_cholesky(prec_chol, covariance_type, d), (k,))
     if covariance_type in ("full", "tied"):
@@ -117,6 +140,15 @@ def _upper_indices(d: int):
     return np.triu_indices(d)
 
 
+def _symmetric_positions(d: int):
+    """``(d, d)`` positions in :func:`features`' upper triangle of the entries ``(c, e)`` and
+    ``(e, c)`` of a symmetric matrix."""
+    rows, cols = _upper_indices(d)
+    positions = np.empty((d, d), np.int32)
+    positions[rows, cols] = positions[cols, rows] = np.arange(rows.size)
+    return positions
+
+
 def log_density(f, weights):
     """Log-densities ``(k, n)`` from features ``f`` ``(n, F)`` and :func:`log_density_weights`."""
     return _mm(weights, f.T)
@@ -124,32 +156,38 @@ def log_density(f, weights):
 
 def sufficient_stats(f, resp, ref, covariance_type: str):
     """:func:`emjax.components.gaussian.sufficient_stats` from features ``f`` ``(n, F)``: one
-    product ``resp @ f`` gives counts, sums and second moments about zero, which are then moved
-    to ``ref`` (second moments of a tied model are summed over components first)."""
+    product ``resp @ f`` gives counts, sums and second moments about :func:`origin` ``o`` of
+    ``ref`` (``f`` taken about it), which are then moved to ``ref`` (second moments of a tied
+    model are summed over components first)."""
     d = ref.shape[1]
+    about = origin(ref)
     totals = _mm(resp, f)  # (k, F)
-    counts, sums, quadratic = totals[:, -1], totals[:, -1 - d:-1], totals[:, :-1 - d]
+    counts, shifted, quadratic = totals[:, -1], totals[:, -1 - d:-1], totals[:, :-1 - d]
+    sums = shifted + counts[:, None] * about
     if covariance_type in ("full", "tied"):
-        rows, cols = _upper_indices(d)
-        second = g.symmetric_from_upper({(int(c), int(e)): quadratic[:, j]
-                                         for j, (c, e) in enumerate(zip(rows, cols))}, d)
+        second = quadratic[:, _symmetric_positions(d)]  # one gather (unrolling the d^2 entries
+        # as slices took XLA ~2 s to compile per copy of the E-step)
         if covariance_type == "tied":
             second = jnp.sum(second, axis=0)
     else:
         second = quadratic
-    return counts, sums, g.scatter_about_means(counts, sums, second, jnp.zeros_like(ref), ref,
-                                               covariance_type)
+    return counts, sums, g.scatter_about_means(counts, shifted, second, jnp.zeros_like(ref),
+                                               ref - about, covariance_type)
 
 
 def expansion_error(x, means, prec_chol, covariance_type: str):
-    r"""The guard's :math:`G = \epsilon \max_k A_k` for the rows ``x`` of a chunk (module
-    docstring): the expanded log-densities err by at most :math:`(F + d + 2) G` nats, the second
-    moments by about :math:`G` relative. NaN parameters give NaN."""
+    r"""The guard's :math:`G = \epsilon \max_k A_k` for the rows ``x`` of a chunk, about
+    :func:`origin` (module docstring): the expanded log-densities err by at most
+    :math:`(F + d + 2) G` nats, the second moments by about :math:`G` relative. NaN parameters
+    give NaN."""
     k, d = means.shape
     eps = jnp.finfo(x.dtype).eps
+    about = origin(means)
+    x, means = x - about, means - about
     if covariance_type in ("full", "tied"):
-        trace = jnp.broadcast_to(jnp.sum(jnp.square(prec_chol), axis=(-2, -1)), (k,))
-        largest = trace * (jnp.max(jnp.sum(x * x, axis=1)) + jnp.sum(means * means, axis=1))
+        scale = jnp.broadcast_to(jnp.sqrt(jnp.sum(jnp.square(prec_chol), axis=-1)), (k, d))
+        reach = jnp.max(_mm(jnp.abs(x), scale.T), axis=0) + jnp.sum(scale * jnp.abs(means), axis=1)
+        largest = 0.5 * jnp.square(reach)
     else:
         prec = _precisions(prec_chol, covariance_type, k, d)
         largest = jnp.sum(prec * (jnp.max(x * x, axis=0) + means * means), axis=1)

@@ -225,9 +225,14 @@ class GaussianMixture(Model):
         prec_chol = g.precision_cholesky(params.covariances, cov_type)
         if not (self.formulation.unbatched and self._expandable(x)):
             return self._e_step_exact(params, prec_chol, x, weights)
-        sub_chunk = choose_chunk_size(x.shape[0], self.exact_work_per_row(x))
-        exact = lambda p, u, rows, w: chunked_sum(
-            lambda r, v: self._e_step_exact(p, u, r, v), rows, w, sub_chunk)
+        n = x.shape[0]
+        pieces = -(-n // choose_chunk_size(n, self.exact_work_per_row(x)))
+        size, pad = -(-n // pieces), -(-n // pieces) * pieces - n  # equal sub-chunks: rows of
+        # weight 0 pad the last, so the exact form is compiled once per chunk shape, not twice
+
+        def exact(p, u, rows, w):
+            rows, w = jnp.pad(rows, ((0, pad), (0, 0))), jnp.pad(w, (0, pad))
+            return chunked_sum(lambda r, v: self._e_step_exact(p, u, r, v), rows, w, size)
         return jax.lax.cond(ge.expansion_is_accurate(x, params.means, prec_chol, cov_type),
                             self._e_step_expanded, exact, params, prec_chol, x, weights)
 
@@ -243,7 +248,7 @@ class GaussianMixture(Model):
         return g.sufficient_stats(x, resp, params.means, self.covariance_type, self.formulation), loglik
 
     def _e_step_expanded(self, params: GMMParams, prec_chol, x, weights):
-        f = ge.features(x, self.covariance_type)
+        f = ge.features(x, self.covariance_type, ge.origin(params.means))
         lp = ge.log_density(f, ge.log_density_weights(params.means, prec_chol, self.covariance_type))
         resp, loglik = _responsibilities(lp, params.weights, weights)
         return ge.sufficient_stats(f, resp, params.means, self.covariance_type), loglik
