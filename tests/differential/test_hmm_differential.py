@@ -452,6 +452,7 @@ def sharded():
 
 
 @VERIFY
+@pytest.mark.xdist_group("hmm-sharded-8-devices")  # one worker runs the one subprocess (-n 2)
 @pytest.mark.parametrize("name", list(hc.CASES))
 def test_sharded_over_8_devices_equals_one_device(sharded, name):
     assert sharded["devices"] == 8

@@ -46,6 +46,7 @@ def test_sharded_step_fast(fast_report, case):
 
 
 @verify
+@pytest.mark.xdist_group("sharded-8-devices")  # one worker runs the one subprocess (make verify's -n 2)
 @pytest.mark.parametrize("case", cases(FULL, path="sharded"))
 def test_sharded_step(full_report, case):
     assert full_report[case.name] is None, full_report[case.name]
