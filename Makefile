@@ -25,7 +25,7 @@ test: $(STAMP)
 # The differential harness's full grid (tests/differential, marker "verify"): every model
 # configuration on every execution path over drawn shapes, against float64 references.
 verify: $(STAMP)
-	$(PY) -m pytest tests -m verify -n 2 --dist loadgroup
+	$(PY) -m pytest tests -m verify -n 2 --dist worksteal
 
 # torch first (2.13.0: the CPU build where one is on disk), so pomegranate does not pull a CUDA
 # torch; a peer that still fails to install is reported as failed by benchmarks/run.py.
