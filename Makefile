@@ -23,9 +23,11 @@ test: $(STAMP)
 	$(PY) -m pytest tests -m "not verify"
 
 # The differential harness's full grid (tests/differential, marker "verify"): every model
-# configuration on every execution path over drawn shapes, against float64 references.
+# configuration on every execution path over drawn shapes, against float64 references. Nearly all
+# of its time is XLA compilation (one program per model, shape and path), so it runs on two
+# pytest-xdist workers; CI runs it after `make test` (.ci/run).
 verify: $(STAMP)
-	$(PY) -m pytest tests -m verify
+	$(PY) -m pytest tests -m verify -n 2 --dist worksteal
 
 # torch first (2.13.0: the CPU build where one is on disk), so pomegranate does not pull a CUDA
 # torch; a peer that still fails to install is reported as failed by benchmarks/run.py.

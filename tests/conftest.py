@@ -1,3 +1,4 @@
+import gc
 import os
 
 # The suite runs without emjax's default persistent compilation cache (emjax.compile_cache): no
@@ -55,11 +56,51 @@ def quick_compile():
         jax.config.update("jax_disable_most_optimizations", previous)
 
 
+def _max_map_count():
+    """The kernel's per-process limit on memory mappings (Linux), else None."""
+    try:
+        with open("/proc/sys/vm/max_map_count") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def _n_mappings() -> int:
+    with open("/proc/self/maps", "rb") as f:
+        return sum(1 for _ in f)
+
+
+MAX_MAP_COUNT = _max_map_count()
+
+
+def _in_differential_harness(module) -> bool:
+    return os.path.basename(os.path.dirname(module.__file__)) == "differential"
+
+
 @pytest.fixture(autouse=True, scope="module")
-def _drop_compiled_programs():
-    """Drop JAX's compiled programs after each test module. One process runs the whole suite,
-    and every compiled CPU program keeps its own executable memory mappings: kept for the whole
-    run, they reach the kernel's per-process mapping limit (vm.max_map_count) and LLVM fails
-    with "Cannot allocate memory" late in the suite."""
+def _drop_compiled_programs(request):
+    """Drop JAX's compiled programs before and after each test module. One process runs the
+    whole suite, and every compiled CPU program keeps its own executable memory mappings (about
+    150-300 each): kept for the whole run, they reach the kernel's per-process mapping limit
+    (vm.max_map_count, 65530 by default) and LLVM fails with "Cannot allocate memory" late in
+    the suite. Every module also starts with no program compiled (tests that count compilations
+    rely on it). The differential harness (tests/differential) is the exception on Linux: its
+    modules share programs (one compile per model, shape and path), and they are dropped only
+    when the mappings near the limit (:func:`_drop_compiled_programs_near_the_mapping_limit`)."""
+    keep = MAX_MAP_COUNT is not None and _in_differential_harness(request.module)
+    if not keep:
+        jax.clear_caches()
     yield
-    jax.clear_caches()
+    if not keep:
+        jax.clear_caches()
+
+
+@pytest.fixture(autouse=True)
+def _drop_compiled_programs_near_the_mapping_limit():
+    """After any test, drop JAX's compiled programs once this process holds more than half of
+    vm.max_map_count memory mappings (Linux), whichever module compiled them: a module with
+    hundreds of programs (the harness's full grid) would otherwise reach the limit within it."""
+    yield
+    if MAX_MAP_COUNT is not None and _n_mappings() > MAX_MAP_COUNT // 2:
+        jax.clear_caches()
+        gc.collect()
