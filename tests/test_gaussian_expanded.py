@@ -56,9 +56,9 @@ def _reference_log_density(x, means, cov, covariance_type):
 
 
 def _reference_bound(x, means, cov, covariance_type):
-    """eps32 * max_k A_k of the guard, in float64, about the components' mean."""
+    """eps32 * max_k A_k of the guard, in float64, about the coordinate-wise median of the means."""
     x, means = np.asarray(x, np.float64), np.asarray(means, np.float64)
-    about = means.mean(0)
+    about = np.median(means, axis=0)
     x, means = x - about, means - about
     k, d = means.shape
     prec = np.linalg.inv(full_covariances(cov, covariance_type, k, d))

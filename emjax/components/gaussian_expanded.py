@@ -13,7 +13,7 @@ the log-densities of all components are one product :math:`\log \mathcal N(x_n \
 :math:`x`, and :math:`\log|U_k| - \tfrac d2 \log 2\pi - \tfrac12 m_k^\top P_k m_k` on 1; and
 every statistic is one product :math:`\sum_n r_{kn} f(x_n)`: counts, sums and second moments about
 zero, moved to the reference means by :func:`emjax.components.gaussian.scatter_about_means`.
-Everything is taken about :func:`origin` :math:`o`, the components' mean (rows :math:`x - o`,
+Everything is taken about :func:`origin` :math:`o`, the coordinate-wise median of the component means (rows :math:`x - o`,
 means :math:`m_k - o`: the Gaussian is unchanged), and :math:`x`, :math:`m_k` below are those
 shifted values.
 
@@ -87,11 +87,14 @@ def n_features(d: int, covariance_type: str) -> int:
 
 
 def origin(means):
-    """The point ``o`` ``(d,)`` the expanded forms are taken about: the components' mean (every
-    function here shifts rows and means by it, ``x - o`` and ``m_k - o``). A feature that is
-    constant in the data, and so in every mean, is then zero up to rounding in every row and
-    mean, whatever its standardised value, and the guard (module docstring) ignores it."""
-    return jnp.mean(means, axis=0)
+    """The point ``o`` ``(d,)`` the expanded forms are taken about: the coordinate-wise median of
+    the component means (every function here shifts rows and means by it, ``x - o`` and
+    ``m_k - o``). A feature that is constant in the data, and so in every mean, is then zero up to
+    rounding in every row and mean, whatever its standardised value, and the guard (module
+    docstring) ignores it. The median, not the mean: one component far from the data (an empty
+    one, say) would pull a mean away from every row, and the expansion's rounding grows with the
+    rows' distance from ``o``."""
+    return jnp.median(means, axis=0)
 
 
 def features(x, covariance_type: str, about):
