@@ -174,9 +174,11 @@ def test_f17_missing_data_em_is_monotone_in_float64(x64):
     res = emjax.fit(emjax.GaussianMixture(3, missing="marginalize"), _f17_data(), jax.random.key(11),
                     n_init=8, max_iter=100, throw=False)
     assert Status.DECREASED not in statuses(res)
-    history = np.asarray(res.restarts.history)
-    steps = np.diff(history, axis=1)
-    assert np.nanmin(steps) > -1e-9
+    # a restart the collapse guard stopped records its rejected step's objective (-inf: a weight of
+    # 0 under the Dirichlet prior) as its last entry; the accepted steps never fall
+    for h in np.asarray(res.restarts.history):
+        finite = h[np.isfinite(h)]
+        assert np.all(np.diff(finite) > -1e-9)
 
 
 # ----------------------------------------------------------------- F7: gradients of failures
