@@ -52,11 +52,9 @@ from ..components.collapse import collapsed
 from ..model import Model
 from ..plan import Formulation
 from ..tree import is_traced
-from ..validation import (
-    as_float_array, check_enough_rows, check_finite, check_key, check_ndim, check_param_shapes,
-    check_positive_int, check_probabilities, checked_post_fit_data,
-)
+from ..validation import check_enough_rows, check_key, check_positive_int, checked_post_fit_data
 from . import seeding
+from .gaussian_mixture_checks import check_enough_observed, check_params, check_rows
 
 INIT_METHODS = ("kmeans++", "kmeans", "random_from_data", "random")
 REGULARIZATIONS = ("prior", "sklearn")
@@ -183,7 +181,7 @@ class GaussianMixture(Model):
         :math:`\mathbb E[x_m \mid x_o] = \sum_k p(k \mid x_o)\,(\mu_{k,m} + \Sigma_{k,mo}
         \Sigma_{k,oo}^{-1}(x_o - \mu_{k,o}))`; a row with nothing observed gets the mixture mean.
         Works whatever ``missing`` is set to."""
-        x = checked_post_fit_data(self, params, x, validate=lambda data: self._validate_rows(data, True))
+        x = checked_post_fit_data(self, params, x, validate=lambda data: check_rows(data, allow_nan=True))
         x = jnp.asarray(x, params.means.dtype)
         cov_type = self.covariance_type
         log_post = self._marginal_log_density(params, x) + jnp.log(params.weights)[:, None]
@@ -442,26 +440,11 @@ class GaussianMixture(Model):
     def validate(self, data):
         x = self.validate_chunk(data)
         if self.missing == "marginalize":
-            _check_enough_observed(np.asarray(x), self.n_components)
+            check_enough_observed(np.asarray(x), self.n_components)
         return x
 
     def validate_chunk(self, data):
-        return self._validate_rows(data, self.missing == "marginalize")
-
-    def _validate_rows(self, data, allow_nan: bool):
-        x = as_float_array(data, "data")
-        check_ndim(x, "data", 2, " Pass an (n_samples, n_features) array: x.reshape(-1, 1) for one "
-                   "feature, x.reshape(1, -1) for one sample.")
-        n, d = x.shape
-        if n == 0 or d == 0:
-            raise ValueError(f"data must have at least one sample and one feature; got shape {(n, d)}.")
-        if allow_nan:
-            arr = np.asarray(x)
-            check_finite(np.where(np.isnan(arr), 0, arr), "data")  # inf is still refused
-        else:
-            check_finite(x, "data", nan_hint=" To fit data with missing values marked by NaN, pass "
-                         "GaussianMixture(..., missing='marginalize').")
-        return x
+        return check_rows(data, allow_nan=self.missing == "marginalize")
 
     def validate_weights(self, weights):
         check_enough_rows(weights, self.n_components)
@@ -469,19 +452,7 @@ class GaussianMixture(Model):
     def validate_params(self, params, data):
         if not isinstance(params, tuple) or len(params) != 3:
             raise TypeError(f"params must be GMMParams(weights, means, covariances); got {type(params).__name__}.")
-        params = GMMParams(*params)
-        k, d = self.n_components, data.shape[1]
-        expected = {"weights": (k,), "means": (k, d),
-                    "covariances": g.covariance_shape(self.covariance_type, k, d)}
-        other = [t for t in g.COVARIANCE_TYPES
-                 if np.shape(params.covariances) == g.covariance_shape(t, k, d)]
-        hint = {"covariances": f" That is the shape of covariance_type={other[0]!r}: pass the "
-                f"parameters of a {self.covariance_type!r} model." if other else ""}
-        check_param_shapes(params, expected, f"n_components={k}, n_features={d}, "
-                           f"covariance_type={self.covariance_type!r}", hint)
-        check_probabilities(params.weights, "params.weights")
-        check_finite(np.asarray(params.means), "params.means")
-        _check_positive_definite(np.asarray(params.covariances, np.float64), self.covariance_type)
+        check_params(GMMParams(*params), self.n_components, data.shape[1], self.covariance_type)
 
     def init_ignores_padding(self, n_rows: int) -> bool:
         return seeding.draws_ignore_padding(self.init_params, n_rows)
@@ -522,33 +493,3 @@ def _responsibilities(log_density, mixture_weights, weights):
     resp = jnp.where(keep, jnp.exp(lp - row_ll) * weights, 0)
     return resp, jnp.sum(jnp.where(keep, weights * row_ll, 0))
 
-
-def _check_enough_observed(x: np.ndarray, n_components: int) -> None:
-    """Every feature observed somewhere; at least ``n_components`` rows with an observed value."""
-    obs = ~np.isnan(x)
-    empty = np.flatnonzero(~obs.any(axis=0))
-    if empty.size:
-        raise ValueError(f"data column {int(empty[0])} has no observed value ({empty.size} such "
-                         "column(s)); drop it before fitting.")
-    rows = int(obs.any(axis=1).sum())
-    if rows < n_components:
-        raise ValueError(f"data has {rows} row(s) with an observed value; need at least "
-                         f"n_components={n_components}.")
-
-
-def _check_positive_definite(cov: np.ndarray, covariance_type: str) -> None:
-    """Host-side: finite covariances, positive definite (full/tied) or positive (diag/spherical)."""
-    check_finite(cov, "params.covariances")
-    if covariance_type in ("full", "tied"):
-        stack = cov.reshape((-1,) + cov.shape[-2:])
-        for i, c in enumerate(stack):
-            try:
-                np.linalg.cholesky((c + c.T) / 2)
-            except np.linalg.LinAlgError:
-                where = f"[{i}]" if covariance_type == "full" else ""
-                raise ValueError(f"params.covariances{where} must be positive definite; its smallest "
-                                 f"eigenvalue is {np.linalg.eigvalsh((c + c.T) / 2)[0]:.3g}.") from None
-    elif (cov <= 0).any():
-        i = tuple(int(j) for j in np.argwhere(cov <= 0)[0])
-        raise ValueError(f"params.covariances must be positive ({covariance_type} variances); entry "
-                         f"{i[0] if len(i) == 1 else i} is {cov[i]:.6g}.")
