@@ -32,6 +32,8 @@ verify: $(STAMP)
 # torch first (2.13.0: the CPU build where one is on disk), so pomegranate does not pull a CUDA
 # torch; a peer that still fails to install is reported as failed by benchmarks/run.py.
 # BENCH_ARGS, e.g. "--scale small --workloads W1,W5", is passed to run.py (default: everything).
+# A complete run replaces benchmarks/results/cpu.jsonl and cpu.md (the previous run moves to
+# results/archive/); any other run goes to results/archive/ under its dated name (benchmarks/README.md).
 BENCH_ARGS ?=
 bench: $(STAMP)
 	$(PY) -m pip install -q torch==2.13.0 || echo "torch 2.13.0 not available: pomegranate may be reported as failed"

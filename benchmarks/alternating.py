@@ -8,7 +8,7 @@ On a shared machine load changes within minutes: ``run.py`` times each library i
 burst of load can land on one library alone. Here every round times each library once (after its
 own warm-up) in turn, so load hits all of them alike; the ratio of medians over rounds is the
 figure to quote. Each round's record is one JSON line of ``run.py``'s format with a ``round``
-field, in ``benchmarks/results/<UTC>_<commit>_<machine>_alternating-<workloads>.jsonl``; a last
+field, in ``benchmarks/results/archive/<UTC>_<commit>_<machine>_alternating-<workloads>.jsonl``; a last
 line per workload (``kind: "alternating"``) holds the medians, emjax's ratio to each peer, and
 emjax's GFLOP/s as a fraction of the float32 matmul rate measured before and after the rounds.
 """
@@ -24,6 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import run  # noqa: E402
+import store  # noqa: E402
 import workloads as wl  # noqa: E402
 from scoring import median  # noqa: E402
 
@@ -35,18 +36,18 @@ def main(argv=None) -> int:
     p.add_argument("--scale", default="full", choices=("small", "full", "gpu"))
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--peer-budget", type=float, default=30.0)
-    p.add_argument("--out", default=HERE)
+    p.add_argument("--out", default=store.RESULTS_DIR, help="results folder; the lines go to its archive/")
     args = p.parse_args(argv)
     args.repeats = 1
     names, libraries = args.workloads.split(","), args.libraries.split(",")
     started = datetime.datetime.now(datetime.timezone.utc)
     header = dict(kind="run", mode="alternating", scale=args.scale,
                   started=started.isoformat(timespec="seconds"), machine=run.machine(),
-                  versions=run.versions(), git=run.git_state(), argv=sys.argv[1:],
+                  versions=run.versions(), git=run.git_state(),
+                  argv=run.recorded_argv(sys.argv[1:] if argv is None else argv),
                   load_avg=os.getloadavg(), matmul=run.matmul_rate())
-    name = run.run_file_name(header, started, names).replace(f"_{args.scale}", "_alternating", 1)
-    os.makedirs(os.path.join(args.out, "results"), exist_ok=True)
-    path = os.path.join(args.out, "results", name)
+    header["archive_name"] = store.dated_name(header, names, mode="alternating")
+    path = store.raw_path(args.out, header)
 
     def emit(rec):
         with open(path, "a") as f:

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Runs the benchmark workloads scaled up for a CUDA machine (W1 with 10,000 restarts, W2 with
-# N = 10M; the rest as on CPU) and prints the table with the card's name.
+# N = 10M; the rest as on CPU): benchmarks/run.py --scale gpu, after checking that jax sees a GPU.
 #
 #   benchmarks/gpu.sh                      # all workloads, all libraries
 #   benchmarks/gpu.sh --workloads W1,W2    # any run.py flags are passed through
 #
 # Needs a jax with CUDA (pip install -U "jax[cuda12]==<the installed jax version>") in the
-# interpreter named by $PYTHON (default: .venv/bin/python, else python3). Writes
-# benchmarks/results/<UTC date-time>_<commit>_<gpu>_gpu.jsonl and renders them into
-# benchmarks/RESULTS-gpu.md (which replaces the hand-written page: keep it with --no-report).
+# interpreter named by $PYTHON (default: .venv/bin/python, else python3). A complete run (every
+# workload and library) becomes benchmarks/results/gpu-<card>.jsonl and .md (e.g. gpu-h200), the
+# previous one moving to results/archive/; any other run is written to results/archive/ under its
+# dated name (benchmarks/store.py). run.py prints the paths it wrote.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}"
@@ -24,4 +25,3 @@ if [ "$backend" != "gpu" ]; then
   exit 1
 fi
 "$PYTHON" benchmarks/run.py --scale gpu "$@"
-cat benchmarks/RESULTS-gpu.md

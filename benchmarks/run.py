@@ -1,17 +1,19 @@
-"""Runs emjax and its peers on the same generated data in one process; writes RESULTS.md and JSONL.
+"""Runs emjax and its peers on the same generated data in one process; writes JSON lines and a page.
 
 Usage::
 
     python benchmarks/run.py                                    # every workload at full scale
-    python benchmarks/run.py --scale small --workloads W1,W5    # a smoke run of a few seconds
+    python benchmarks/run.py --scale small --workloads W1,W5    # a smoke run
     python benchmarks/run.py --libraries emjax,sklearn --out /tmp/bench
 
-Every (workload, library) pair gives one JSON line in
-``<out>/results/<UTC date-time>_<commit>_<machine>_<scope>.jsonl`` (machine: ``cpu<cores>`` or
-the GPU's name, e.g. ``h200``; scope: the scale, then the workloads unless all ran), written as soon as it is measured; a library that fails to import
-or to run gives a line with ``"status": "failed"`` and the reason. ``<out>/RESULTS.md``
-(``RESULTS-<scale>.md`` for scales other than full) is rendered from the lines of this run at the
-end (``report.py``). ``<out>`` is ``benchmarks/`` unless ``--out`` names another folder.
+Every (workload, library) pair gives one JSON line, written as soon as it is measured, after a
+header line (machine, versions, commit, matmul rate); a library that fails to import or to run
+gives a line with ``"status": "failed"`` and the reason. The lines go to
+``<out>/archive/<UTC date-time>_<commit>_<machine>_<scope>.jsonl`` and the page rendered from them
+(``report.py``) beside them; a complete run (every workload and library, full scale on a CPU,
+``--scale gpu`` on a GPU) then becomes ``<out>/cpu.jsonl`` / ``<out>/gpu-<card>.jsonl`` with its
+page ``cpu.md`` / ``gpu-<card>.md``, and the run it replaces moves to the archive
+(``store.py``). ``<out>`` is ``benchmarks/results`` unless ``--out`` names another folder.
 """
 from __future__ import annotations
 
@@ -31,12 +33,13 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import store  # noqa: E402
 import workloads as wl  # noqa: E402
 from scoring import gmm_flops_per_iteration, hmm_flops_per_iteration, load_average, median  # noqa: E402
 
 LIBRARIES = ("emjax", "sklearn", "gmmx", "pomegranate", "hmmlearn", "hmmlearn_scaling", "dynamax")
 MIXTURE_LIBRARIES = ("emjax", "sklearn", "gmmx", "pomegranate")
-ALL_WORKLOADS = ("W1", "W2", "W3", "W4", "W4R", "W5", "W6")
+ALL_WORKLOADS = store.ALL_WORKLOADS
 DIST = {"emjax": "emjax", "sklearn": "scikit-learn", "gmmx": "gmmx", "pomegranate": "pomegranate",
         "hmmlearn": "hmmlearn", "dynamax": "dynamax",
         "jax": "jax", "jaxlib": "jaxlib", "numpy": "numpy", "torch": "torch", "scipy": "scipy"}
@@ -48,8 +51,8 @@ def parse_args(argv=None):
     p.add_argument("--scale", default="full", choices=("small", "full", "gpu"))
     p.add_argument("--libraries", default=",".join(LIBRARIES), help="comma-separated subset of "
                    + ",".join(LIBRARIES))
-    p.add_argument("--out", default=HERE, help="folder for RESULTS.md; the JSON lines go to its "
-                   "results/ subfolder")
+    p.add_argument("--out", default=store.RESULTS_DIR, help="results folder (default "
+                   "benchmarks/results): complete runs as cpu.* / gpu-<card>.*, the rest in its archive/")
     p.add_argument("--repeats", type=int, default=3, help="timed runs after the warm-up (median)")
     p.add_argument("--peer-budget", type=float, default=30.0,
                    help="seconds a host-looping peer (sklearn, pomegranate) may spend per timed run "
@@ -108,21 +111,9 @@ def machine() -> dict:
     return info
 
 
-def run_file_name(header: dict, started: datetime.datetime, workloads) -> str:
-    """``<UTC date-time>_<commit>_<machine>_<scope>.jsonl``, e.g.
-    ``2026-11-26-1116_300ff79_cpu2_full.jsonl``: ``+dirty`` after a commit with uncommitted
-    changes in emjax/; the scope is the scale, followed by the workloads when not all ran
-    (``full-W2-W3``)."""
-    git, info = header["git"], header["machine"]
-    scope = "-".join([header["scale"]] + ([] if set(ALL_WORKLOADS) <= set(workloads) else [w for w in ALL_WORKLOADS if w in workloads]))
-    commit = (git.get("commit") or "unknown") + ("+dirty" if git.get("emjax_dirty") else "")
-    gpu = info.get("gpu", "").split(",")[0].split()
-    where = gpu[-1].lower() if info.get("jax_backend") == "gpu" and gpu else f"cpu{info.get('cpu_count')}"
-    return f"{started:%Y-%m-%d-%H%M}_{commit}_{where}_{scope}.jsonl"
-
-
 def git_state() -> dict:
-    """Which emjax the run measured: its source folder, commit, and uncommitted changes.
+    """Which emjax the run measured: its commit and whether emjax/ had uncommitted changes (the
+    folder it was imported from is not recorded: it names a checkout of one machine).
 
     To measure a fixed commit while emjax/ is being edited, unpack it elsewhere and put it first
     on the path: ``git archive HEAD emjax | tar -x -C /tmp/pin && git rev-parse --short HEAD >
@@ -133,8 +124,8 @@ def git_state() -> dict:
         import emjax
         src = os.path.dirname(os.path.dirname(os.path.abspath(emjax.__file__)))
     except Exception:  # noqa: BLE001
-        return {"emjax_source": None, "commit": None, "emjax_dirty": None}
-    state = {"emjax_source": src, "commit": None, "emjax_dirty": None}
+        return {"commit": None, "emjax_dirty": None}
+    state = {"commit": None, "emjax_dirty": None}
     marker = os.path.join(src, "BENCH_COMMIT")
     if os.path.exists(marker):
         with open(marker) as f:
@@ -227,19 +218,29 @@ def measure_memory(lib, w, args):
             yield dict(base, status="failed", error=f"{type(err).__name__}: {err}")
 
 
+def recorded_argv(argv) -> list:
+    """The command line without ``--out FOLDER`` (a scratch or checkout path of one machine)."""
+    argv, out = list(argv), []
+    while argv:
+        arg = argv.pop(0)
+        if arg == "--out":
+            argv[:1] = []
+        elif not arg.startswith("--out="):
+            out.append(arg)
+    return out
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    suffix = "" if args.scale == "full" else f"-{args.scale}"
     started = datetime.datetime.now(datetime.timezone.utc)
-    records = []
     header = dict(kind="run", scale=args.scale, started=started.isoformat(timespec="seconds"),
-                  machine=machine(), versions=versions(), git=git_state(), argv=sys.argv[1:],
-                  load_avg=os.getloadavg())
-    os.makedirs(os.path.join(args.out, "results"), exist_ok=True)
-    jsonl = os.path.join(args.out, "results", run_file_name(header, started, args.workloads))
+                  machine=machine(), versions=versions(), git=git_state(),
+                  argv=recorded_argv(sys.argv[1:] if argv is None else argv),
+                  workloads=args.workloads, libraries=args.libraries, load_avg=os.getloadavg())
+    header["archive_name"] = store.dated_name(header, args.workloads)
+    jsonl = store.raw_path(args.out, header)
 
     def emit(rec):
-        records.append(rec)
         with open(jsonl, "a") as f:
             f.write(json.dumps(rec, default=float) + "\n")
         brief = {k: rec.get(k) for k in ("workload", "library", "covariance_type", "status", "wall_s",
@@ -289,13 +290,13 @@ def main(argv=None) -> int:
 
     emit(dict(kind="end", finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               load_avg=os.getloadavg()))
+    latest = store.latest_name(header, LIBRARIES)
+    if latest:
+        jsonl = store.publish(args.out, jsonl, latest)
     if not args.no_report:
         import report
-        path = os.path.join(args.out, f"RESULTS{suffix}.md")
-        link = lambda p: os.path.relpath(p, args.out)
-        with open(path, "w") as f:
-            f.write(report.render(records, link(jsonl), link(report.ANALYSIS)))
-        print(f"wrote {path} and {jsonl}")
+        print(f"wrote {report.write_page(jsonl)}")
+    print(f"wrote {jsonl}")
     return 0
 
 

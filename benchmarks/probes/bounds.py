@@ -1,6 +1,6 @@
 """What one EM iteration could cost: hand-written E-steps (statistics included) for W1, W2, W3.
 
-    python benchmarks/bounds.py [--workloads W1,W2,W3]
+    python benchmarks/probes/bounds.py [--workloads W1,W2,W3]
 
 These are not emjax: no restarts bookkeeping, no statuses, no MAP prior, no chunking, and
 (for W2/W3) an expanded quadratic form whose rounding error grows with the precision. They
@@ -20,12 +20,12 @@ from what XLA can do on this CPU:
   R^T x, R^T (x*x): four GEMMs, as scikit-learn does.
 Each prints ms per iteration (median of runs) and GFLOP/s with the same flop count as run.py.
 
-    python benchmarks/bounds.py --expanded-guard
+    python benchmarks/probes/bounds.py --expanded-guard
 
 prints, for W2 and W3 fitted by emjax, the rounding guard of the expanded E-step per chunk and the
 largest error of the float32 expanded and exact log-densities against float64 (no timing).
 
-    python benchmarks/bounds.py --w3-differences
+    python benchmarks/probes/bounds.py --w3-differences
 
 times formulations of W3's E-step that keep the differences (x - m_k) (rounding that grows like
 the result, not like p (x^2 + m^2)), each chunked as the engine chunks, back to back in one
@@ -46,7 +46,7 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+sys.path[:0] = [HERE, os.path.dirname(HERE)]  # the probes, then the harness (workloads, scoring, run)
 
 import functools  # noqa: E402
 import time  # noqa: E402

@@ -2,8 +2,8 @@
 
 Usage::
 
-    python benchmarks/convergence.py                      # every problem, float64
-    python benchmarks/convergence.py --problems gmm-overlap-diag --gap 1e-8 --out /tmp/conv.jsonl
+    python benchmarks/probes/convergence.py                      # every problem, float64
+    python benchmarks/probes/convergence.py --problems gmm-overlap-diag --gap 1e-8 --out /tmp/conv.jsonl
 
 For each problem, both methods start from the same parameters. A long SQUAREM run finds the best
 objective ``f*``; the target is ``f* - gap`` (mean per-sample objective). Each method's history

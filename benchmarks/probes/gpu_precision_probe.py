@@ -1,11 +1,11 @@
 """Per-iteration time and float32 accuracy of matmul precision variants on a GPU (W2, W3, W1).
 
-Run on a CUDA machine: `python benchmarks/gpu_precision_probe.py` (pass any argument for a small CPU
+Run on a CUDA machine: `python benchmarks/probes/gpu_precision_probe.py` (pass any argument for a small CPU
 smoke run; CPU supports only HIGHEST/DEFAULT/BF16x6, the others report FAILED). Results for an H200
-are in results/2026-11-26-0405_3885ce3_h200_precision-probe.txt and RESULTS-gpu.md.
+are in results/archive/2026-11-26-0405_3885ce3_h200_precision-probe.txt and docs/guide/benchmarks.md.
 """
-import functools, importlib, sys, time
-sys.path.insert(0, "benchmarks")
+import functools, importlib, os, sys, time
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the harness (workloads)
 import numpy as np
 import jax, jax.numpy as jnp
 import emjax, workloads as wl

@@ -1,6 +1,6 @@
 """Where emjax's time goes on a benchmark workload: compile phases, HLO op counts, E-step pieces.
 
-    python benchmarks/profile_emjax.py --workloads W1,W2,W3 [--scale full] [--trace DIR]
+    python benchmarks/probes/profile_emjax.py --workloads W1,W2,W3 [--scale full] [--trace DIR]
 
 For each workload it prints:
 * compile time split into tracing/lowering and XLA compilation;
@@ -26,7 +26,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+sys.path[:0] = [HERE, os.path.dirname(HERE)]  # the probes, then the harness (workloads, scoring, run)
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402

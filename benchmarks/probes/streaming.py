@@ -6,14 +6,14 @@ memory-mapped ``.npy`` file written block by block (never held in memory); print
 counts the file's pages mapped in, and the sampled peak of ``RssAnon`` (memory the fit
 allocated). The issue's size is 100 million rows (3.2 GB of float32)::
 
-    python benchmarks/streaming.py stream --rows 100000000 --file /big/disk/x.npy
+    python benchmarks/probes/streaming.py stream --rows 100000000 --file /big/disk/x.npy
 
 ``sharded``: re-runs itself with ``--xla_force_host_platform_device_count=8``, shards the rows
 over an 8-device data axis, compiles ``emjax.fit`` and lists the collectives of the compiled
 program (all-reduces of the statistics, no all-gather of the data) with the fit's time. Emulated
 devices share this machine's cores: the time shows the program runs, it is not a speed claim::
 
-    python benchmarks/streaming.py sharded --rows 1000000
+    python benchmarks/probes/streaming.py sharded --rows 1000000
 
 Both print one JSON line at the end.
 """
