@@ -64,12 +64,25 @@ def run_header(path: str) -> dict:
         return next((r for r in map(json.loads, filter(str.strip, f)) if r.get("kind") == "run"), {})
 
 
+def archive_name(header: dict, name: str) -> str:
+    """The dated name of a run from its header (``unknown_<name>.jsonl`` if it has no date)."""
+    if header.get("archive_name"):
+        return header["archive_name"]
+    try:
+        return dated_name(header, header.get("workloads", ALL_WORKLOADS))
+    except (KeyError, ValueError):
+        return f"unknown_{name}.jsonl"
+
+
 def publish(folder: str, path: str, name: str) -> str:
     """Move the run at ``path`` to ``<folder>/<name>.jsonl``; the run it replaces goes to the
-    archive under the dated name its header gives. Returns the new path."""
+    archive under the dated name its header gives, and its page ``<name>.md`` is removed (pages
+    are rendered from the lines). Returns the new path."""
     latest = os.path.join(folder, f"{name}.jsonl")
     if os.path.exists(latest):
-        old = run_header(latest).get("archive_name") or f"unknown-date_{name}.jsonl"
-        os.replace(latest, os.path.join(folder, ARCHIVE, old))
+        os.replace(latest, os.path.join(folder, ARCHIVE, archive_name(run_header(latest), name)))
+    page = os.path.join(folder, f"{name}.md")
+    if os.path.exists(page):  # the old run's page; report.py renders the new one
+        os.remove(page)
     os.replace(path, latest)
     return latest
