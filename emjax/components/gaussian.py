@@ -138,7 +138,7 @@ def diagonal_mahalanobis(x, means, prec_chol, covariance_type: str, per_componen
     rows), times the component's precisions, a matrix-vector product. On CPU this runs on one core
     and still beats the fused ``(n, k, d)`` form on two (W3, 100,000 x 64, K = 32, 512-row chunks:
     64 against 82 ms per E-step with statistics, 64 against 106 CPU-ms;
-    ``benchmarks/bounds.py --w3-differences``). Otherwise (accelerators) all components at once
+    ``benchmarks/probes/bounds.py --w3-differences``). Otherwise (accelerators) all components at once
     from the ``(k, n, d)`` differences: ``K`` small kernels per chunk cost a GPU 2.5x (W3, H200).
     """
     precision = jnp.square(prec_chol if covariance_type == "diag" else prec_chol[:, None])

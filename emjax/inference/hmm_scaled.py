@@ -40,7 +40,7 @@ from .hmm import safe_log
 from ..xla_options import jit
 
 #: Forward and backward steps per loop iteration of the time scans (the answer does not depend
-#: on it). On the 2-core CPU of benchmarks/RESULTS.md, 1, 2, 4 and 8 ran W4's E-step equally fast
+#: on it). On the 2-core CPU of benchmarks/results/cpu.md, 1, 2, 4 and 8 ran W4's E-step equally fast
 #: (the per-step work over all sequences hides the loop overhead); 1 compiles fastest.
 UNROLL = 1
 #: Up to this many states, products with the transition matrix, and sums or maxima over states
