@@ -15,6 +15,7 @@ from .chunking import n_rows, row_weights
 from .driver import (
     ConvergenceWarning, EMResult, FitError, healthy, history_size, run_em, to_user_units, trim_history,
 )
+from .executable_cache import ExecutableCache
 from .implicit import with_implicit_gradients
 from .isolated_optimum import warn_if_isolated
 from .model import join_hyperparameters, split_hyperparameters
@@ -166,9 +167,9 @@ def fit(model, data, key, *, n_init: int = 1, weights=None, max_iter: int = 100,
     if verbose:
         result, timing = _verbose_fit(args, static, start, model, max_iter, n_init)
     else:
-        before = _fit_jit._cache_size()
-        result = jax.block_until_ready(_fit_jit(*args, **static))
-        timing = Timing(time.perf_counter() - start, _fit_jit._cache_size() > before)
+        result, compiled = _fit_cache(args, static)
+        result = jax.block_until_ready(result)
+        timing = Timing(time.perf_counter() - start, compiled)
     result = _trimmed(result, max_iter, n_init)._replace(timing=timing)
     if throw:
         _report(result)
@@ -316,6 +317,8 @@ _FIT_STATIC = ("model", "n_init", "history_length", "plan", "rows", "accelerator
 #: to reassociate float sums, :mod:`emjax.row_sums`). Inside a caller's ``jit``/``vmap``/``grad``
 #: it is traced into the caller's program, without options (:func:`emjax.xla_options.jit`).
 _fit_jit = jit_per_plan(_fit_program, static_argnames=_FIT_STATIC)
+#: ``_fit_jit`` of concrete arguments, its executable kept on disk (:mod:`emjax.executable_cache`).
+_fit_cache = ExecutableCache("fit", _fit_jit)
 
 
 def run_in_blocks(one, start, block: int, spmd_axis_name=None):
