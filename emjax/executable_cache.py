@@ -156,7 +156,8 @@ class _Entry:
             statics = pickle.dumps(static, protocol=4)
             _restricted_loads(statics)  # refuses code from outside TRUSTED_MODULES
             leaves, in_tree = jax.tree_util.tree_flatten(args)
-            described = tuple(_describe(leaf) for leaf in leaves)
+            device = jax.devices()[0]
+            described = tuple(_describe(leaf, device) for leaf in leaves)
             environment = (FORMAT, name, _source_digest(), *_platform(), *_settings())
         except Exception:  # noqa: BLE001 - anything unpicklable or unusual: not cached
             return None
@@ -200,13 +201,14 @@ class _Entry:
             Path(temporary).unlink(missing_ok=True)
 
 
-def _describe(leaf):
-    """``(dtype, shape, weak_type)`` of a concrete leaf on JAX's default device, else None."""
+def _describe(leaf, device):
+    """``(dtype, shape, weak_type)`` of a concrete leaf on ``device`` (or on the host), else None."""
     if isinstance(leaf, jax.Array):
-        devices = leaf.sharding.device_set
-        if len(devices) != 1 or next(iter(devices)) != jax.devices()[0]:
+        if leaf.sharding.device_set != {device}:
             return None
-    aval = jax.typeof(leaf)
+        aval = leaf.aval
+    else:
+        aval = jax.typeof(leaf)
     return (str(aval.dtype), tuple(aval.shape), bool(aval.weak_type))
 
 
@@ -240,15 +242,23 @@ def _platform() -> tuple:
 
 
 def _settings() -> tuple:
-    """Every JAX setting and tracing context that could change a program; raises (not cacheable)
-    for a value that has no stable text (a mesh or other context object)."""
+    """Every JAX setting and tracing context that could change a program, and ``XLA_FLAGS``, as
+    text; raises (not cacheable) for a value that has no stable text (a mesh or other context
+    object)."""
     from jax._src import config  # the names and values of jit's own key
 
-    values = [(name, value) for name, value in zip(config.trace_context_names(), config.trace_context())
-              if name != "axis_env_state"]  # empty outside a trace (is_traced is checked)
-    values += sorted((name, value) for name, value in jax.config.values.items()
+    return _settings_text((tuple(zip(config.trace_context_names(), config.trace_context())),
+                           tuple(jax.config.values.items()), os.environ.get("XLA_FLAGS", "")))
+
+
+@functools.lru_cache(maxsize=16)
+def _settings_text(settings) -> tuple:
+    context, config_values, xla_flags = settings
+    values = [(name, value) for name, value in context
+              if name != "axis_env_state"]  # empty outside a trace (checked apart)
+    values += sorted((name, value) for name, value in config_values
                      if not any(part in name for part in _UNRELATED_SETTINGS))
-    values.append(("XLA_FLAGS", os.environ.get("XLA_FLAGS", "")))
+    values.append(("XLA_FLAGS", xla_flags))
     described = tuple((name, repr(value)) for name, value in values)
     if any(" at 0x" in text for _, text in described):
         raise ValueError("a setting without a stable text")
