@@ -22,7 +22,7 @@ stored ingredients compare equal to the call's:
   version and its devices;
 * a hash of emjax's own source files, so that editing emjax invalidates every entry.
 
-Calls inside a caller's ``jit``/``vmap``/``grad``, under a mesh or other tracing context, with
+Calls inside a caller's ``jit``/``vmap``/``grad`` or ``jax.disable_jit()``, under a mesh or other tracing context, with
 sharded data or with a host callback (``verbose=``) are never cached. Any failure to read, check,
 load or run an entry falls back to the normal path, silently. The directory is created readable by
 its owner only and is not used if others may write to it: loading an executable runs its code.
@@ -150,7 +150,8 @@ class _Entry:
     def of(cls, name, args, static):
         """The key of ``jitted(*args, **static)``, or None when the call is not cacheable."""
         if (static.get("monitor") is not None or static.get("rows") is not None or is_traced(args)
-                or not jax_core.trace_state_clean()):  # inside a caller's jit/vmap/grad
+                or not jax_core.trace_state_clean()  # inside a caller's jit/vmap/grad
+                or jax.config.jax_disable_jit):
             return None
         try:
             statics = pickle.dumps(static, protocol=4)
