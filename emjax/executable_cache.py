@@ -33,6 +33,7 @@ its owner only and is not used if others may write to it: loading an executable 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -44,6 +45,7 @@ from pathlib import Path
 
 import jax
 import jaxlib
+from jax._src import config as jax_config
 from jax._src import core as jax_core
 from jax.experimental import serialize_executable
 
@@ -108,22 +110,22 @@ class ExecutableCache:
             before = self._jitted._cache_size()
             return self._jitted(*args, **static), self._jitted._cache_size() > before
         program = self._loaded.get(entry.digest)
-        from_disk = program is None
-        if program is None:
-            program = entry.load(directory)
         if program is not None:
-            try:
-                outputs = program(*args)
-            except Exception:  # noqa: BLE001 - a stale or damaged entry: compile afresh
-                self._loaded.pop(entry.digest, None)
+            self.stats.reused += 1
+            return program(*args), False
+        program = entry.load(directory)
+        if program is not None:
+            try:  # run to the end here: a program that cannot run fails when it runs
+                outputs = jax.block_until_ready(program(*args))
+            except Exception:  # noqa: BLE001 - unusable in this process: compile afresh
+                entry.remove(directory)
             else:
                 self._remember(entry.digest, program)
-                if from_disk:
-                    self.stats.loaded += 1
-                else:
-                    self.stats.reused += 1
+                self.stats.loaded += 1
                 return outputs, False
-        program = self._jitted.lower(*args, **static).compile()
+        lowered = self._jitted.lower(*args, **static)
+        with _persistent_cache_unused():
+            program = lowered.compile()
         self.stats.compiled += 1
         self._remember(entry.digest, program)
         entry.store(directory, program)
@@ -151,7 +153,7 @@ class _Entry:
         """The key of ``jitted(*args, **static)``, or None when the call is not cacheable."""
         if (static.get("monitor") is not None or static.get("rows") is not None or is_traced(args)
                 or not jax_core.trace_state_clean()  # inside a caller's jit/vmap/grad
-                or jax.config.jax_disable_jit):
+                or jax_config.disable_jit.value):
             return None
         try:
             statics = pickle.dumps(static, protocol=4)
@@ -182,6 +184,10 @@ class _Entry:
         except Exception:  # noqa: BLE001 - missing, partial, corrupt or foreign: not used
             return None
 
+    def remove(self, directory: Path) -> None:
+        """Deletes the entry (one that failed to run)."""
+        (directory / f"{self.digest}.exe").unlink(missing_ok=True)
+
     def store(self, directory: Path, program) -> None:
         """Writes ``program`` under the digest, atomically; any failure leaves no entry."""
         try:
@@ -200,6 +206,21 @@ class _Entry:
             _evict(directory)
         except OSError:  # e.g. a full disk: no entry
             Path(temporary).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _persistent_cache_unused():
+    """JAX's persistent compilation cache is neither read nor written within the block (process
+    wide): an executable it loaded runs, but serialized again it lacks functions that a new
+    process then does not find (``NOT_FOUND: Function ... not found``, jaxlib 0.10 on CPU)."""
+    from jax.experimental.compilation_cache import compilation_cache
+
+    compilation_cache.reset_cache()  # JAX decides once whether the cache is used; ask again
+    try:
+        with jax_config.enable_compilation_cache(False):
+            yield
+    finally:
+        compilation_cache.reset_cache()
 
 
 def _describe(leaf, device):
@@ -246,15 +267,16 @@ def _settings() -> tuple:
     """Every JAX setting and tracing context that could change a program, and ``XLA_FLAGS``, as
     text; raises (not cacheable) for a value that has no stable text (a mesh or other context
     object)."""
-    from jax._src import config  # the names and values of jit's own key
-
-    return _settings_text((tuple(zip(config.trace_context_names(), config.trace_context())),
+    return _settings_text((tuple(zip(jax_config.trace_context_names(), jax_config.trace_context())),
                            tuple(jax.config.values.items()), os.environ.get("XLA_FLAGS", "")))
 
 
 @functools.lru_cache(maxsize=16)
 def _settings_text(settings) -> tuple:
     context, config_values, xla_flags = settings
+    if dict(config_values).get("jax_disable_most_optimizations"):
+        # XLA's CPU programs compiled so call functions that a new process lacks (NOT_FOUND)
+        raise ValueError("programs compiled without optimisations cannot be reloaded")
     values = [(name, value) for name, value in context
               if name != "axis_env_state"]  # empty outside a trace (checked apart)
     values += sorted((name, value) for name, value in config_values

@@ -3,8 +3,7 @@ with results bit-identical to the ordinary jitted fit; any change of what determ
 misses; a damaged entry or the environment variable falls back to the ordinary path.
 
 The suite runs with EMJAX_NO_COMPILATION_CACHE=1 (conftest), so the end-to-end checks run in
-fresh processes with a private cache directory (programs compiled with most XLA optimisations
-off, for speed: the setting is part of the key, the same in every process here)."""
+fresh processes with a private cache directory, on a tiny diagonal mixture."""
 from __future__ import annotations
 
 import dataclasses
@@ -30,7 +29,6 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKER = textwrap.dedent("""
     import json, os, sys
     import jax
-    jax.config.update("jax_disable_most_optimizations", True)
     traced = []
     jax.monitoring.register_event_duration_secs_listener(
         lambda event, seconds, **kw: traced.append(event) if "_fit_program" in str(kw.get("fun_name")) else None)
@@ -111,11 +109,20 @@ def test_second_process_loads_without_tracing_and_matches_the_uncached_fit(tmp_p
     assert x64["stats"]["compiled"] == 1 and x64["stats"]["loaded"] == 0 and x64["traced"] > 0
 
 
-def test_the_environment_variables_turn_it_off(tmp_path):
+def test_the_environment_variables_turn_it_off(tmp_path, monkeypatch, data):
+    from emjax.fit import _fit_cache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     for variable in ("EMJAX_NO_EXECUTABLE_CACHE", "EMJAX_NO_COMPILATION_CACHE"):
-        report = _run("plain", tmp_path / variable, **{variable: "1"})["plain"]
-        assert report["stats"] == {"loaded": 0, "reused": 0, "compiled": 0, "bypassed": 1}
-        assert not (tmp_path / variable / "emjax" / "executables").exists()
+        monkeypatch.delenv("EMJAX_NO_EXECUTABLE_CACHE", raising=False)
+        monkeypatch.delenv("EMJAX_NO_COMPILATION_CACHE", raising=False)
+        assert executable_cache.cache_dir() == tmp_path / "emjax" / "executables"
+        monkeypatch.setenv(variable, "1")
+        assert executable_cache.cache_dir() is None
+        before = _fit_cache.stats.bypassed
+        emjax.fit(emjax.GaussianMixture(2, "diag"), data, 0)
+        assert _fit_cache.stats.bypassed == before + 1
+        assert not (tmp_path / "emjax").exists()
 
 
 def _digest(model, x, **options):
@@ -154,6 +161,12 @@ def test_calls_that_are_never_cached(data):
     assert _digest(_OutsideModel(2, "diag"), data) is None
     with jax.disable_jit():
         assert _digest(emjax.GaussianMixture(2), data) is None
+    previous = jax.config.values["jax_disable_most_optimizations"]
+    jax.config.update("jax_disable_most_optimizations", True)  # such CPU programs cannot be reloaded
+    try:
+        assert _digest(emjax.GaussianMixture(2), data) is None
+    finally:
+        jax.config.update("jax_disable_most_optimizations", previous)
     seen = []
 
     @jax.jit
