@@ -22,8 +22,9 @@ stored ingredients compare equal to the call's:
   version and its devices;
 * a hash of emjax's own source files, so that editing emjax invalidates every entry.
 
-Calls inside a caller's ``jit``/``vmap``/``grad`` or ``jax.disable_jit()``, under a mesh or other tracing context, with
-sharded data or with a host callback (``verbose=``) are never cached. Any failure to read, check,
+Calls inside a caller's ``jit``/``vmap``/``grad`` or ``jax.disable_jit()``, under a mesh or other
+tracing context, with sharded data, with a host callback (``verbose=``) or with a plan that
+compiles leanly (data of 64 MiB or more) are never cached. Any failure to read, check,
 load or run an entry falls back to the normal path, silently. The directory is created readable by
 its owner only and is not used if others may write to it: loading an executable runs its code.
 
@@ -152,12 +153,14 @@ class _Entry:
     def of(cls, name, args, static):
         """The key of ``jitted(*args, **static)``, or None when the call is not cacheable."""
         if (static.get("monitor") is not None or static.get("rows") is not None or is_traced(args)
+                or getattr(static.get("plan"), "lean_compile", False)  # large data: compiling is cheap
                 or not jax_core.trace_state_clean()  # inside a caller's jit/vmap/grad
                 or jax_config.disable_jit.value):
             return None
         try:
             statics = pickle.dumps(static, protocol=4)
-            _restricted_loads(statics)  # refuses code from outside TRUSTED_MODULES
+            if not _trusted(statics):
+                return None
             leaves, in_tree = jax.tree_util.tree_flatten(args)
             device = jax.devices()[0]
             described = tuple(_describe(leaf, device) for leaf in leaves)
@@ -243,6 +246,16 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 def _restricted_loads(data: bytes):
     return _RestrictedUnpickler(io.BytesIO(data)).load()
+
+
+@functools.lru_cache(maxsize=256)
+def _trusted(statics: bytes) -> bool:
+    """Whether pickled static arguments name only code of :data:`TRUSTED_MODULES`."""
+    try:
+        _restricted_loads(statics)
+    except Exception:  # noqa: BLE001 - pickle.UnpicklingError, or a class that will not rebuild
+        return False
+    return True
 
 
 @functools.cache
