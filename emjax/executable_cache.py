@@ -271,7 +271,7 @@ def _source_digest() -> str:
 def _platform() -> tuple:
     """Versions, backend and devices."""
     devices = jax.devices()
-    return (jax.__version__, jaxlib.version.__version__, jax.default_backend(),
+    return (jax.__version__, jaxlib.version.__version__, devices[0].client.platform,
             devices[0].client.platform_version,
             tuple((d.platform, d.device_kind, d.id) for d in devices))
 
