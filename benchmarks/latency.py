@@ -15,8 +15,13 @@ Each part runs in a fresh process (``python benchmarks/latency.py`` runs them al
   GridSearchCV too when that module exists (skipped otherwise). Cold (no persistent cache)
   and warm; then both GridSearchCVs again, alternating in the same process (median of 5 each),
   with BLAS as configured and limited to one thread.
-- ``cv_fresh``: a fresh process (warm persistent cache) runs emjax.sklearn's GridSearchCV, then
+- ``cv_fresh``: a fresh process (warm caches) runs emjax.sklearn's GridSearchCV, then
   scikit-learn's with one BLAS thread; three processes.
+
+``python benchmarks/latency.py fresh`` runs only the fresh-process figures, alternating: with a
+private cache directory filled by one process, rounds of ``cv_fresh`` and ``fit_once`` with both
+caches warm, and the same with the executable cache off (``EMJAX_NO_EXECUTABLE_CACHE=1``: JAX's
+persistent compilation cache alone).
 
 Prints one JSON object per part. Absolute times depend on the machine and its load: say which.
 """
@@ -66,8 +71,10 @@ def part_fit_once():
 
     imported = time.perf_counter()
     result = emjax.fit(emjax.GaussianMixture(3, "full"), wine(), 0, n_init=10)
+    from emjax.fit import _fit_cache
+
     return {"part": "fit_once", "import_s": imported - start, "fit_s": result.timing.seconds,
-            "compiled": result.timing.compiled}
+            "compiled": result.timing.compiled, "executable_cache": vars(_fit_cache.stats)}
 
 
 def part_cv():
@@ -148,8 +155,11 @@ def part_cv_fresh():
         start = time.perf_counter()
         search(SkGMM).fit(x)
         sklearn_s = time.perf_counter() - start
+    from emjax.fit import _fit_cache
+
     return {"part": "cv_fresh", "emjax_sklearn_first_gridsearch_s": emjax_s,
-            "sklearn_gridsearch_1_blas_thread_s": sklearn_s, "ratio": emjax_s / sklearn_s}
+            "sklearn_gridsearch_1_blas_thread_s": sklearn_s, "ratio": emjax_s / sklearn_s,
+            "executable_cache": vars(_fit_cache.stats)}
 
 
 PARTS = {"first": part_first, "fit_once": part_fit_once, "cv": part_cv, "cv_fresh": part_cv_fresh}
@@ -181,8 +191,27 @@ def main() -> None:
             print(json.dumps({**run_part("cv_fresh", warm), "cache": "warm"}), flush=True)
 
 
+def main_fresh(rounds: int = 3) -> None:
+    """Fresh processes with warm caches, with and without the executable cache, alternating."""
+    base = {**os.environ, "PYTHONPATH": ROOT}
+    for name in ("JAX_COMPILATION_CACHE_DIR", "EMJAX_NO_COMPILATION_CACHE", "EMJAX_NO_EXECUTABLE_CACHE"):
+        base.pop(name, None)
+    with tempfile.TemporaryDirectory() as cache:
+        warm = {**base, "XDG_CACHE_HOME": cache}
+        compilation_only = {**warm, "EMJAX_NO_EXECUTABLE_CACHE": "1"}
+        for env in (compilation_only, warm):  # fills both caches
+            run_part("cv_fresh", env)
+            run_part("fit_once", env)
+        for _ in range(rounds):
+            for label, env in (("both caches warm", warm), ("compilation cache only", compilation_only)):
+                for part in ("cv_fresh", "fit_once"):
+                    print(json.dumps({**run_part(part, env), "cache": label}), flush=True)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) > 1:
+    if sys.argv[1:] == ["fresh"]:
+        main_fresh()
+    elif len(sys.argv) > 1:
         print(json.dumps(PARTS[sys.argv[1]]()))
     else:
         main()

@@ -13,8 +13,9 @@ import numpy as np
 from .accelerate import check_accelerator
 from .chunking import n_rows, row_weights
 from .driver import (
-    ConvergenceWarning, EMResult, FitError, healthy, history_size, run_em, to_user_units, trim_history,
+    ConvergenceWarning, EMResult, FitError, healthy, history_size, run_em, to_user_units,
 )
+from .executable_cache import ExecutableCache
 from .implicit import with_implicit_gradients
 from .isolated_optimum import warn_if_isolated
 from .model import join_hyperparameters, split_hyperparameters
@@ -166,9 +167,9 @@ def fit(model, data, key, *, n_init: int = 1, weights=None, max_iter: int = 100,
     if verbose:
         result, timing = _verbose_fit(args, static, start, model, max_iter, n_init)
     else:
-        before = _fit_jit._cache_size()
-        result = jax.block_until_ready(_fit_jit(*args, **static))
-        timing = Timing(time.perf_counter() - start, _fit_jit._cache_size() > before)
+        result, compiled = _fit_cache(args, static)
+        result = jax.block_until_ready(result)
+        timing = Timing(time.perf_counter() - start, compiled)
     result = _trimmed(result, max_iter, n_init)._replace(timing=timing)
     if throw:
         _report(result)
@@ -224,10 +225,20 @@ def timed_fit(model, data, key, *, throw: bool = True, **options):
 def _trimmed(result: FitResult, max_iter: int, n_init: int) -> FitResult:
     """``result`` with every history cut to ``max_iter`` and the restarts to the first
     ``n_init`` (the program runs a bucketed number of them: :func:`_prepare`)."""
-    result = trim_history(result, max_iter)
+    cut_history = lambda r: r._replace(history=_sliced(r.history, (..., slice(max_iter))))
+    result = cut_history(result)._replace(restarts=cut_history(result.restarts))
     if result.restarts.status.shape[0] == n_init:
         return result
-    return result._replace(restarts=jax.tree_util.tree_map(lambda x: x[:n_init], result.restarts))
+    return result._replace(restarts=jax.tree_util.tree_map(lambda x: _sliced(x, slice(n_init)),
+                                                           result.restarts))
+
+
+def _sliced(x, index):
+    """``x[index]``; for a concrete array on one device, sliced on the host and put back where it
+    was: JAX would compile a program for each new shape (a tenth of a second in a new process)."""
+    if isinstance(x, jax.Array) and not is_traced(x) and len(x.sharding.device_set) == 1:
+        return jax.device_put(np.asarray(x)[index], x.sharding)
+    return x[index]
 
 
 def _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_params,
@@ -316,6 +327,8 @@ _FIT_STATIC = ("model", "n_init", "history_length", "plan", "rows", "accelerator
 #: to reassociate float sums, :mod:`emjax.row_sums`). Inside a caller's ``jit``/``vmap``/``grad``
 #: it is traced into the caller's program, without options (:func:`emjax.xla_options.jit`).
 _fit_jit = jit_per_plan(_fit_program, static_argnames=_FIT_STATIC)
+#: ``_fit_jit`` of concrete arguments, its executable kept on disk (:mod:`emjax.executable_cache`).
+_fit_cache = ExecutableCache("fit", _fit_jit)
 
 
 def run_in_blocks(one, start, block: int, spmd_axis_name=None):
