@@ -44,11 +44,9 @@ class CovariancePriorEmission(GaussianEmission):
         return max(self.covars_weight - (d if self.covariance_type in ("full", "tied") else 1), 0.0)
 
     def m_step(self, stats, params: GaussianEmissionParams) -> GaussianEmissionParams:
-        counts, sums, second = stats
-        cov_type, ref, p = self.covariance_type, params.means, self.covars_prior
+        counts, cov_type, ref, p = stats[0], self.covariance_type, params.means, self.covars_prior
         seen = counts > 0
-        means = jnp.where(seen[:, None], sums / jnp.where(seen, counts, 1)[:, None], ref)
-        scatter = g.scatter_about_means(counts, sums, second, ref, means, cov_type)
+        means, scatter = g.means_and_scatter(stats, ref, cov_type)
         a = self._extra_weight(ref.shape[1])
         if cov_type == "tied":
             return GaussianEmissionParams(means, (p + scatter) / (a + jnp.sum(counts)))

@@ -17,7 +17,6 @@ import numpy as np
 
 from ..components import PSEUDO_COUNT
 from ..components import gaussian as g
-from ..components.collapse import collapsed
 from ..plan import Formulation
 from ..row_sums import row_sums
 from ..validation import as_float_array, check_finite, feature_mismatch
@@ -126,26 +125,21 @@ class GaussianEmission:
 
     def m_step(self, stats, params: GaussianEmissionParams) -> GaussianEmissionParams:
         cov_type, ref = self.covariance_type, params.means
-        counts, sums, second = stats
-        if self.regularization == "prior":
-            means, cov = g.map_update(stats, ref, self.reg_covar, PSEUDO_COUNT, cov_type)
-        else:
-            means = jnp.where(counts[:, None] > 0, sums / jnp.where(counts > 0, counts, 1)[:, None], ref)
-            scatter = g.scatter_about_means(counts, sums, second, ref, means, cov_type)
-            cov = g.add_to_diagonal(g.divide_per_component(scatter, counts, cov_type), self.reg_covar, cov_type)
         guard = self.regularization == "prior" if self.collapse_guard is None else self.collapse_guard
-        if guard and cov_type != "tied":
-            scatter = g.scatter_about_means(counts, sums, second, ref, means, cov_type)
-            gone = collapsed(counts, means, scatter, jnp.ones_like(counts), self.reg_covar, cov_type)
-            cov = jnp.where(gone.reshape((-1,) + (1,) * (cov.ndim - 1)), 0, cov)
-        return GaussianEmissionParams(means, cov)
+        if self.regularization == "prior":
+            update = g.map_update(stats, ref, self.reg_covar, PSEUDO_COUNT, cov_type, guard=guard)
+        else:
+            update = g.ml_update(stats, ref, self.reg_covar, cov_type, guard=guard)
+        cov = update.covariances
+        if guard and cov_type != "tied":  # a collapsed state's zero covariance ends its restart DEGENERATE
+            cov = jnp.where(update.collapsed.reshape((-1,) + (1,) * (cov.ndim - 1)), 0, cov)
+        return GaussianEmissionParams(update.means, cov)
 
     def log_prior(self, params: GaussianEmissionParams):
         if self.regularization != "prior":
             return jnp.zeros((), params.means.dtype)
         k, d = params.means.shape
-        strength = k * PSEUDO_COUNT if self.covariance_type == "tied" else PSEUDO_COUNT
-        return g.log_wishart_prior(params.covariances, self.reg_covar, strength, self.covariance_type, d)
+        return g.log_wishart_prior(params.covariances, self.reg_covar, PSEUDO_COUNT, self.covariance_type, k, d)
 
     def is_degenerate(self, params: GaussianEmissionParams):
         return ~jnp.all(jnp.isfinite(g.precision_cholesky(params.covariances, self.covariance_type)))
@@ -215,9 +209,7 @@ class GaussianEmission:
 
     def n_free_parameters(self, params: GaussianEmissionParams) -> int:
         k, d = np.shape(params.means)
-        cov = {"full": k * d * (d + 1) // 2, "tied": d * (d + 1) // 2, "diag": k * d,
-               "spherical": k}[self.covariance_type]
-        return k * d + cov
+        return k * d + g.n_covariance_parameters(self.covariance_type, k, d)
 
     def work_per_step(self, k: int, d: int) -> int:
         return {"full": 3 * k * d, "tied": 2 * k * d}.get(self.covariance_type, 3 * k + d)
