@@ -44,14 +44,20 @@ import numpy as np
 from jax.scipy.special import logsumexp
 
 from ..chunking import choose_chunk_size, chunked_sum
+from ..components import PSEUDO_COUNT
 from ..components import gaussian as g
 from ..components import gaussian_expanded as ge
 from ..components import gaussian_missing as gm
-from ..components import PSEUDO_COUNT
+from ..components.covariance_types import lookup
 from ..model import Model
 from ..plan import Formulation
 from ..tree import is_traced
-from ..validation import check_enough_rows, check_key, check_positive_int, checked_post_fit_data
+from ..validation import (
+    check_enough_rows,
+    check_key,
+    check_positive_int,
+    checked_post_fit_data,
+)
 from . import seeding
 from .gaussian_mixture_checks import check_enough_observed, check_params, check_rows
 
@@ -234,7 +240,7 @@ class GaussianMixture(Model):
     def _expandable(self, x) -> bool:
         """Whether the expanded E-step applies (full/tied above ``SMALL_D`` features, diag,
         spherical; complete data)."""
-        small = self.covariance_type in ("full", "tied") and x.shape[-1] <= g.SMALL_D
+        small = lookup(self.covariance_type).matrix and x.shape[-1] <= g.SMALL_D
         return self.missing == "error" and not small
 
     def _e_step_exact(self, params: GMMParams, prec_chol, x, weights):
@@ -388,8 +394,9 @@ class GaussianMixture(Model):
         weight, so that the prior keeps covariances positive definite at the dtype's resolution."""
         if self.regularization == "sklearn":
             return jnp.ones_like(shift)
-        scale = g.scale_from_moments(ratio, magnitude, self.covariance_type == "spherical")
-        if self.covariance_type in ("full", "tied") and self.reg_covar > 0:
+        kind = lookup(self.covariance_type)
+        scale = g.scale_from_moments(ratio, magnitude, kind.common_scale)
+        if kind.matrix and self.reg_covar > 0:
             scale = scale * g.resolution_factor(self.reg_covar, total, shift.shape[-1])
         return scale
 
@@ -439,11 +446,11 @@ class GaussianMixture(Model):
 
     def exact_work_per_row(self, data) -> int:
         """Temporary values per row of the exact E-step's chunks (and of :meth:`init`'s)."""
-        k, d = self.n_components, data.shape[1]
+        k, d, kind = self.n_components, data.shape[1], lookup(self.covariance_type)
         if self.missing == "marginalize":  # per (row, component) conditional moments
-            return 4 * k * d * (d if self.covariance_type in ("full", "tied") else 1)
-        if self.covariance_type in ("full", "tied"):
-            return (3 if self.covariance_type == "full" else 2) * k * d + 2 * k
+            return 4 * k * d * (d if kind.matrix else 1)
+        if kind.matrix:
+            return (2 if kind.shared else 3) * k * d + 2 * k
         # diag/spherical: the E-step reads one component's squared differences of the chunk,
         # (chunk, d), twice (log-densities, then moments); at most 2^21 / 128 = 16K values per
         # component keep them in cache on CPU (W3, d=64, k=32: 256- and 512-row chunks run at
