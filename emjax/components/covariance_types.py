@@ -22,7 +22,7 @@ import jax.numpy as jnp
 
 @dataclasses.dataclass(frozen=True)
 class CovarianceType:
-    """The per-type operations of one covariance type (module docstring).
+    r"""The per-type operations of one covariance type (module docstring).
 
     Attributes:
         name: the public spelling.
