@@ -29,10 +29,7 @@ from .. import linalg
 from ..plan import Formulation, on_cpu
 from ..row_sums import row_sums
 from .collapse import collapsed
-from .covariance_types import (
-    COVARIANCE_TYPES,  # noqa: F401  (re-exported)
-    lookup,
-)
+from .covariance_types import COVARIANCE_TYPES, lookup  # noqa: F401  (COVARIANCE_TYPES re-exported)
 
 #: Products that feed likelihoods keep full float32 precision on accelerators (no TF32/bf16 passes).
 EXACT = jax.lax.Precision.HIGHEST

@@ -52,12 +52,7 @@ from ..components.covariance_types import lookup
 from ..model import Model
 from ..plan import Formulation
 from ..tree import is_traced
-from ..validation import (
-    check_enough_rows,
-    check_key,
-    check_positive_int,
-    checked_post_fit_data,
-)
+from ..validation import check_enough_rows, check_key, check_positive_int, checked_post_fit_data
 from . import seeding
 from .gaussian_mixture_checks import check_enough_observed, check_params, check_rows
 
