@@ -1,7 +1,8 @@
 r"""Gaussian components: log-densities, sufficient statistics and MAP updates.
 
 Covariances come in scikit-learn's four shapes for ``k`` components in ``d`` dimensions:
-``full`` (k, d, d), ``tied`` (d, d), ``diag`` (k, d), ``spherical`` (k,). Densities use the
+``full`` (k, d, d), ``tied`` (d, d), ``diag`` (k, d), ``spherical`` (k,); what differs between
+them is read from one table (:mod:`emjax.components.covariance_types`). Densities use the
 precision Cholesky factor :math:`U` (:math:`U U^\top = \Sigma^{-1}`), so
 :math:`\log \mathcal N(x \mid m, \Sigma) = -\tfrac12 (d \log 2\pi + \lVert (x - m) U \rVert^2)
 + \log\lvert U \rvert`, computed with matrix products, never per-point solves.
