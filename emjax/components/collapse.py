@@ -34,16 +34,12 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from .. import linalg
+from .covariance_types import lookup
 
 #: The data must spread this many thresholds in every direction for the subspace test to apply.
 DATA_SPREAD = 100.0
 #: Rounding allowance of the threshold, in machine epsilons times the scatter's trace.
 ROUNDING = 64.0
-
-
-def min_rows(d: int, covariance_type: str) -> int:
-    """Rows a component needs to be estimable: ``d + 1`` (full), 2 (diag, spherical)."""
-    return d + 1 if covariance_type == "full" else 2
 
 
 def _threshold(scatter, reg_covar):
@@ -69,15 +65,15 @@ def collapsed(counts, means, scatter, present, reg_covar, covariance_type: str):
         reg_covar: :math:`\psi`, in the fit's units.
         covariance_type: "full", "tied", "diag" or "spherical".
     """
-    present = present > 0
+    present, kind = present > 0, lookup(covariance_type)
     k, d = means.shape
-    if covariance_type == "tied":
+    if kind.shared:
         return jnp.zeros((k,), bool)
-    needed = min_rows(d, covariance_type)
+    needed = kind.min_rows(d)
     total = jnp.sum(jnp.where(present, counts, 0))
     guarded = present & (total >= needed * jnp.sum(present))
     few_rows = counts < needed
-    if covariance_type != "full":
+    if not kind.matrix:
         return guarded & few_rows
     centre = jnp.sum(counts[:, None] * means, axis=0) / jnp.where(total > 0, total, 1)
     between = jnp.where(present[:, None], means - centre, 0)

@@ -1,7 +1,8 @@
 r"""Gaussian components: log-densities, sufficient statistics and MAP updates.
 
 Covariances come in scikit-learn's four shapes for ``k`` components in ``d`` dimensions:
-``full`` (k, d, d), ``tied`` (d, d), ``diag`` (k, d), ``spherical`` (k,). Densities use the
+``full`` (k, d, d), ``tied`` (d, d), ``diag`` (k, d), ``spherical`` (k,); what differs between
+them is read from one table (:mod:`emjax.components.covariance_types`). Densities use the
 precision Cholesky factor :math:`U` (:math:`U U^\top = \Sigma^{-1}`), so
 :math:`\log \mathcal N(x \mid m, \Sigma) = -\tfrac12 (d \log 2\pi + \lVert (x - m) U \rVert^2)
 + \log\lvert U \rvert`, computed with matrix products, never per-point solves.
@@ -28,8 +29,9 @@ import jax.numpy as jnp
 from .. import linalg
 from ..plan import Formulation, on_cpu
 from ..row_sums import row_sums
+from .collapse import collapsed
+from .covariance_types import COVARIANCE_TYPES, lookup  # noqa: F401  (COVARIANCE_TYPES re-exported)
 
-COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 #: Products that feed likelihoods keep full float32 precision on accelerators (no TF32/bf16 passes).
 EXACT = jax.lax.Precision.HIGHEST
 _mm = functools.partial(jnp.matmul, precision=EXACT)
@@ -46,7 +48,7 @@ class Affine(NamedTuple):
 
 
 def covariance_shape(covariance_type: str, k: int, d: int) -> tuple:
-    return {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[covariance_type]
+    return lookup(covariance_type).shape(k, d)
 
 
 def precision_cholesky(cov, covariance_type: str):
@@ -54,25 +56,21 @@ def precision_cholesky(cov, covariance_type: str):
 
     A covariance that is not positive definite gives NaN (callers report it as degenerate).
     """
-    if covariance_type in ("full", "tied"):
+    if lookup(covariance_type).matrix:
         return jnp.swapaxes(linalg.triangular_inverse(linalg.cholesky(cov)), -1, -2)
     return jnp.where(cov > 0, 1.0 / jnp.sqrt(jnp.where(cov > 0, cov, 1.0)), jnp.nan)
 
 
 def log_det_precision_cholesky(prec_chol, covariance_type: str, d: int):
     """:math:`\\log|U|` per component (a scalar for tied)."""
-    if covariance_type in ("full", "tied"):
-        return jnp.sum(jnp.log(jnp.diagonal(prec_chol, axis1=-2, axis2=-1)), axis=-1)
-    if covariance_type == "diag":
-        return jnp.sum(jnp.log(prec_chol), axis=-1)
-    return d * jnp.log(prec_chol)
+    return lookup(covariance_type).log_det(prec_chol, d)
 
 
 def log_cholesky(cov, covariance_type: str):
     """Unconstrained coordinates of covariances: the Cholesky factor ``L`` (``L L^T = cov``) with
     its diagonal replaced by its log (full, tied; zeros above the diagonal), log-variances (diag,
     spherical). Inverse: :func:`covariance_from_log_cholesky`."""
-    if covariance_type in ("full", "tied"):
+    if lookup(covariance_type).matrix:
         chol = linalg.cholesky(cov)
         eye = jnp.eye(cov.shape[-1], dtype=bool)
         log_diag = jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1))[..., None, :]
@@ -82,7 +80,7 @@ def log_cholesky(cov, covariance_type: str):
 
 def covariance_from_log_cholesky(u, covariance_type: str):
     """Covariances from :func:`log_cholesky`'s coordinates; positive definite for any finite ``u``."""
-    if covariance_type in ("full", "tied"):
+    if lookup(covariance_type).matrix:
         eye = jnp.eye(u.shape[-1], dtype=bool)
         chol = jnp.where(eye, jnp.exp(jnp.diagonal(u, axis1=-2, axis2=-1))[..., None, :], jnp.tril(u, -1))
         return _mm(chol, jnp.swapaxes(chol, -1, -2))
@@ -111,11 +109,11 @@ def mahalanobis(x, means, prec_chol, covariance_type: str, formulation: Formulat
     diag/spherical from the differences :math:`x_d - m_{kd}` (:func:`diagonal_mahalanobis`, one
     component at a time as ``formulation.per_component`` says).
     """
-    formulation = formulation or Formulation()
-    if covariance_type in ("full", "tied") and x.shape[-1] <= SMALL_D and formulation.one_pass:
+    formulation, kind = formulation or Formulation(), lookup(covariance_type)
+    if kind.matrix and x.shape[-1] <= SMALL_D and formulation.one_pass:
         return _small_d_mahalanobis(x, means, prec_chol)
-    if covariance_type in ("full", "tied"):
-        if covariance_type == "full":
+    if kind.matrix:
+        if not kind.shared:
             y = jnp.einsum("kde,nd->ken", prec_chol, x, precision=EXACT) - jnp.einsum(
                 "kd,kde->ke", means, prec_chol, precision=EXACT)[:, :, None]
         else:  # x U once for all k, rows by features: XLA CPU (jaxlib 0.10) fused the
@@ -141,7 +139,7 @@ def diagonal_mahalanobis(x, means, prec_chol, covariance_type: str, per_componen
     ``benchmarks/probes/bounds.py --w3-differences``). Otherwise (accelerators) all components at once
     from the ``(k, n, d)`` differences: ``K`` small kernels per chunk cost a GPU 2.5x (W3, H200).
     """
-    precision = jnp.square(prec_chol if covariance_type == "diag" else prec_chol[:, None])
+    precision = jnp.square(lookup(covariance_type).per_feature(prec_chol))
     precision = jnp.broadcast_to(precision, means.shape)
     if per_component is None:
         per_component = per_component_on_this_backend()
@@ -198,17 +196,17 @@ def sufficient_stats(x, resp, ref, covariance_type: str, formulation: Formulatio
     :func:`diagonal_mahalanobis`).
     """
     d = x.shape[-1]
-    formulation = formulation or Formulation()
-    if covariance_type in ("full", "tied") and d <= SMALL_D and formulation.one_pass:
+    formulation, kind = formulation or Formulation(), lookup(covariance_type)
+    if kind.matrix and d <= SMALL_D and formulation.one_pass:
         return _one_pass_small_d_stats(x, resp, ref, covariance_type)
     counts = jnp.sum(resp, axis=1)
     sums = _mm(resp, x)
-    if covariance_type in ("full", "tied") and d <= SMALL_D:
+    if kind.matrix and d <= SMALL_D:
         diff = _columns_minus_means(x, ref)  # d arrays (k, n)
         upper = {(c, e): jnp.einsum("kn,kn->k", resp * diff[c], diff[e], precision=EXACT)
                  for c in range(d) for e in range(c, d)}
         second = symmetric_from_upper(upper, d)
-    elif covariance_type in ("full", "tied"):
+    elif kind.matrix:
         diff = x.T[None] - ref[:, :, None]  # (k, d, n)
         second = jnp.einsum("kdn,ken->kde", diff * resp[:, None, :], diff, precision=EXACT)
     elif formulation.components_one_at_a_time():
@@ -218,7 +216,7 @@ def sufficient_stats(x, resp, ref, covariance_type: str, formulation: Formulatio
         second = jax.lax.map(lambda ra: _mm(ra[0], jnp.square(x - ra[1])), (resp, ref))
     else:
         second = jnp.einsum("kn,knd->kd", resp, jnp.square(x[None] - ref[:, None]), precision=EXACT)
-    if covariance_type == "tied":
+    if kind.shared:
         second = jnp.sum(second, axis=0)
     return counts, sums, second
 
@@ -241,7 +239,7 @@ def _one_pass_small_d_stats(x, resp, ref, covariance_type: str):
     counts, sums = totals[0], jnp.stack(totals[1:d + 1], -1)
     upper = dict(zip(pairs, totals[d + 1:]))
     second = symmetric_from_upper(upper, d)
-    if covariance_type == "tied":
+    if lookup(covariance_type).shared:
         second = jnp.sum(second, axis=0)
     return counts, sums, second
 
@@ -249,13 +247,13 @@ def _one_pass_small_d_stats(x, resp, ref, covariance_type: str):
 def scatter_about_means(counts, sums, second, ref, means, covariance_type: str):
     """Second moments about ``means`` from moments about ``ref`` (exact algebra, no cancellation
     beyond that of ``means - ref``, which is small near convergence)."""
-    delta = means - ref
+    delta, kind = means - ref, lookup(covariance_type)
     centred = sums - counts[:, None] * ref
-    if covariance_type == "full":
+    if kind.matrix and not kind.shared:
         cross = delta[:, :, None] * centred[:, None, :]
         return second - cross - jnp.swapaxes(cross, 1, 2) + counts[:, None, None] * (
             delta[:, :, None] * delta[:, None, :])
-    if covariance_type == "tied":
+    if kind.shared:
         cross = delta.T @ centred
         return second - cross - cross.T + (delta * counts[:, None]).T @ delta
     # diag/spherical moments come from expanded products: rounding can leave them slightly below
@@ -264,54 +262,148 @@ def scatter_about_means(counts, sums, second, ref, means, covariance_type: str):
 
 
 def add_to_diagonal(cov, value, covariance_type: str):
-    if covariance_type in ("full", "tied"):
+    if lookup(covariance_type).matrix:
         return cov + value * jnp.eye(cov.shape[-1], dtype=cov.dtype)
     return cov + value
 
 
 def divide_per_component(scatter, counts, covariance_type: str):
     """``scatter / counts`` with counts broadcast over the covariance shape (tied: the total)."""
-    if covariance_type == "full":
-        return scatter / counts[:, None, None]
-    if covariance_type == "tied":
-        return scatter / jnp.sum(counts)
-    if covariance_type == "diag":
-        return scatter / counts[:, None]
-    return jnp.mean(scatter, axis=1) / counts
+    return lookup(covariance_type).divide(scatter, counts)
 
 
 def cholesky_factor(cov, covariance_type: str):
     """``L`` with ``L L^T = cov`` per component, broadcast to ``(k, d, d)`` / ``(k, d)`` / ``(k,)``."""
-    if covariance_type in ("full", "tied"):
+    if lookup(covariance_type).matrix:
         return linalg.cholesky(cov)
     return jnp.sqrt(cov)
 
 
-def map_update(stats, ref, reg_covar, pseudo_count, covariance_type: str):
-    r"""MAP ``(means, covariances)`` under a flat prior on means and a Wishart prior on precisions.
+class GaussianUpdate(NamedTuple):
+    """An M-step's means ``(k, d)``, covariances, and ``collapsed`` ``(k,)`` (bool): the
+    components the collapse guard marks (:func:`emjax.components.collapse.collapsed`; ``None``
+    when not guarded)."""
+
+    means: jnp.ndarray
+    covariances: jnp.ndarray
+    collapsed: jnp.ndarray | None
+
+
+def map_update(stats, ref, reg_covar, pseudo_count, covariance_type: str, *, present=None,
+               previous=None, guard: bool = False) -> GaussianUpdate:
+    r"""MAP means and covariances under a flat prior on means and a Wishart prior on precisions.
 
     :math:`m_k = s_k / N_k` (``ref`` where :math:`N_k = 0`) and
     :math:`\Sigma_k = (S_k + \psi I) / (N_k + c)`, with ``S`` the scatter about :math:`m_k`,
-    ``psi = reg_covar`` and ``c = pseudo_count`` (see :func:`log_wishart_prior`).
+    ``psi = reg_covar`` and ``c = pseudo_count`` (see :func:`log_wishart_prior`; tied:
+    :math:`(\sum_k S_k + \psi I) / (N + K c)`).
+
+    Args:
+        stats: ``(N, s, S)`` from :func:`sufficient_stats` about ``ref``.
+        ref: ``(k, d)`` the statistics' reference means.
+        present: optional ``(k,)`` bool, the components that exist; the others are padding
+            (:mod:`emjax.models.padded_mixture`): no pseudo-count, divisor 1, never collapsed.
+        previous: covariances that padding components keep (with ``present``; tied is shared).
+        guard: also mark collapsed components (:func:`emjax.components.collapse.collapsed`).
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from emjax.components import gaussian as g
+        >>> x = jnp.array([[0.0], [2.0]])
+        >>> stats = g.sufficient_stats(x, jnp.ones((1, 2)), jnp.zeros((1, 1)), "diag")
+        >>> means, cov, _ = g.map_update(stats, jnp.zeros((1, 1)), 0.0, 0.0, "diag")
+        >>> means.tolist(), cov.tolist()                   # the sample mean and variance
+        ([[1.0]], [[1.0]])
     """
-    counts, sums, second = stats
-    safe = jnp.where(counts > 0, counts, 1)[:, None]
-    means = jnp.where(counts[:, None] > 0, sums / safe, ref)
-    scatter = scatter_about_means(counts, sums, second, ref, means, covariance_type)
+    counts = stats[0]
+    present = _as_present(present, counts)
+    means, scatter = means_and_scatter(stats, ref, covariance_type)
     cov = divide_per_component(add_to_diagonal(scatter, reg_covar, covariance_type),
-                               counts + pseudo_count, covariance_type)
-    return means, cov
+                               _divisor(counts + pseudo_count * present, present, covariance_type),
+                               covariance_type)
+    return _finish(counts, means, scatter, cov, present, previous, reg_covar, guard, covariance_type)
 
 
-def log_wishart_prior(covariances, reg_covar, strength, covariance_type: str, d: int):
+def ml_update(stats, ref, reg_covar, covariance_type: str, *, count_floor: float = 0.0,
+              present=None, previous=None, guard: bool = False) -> GaussianUpdate:
+    r"""Maximum-likelihood means and covariances with ``reg_covar`` added to the diagonal after
+    the division (scikit-learn's and hmmlearn's convention; not a prior):
+    :math:`m_k = s_k / N'_k`, :math:`\Sigma_k = S_k / N'_k + \psi I` with
+    :math:`N'_k = N_k + ` ``count_floor`` (scikit-learn adds ``10 eps`` to every count).
+    ``present``, ``previous`` and ``guard`` as in :func:`map_update`.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from emjax.components import gaussian as g
+        >>> stats = g.sufficient_stats(jnp.array([[0.0], [2.0]]), jnp.ones((1, 2)), jnp.zeros((1, 1)), "spherical")
+        >>> g.ml_update(stats, jnp.zeros((1, 1)), 0.5, "spherical").covariances.tolist()
+        [1.5]
+    """
+    counts = stats[0]
+    present = _as_present(present, counts)
+    floored = counts + count_floor * present if count_floor else counts
+    means, scatter = means_and_scatter(stats, ref, covariance_type, floored)
+    cov = add_to_diagonal(divide_per_component(scatter, _divisor(floored, present, covariance_type),
+                                               covariance_type), reg_covar, covariance_type)
+    return _finish(counts, means, scatter, cov, present, previous, reg_covar, guard, covariance_type)
+
+
+def _as_present(present, counts):
+    """``present`` as 0/1 in the counts' dtype (all ones when not given)."""
+    return jnp.ones_like(counts) if present is None else jnp.asarray(present).astype(counts.dtype)
+
+
+def means_and_scatter(stats, ref, covariance_type: str, divisor_counts=None):
+    """Means :math:`s_k / N_k` (``ref`` where :math:`N_k = 0`; ``divisor_counts`` in place of
+    :math:`N_k` if given) and the scatter about them, from statistics about ``ref``."""
+    counts, sums, second = stats
+    divisor_counts = counts if divisor_counts is None else divisor_counts
+    seen = divisor_counts > 0
+    means = jnp.where(seen[:, None], sums / jnp.where(seen, divisor_counts, 1)[:, None], ref)
+    return means, scatter_about_means(counts, sums, second, ref, means, covariance_type)
+
+
+def _divisor(counts, present, covariance_type: str):
+    """Per-component counts to divide by; 1 for padding (tied divides by the total)."""
+    return counts if lookup(covariance_type).shared else jnp.where(present > 0, counts, 1)
+
+
+def _finish(counts, means, scatter, cov, present, previous, reg_covar, guard, covariance_type):
+    if previous is not None and not lookup(covariance_type).shared:
+        cov = jnp.where(jnp.reshape(present > 0, (-1,) + (1,) * (cov.ndim - 1)), cov, previous)
+    gone = collapsed(counts, means, scatter, present, reg_covar, covariance_type) if guard else None
+    return GaussianUpdate(means, cov, gone)
+
+
+def log_wishart_prior(covariances, reg_covar, pseudo_count, covariance_type: str, k: int, d: int,
+                      present=None):
     r"""Log prior of :func:`map_update`: :math:`\sum_k \tfrac{c}{2}\log|\Lambda_k|
-    - \tfrac{\psi}{2}\operatorname{tr}\Lambda_k` (+ const) for ``d`` features, where
-    ``c = strength`` (the pseudo-count; pass ``K c`` for the one tied precision)."""
-    prec_chol = precision_cholesky(covariances, covariance_type)
-    log_det = 2 * log_det_precision_cholesky(prec_chol, covariance_type, d)  # log|Lambda_k|
-    trace = {"full": lambda u: jnp.sum(u * u, axis=(1, 2)), "tied": lambda u: jnp.sum(u * u),
-             "diag": lambda u: jnp.sum(u * u, axis=1), "spherical": lambda u: d * u * u}
-    return 0.5 * strength * jnp.sum(log_det) - 0.5 * reg_covar * jnp.sum(trace[covariance_type](prec_chol))
+    - \tfrac{\psi}{2}\operatorname{tr}\Lambda_k` (+ const) for ``k`` components of ``d``
+    features, ``c = pseudo_count``; tied: one precision of strength :math:`K c`. ``present``
+    (optional ``(k,)`` bool, as in :func:`map_update`): padding components count for nothing.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from emjax.components import gaussian as g
+        >>> round(float(g.log_wishart_prior(jnp.array([0.5, 1.0]), 1.0, 2.0, "spherical", 2, 1)), 4)  # log 2 - 3/2
+        -0.8069
+    """
+    kind = lookup(covariance_type)
+    prec_chol = precision_cholesky(covariances, kind)
+    log_det = 2 * kind.log_det(prec_chol, d)  # log|Lambda_k|
+    trace = kind.trace_of_square(prec_chol, d)
+    if kind.shared:  # one shared Wishart of strength (present components) x c
+        strength = k * pseudo_count if present is None else jnp.sum(present) * pseudo_count
+    else:
+        strength = pseudo_count
+        if present is not None:
+            log_det, trace = jnp.where(present, log_det, 0), jnp.where(present, trace, 0)
+    return 0.5 * strength * jnp.sum(log_det) - 0.5 * reg_covar * jnp.sum(trace)
+
+
+def n_covariance_parameters(covariance_type: str, k: int, d: int) -> int:
+    """Free parameters of ``k`` covariances of ``d`` features (tied: one matrix)."""
+    return lookup(covariance_type).n_parameters(k, d)
 
 
 def affine_map(means, covariances, shift, scale, covariance_type: str):
@@ -322,11 +414,7 @@ def affine_map(means, covariances, shift, scale, covariance_type: str):
 def scale_covariance(cov, scale, covariance_type: str):
     """Covariance of ``x / scale`` from that of ``x`` (any covariance type's shape), divided by
     ``scale`` twice, never by its square, which leaves float32's range before the result does."""
-    if covariance_type in ("full", "tied"):
-        return cov / scale[:, None] / scale[None, :]
-    if covariance_type == "diag":
-        return cov / scale / scale
-    return cov / scale[0] / scale[0]
+    return lookup(covariance_type).scale(cov, scale)
 
 
 def location_and_magnitude(weighted_sum, absolute_sum, count):
@@ -390,7 +478,7 @@ def standardize(x, weights, covariance_type: str, rescale: bool = True):
     if rescale:
         relative = centred / magnitude
         ratio = (weights @ (relative * relative)) / total
-        scale = scale_from_moments(ratio, magnitude, covariance_type == "spherical")
+        scale = scale_from_moments(ratio, magnitude, lookup(covariance_type).common_scale)
     else:
         scale = jnp.ones_like(shift)
     return centred / scale, Affine(shift, scale), -jnp.sum(jnp.log(scale))
@@ -401,12 +489,4 @@ def sample(key, means, covariances, labels, covariance_type: str):
     means = jnp.asarray(means)
     z = jax.random.normal(key, labels.shape + means.shape[1:], means.dtype)
     chol = cholesky_factor(covariances, covariance_type)
-    if covariance_type == "full":
-        noise = jnp.einsum("nde,ne->nd", chol[labels], z)
-    elif covariance_type == "tied":
-        noise = z @ chol.T
-    elif covariance_type == "diag":
-        noise = z * chol[labels]
-    else:
-        noise = z * chol[labels][:, None]
-    return means[labels] + noise
+    return means[labels] + lookup(covariance_type).noise(chol, z, labels)

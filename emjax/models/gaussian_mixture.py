@@ -44,11 +44,11 @@ import numpy as np
 from jax.scipy.special import logsumexp
 
 from ..chunking import choose_chunk_size, chunked_sum
+from ..components import PSEUDO_COUNT
 from ..components import gaussian as g
 from ..components import gaussian_expanded as ge
 from ..components import gaussian_missing as gm
-from ..components import PSEUDO_COUNT
-from ..components.collapse import collapsed
+from ..components.covariance_types import lookup
 from ..model import Model
 from ..plan import Formulation
 from ..tree import is_traced
@@ -202,9 +202,7 @@ class GaussianMixture(Model):
 
     def n_free_parameters(self, params: GMMParams) -> int:
         k, d = params.means.shape
-        cov = {"full": k * d * (d + 1) // 2, "tied": d * (d + 1) // 2, "diag": k * d,
-               "spherical": k}[self.covariance_type]
-        return (k - 1) + k * d + cov
+        return (k - 1) + k * d + g.n_covariance_parameters(self.covariance_type, k, d)
 
     # ----------------------------------------------------------------- EM contract
     def e_step(self, params: GMMParams, x, weights):
@@ -237,7 +235,7 @@ class GaussianMixture(Model):
     def _expandable(self, x) -> bool:
         """Whether the expanded E-step applies (full/tied above ``SMALL_D`` features, diag,
         spherical; complete data)."""
-        small = self.covariance_type in ("full", "tied") and x.shape[-1] <= g.SMALL_D
+        small = lookup(self.covariance_type).matrix and x.shape[-1] <= g.SMALL_D
         return self.missing == "error" and not small
 
     def _e_step_exact(self, params: GMMParams, prec_chol, x, weights):
@@ -269,32 +267,21 @@ class GaussianMixture(Model):
         padding (see :mod:`emjax.models.padded_mixture`): they keep weight 0, means and
         covariances, and the prior and the weights' normaliser count active components only.
         """
-        counts, sums, second = stats
-        ref, cov_type = params.means, self.covariance_type
+        counts, cov_type = stats[0], self.covariance_type
         present = jnp.ones_like(counts) if active is None else active.astype(counts.dtype)
-        if self.regularization == "sklearn":
-            counts = counts + 10 * jnp.finfo(counts.dtype).eps * present
-            means = jnp.where(present[:, None] > 0,
-                              sums / jnp.where(present > 0, counts, 1)[:, None], ref)
-            scatter = g.scatter_about_means(stats[0], sums, second, ref, means, cov_type)
-            cov = g.add_to_diagonal(g.divide_per_component(scatter, self._divisor(counts, present),
-                                                           cov_type), self.reg_covar, cov_type)
-            weights = counts / jnp.sum(counts)
+        previous = None if active is None else params.covariances
+        if self.regularization == "sklearn":  # scikit-learn adds 10 eps to every count
+            floor = 10 * jnp.finfo(counts.dtype).eps
+            update = g.ml_update(stats, params.means, self.reg_covar, cov_type, count_floor=floor,
+                                 present=active, previous=previous, guard=self.guards_collapse)
+            weights = (counts + floor * present) / jnp.sum(counts + floor * present)
         else:
-            c = PSEUDO_COUNT
-            safe = jnp.where(counts > 0, counts, 1)[:, None]
-            means = jnp.where(counts[:, None] > 0, sums / safe, ref)
-            scatter = g.scatter_about_means(counts, sums, second, ref, means, cov_type)
-            prior_counts = counts + c * present
-            cov = g.divide_per_component(g.add_to_diagonal(scatter, self.reg_covar, cov_type),
-                                         self._divisor(prior_counts, present), cov_type)
-            weights = prior_counts / (jnp.sum(counts) + c * jnp.sum(present))
+            update = g.map_update(stats, params.means, self.reg_covar, PSEUDO_COUNT, cov_type,
+                                  present=active, previous=previous, guard=self.guards_collapse)
+            weights = (counts + PSEUDO_COUNT * present) / (jnp.sum(counts) + PSEUDO_COUNT * jnp.sum(present))
         if self.guards_collapse:
-            weights = jnp.where(collapsed(stats[0], means, scatter, present, self.reg_covar, cov_type),
-                                0, weights)
-        if active is None:
-            return GMMParams(weights, means, cov)
-        return GMMParams(weights, means, self._keep_padding(cov, params.covariances, active))
+            weights = jnp.where(update.collapsed, 0, weights)
+        return GMMParams(weights, update.means, update.covariances)
 
     def restate_stats(self, stats, params_from: GMMParams, params_to: GMMParams):
         """Second moments moved from about ``params_from.means`` to about ``params_to.means``."""
@@ -302,33 +289,15 @@ class GaussianMixture(Model):
         return counts, sums, g.scatter_about_means(counts, sums, second, params_from.means,
                                                    params_to.means, self.covariance_type)
 
-    def _divisor(self, counts, present):
-        """Per-component counts to divide by; 1 for padding (tied divides by the total)."""
-        return counts if self.covariance_type == "tied" else jnp.where(present > 0, counts, 1)
-
-    def _keep_padding(self, cov, old_cov, active):
-        if self.covariance_type == "tied":
-            return cov
-        return jnp.where(jnp.reshape(active, (-1,) + (1,) * (cov.ndim - 1)), cov, old_cov)
-
     def log_prior(self, params: GMMParams, active=None):
         """Log density of the prior (module docstring); ``active`` as in :meth:`m_step`."""
         if self.regularization == "sklearn":
             return jnp.zeros((), params.weights.dtype)
-        c, psi, cov_type = PSEUDO_COUNT, self.reg_covar, self.covariance_type
         k, d = params.means.shape
         present = jnp.ones((k,), bool) if active is None else active
-        prec_chol = g.precision_cholesky(params.covariances, cov_type)
-        log_det = 2 * g.log_det_precision_cholesky(prec_chol, cov_type, d)  # log|Lambda_k|
-        trace = {"full": lambda u: jnp.sum(u * u, axis=(1, 2)), "tied": lambda u: jnp.sum(u * u),
-                 "diag": lambda u: jnp.sum(u * u, axis=1), "spherical": lambda u: d * u * u}
-        trace = trace[cov_type](prec_chol)
-        if cov_type == "tied":  # one shared Wishart of strength (active components) x c
-            strength = k * c if active is None else jnp.sum(active) * c
-        else:
-            strength, log_det, trace = c, jnp.where(present, log_det, 0), jnp.where(present, trace, 0)
-        wishart = 0.5 * strength * jnp.sum(log_det) - 0.5 * psi * jnp.sum(trace)
-        return c * jnp.sum(jnp.where(present, jnp.log(params.weights), 0)) + wishart
+        wishart = g.log_wishart_prior(params.covariances, self.reg_covar, PSEUDO_COUNT,
+                                      self.covariance_type, k, d, active)
+        return PSEUDO_COUNT * jnp.sum(jnp.where(present, jnp.log(params.weights), 0)) + wishart
 
     def is_degenerate(self, params: GMMParams, active=None):
         """A covariance that is not positive definite, or an active component of weight 0."""
@@ -420,8 +389,9 @@ class GaussianMixture(Model):
         weight, so that the prior keeps covariances positive definite at the dtype's resolution."""
         if self.regularization == "sklearn":
             return jnp.ones_like(shift)
-        scale = g.scale_from_moments(ratio, magnitude, self.covariance_type == "spherical")
-        if self.covariance_type in ("full", "tied") and self.reg_covar > 0:
+        kind = lookup(self.covariance_type)
+        scale = g.scale_from_moments(ratio, magnitude, kind.common_scale)
+        if kind.matrix and self.reg_covar > 0:
             scale = scale * g.resolution_factor(self.reg_covar, total, shift.shape[-1])
         return scale
 
@@ -471,11 +441,11 @@ class GaussianMixture(Model):
 
     def exact_work_per_row(self, data) -> int:
         """Temporary values per row of the exact E-step's chunks (and of :meth:`init`'s)."""
-        k, d = self.n_components, data.shape[1]
+        k, d, kind = self.n_components, data.shape[1], lookup(self.covariance_type)
         if self.missing == "marginalize":  # per (row, component) conditional moments
-            return 4 * k * d * (d if self.covariance_type in ("full", "tied") else 1)
-        if self.covariance_type in ("full", "tied"):
-            return (3 if self.covariance_type == "full" else 2) * k * d + 2 * k
+            return 4 * k * d * (d if kind.matrix else 1)
+        if kind.matrix:
+            return (2 if kind.shared else 3) * k * d + 2 * k
         # diag/spherical: the E-step reads one component's squared differences of the chunk,
         # (chunk, d), twice (log-densities, then moments); at most 2^21 / 128 = 16K values per
         # component keep them in cache on CPU (W3, d=64, k=32: 256- and 512-row chunks run at

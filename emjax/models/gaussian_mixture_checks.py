@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..components import gaussian as g
+from ..components.covariance_types import lookup
 from ..validation import as_float_array, check_finite, check_ndim, check_param_shapes, check_probabilities
 
 
@@ -55,13 +56,14 @@ def check_enough_observed(x: np.ndarray, n_components: int) -> None:
 def check_positive_definite(cov: np.ndarray, covariance_type: str) -> None:
     """Host-side: finite covariances, positive definite (full/tied) or positive (diag/spherical)."""
     check_finite(cov, "params.covariances")
-    if covariance_type in ("full", "tied"):
+    kind = lookup(covariance_type)
+    if kind.matrix:
         stack = cov.reshape((-1,) + cov.shape[-2:])
         for i, c in enumerate(stack):
             try:
                 np.linalg.cholesky((c + c.T) / 2)
             except np.linalg.LinAlgError:
-                where = f"[{i}]" if covariance_type == "full" else ""
+                where = "" if kind.shared else f"[{i}]"
                 raise ValueError(f"params.covariances{where} must be positive definite; its smallest "
                                  f"eigenvalue is {np.linalg.eigvalsh((c + c.T) / 2)[0]:.3g}.") from None
     elif (cov <= 0).any():

@@ -29,6 +29,7 @@ import dataclasses
 import jax.numpy as jnp
 
 from ..components import gaussian as g
+from ..components.covariance_types import SPHERICAL, lookup
 from .hmm import HMM
 from .hmm_emissions import GaussianEmission, GaussianEmissionParams
 
@@ -41,18 +42,16 @@ class CovariancePriorEmission(GaussianEmission):
     covars_weight: float = 1.0
 
     def _extra_weight(self, d: int):
-        return max(self.covars_weight - (d if self.covariance_type in ("full", "tied") else 1), 0.0)
+        return max(self.covars_weight - (d if lookup(self.covariance_type).matrix else 1), 0.0)
 
     def m_step(self, stats, params: GaussianEmissionParams) -> GaussianEmissionParams:
-        counts, sums, second = stats
-        cov_type, ref, p = self.covariance_type, params.means, self.covars_prior
+        counts, cov_type, ref, p = stats[0], lookup(self.covariance_type), params.means, self.covars_prior
         seen = counts > 0
-        means = jnp.where(seen[:, None], sums / jnp.where(seen, counts, 1)[:, None], ref)
-        scatter = g.scatter_about_means(counts, sums, second, ref, means, cov_type)
+        means, scatter = g.means_and_scatter(stats, ref, cov_type)
         a = self._extra_weight(ref.shape[1])
-        if cov_type == "tied":
+        if cov_type.shared:
             return GaussianEmissionParams(means, (p + scatter) / (a + jnp.sum(counts)))
-        if cov_type == "spherical":
+        if cov_type is SPHERICAL:
             scatter = jnp.mean(scatter, axis=1)
         shape = (-1,) + (1,) * (scatter.ndim - 1)
         cov = (p + scatter) / jnp.maximum(a + counts, 1e-5).reshape(shape)
@@ -61,17 +60,17 @@ class CovariancePriorEmission(GaussianEmission):
         return GaussianEmissionParams(means, jnp.where(seen.reshape(shape), cov, params.covariances))
 
     def log_prior(self, params: GaussianEmissionParams):
-        cov_type, p = self.covariance_type, self.covars_prior
+        cov_type, p = lookup(self.covariance_type), self.covars_prior
         d = params.means.shape[1]
         a = self._extra_weight(d)
         cov = params.covariances
-        if cov_type in ("full", "tied"):
+        if cov_type.matrix:
             prec_chol = g.precision_cholesky(cov, cov_type)  # U U^T = cov^-1
             log_det_cov = -2 * g.log_det_precision_cholesky(prec_chol, cov_type, d)
             quad = jnp.sum(jnp.sum(prec_chol, axis=-2) ** 2, axis=-1)  # 1^T cov^-1 1
             return jnp.sum(-0.5 * a * log_det_cov - 0.5 * p * quad)
         per_variance = -0.5 * a * jnp.log(cov) - 0.5 * p / cov
-        return jnp.sum(per_variance) * (d if cov_type == "spherical" else 1)
+        return jnp.sum(per_variance) * (d if cov_type is SPHERICAL else 1)
 
 
 @dataclasses.dataclass(frozen=True)

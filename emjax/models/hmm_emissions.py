@@ -17,7 +17,7 @@ import numpy as np
 
 from ..components import PSEUDO_COUNT
 from ..components import gaussian as g
-from ..components.collapse import collapsed
+from ..components.covariance_types import FULL, lookup
 from ..plan import Formulation
 from ..row_sums import row_sums
 from ..validation import as_float_array, check_finite, feature_mismatch
@@ -81,13 +81,13 @@ class GaussianEmission:
         adds ``d`` slices ``(n, k)`` (several times faster on CPU than the component-major einsum
         or a reduction over a minor axis of ``d`` entries).
         """
-        if self.covariance_type != "full":
+        if lookup(self.covariance_type) is not FULL:
             return self.log_density(params, x).T
         k, d = params.means.shape
-        prec_chol = g.precision_cholesky(params.covariances, "full")  # (k, d in, d out)
+        prec_chol = g.precision_cholesky(params.covariances, FULL)  # (k, d in, d out)
         y = jnp.matmul(x, jnp.transpose(prec_chol, (1, 2, 0)).reshape(d, d * k), precision=g.EXACT)
         y = y.reshape(-1, d, k) - jnp.einsum("kd,kde->ek", params.means, prec_chol, precision=g.EXACT)
-        log_det = g.log_det_precision_cholesky(prec_chol, "full", d)
+        log_det = FULL.log_det(prec_chol, d)
         return -0.5 * (d * math.log(2 * math.pi) + g.sum_of_squares(y, axis=1)) + log_det
 
     def stats(self, params: GaussianEmissionParams, x, resp):
@@ -113,7 +113,8 @@ class GaussianEmission:
         x = x.reshape(t, s, d, 1)
         ref = params.means
         diff = [x[:, :, c] - ref[:, c] for c in range(d)]  # d arrays (t, s, k)
-        full = self.covariance_type in ("full", "tied")
+        kind = lookup(self.covariance_type)
+        full = kind.matrix
         pairs = [(c, e) for c in range(d) for e in (range(c, d) if full else (c,))]
         terms = [resp] + [resp * x[:, :, c] for c in range(d)] + [resp * diff[c] * diff[e] for c, e in pairs]
         totals = [jnp.sum(p, axis=0) for p in row_sums(terms, axis=1)]  # (k,) each
@@ -122,30 +123,25 @@ class GaussianEmission:
         if not full:
             return counts, sums, jnp.stack([moment[c, c] for c in range(d)], axis=-1)
         second = g.symmetric_from_upper(moment, d)
-        return counts, sums, jnp.sum(second, axis=0) if self.covariance_type == "tied" else second
+        return counts, sums, jnp.sum(second, axis=0) if kind.shared else second
 
     def m_step(self, stats, params: GaussianEmissionParams) -> GaussianEmissionParams:
         cov_type, ref = self.covariance_type, params.means
-        counts, sums, second = stats
-        if self.regularization == "prior":
-            means, cov = g.map_update(stats, ref, self.reg_covar, PSEUDO_COUNT, cov_type)
-        else:
-            means = jnp.where(counts[:, None] > 0, sums / jnp.where(counts > 0, counts, 1)[:, None], ref)
-            scatter = g.scatter_about_means(counts, sums, second, ref, means, cov_type)
-            cov = g.add_to_diagonal(g.divide_per_component(scatter, counts, cov_type), self.reg_covar, cov_type)
         guard = self.regularization == "prior" if self.collapse_guard is None else self.collapse_guard
-        if guard and cov_type != "tied":
-            scatter = g.scatter_about_means(counts, sums, second, ref, means, cov_type)
-            gone = collapsed(counts, means, scatter, jnp.ones_like(counts), self.reg_covar, cov_type)
-            cov = jnp.where(gone.reshape((-1,) + (1,) * (cov.ndim - 1)), 0, cov)
-        return GaussianEmissionParams(means, cov)
+        if self.regularization == "prior":
+            update = g.map_update(stats, ref, self.reg_covar, PSEUDO_COUNT, cov_type, guard=guard)
+        else:
+            update = g.ml_update(stats, ref, self.reg_covar, cov_type, guard=guard)
+        cov = update.covariances
+        if guard and not lookup(cov_type).shared:  # a collapsed state's zero covariance ends its restart DEGENERATE
+            cov = jnp.where(update.collapsed.reshape((-1,) + (1,) * (cov.ndim - 1)), 0, cov)
+        return GaussianEmissionParams(update.means, cov)
 
     def log_prior(self, params: GaussianEmissionParams):
         if self.regularization != "prior":
             return jnp.zeros((), params.means.dtype)
         k, d = params.means.shape
-        strength = k * PSEUDO_COUNT if self.covariance_type == "tied" else PSEUDO_COUNT
-        return g.log_wishart_prior(params.covariances, self.reg_covar, strength, self.covariance_type, d)
+        return g.log_wishart_prior(params.covariances, self.reg_covar, PSEUDO_COUNT, self.covariance_type, k, d)
 
     def is_degenerate(self, params: GaussianEmissionParams):
         return ~jnp.all(jnp.isfinite(g.precision_cholesky(params.covariances, self.covariance_type)))
@@ -215,9 +211,8 @@ class GaussianEmission:
 
     def n_free_parameters(self, params: GaussianEmissionParams) -> int:
         k, d = np.shape(params.means)
-        cov = {"full": k * d * (d + 1) // 2, "tied": d * (d + 1) // 2, "diag": k * d,
-               "spherical": k}[self.covariance_type]
-        return k * d + cov
+        return k * d + g.n_covariance_parameters(self.covariance_type, k, d)
 
     def work_per_step(self, k: int, d: int) -> int:
-        return {"full": 3 * k * d, "tied": 2 * k * d}.get(self.covariance_type, 3 * k + d)
+        kind = lookup(self.covariance_type)
+        return ((2 if kind.shared else 3) * k * d) if kind.matrix else 3 * k + d

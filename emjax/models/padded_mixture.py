@@ -14,6 +14,8 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
+from ..components import gaussian as g
+from ..components.covariance_types import lookup
 from ..model import Model
 from .gaussian_mixture import GaussianMixture, GMMParams
 
@@ -32,11 +34,9 @@ def pad(params: GMMParams, k_max: int, covariance_type: str) -> PaddedParams:
     weights, means, cov = params
     k, d = means.shape
     extra = k_max - k
-    fill = {"full": lambda: jnp.broadcast_to(jnp.eye(d, dtype=cov.dtype), (extra, d, d)),
-            "diag": lambda: jnp.ones((extra, d), cov.dtype),
-            "spherical": lambda: jnp.ones((extra,), cov.dtype)}
-    if covariance_type != "tied":
-        cov = jnp.concatenate([cov, fill[covariance_type]()])
+    if not lookup(covariance_type).shared:  # unit covariances
+        cov = jnp.concatenate([cov, g.add_to_diagonal(jnp.zeros(g.covariance_shape(covariance_type, extra, d),
+                                                               cov.dtype), 1, covariance_type)])
     return PaddedParams(
         GMMParams(jnp.concatenate([weights, jnp.zeros((extra,), weights.dtype)]),
                   jnp.concatenate([means, jnp.zeros((extra, d), means.dtype)]), cov),
@@ -46,7 +46,7 @@ def pad(params: GMMParams, k_max: int, covariance_type: str) -> PaddedParams:
 def trim(params: PaddedParams, k: int, covariance_type: str) -> GMMParams:
     """The ``k`` active components of padded ``params`` (host-side: ``k`` is concrete)."""
     weights, means, cov = params.mixture
-    return GMMParams(weights[:k], means[:k], cov if covariance_type == "tied" else cov[:k])
+    return GMMParams(weights[:k], means[:k], cov if lookup(covariance_type).shared else cov[:k])
 
 
 @dataclasses.dataclass(frozen=True)
