@@ -3,36 +3,19 @@ import os
 
 # The suite runs without emjax's default persistent compilation cache (emjax.compile_cache): no
 # state carried between runs (a program loaded from disk fires no compile event, which
-# test_memory_w6 counts). tests/test_latency.py checks the cache in fresh processes.
+# engine/test_memory.py counts). engine/test_latency.py checks the cache in fresh processes.
 os.environ.setdefault("EMJAX_NO_COMPILATION_CACHE", "1")
 
 import jax  # noqa: E402
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-
-def full_covariances(cov, covariance_type, k, d):
-    """(k, d, d) float64 covariances from any of scikit-learn's four covariance shapes."""
-    cov = np.asarray(cov, np.float64)
-    if covariance_type == "full":
-        return cov
-    if covariance_type == "tied":
-        return np.broadcast_to(cov, (k, d, d))
-    if covariance_type == "diag":
-        return np.stack([np.diag(c) for c in cov])
-    return cov[:, None, None] * np.eye(d)
-
-
-def blobs(n=300, d=2, k=3, seed=0, spread=6.0, dtype=np.float32):
-    """Well separated Gaussian blobs (NumPy, fixed seed)."""
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(scale=spread, size=(k, d))
-    labels = rng.integers(k, size=n)
-    return (centres[labels] + rng.normal(size=(n, d))).astype(dtype), labels
+from helpers import blobs, full_covariances  # noqa: E402,F401  (tests/differential/hmm_cases.py
+# imports full_covariances from conftest; the import can go once it imports it from helpers)
 
 
 @pytest.fixture
 def data():
+    """300 float32 rows of three well separated 2-d blobs (:func:`helpers.blobs`)."""
     return blobs()[0]
 
 
@@ -73,33 +56,16 @@ def _n_mappings() -> int:
 MAX_MAP_COUNT = _max_map_count()
 
 
-def _in_differential_harness(module) -> bool:
-    return os.path.basename(os.path.dirname(module.__file__)) == "differential"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _drop_compiled_programs(request):
-    """Drop JAX's compiled programs before and after each test module. One process runs the
-    whole suite, and every compiled CPU program keeps its own executable memory mappings (about
-    150-300 each): kept for the whole run, they reach the kernel's per-process mapping limit
-    (vm.max_map_count, 65530 by default) and LLVM fails with "Cannot allocate memory" late in
-    the suite. Every module also starts with no program compiled (tests that count compilations
-    rely on it). The differential harness (tests/differential) is the exception on Linux: its
-    modules share programs (one compile per model, shape and path), and they are dropped only
-    when the mappings near the limit (:func:`_drop_compiled_programs_near_the_mapping_limit`)."""
-    keep = MAX_MAP_COUNT is not None and _in_differential_harness(request.module)
-    if not keep:
-        jax.clear_caches()
-    yield
-    if not keep:
-        jax.clear_caches()
-
-
 @pytest.fixture(autouse=True)
 def _drop_compiled_programs_near_the_mapping_limit():
     """After any test, drop JAX's compiled programs once this process holds more than half of
-    vm.max_map_count memory mappings (Linux), whichever module compiled them: a module with
-    hundreds of programs (the harness's full grid) would otherwise reach the limit within it."""
+    vm.max_map_count memory mappings (Linux). Every compiled CPU program keeps its own executable
+    memory mappings (about 150-300 each); kept for a whole run they would reach the kernel's
+    per-process limit (65530 by default) and LLVM would fail with "Cannot allocate memory". Until
+    then, programs are shared across modules: many modules fit the same models at the same
+    shapes, and each compile costs seconds. Tests that count compilations count them around the
+    call they check (``_cache_size()`` before and after, or JAX's compile events), never from the
+    start of a module."""
     yield
     if MAX_MAP_COUNT is not None and _n_mappings() > MAX_MAP_COUNT // 2:
         jax.clear_caches()
