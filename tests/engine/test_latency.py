@@ -115,6 +115,7 @@ def _fresh_import(env: dict) -> str:
     return out.stdout.strip()
 
 
+@pytest.mark.slow  # fresh Python processes
 def test_compilation_cache_is_on_in_a_private_user_directory_and_can_be_turned_off(tmp_path):
     env = {k: v for k, v in os.environ.items()
            if k not in ("JAX_COMPILATION_CACHE_DIR", "EMJAX_NO_COMPILATION_CACHE")}

@@ -63,6 +63,7 @@ def test_unweighted_inputs_carry_no_weights_vector():
         validation.prepare_inputs(model, x[:2], None, ones_as_none=True)  # still checked
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA's CPU buffer assignment")
 def test_unweighted_large_fit_takes_the_data_alone_as_argument_and_compiles_lean():
     """A 2^21 x 8 float32 fit (64 MiB: the lean compilation), compiled only: its arguments are the

@@ -10,8 +10,11 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import pytest
 
 import emjax
+
+pytestmark = pytest.mark.slow  # starts Python processes: make test-slow
 
 WORKER = Path(__file__).parent / "multiprocess_worker.py"
 

@@ -19,6 +19,8 @@ import pytest
 import emjax
 from emjax.driver import history_size
 
+pytestmark = pytest.mark.slow  # starts Python processes: make test-slow
+
 HERE = Path(__file__).parent
 
 

@@ -101,6 +101,7 @@ fit(lambda: np.save("X.npy", X[:10, :1]))
 """
 
 
+@pytest.mark.slow
 def test_file_replaced_or_truncated_during_the_fit_raises_not_sigbus(tmp_path):
     """F9: the process died with SIGBUS (memory map); now a Python exception naming file and pass."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),

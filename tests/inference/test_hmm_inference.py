@@ -61,6 +61,7 @@ def test_gradients_through_hard_zeros_are_finite(x64, parallel):
     np.testing.assert_allclose(grads[2], marginals, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_long_sequence_matches_float64_reference(x64):
     rng = np.random.default_rng(7)
     k, t = 3, 100_000

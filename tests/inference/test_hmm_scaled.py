@@ -3,6 +3,7 @@ against brute-force enumeration of every state path and a float64 NumPy forward 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from emjax.inference import hmm_scaled
 from reference.hmm import enumerate_paths, tiny_hmm
@@ -71,6 +72,7 @@ def test_gradient_of_log_likelihood_is_the_marginals_and_finite_at_hard_zeros(x6
         np.testing.assert_allclose(grads[2][:, i], marginals, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_long_float32_sequences_match_float64_reference():
     rng = np.random.default_rng(7)
     k, t = 3, 100_000

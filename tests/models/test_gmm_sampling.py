@@ -49,6 +49,7 @@ def true_params(cov_type):
                            jnp.asarray(COVARIANCES[cov_type], jnp.float32))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cov_type", COV_TYPES)
 def test_sample_moments_and_labels_match_params(cov_type):
     n = 200_000
@@ -117,6 +118,7 @@ def reorder(params, perm, cov_type):
     return w[perm], m[perm], (c if cov_type == "tied" else c[perm])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cov_type", COV_TYPES)
 def test_fit_recovers_known_params_like_sklearn(cov_type):
     n = 20_000

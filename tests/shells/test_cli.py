@@ -106,6 +106,7 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, capsys, args, message):
     assert last.startswith("emjax: error:") and message in last
 
 
+@pytest.mark.slow
 def test_python_dash_m_exit_code(tmp_path):
     run = subprocess.run([sys.executable, "-m", "emjax", "fit", str(tmp_path / "none.npy"),
                           "--n-components", "2"], capture_output=True, text=True)

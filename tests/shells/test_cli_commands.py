@@ -203,6 +203,7 @@ def test_select_table_and_choice_against_scikit_learn_bic(tmp_path):
     assert [int(r[1]) for r in rows] == sk.predict(BLOBS).tolist()
 
 
+@pytest.mark.slow
 def test_python_dash_m_version_smoke():
     run = subprocess.run([sys.executable, "-m", "emjax", "--version"], capture_output=True, text=True)
     assert run.returncode == 0 and run.stdout.startswith(f"emjax {emjax.__version__} (jax ")

@@ -11,7 +11,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from emjax.sklearn import BayesianGaussianMixture, GaussianMixture
 
 
-pytestmark = pytest.mark.usefixtures("quick_compile")
+# scikit-learn's estimator checks: make test-slow
+pytestmark = [pytest.mark.usefixtures("quick_compile"), pytest.mark.slow]
 
 
 def expected_failed_checks(estimator):
