@@ -39,6 +39,13 @@ def quick_compile():
         jax.config.update("jax_disable_most_optimizations", previous)
 
 
+@pytest.fixture
+def no_compiled_programs():
+    """Drops JAX's compiled programs before the test, for tests that check that a call compiles
+    a new program: programs are shared across modules, so an earlier test may have compiled it."""
+    jax.clear_caches()
+
+
 def _max_map_count():
     """The kernel's per-process limit on memory mappings (Linux), else None."""
     try:

@@ -166,6 +166,7 @@ def test_zero_weights_remove_rows_and_integer_weights_repeat_rows(x64):
             np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.usefixtures("no_compiled_programs")
 def test_a_second_fit_with_an_equal_model_and_shapes_does_not_recompile(data):
     emjax.fit(emjax.GaussianMixture(3, covariance_type="diag"), data, KEY, n_init=2)
     before = _fit_jit._cache_size()

@@ -130,6 +130,7 @@ def test_compilation_cache_is_on_in_a_private_user_directory_and_can_be_turned_o
     assert _fresh_import({**env, "JAX_COMPILATION_CACHE_DIR": mine}) == mine  # the user's wins
 
 
+@pytest.mark.usefixtures("no_compiled_programs")
 @pytest.mark.parametrize("init", ["kmeans++", "random"])
 def test_padded_rows_give_the_unpadded_fit_and_nearby_sizes_share_a_program(x64, monkeypatch, init):
     """Rows padded to the bucket (weight 0) change nothing: the same starts (the init never

@@ -97,6 +97,7 @@ def test_lean_compile_only_for_concrete_data_on_cpu_past_the_threshold():
     assert jax.jit(lambda x: jnp.asarray(plan_module.lean_compile(x)))(jnp.zeros(3)) == 0  # traced
 
 
+@pytest.mark.usefixtures("no_compiled_programs")
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="lean compilation is for CPU memory")
 @pytest.mark.parametrize("cov_type", ["full", "diag"])
 def test_leanly_compiled_em_matches_sklearn_trace(x64, cov_type):

@@ -57,6 +57,7 @@ def test_em_by_default_runs_the_plan_fit_makes_for_one_restart():
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.usefixtures("no_compiled_programs")
 def test_plans_compare_hash_and_print_by_value_and_are_the_compile_key():
     model = emjax.GaussianMixture(2, covariance_type="spherical")
     plan = emjax.make_plan(model, X, n_init=4)

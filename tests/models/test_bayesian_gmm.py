@@ -214,6 +214,7 @@ def test_densities_of_given_params(x64, covariance_type, prior_type):
     np.testing.assert_array_equal(labels, sk.predict(x))
 
 
+@pytest.mark.slow  # K=10 to convergence (tol 1e-6, up to 300 iterations), twice
 def test_unneeded_components_shrink():
     """K=10 on 3 well separated blobs (float32, default settings); then the same program with
     random row weights: no restart may report a decreasing bound."""
