@@ -1,3 +1,13 @@
+"""Fixtures shared by the whole suite. The suite mirrors the package:
+
+core/ (argument checks, linear algebra, precision), components/, inference/, models/, engine/
+(driver, fit, plan, chunking, sharding, memory, latency, and test_contract.py: the properties
+every model must have, from one registry), extensions/ (SQUAREM, gradients, online, streaming),
+selection/, shells/ (CLI, scikit-learn estimators, plotting, notebooks, docs, benchmark smoke);
+reference/ holds the independent NumPy/brute-force references, helpers.py the shared helpers,
+differential/ the differential harness. Lanes: ``make test`` runs every test not marked
+``slow`` or ``verify``, ``make test-slow`` the ``slow`` ones, ``make verify`` the harness's grid.
+"""
 import gc
 import os
 
@@ -30,13 +40,17 @@ def x64():
 def quick_compile():
     """A module's programs compiled with XLA's optimisations mostly off
     (``jax_disable_most_optimizations``): about half the compile time, the same results, slower
-    runs. For modules whose time is nearly all compiling on tiny data (scikit-learn's checks)."""
+    runs. For modules whose time is nearly all compiling on tiny data (scikit-learn's checks).
+    The flag is not part of JAX's compile key, so compiled programs are dropped on the way in and
+    out: the module compiles its own, and leaves none to modules compiled with optimisations."""
     previous = jax.config.values["jax_disable_most_optimizations"]
+    jax.clear_caches()
     jax.config.update("jax_disable_most_optimizations", True)
     try:
         yield
     finally:
         jax.config.update("jax_disable_most_optimizations", previous)
+        jax.clear_caches()
 
 
 @pytest.fixture
