@@ -125,6 +125,7 @@ def test_without_the_guard_1000_restarts_pick_a_spurious_optimum():
     assert float(unguarded.objective) > float(guarded.objective)
 
 
+@pytest.mark.slow  # a selection grid of 24 models (K = 1..6, four covariance types), 10 restarts each
 def test_select_on_standardised_iris_chooses_two_components():
     """scikit-learn's BIC loop and mclust choose 2 components on standardised iris; without the
     guard emjax chose 4 full components (some of them collapsed)."""
