@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test verify bench install doctest docs clean
+.PHONY: run test test-fast test-slow verify bench install doctest docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,21 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/emjax demo
 
+# The suite in three lanes, all run by CI (.ci/run): `make test`, the fast lane (every test not
+# marked slow or verify) on two pytest-xdist workers; `make test-slow`, the tests marked slow
+# (notebooks, tests that start Python processes, large shapes, scikit-learn's estimator checks),
+# each test file on one worker; `make verify`, the differential grid. `make test-fast` is the
+# fast lane stopping at the first failure (the inner loop).
+FAST_LANE := -m "not slow and not verify"
+
 test: $(STAMP)
-	$(PY) -m pytest tests -m "not verify"
+	$(PY) -m pytest tests $(FAST_LANE) -n 2
+
+test-fast: $(STAMP)
+	$(PY) -m pytest tests $(FAST_LANE) -n 2 -x
+
+test-slow: $(STAMP)
+	$(PY) -m pytest tests -m "slow and not verify" -n 2 --dist loadfile
 
 # The differential harness's full grid (tests/differential, marker "verify"): every model
 # configuration on every execution path over drawn shapes, against float64 references. Nearly all
