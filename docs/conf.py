@@ -1,6 +1,6 @@
 """Sphinx configuration for emjax's documentation (``make docs``: built with warnings as errors).
 
-Notebooks are rendered from their stored form and never executed here (``tests/test_notebooks.py``
+Notebooks are rendered from their stored form and never executed here (``tests/shells/test_notebooks.py``
 executes them); they are copied from ``notebooks/`` into ``docs/notebooks/`` (git-ignored) at
 every build so that the repository keeps one copy.
 """

@@ -14,7 +14,7 @@ call compiles, the heap that compilation freed is handed back to the kernel (gli
 Every program emjax compiles also gets :func:`correct_cpu_options`: XLA's CPU compiler in jaxlib
 0.10 fuses some matrix products with the reductions that consume them into YNNPACK kernels that
 return wrong sums (a tied-covariance Mahalanobis distance, ``sum((U^T x^T)[None] - (m U)[..., None]) ** 2,
-axis=1)`` after a Cholesky solve, was off by 25% on 569 x 30 rows; ``tests/test_xla_ynn_fusion.py``
+axis=1)`` after a Cholesky solve, was off by 25% on 569 x 30 rows; ``tests/core/test_xla_ynn_fusion.py``
 holds the reproducer). Those fusions are switched off for emjax's programs alone.
 """
 from __future__ import annotations

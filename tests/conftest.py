@@ -19,8 +19,7 @@ os.environ.setdefault("EMJAX_NO_COMPILATION_CACHE", "1")
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
-from helpers import blobs, full_covariances  # noqa: E402,F401  (tests/differential/hmm_cases.py
-# imports full_covariances from conftest; the import can go once it imports it from helpers)
+from helpers import blobs  # noqa: E402
 
 
 @pytest.fixture

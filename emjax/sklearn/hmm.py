@@ -6,7 +6,7 @@ Same constructor arguments, attributes (``startprob_``, ``transmat_``, ``means_`
 its default update: maximum likelihood for ``startprob_``, ``transmat_``, ``means_``,
 ``emissionprob_`` and ``lambdas_``, and hmmlearn's covariance prior (``covars_prior=1e-2``,
 ``covars_weight=1``: :mod:`emjax.models.hmm_covariance_prior`). From the same parameters the
-numbers are hmmlearn's (tests/test_sklearn_hmm.py). emjax adds ``n_init`` (restarts, the best
+numbers are hmmlearn's (tests/shells/sklearn/test_hmm.py). emjax adds ``n_init`` (restarts, the best
 kept). What differs: random starts (k-means++ means, Dirichlet ``startprob_``/``transmat_``;
 hmmlearn runs KMeans and starts uniform), and priors other than hmmlearn's defaults on
 ``startprob_``, ``transmat_``, means, emission tables and rates are refused by name.

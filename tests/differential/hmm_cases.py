@@ -8,7 +8,7 @@ hold garbage that must change nothing) and a start near the truth. References:
 - :func:`forward_backward`: log-space forward-backward of one sequence,
   :math:`\\alpha_\\tau(j) = \\log\\sum_i e^{\\alpha_{\\tau-1}(i) + \\log A_{ij}} + \\log b_\\tau(j)`,
   :math:`\\beta_\\tau(i) = \\log\\sum_j e^{\\log A_{ij} + \\log b_{\\tau+1}(j) + \\beta_{\\tau+1}(j)}`;
-  brute-force enumeration of every path is :func:`hmm_reference.enumerate_paths` (tests/).
+  brute-force enumeration of every path is :func:`reference.hmm.enumerate_paths` (tests/reference/hmm.py).
 - :func:`baum_welch_step`: the maximum-likelihood M-step (``regularization="none"``,
   ``reg_covar=0``) from the weighted posteriors.
 - :func:`hmmlearn_step`: hmmlearn's one ``fit`` iteration with its priors off (Gaussian x 4
@@ -28,7 +28,7 @@ from scipy import stats
 from scipy.special import logsumexp
 
 import emjax
-from conftest import full_covariances
+from helpers import full_covariances
 
 FAMILIES = ("gaussian", "categorical", "poisson", "bernoulli")
 COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")

@@ -69,7 +69,7 @@ FORMULATIONS = {"exact": emjax.Formulation(), "expanded": emjax.Formulation(unba
 def blocks_plan(model, data, weights, n_init: int, per_block: int):
     """The plan of ``emjax.fit`` with ``n_init`` restarts in blocks of ``per_block`` (1: one at a
     time, in a ``lax.map``, with the rows in chunks of at most 2 x MIN_CHUNK), as
-    tests/test_restart_blocks.py forces them."""
+    tests/engine/test_restart_blocks.py forces them."""
     plan = emjax.make_plan(model, data, n_init=n_init, weights=weights)
     prepared = padded_rows(model, *prepare_inputs(model, data, weights, ones_as_none=True))[0]  # as fit's
     n, work = n_rows(prepared), model.with_formulation(plan.formulation).work_per_row(prepared)

@@ -331,7 +331,7 @@ def _gmm_case(cov_type, regularization, missing):
 
     # the references are the MAP and scikit-learn EM steps; the collapse guard (which zeroes the
     # weight of a component with fewer than d + 1 rows, common in drawn shapes with d up to 64) is
-    # checked against its own reference in tests/test_collapse_guard.py
+    # checked against its own reference in tests/components/test_collapse_guard.py
     return Case(name, "gmm", lambda s: emjax.GaussianMixture(s.k, cov_type, regularization=regularization,
                                                              missing=missing, collapse_guard=False),
                 make_data, gmm_start, reference, paths=ALL_PATHS)

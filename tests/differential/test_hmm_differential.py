@@ -30,7 +30,7 @@ from emjax.chunking import MIN_CHUNK
 from emjax.plan import choose_plan
 from emjax.driver import DECREASE_EPS_FACTOR
 from emjax.models.hmm_sequences import Sequences
-from hmm_reference import enumerate_paths
+from reference.hmm import enumerate_paths
 
 from . import hmm_cases as hc
 

@@ -87,6 +87,7 @@ def _same_fit(a: dict, b: dict) -> bool:
     return (a["objective"], a["params"]) == (b["objective"], b["params"])
 
 
+@pytest.mark.slow  # fresh Python processes
 def test_second_process_loads_without_tracing_and_matches_the_uncached_fit(tmp_path):
     first = _run("plain", tmp_path)["plain"]
     assert first["stats"]["compiled"] == 1 and first["traced"] > 0 and first["compiled"]
