@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test test-fast test-slow verify bench install doctest docs clean
+.PHONY: lint run test test-fast test-slow verify bench install doctest docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ test-fast: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest tests -m "slow and not verify" -n 2 --dist loadfile
+
+# ruff (rules in pyproject.toml) and the layer rules of docs/guide/architecture.md (tests/test_layers.py:
+# every import points down a layer, no private names across modules).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check emjax tests benchmarks
+	$(PY) -m pytest tests/test_layers.py -q -p no:cacheprovider
 
 # The differential harness's full grid (tests/differential, marker "verify"): every model
 # configuration on every execution path over drawn shapes, against float64 references. Nearly all

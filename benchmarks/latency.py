@@ -71,7 +71,7 @@ def part_fit_once():
 
     imported = time.perf_counter()
     result = emjax.fit(emjax.GaussianMixture(3, "full"), wine(), 0, n_init=10)
-    from emjax.fit import _fit_cache
+    from emjax.engine.restarts import _fit_cache
 
     return {"part": "fit_once", "import_s": imported - start, "fit_s": result.timing.seconds,
             "compiled": result.timing.compiled, "executable_cache": vars(_fit_cache.stats)}
@@ -155,7 +155,7 @@ def part_cv_fresh():
         start = time.perf_counter()
         search(SkGMM).fit(x)
         sklearn_s = time.perf_counter() - start
-    from emjax.fit import _fit_cache
+    from emjax.engine.restarts import _fit_cache
 
     return {"part": "cv_fresh", "emjax_sklearn_first_gridsearch_s": emjax_s,
             "sklearn_gridsearch_1_blas_thread_s": sklearn_s, "ratio": emjax_s / sklearn_s,

@@ -62,7 +62,7 @@ def _fit_once(lib: str, w, x):
         model = emjax.GaussianMixture(w.k, covariance_type=w.covariance_type)
         r = emjax.fit(model, x, jax.random.key(0), n_init=1, max_iter=w.max_iter, tol=0.0, throw=False)
         jax.block_until_ready(r)
-        return int(r.n_iter), emjax.status.describe(np.asarray(r.restarts.status))
+        return int(r.n_iter), emjax.core.status.describe(np.asarray(r.restarts.status))
     if lib == "sklearn":
         from peers import _sklearn_fit
         g = _sklearn_fit(w, x, 1, w.max_iter)

@@ -68,7 +68,7 @@ def run_emjax(w, x, repeats: int, budget_s: float) -> dict:
         loglik = mean_loglik(x, params.weights, params.means, params.covariances, w.covariance_type)
         return _record(w, walls, cpus, compile_s=compile_s, n_iter=float(n_iter.mean()),
                        units_run=w.n_init, loglik=loglik, first_run_s=first_s,
-                       statuses=emjax.status.describe(status),
+                       statuses=emjax.core.status.describe(status),
                        emjax_loglik=float(result.log_likelihood))
 
     fit_all = jax.jit(jax.vmap(lambda xd, k: emjax.fit(model, xd, k, n_init=1, **opts)))
@@ -87,7 +87,7 @@ def run_emjax(w, x, repeats: int, budget_s: float) -> dict:
     return _record(w, walls, cpus, compile_s=compile_s, n_iter=float(np.mean(result.n_iter)),
                    units_run=w.n_datasets, loglik=float(np.mean(per_dataset)),
                    per_dataset_loglik=per_dataset, first_run_s=first_s,
-                   statuses=emjax.status.describe(np.asarray(result.status)))
+                   statuses=emjax.core.status.describe(np.asarray(result.status)))
 
 
 # --------------------------------------------------------------------------------- scikit-learn
@@ -296,7 +296,7 @@ def run_emjax_hmm(w, data, repeats: int, budget_s: float) -> dict:
     loglik = hmm_mean_loglik(*data, p.initial, p.transitions, p.emission.means, p.emission.covariances)
     return _record(w, walls, cpus, compile_s=compile_s, n_iter=float(np.mean(result.restarts.n_iter)),
                    units_run=w.n_init, loglik=loglik, first_run_s=first_s,
-                   statuses=emjax.status.describe(np.asarray(result.restarts.status)),
+                   statuses=emjax.core.status.describe(np.asarray(result.restarts.status)),
                    notes=f"chunk_size={chunk} sequences" if chunk else "")
 
 

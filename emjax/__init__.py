@@ -1,18 +1,19 @@
 """emjax: batched Expectation-Maximization on JAX.
 
 Every restart of every fit is one ``vmap``-ed ``lax.while_loop``; models are pure functions that
-return additive sufficient statistics (see :mod:`emjax.model`).
+return additive sufficient statistics (see :mod:`emjax.core.model`).
 """
-from . import datasets, inference, plotting
-from .accelerate import ACCELERATORS
-from .corpus import Corpus
-from .compile_cache import enable_default_cache
-from .criteria import aic, bic
-from .driver import ConvergenceWarning, EMResult, FitError, em
-from .isolated_optimum import IsolatedOptimumWarning
-from .fit import FitResult, fit, init_restarts, make_plan, timed_fit
-from .gem import gem_ascent, gem_m_step
-from .model import Model
+from .shells import datasets as datasets, plotting as plotting  # emjax.datasets, emjax.plotting
+from . import inference
+from .engine.accelerate import ACCELERATORS
+from .models.plsa.corpus import Corpus
+from .engine.compile_cache import enable_default_cache
+from .selection.criteria import aic, bic
+from .engine.driver import ConvergenceWarning, EMResult, FitError, em
+from .engine.isolated_optimum import IsolatedOptimumWarning
+from .engine.restarts import FitResult, fit, init_restarts, make_plan, timed_fit
+from .components.gem import gem_ascent, gem_m_step
+from .core.model import Model
 from .models import (
     HMM, PLSA, BayesianGaussianMixture, BayesianNetwork, BernoulliEmissionParams, BernoulliHMM,
     BernoulliMixture, BernoulliMixtureParams, BNParams, CategoricalEmissionParams, CategoricalHMM,
@@ -20,12 +21,12 @@ from .models import (
     GaussianMixture, GMMParams, HMMParams, MultinomialMixture, MultinomialMixtureParams, PLSAParams,
     PoissonEmissionParams, PoissonHMM, PoissonMixture, PoissonMixtureParams, Sequences, VBGMMParams,
 )
-from .online import OnlineEM, OnlineState
-from .plan import Formulation, Plan
-from .select import SelectResult, select
-from .sharding import shard
-from .status import Status
-from .streaming import PassReport, print_progress, stream_fit
+from .extensions.online import OnlineEM, OnlineState
+from .core.plan import Formulation, Plan
+from .selection.select import SelectResult, select
+from .engine.sharding import shard
+from .core.status import Status
+from .extensions.streaming import PassReport, print_progress, stream_fit
 
 __version__ = "0.1.0"
 
@@ -44,5 +45,5 @@ __all__ = [
 ]
 
 # JAX's persistent compilation cache in a per-user directory, unless the user configured one or
-# set EMJAX_NO_COMPILATION_CACHE=1 (emjax.compile_cache)
+# set EMJAX_NO_COMPILATION_CACHE=1 (emjax.engine.compile_cache)
 enable_default_cache()

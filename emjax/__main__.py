@@ -1,6 +1,6 @@
-"""``python -m emjax``: the command line of :mod:`emjax.cli`."""
+"""``python -m emjax``: the command line of :mod:`emjax.shells.cli`."""
 import sys
 
-from .cli import main
+from .shells.cli import main
 
 sys.exit(main())

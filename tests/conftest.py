@@ -11,7 +11,7 @@ differential/ the differential harness. Lanes: ``make test`` runs every test not
 import gc
 import os
 
-# The suite runs without emjax's default persistent compilation cache (emjax.compile_cache): no
+# The suite runs without emjax's default persistent compilation cache (emjax.engine.compile_cache): no
 # state carried between runs (a program loaded from disk fires no compile event, which
 # engine/test_memory.py counts). engine/test_latency.py checks the cache in fresh processes.
 os.environ.setdefault("EMJAX_NO_COMPILATION_CACHE", "1")

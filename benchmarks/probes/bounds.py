@@ -11,7 +11,7 @@ from what XLA can do on this CPU:
   moments written elementwise on (k, n) arrays: no dot_general, so XLA fuses it into a few
   loops instead of thousands of 2x2 batched matrix products.
   With ``--w1-blocks B`` it also times the same E-step in blocks of B restarts (``lax.map``)
-  compiled with ``emjax.row_sums.REASSOCIATING_COMPILER_OPTIONS`` and its row sums as one variadic
+  compiled with ``emjax.core.row_sums.REASSOCIATING_COMPILER_OPTIONS`` and its row sums as one variadic
   reduction: the formulation ``emjax.fit`` now uses for small-D full covariances.
 * W2 (full, D=16): "feature" form. With f(x) = [vec(x x^T), x, 1], both the Mahalanobis terms
   (f(x) @ W, W from the precisions) and all statistics (R^T f(x)) are plain GEMMs with long
@@ -57,7 +57,7 @@ import numpy as np  # noqa: E402
 from jax.scipy.special import logsumexp  # noqa: E402
 
 import workloads as wl  # noqa: E402
-from emjax.row_sums import REASSOCIATING_COMPILER_OPTIONS, row_sums  # noqa: E402
+from emjax.core.row_sums import REASSOCIATING_COMPILER_OPTIONS, row_sums  # noqa: E402
 from profile_emjax import bench  # noqa: E402
 from scoring import gmm_flops_per_iteration  # noqa: E402
 
@@ -202,7 +202,7 @@ def _timed(fn, *args, runs=5):
 
 def w3_differences(scale: str, chunks=(256, 512)):
     """Print wall/CPU ms per W3 E-step (with statistics) for each differences formulation."""
-    from emjax.chunking import chunked_sum
+    from emjax.core.chunking import chunked_sum
     w = wl.workloads(scale)["W3"]
     x = jnp.asarray(wl.data_for(w))
     x = (x - x.mean(0)) / x.std(0)

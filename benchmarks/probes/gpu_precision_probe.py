@@ -9,7 +9,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 import numpy as np
 import jax, jax.numpy as jnp
 import emjax, workloads as wl
-fitmod = importlib.import_module("emjax.fit")
+fitmod = importlib.import_module("emjax.engine.restarts")
 g = importlib.import_module("emjax.components.gaussian")
 A = jax.lax.DotAlgorithmPreset
 VARIANTS = {"HIGHEST": jax.lax.Precision.HIGHEST, "TF32x3": A.TF32_TF32_F32_X3,

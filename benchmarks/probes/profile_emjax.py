@@ -36,8 +36,8 @@ import emjax  # noqa: E402
 import workloads as wl  # noqa: E402
 from scoring import gmm_flops_per_iteration, median  # noqa: E402
 
-fitmod = importlib.import_module("emjax.fit")
-chunking = importlib.import_module("emjax.chunking")
+fitmod = importlib.import_module("emjax.engine.restarts")
+chunking = importlib.import_module("emjax.core.chunking")
 gauss = importlib.import_module("emjax.components.gaussian")
 
 

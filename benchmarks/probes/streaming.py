@@ -109,7 +109,7 @@ def sharded_child(args) -> dict:
     import jax
     from jax.sharding import AxisType
     import emjax
-    from emjax.fit import _fit_jit, _prepare
+    from emjax.engine.restarts import _fit_jit, _prepare
 
     x = np.random.default_rng(0).normal(size=(args.rows, args.d)).astype(np.float32)
     x += np.random.default_rng(1).normal(scale=4, size=(args.k, args.d)).astype(np.float32)[

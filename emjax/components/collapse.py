@@ -20,7 +20,7 @@ mean and :math:`T` the data's total scatter (within plus between components), a 
 with the threshold :math:`\tau(M) = \psi + 64\,\epsilon\,\operatorname{tr} M` (``psi =
 reg_covar``, :math:`\epsilon` the dtype's machine epsilon, so that float32 rounding of the scatter
 cannot pass for spread): its covariance in direction :math:`v` is then the prior's, not its
-rows'. Both tests are Cholesky factorisations (:func:`emjax.linalg.cholesky` fails with NaN
+rows'. Both tests are Cholesky factorisations (:func:`emjax.core.linalg.cholesky` fails with NaN
 exactly when the shifted matrix is not positive definite), :math:`O(K d^3)` per M-step, no
 eigendecomposition and no LAPACK call. When the data themselves are flat in some direction
 (collinear features) only the row count applies. **diag** and **spherical** components collapse
@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from .. import linalg
+from ..core import linalg
 from .covariance_types import lookup
 
 #: The data must spread this many thresholds in every direction for the subspace test to apply.

@@ -24,7 +24,7 @@ import math
 import jax.numpy as jnp
 from jax.scipy.special import digamma, gammaln, multigammaln
 
-from .. import linalg
+from ..core import linalg
 from . import gaussian as g
 
 

@@ -26,9 +26,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .. import linalg
-from ..plan import Formulation, on_cpu
-from ..row_sums import row_sums
+from ..core import linalg
+from ..core.plan import Formulation, on_cpu
+from ..core.row_sums import row_sums
 from .collapse import collapsed
 from .covariance_types import COVARIANCE_TYPES, lookup  # noqa: F401  (COVARIANCE_TYPES re-exported)
 
@@ -92,7 +92,7 @@ def log_density(x, means, prec_chol, covariance_type: str, formulation: Formulat
 
     Component-major layout keeps the long row axis innermost, so the sums over features and
     components are vector adds rather than short reductions along the fastest axis.
-    ``formulation`` (:class:`emjax.plan.Formulation`) as in :func:`mahalanobis`.
+    ``formulation`` (:class:`emjax.core.plan.Formulation`) as in :func:`mahalanobis`.
     """
     d = x.shape[-1]
     log_det = jnp.reshape(log_det_precision_cholesky(prec_chol, covariance_type, d), (-1, 1))
@@ -117,7 +117,7 @@ def mahalanobis(x, means, prec_chol, covariance_type: str, formulation: Formulat
             y = jnp.einsum("kde,nd->ken", prec_chol, x, precision=EXACT) - jnp.einsum(
                 "kd,kde->ke", means, prec_chol, precision=EXACT)[:, :, None]
         else:  # x U once for all k, rows by features: XLA CPU (jaxlib 0.10) fused the
-            # transposed product U^T x^T into its reduction wrongly (emjax.xla_options)
+            # transposed product U^T x^T into its reduction wrongly (emjax.core.xla_options)
             y = _mm(x, prec_chol)[None] - _mm(means, prec_chol)[:, None, :]
             return jnp.sum(jnp.square(y), axis=2)
         return sum_of_squares(y, axis=1)
@@ -190,7 +190,7 @@ def sufficient_stats(x, resp, ref, covariance_type: str, formulation: Formulatio
     where the ``(k, d, n) x (k, n, d)`` batched product would be thousands of tiny ``dot_general``
     calls dominated by per-call overhead (W5, D=2, K=3 over 2,000 datasets: a third less CPU
     per EM iteration this way). Where ``formulation.one_pass`` (a plan's own program on a CPU,
-    :mod:`emjax.plan`), full/tied with ``d <= SMALL_D`` take all ``1 + d + d(d+1)/2`` sums in one
+    :mod:`emjax.core.plan`), full/tied with ``d <= SMALL_D`` take all ``1 + d + d(d+1)/2`` sums in one
     fused pass over the rows instead. Diag and spherical moments come from squared differences,
     one component at a time or all at once as ``formulation.per_component`` says (see
     :func:`diagonal_mahalanobis`).
@@ -302,7 +302,7 @@ def map_update(stats, ref, reg_covar, pseudo_count, covariance_type: str, *, pre
         stats: ``(N, s, S)`` from :func:`sufficient_stats` about ``ref``.
         ref: ``(k, d)`` the statistics' reference means.
         present: optional ``(k,)`` bool, the components that exist; the others are padding
-            (:mod:`emjax.models.padded_mixture`): no pseudo-count, divisor 1, never collapsed.
+            (:mod:`emjax.selection.padded_mixture`): no pseudo-count, divisor 1, never collapsed.
         previous: covariances that padding components keep (with ``present``; tied is shared).
         guard: also mark collapsed components (:func:`emjax.components.collapse.collapsed`).
 

@@ -60,7 +60,7 @@ keep the exact forms. In float64,
 are about nine orders of magnitude worse scaled, and then err by at most :math:`10^{-12}`.
 
 **Batching.** A model chooses with ``lax.cond`` per chunk, and only while its formulation
-(``unbatched``, from the fit's :class:`emjax.plan.Plan`) says the program traces one restart
+(``unbatched``, from the fit's :class:`emjax.core.plan.Plan`) says the program traces one restart
 without a batch axis (:func:`emjax.fit` with ``n_init=1``): under ``vmap`` a per-restart predicate turns the
 ``cond`` into a ``select`` that computes both forms, so batched restarts keep the exact forms.
 """

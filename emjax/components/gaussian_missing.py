@@ -27,7 +27,7 @@ import math
 
 import jax
 import jax.numpy as jnp
-from .. import linalg
+from ..core import linalg
 from .gaussian import EXACT, precision_cholesky
 
 LOG_2PI = math.log(2 * math.pi)
@@ -43,7 +43,7 @@ def _row_conditionals(x0, obs, mean, cov):
     d = x0.shape[0]
     eye = jnp.eye(d, dtype=cov.dtype)
     block = jnp.where(obs[:, None] & obs[None, :], cov, eye)  # Sigma_oo, identity elsewhere
-    chol = linalg.cholesky(block)  # no LAPACK call (emjax.linalg)
+    chol = linalg.cholesky(block)  # no LAPACK call (emjax.core.linalg)
     resid = jnp.where(obs, x0 - mean, 0)
     z = linalg.solve_lower(chol, resid[:, None])[:, 0]
     log_det = 2 * jnp.sum(jnp.log(jnp.diagonal(chol)))

@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from ..xla_options import jit
+from ..core.xla_options import jit
 
 
 class Posterior(NamedTuple):

@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 
 from .hmm import safe_log
-from ..xla_options import jit
+from ..core.xla_options import jit
 
 #: Forward and backward steps per loop iteration of the time scans (the answer does not depend
 #: on it). On the 2-core CPU of benchmarks/results/cpu.md, 1, 2, 4 and 8 ran W4's E-step equally fast

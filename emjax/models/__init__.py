@@ -1,18 +1,20 @@
-"""Latent-variable models: pure functions under the contract of :mod:`emjax.model`."""
+"""Latent-variable models: pure functions under the contract of :mod:`emjax.core.model`."""
 from .bayesian_gaussian_mixture import BayesianGaussianMixture, VBGMMParams
-from .bayesian_network import BayesianNetwork, BNParams
+from .bayesian_network.model import BayesianNetwork, BNParams
 from .discrete_mixtures import (
     BernoulliMixture, BernoulliMixtureParams, CategoricalMixture, CategoricalMixtureParams,
     MultinomialMixture, MultinomialMixtureParams, PoissonMixture, PoissonMixtureParams,
 )
 from .enumerated import EnumeratedMixture
 from .gaussian_mixture import GaussianMixture, GMMParams
-from .hmm import HMM, BernoulliHMM, CategoricalHMM, GaussianHMM, HMMParams, PoissonHMM, Sequences
-from .hmm_discrete_emissions import (
+from .hmm.model import (
+    HMM, BernoulliHMM, CategoricalHMM, GaussianHMM, HMMParams, PoissonHMM, Sequences,
+)
+from .hmm.discrete_emissions import (
     BernoulliEmissionParams, CategoricalEmissionParams, PoissonEmissionParams,
 )
-from .hmm_emissions import GaussianEmissionParams
-from .plsa import PLSA, PLSAParams
+from .hmm.emissions import GaussianEmissionParams
+from .plsa.model import PLSA, PLSAParams
 
 __all__ = [
     "BNParams", "BayesianGaussianMixture", "BayesianNetwork", "BernoulliEmissionParams",

@@ -29,20 +29,20 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
-from ..chunking import choose_chunk_size, chunked_sum
+from ..core.chunking import choose_chunk_size, chunked_sum
 from ..components import gauss_wishart as gw
 from ..components import gaussian as g
 from ..components import mixture_weights as mw
-from ..model import Model
-from ..plan import Formulation
-from ..validation import (
+from ..core.model import Model
+from ..core.plan import Formulation
+from ..core.validation import (
     as_float_array, check_finite, check_param_shapes, checked_post_fit_data, prepare_inputs,
 )
 from . import seeding
 from ..components.gaussian import Affine
 from .gaussian_mixture import GaussianMixture, GMMParams
 from .vb_priors import check_prior_shapes, prior_tuple, resolved_priors, validate_static
-from ..xla_options import jit
+from ..core.xla_options import jit
 
 
 class VBGMMParams(NamedTuple):

@@ -20,11 +20,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
-from ..chunking import choose_chunk_size, chunked_sum
+from ..core.chunking import choose_chunk_size, chunked_sum
 from ..components import PSEUDO_COUNT  # noqa: F401  (re-exported: the mixtures' default)
 from ..components import discrete as dc
-from ..model import Model
-from ..validation import (
+from ..core.model import Model
+from ..core.validation import (
     check_enough_rows, check_nonnegative_number, check_param_shape, check_positive_int,
     check_probabilities, checked_post_fit_data,
 )

@@ -22,8 +22,8 @@ import jax.numpy as jnp
 
 from ..components import discrete as dc
 from ..components import PSEUDO_COUNT
-from ..discrete_validation import as_binary_array, as_category_array, as_count_array
-from ..validation import is_positive_int
+from ..core.discrete_validation import as_binary_array, as_category_array, as_count_array
+from ..core.validation import is_positive_int
 from .discrete_mixture_base import DiscreteMixture
 
 

@@ -4,7 +4,7 @@ For a user function :math:`\ell(\theta, x, z) = \log p(x, z \mid \theta)` of one
 state :math:`z \in \{0, \dots, K-1\}`, the model is :math:`p(x \mid \theta) = \sum_z e^{\ell(\theta, x, z)}`.
 The E-step enumerates the ``K`` states of every row:
 :math:`r_{iz} = \operatorname{softmax}_z \ell(\theta_t, x_i, z)`; the M-step is generalized EM
-(:func:`emjax.gem.gem_ascent`): a few optax steps uphill on
+(:func:`emjax.components.gem.gem_ascent`): a few optax steps uphill on
 
 .. math::
     Q(\theta; \theta_t) = \sum_i w_i \sum_z r_{iz} \, \ell(\theta, x_i, z) + \log p(\theta),
@@ -24,10 +24,10 @@ import jax.numpy as jnp
 import optax
 from jax.scipy.special import logsumexp
 
-from ..chunking import choose_chunk_size, chunked_sum, n_rows
-from ..gem import gem_ascent
-from ..model import Model
-from ..validation import as_float_array, check_finite
+from ..core.chunking import choose_chunk_size, chunked_sum, n_rows
+from ..components.gem import gem_ascent
+from ..core.model import Model
+from ..core.validation import as_float_array, check_finite
 
 
 @dataclasses.dataclass(frozen=True)

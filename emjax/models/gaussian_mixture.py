@@ -43,16 +43,18 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
-from ..chunking import choose_chunk_size, chunked_sum
+from ..core.chunking import choose_chunk_size, chunked_sum
 from ..components import PSEUDO_COUNT
 from ..components import gaussian as g
 from ..components import gaussian_expanded as ge
 from ..components import gaussian_missing as gm
 from ..components.covariance_types import lookup
-from ..model import Model
-from ..plan import Formulation
-from ..tree import is_traced
-from ..validation import check_enough_rows, check_key, check_positive_int, checked_post_fit_data
+from ..core.model import Model
+from ..core.plan import Formulation
+from ..core.tree import is_traced
+from ..core.validation import (
+    check_enough_rows, check_key, check_positive_int, checked_post_fit_data,
+)
 from . import seeding
 from .gaussian_mixture_checks import check_enough_observed, check_params, check_rows
 
@@ -213,7 +215,7 @@ class GaussianMixture(Model):
 
     def _e_step_complete(self, params: GMMParams, x, weights):
         """Exact E-step, or, for one unbatched restart (``self.formulation.unbatched``,
-        :mod:`emjax.plan`), the expanded one for chunks where its
+        :mod:`emjax.core.plan`), the expanded one for chunks where its
         rounding guard holds (:mod:`emjax.components.gaussian_expanded`; a ``lax.cond`` per
         chunk). The chunks are then sized for the expanded form (:meth:`work_per_row`), and the
         exact form goes through each in sub-chunks of its own size."""
@@ -264,7 +266,7 @@ class GaussianMixture(Model):
         """Closed-form update; only ``params.means`` (the statistics' reference point) is read.
 
         ``active`` (optional ``(k,)`` bool) marks the components that exist; the others are
-        padding (see :mod:`emjax.models.padded_mixture`): they keep weight 0, means and
+        padding (see :mod:`emjax.selection.padded_mixture`): they keep weight 0, means and
         covariances, and the prior and the weights' normaliser count active components only.
         """
         counts, cov_type = stats[0], self.covariance_type

@@ -6,7 +6,9 @@ import numpy as np
 
 from ..components import gaussian as g
 from ..components.covariance_types import lookup
-from ..validation import as_float_array, check_finite, check_ndim, check_param_shapes, check_probabilities
+from ..core.validation import (
+    as_float_array, check_finite, check_ndim, check_param_shapes, check_probabilities,
+)
 
 
 def check_rows(data, allow_nan: bool):

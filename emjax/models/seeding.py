@@ -8,7 +8,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from ..chunking import choose_chunk_size, chunked_sum
+from ..core.chunking import choose_chunk_size, chunked_sum
 from ..components.gaussian import sum_of_squares
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..components import gaussian as g
 from ..components import mixture_weights as mw
-from ..validation import check_positive_int
+from ..core.validation import check_positive_int
 from .gaussian_mixture import INIT_METHODS
 
 

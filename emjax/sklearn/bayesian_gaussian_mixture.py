@@ -16,7 +16,7 @@ from ..models.bayesian_gaussian_mixture import BayesianGaussianMixture as Bayesi
 from ..models.bayesian_gaussian_mixture import VBGMMParams
 from ..models.gaussian_mixture import GaussianMixture as GaussianMixtureModel
 from ..models.gaussian_mixture import GMMParams
-from ..xla_options import jit
+from ..core.xla_options import jit
 from . import covariances as cv
 from .gaussian_mixture import engine_init_params
 from .mixture_base import MixtureEstimator

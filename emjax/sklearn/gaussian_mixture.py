@@ -7,11 +7,11 @@ import jax
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from ..fit import init_restarts
+from ..engine.restarts import init_restarts
 from ..models.gaussian_mixture import GaussianMixture as GaussianMixtureModel
 from ..models.gaussian_mixture import GMMParams
-from ..validation import check_probabilities
-from ..xla_options import jit
+from ..core.validation import check_probabilities
+from ..core.xla_options import jit
 from . import covariances as cv
 from . import host_density
 from .mixture_base import MixtureEstimator

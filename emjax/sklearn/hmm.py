@@ -5,7 +5,7 @@ Same constructor arguments, attributes (``startprob_``, ``transmat_``, ``means_`
 ``predict``, ``predict_proba``, ``score``, ``score_samples``, ``sample``) as hmmlearn 0.3, with
 its default update: maximum likelihood for ``startprob_``, ``transmat_``, ``means_``,
 ``emissionprob_`` and ``lambdas_``, and hmmlearn's covariance prior (``covars_prior=1e-2``,
-``covars_weight=1``: :mod:`emjax.models.hmm_covariance_prior`). From the same parameters the
+``covars_weight=1``: :mod:`emjax.models.hmm.covariance_prior`). From the same parameters the
 numbers are hmmlearn's (tests/shells/sklearn/test_hmm.py). emjax adds ``n_init`` (restarts, the best
 kept). What differs: random starts (k-means++ means, Dirichlet ``startprob_``/``transmat_``;
 hmmlearn runs KMeans and starts uniform), and priors other than hmmlearn's defaults on
@@ -17,10 +17,10 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.validation import check_array
 
-from ..models.hmm import HMM
-from ..models.hmm_covariance_prior import CovariancePriorGaussianHMM
-from ..models.hmm_discrete_emissions import CategoricalEmissionParams, PoissonEmissionParams
-from ..models.hmm_emissions import GaussianEmissionParams
+from ..models.hmm.model import HMM
+from ..models.hmm.covariance_prior import CovariancePriorGaussianHMM
+from ..models.hmm.discrete_emissions import CategoricalEmissionParams, PoissonEmissionParams
+from ..models.hmm.emissions import GaussianEmissionParams
 from .hmm_base import BaseHMMEstimator
 
 

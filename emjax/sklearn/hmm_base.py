@@ -1,6 +1,6 @@
 """The hmmlearn-style estimator shell shared by :mod:`emjax.sklearn.hmm`'s HMMs: concatenated
 sequences with ``lengths`` in, NumPy out, hmmlearn's attribute and method names over
-:func:`emjax.fit` and the :class:`~emjax.models.hmm.HMM` model (host-side only)."""
+:func:`emjax.fit` and the :class:`~emjax.models.hmm.model.HMM` model (host-side only)."""
 from __future__ import annotations
 
 import abc
@@ -13,11 +13,11 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
-from ..driver import FitError
-from ..fit import fit as fit_restarts
-from ..fit import init_restarts
-from ..models.hmm import HMMParams
-from ..status import Status, describe
+from ..engine.driver import FitError
+from ..engine.restarts import fit as fit_restarts
+from ..engine.restarts import init_restarts
+from ..models.hmm.model import HMMParams
+from ..core.status import Status, describe
 from .random_state import key_from_random_state
 
 ALGORITHMS = ("viterbi", "map")

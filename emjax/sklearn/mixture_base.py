@@ -14,14 +14,14 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from ..accelerate import check_accelerator
-from ..driver import ConvergenceWarning as EmjaxConvergenceWarning
-from ..driver import FitError
-from ..fit import fit as engine_fit
-from ..fit import init_restarts
-from ..status import Status, describe
-from ..validation import check_positive_int
-from ..xla_options import jit
+from ..engine.accelerate import check_accelerator
+from ..engine.driver import ConvergenceWarning as EmjaxConvergenceWarning
+from ..engine.driver import FitError
+from ..engine.restarts import fit as engine_fit
+from ..engine.restarts import init_restarts
+from ..core.status import Status, describe
+from ..core.validation import check_positive_int
+from ..core.xla_options import jit
 from .float_precision import computing_in
 from .random_state import key_from_random_state
 from .row_buckets import padded

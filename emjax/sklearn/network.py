@@ -17,11 +17,11 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
-from ..driver import FitError
-from ..fit import fit as fit_restarts
-from ..models.bayesian_network import BayesianNetwork as NetworkModel
-from ..models.bayesian_network import BNParams
-from ..status import Status, describe
+from ..engine.driver import FitError
+from ..engine.restarts import fit as fit_restarts
+from ..models.bayesian_network.model import BayesianNetwork as NetworkModel
+from ..models.bayesian_network.model import BNParams
+from ..core.status import Status, describe
 from .random_state import key_from_random_state
 
 #: Most assignments of the queried variables :meth:`BayesianNetwork.query` enumerates.

@@ -1,7 +1,7 @@
 r"""PLSA as a scikit-learn transformer over :class:`emjax.PLSA` (host-side, NumPy out).
 
 Input is a document-word count matrix, dense or ``scipy.sparse`` (what ``CountVectorizer``
-returns); it is fitted as its non-zero triplets (:mod:`emjax.models.plsa`), so cost grows with the
+returns); it is fitted as its non-zero triplets (:mod:`emjax.models.plsa.model`), so cost grows with the
 number of non-zeros. ``components_`` holds :math:`\phi_{zw} = P(w \mid z)`.
 """
 from __future__ import annotations
@@ -10,13 +10,13 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.exceptions import NotFittedError
 
-from ..corpus import as_corpus
-from ..driver import FitError
-from ..fit import fit as fit_restarts
+from ..models.plsa.corpus import as_corpus
+from ..engine.driver import FitError
+from ..engine.restarts import fit as fit_restarts
 from ..models.discrete_mixture_base import PSEUDO_COUNT
-from ..models.plsa import PLSA as PLSAModel
-from ..models.plsa import PLSAParams
-from ..status import Status, describe
+from ..models.plsa.model import PLSA as PLSAModel
+from ..models.plsa.model import PLSAParams
+from ..core.status import Status, describe
 from .random_state import key_from_random_state
 
 

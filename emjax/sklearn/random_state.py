@@ -6,7 +6,7 @@ import numbers
 import numpy as np
 from sklearn.utils import check_random_state
 
-from ..validation import check_key
+from ..core.validation import check_key
 
 #: Seeds drawn from a RandomState (or NumPy's global one for None) lie in [0, SEED_BOUND).
 SEED_BOUND = 2**31 - 1

@@ -2,14 +2,14 @@
 folds of a cross-validation, a check suite's small data sets) share one compiled program.
 
 A row of weight 0 changes no statistic, no standardisation and no seed (the engine's contract,
-see :mod:`emjax.chunking`), so the fit is that of the unpadded rows; densities and posteriors are
+see :mod:`emjax.core.chunking`), so the fit is that of the unpadded rows; densities and posteriors are
 computed per row and the padding is cut off.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..row_buckets import bucket_rows
+from ..engine.row_buckets import bucket_rows
 
 #: Every count up to this many rows is padded to it (an E-step over so few rows costs
 #: microseconds; a compilation costs seconds).
@@ -20,7 +20,7 @@ PAD_BELOW = 1 << 16
 
 
 def bucket_size(n: int) -> int:
-    """``n`` rounded up to the engine's bucket (:func:`emjax.row_buckets.bucket_rows`: four sizes
+    """``n`` rounded up to the engine's bucket (:func:`emjax.engine.row_buckets.bucket_rows`: four sizes
     per octave, at most 25% more rows), at least :data:`SMALLEST_BUCKET`; ``n`` itself from
     :data:`PAD_BELOW` on (the engine pads a fit's data only up to 8,192 rows; the shell pads
     ``predict``/``score`` inputs too)."""

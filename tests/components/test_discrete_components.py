@@ -13,7 +13,7 @@ import pytest
 from scipy import stats
 
 import emjax.components.discrete as dc
-from emjax.discrete_validation import as_binary_array, as_category_array, as_count_array
+from emjax.core.discrete_validation import as_binary_array, as_category_array, as_count_array
 
 RNG = np.random.default_rng(0)
 K = 3

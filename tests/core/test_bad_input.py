@@ -27,9 +27,9 @@ def test_nonfinite_data_names_count_and_first_index(value, match, on_device):
 
 def test_device_data_is_checked_in_place_not_copied():
     x = jnp.asarray(X)
-    data, weights = emjax.validation.prepare_inputs(emjax.GaussianMixture(2), x, None)
+    data, weights = emjax.core.validation.prepare_inputs(emjax.GaussianMixture(2), x, None)
     assert data is x
-    converted, _ = emjax.validation.prepare_inputs(emjax.GaussianMixture(2), jnp.arange(6).reshape(3, 2), None)
+    converted, _ = emjax.core.validation.prepare_inputs(emjax.GaussianMixture(2), jnp.arange(6).reshape(3, 2), None)
     assert converted.dtype == jnp.result_type(float)
 
 

@@ -1,4 +1,4 @@
-"""emjax.linalg (Cholesky and triangular solves without LAPACK calls) against NumPy at float64,
+"""emjax.core.linalg (Cholesky and triangular solves without LAPACK calls) against NumPy at float64,
 and the hang it removes (F3 of ../shared/findings/reliability.md) as a soak of short fits."""
 import os
 import subprocess
@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from emjax import linalg
+from emjax.core import linalg
 
 
 def _spd(rng, batch, d):

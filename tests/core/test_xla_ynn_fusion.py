@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve_triangular
 
-from emjax import xla_options
+from emjax.core import xla_options
 
 
 def _precision_cholesky(c):

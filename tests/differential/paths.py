@@ -11,11 +11,11 @@ import jax
 import numpy as np
 
 import emjax
-from emjax import driver
-from emjax.chunking import n_rows
-from emjax.plan import MIN_CHUNK, choose_chunk_size
-from emjax.row_buckets import padded_rows
-from emjax.validation import prepare_inputs
+from emjax.engine import driver
+from emjax.core.chunking import n_rows
+from emjax.core.plan import MIN_CHUNK, choose_chunk_size
+from emjax.engine.row_buckets import padded_rows
+from emjax.core.validation import prepare_inputs
 
 from .registry import Shape, as_triplets
 

@@ -26,10 +26,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import emjax
-from emjax.chunking import MIN_CHUNK
-from emjax.plan import choose_plan
-from emjax.driver import DECREASE_EPS_FACTOR
-from emjax.models.hmm_sequences import Sequences
+from emjax.core.chunking import MIN_CHUNK
+from emjax.core.plan import choose_plan
+from emjax.engine.driver import DECREASE_EPS_FACTOR
+from emjax.models.hmm.sequences import Sequences
 from reference.hmm import enumerate_paths
 
 from . import hmm_cases as hc
@@ -46,7 +46,7 @@ RTOL = 1e-8  # float64 paths against the plain path (sums in another order, ITER
 
 
 def decrease_allowance(h):
-    """The driver's rounding allowance for a fall of the objective (emjax.driver)."""
+    """The driver's rounding allowance for a fall of the objective (emjax.engine.driver)."""
     return DECREASE_EPS_FACTOR * np.finfo(np.asarray(h).dtype).eps * (1 + np.abs(h))
 
 
@@ -277,7 +277,7 @@ PATHS = {
 FAST = {("gaussian-tied", "chunk_prime"), ("categorical", "weights_zero")}
 #: Disagreements found by the harness: (case, path) -> reason (xfail, strict). SQUAREM used to
 #: extrapolate HMM probabilities past zero, which the M-step clipped into permanent structural
-#: zeros (gaussian-full, categorical, poisson, bernoulli); emjax/accelerate.py now rejects an
+#: zeros (gaussian-full, categorical, poisson, bernoulli); emjax/engine/accelerate.py now rejects an
 #: extrapolation that creates exact zeros.
 KNOWN: dict = {}
 

@@ -8,8 +8,8 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 
 import emjax
-from emjax.driver import run_em
-from emjax.raw_rows import fit_coordinates
+from emjax.engine.driver import run_em
+from emjax.engine.raw_rows import fit_coordinates
 
 from . import paths as P
 from . import references as ref

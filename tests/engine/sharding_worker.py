@@ -5,7 +5,7 @@ and a 4 x 2 (data x restarts) mesh, and the same Gaussian HMM (sequences of diff
 rows) on one device and over 8 devices; records the largest differences and the collectives in
 the compiled programs.
 
-The sharded fits run their 4 restarts in 2 blocks (``emjax.fit.run_in_blocks``): the block budget
+The sharded fits run their 4 restarts in 2 blocks (``emjax.engine.restarts.run_in_blocks``): the block budget
 below holds two restarts' local rows on both meshes (126 and 251 rows per device) but not one
 restart's 1003 rows, so the one-device references run all restarts at once.
 """
@@ -17,12 +17,12 @@ import numpy as np
 from jax.sharding import AxisType
 
 import emjax
-from emjax.plan import choose_plan
-from emjax.sharding import local_rows
-from emjax.chunking import n_rows
-from emjax.fit import _fit_jit, _prepare, _trimmed
-from emjax.models.hmm import HMMParams
-from emjax.models.hmm_emissions import GaussianEmissionParams
+from emjax.core.plan import choose_plan
+from emjax.engine.sharding import local_rows
+from emjax.core.chunking import n_rows
+from emjax.engine.restarts import _fit_jit, _prepare, _trimmed
+from emjax.models.hmm.model import HMMParams
+from emjax.models.hmm.emissions import GaussianEmissionParams
 
 N, MAX_ITER, KEY = 1003, 25, jax.random.key(0)  # 1003 rows: padded to a multiple of 8 and 4
 #: A restart block budget that holds two restarts of 126 rows of the GMM (blocks on 8 devices).

@@ -28,14 +28,14 @@ import pytest
 import emjax
 from differential import hmm_cases, registry
 from differential.paths import as_dtype, check_history, data_as
-from emjax.xla_options import BACKEND_COMPILE_EVENT
+from emjax.core.xla_options import BACKEND_COMPILE_EVENT
 from helpers import assert_trees_close
 
 SHAPE = registry.Shape(n=40, d=3, k=2, seed=0)
 N_JUNK = 9
 N_ITER = 6
 CHUNK = 7
-LONG = 200  # another compiled history length (emjax.driver.history_size)
+LONG = 200  # another compiled history length (emjax.engine.driver.history_size)
 HMM_LENGTHS = np.array([7, 5, 6, 7, 3, 6], np.int32)
 
 # x64 on (float64 references; float32 must stay float32 even so); compiled with XLA's
@@ -218,7 +218,7 @@ def test_a_second_call_with_the_same_shapes_compiles_nothing(c):
     """The first call compiles (``max_iter`` in a history bucket no other test uses: 129-256),
     the second, with other data and weights of the same shapes, compiles nothing. (Another
     ``max_iter`` of the same bucket reuses the EM program but compiles a small slice of the history
-    buffer, ``jit(dynamic_slice)``, once per ``max_iter``: emjax.driver.trim_history.)"""
+    buffer, ``jit(dynamic_slice)``, once per ``max_iter``: emjax.engine.driver.trim_history.)"""
     data, weights = with_junk(c)
     with counting_compiles() as first:
         run(c, data, weights, max_iter=LONG)

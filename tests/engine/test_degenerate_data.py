@@ -92,7 +92,7 @@ def test_digits_diag_converges_in_float32():
     x = load_digits().data.astype(np.float32)
     res = emjax.fit(emjax.GaussianMixture(10, "diag"), x, KEY, n_init=2, max_iter=200, throw=False)
     statuses = np.asarray(res.restarts.status)
-    assert np.isin(statuses, [Status.CONVERGED, Status.DEGENERATE]).all(), emjax.status.describe(statuses)
+    assert np.isin(statuses, [Status.CONVERGED, Status.DEGENERATE]).all(), emjax.core.status.describe(statuses)
     assert int(res.status) == Status.CONVERGED
     history = np.asarray(res.restarts.history)
     steps = np.diff(history, axis=1)

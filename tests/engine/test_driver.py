@@ -7,7 +7,7 @@ import pytest
 
 import emjax
 from emjax import Status
-from emjax.fit import _fit_jit
+from emjax.engine.restarts import _fit_jit
 
 from helpers import blobs
 

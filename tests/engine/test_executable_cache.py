@@ -1,4 +1,4 @@
-"""emjax.executable_cache: a second process runs emjax.fit's program from disk without tracing it,
+"""emjax.engine.executable_cache: a second process runs emjax.fit's program from disk without tracing it,
 with results bit-identical to the ordinary jitted fit; any change of what determines the program
 misses; a damaged entry or the environment variable falls back to the ordinary path.
 
@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 import emjax
-from emjax import executable_cache
-from emjax.fit import _prepare
+from emjax.engine import executable_cache
+from emjax.engine.restarts import _prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +34,7 @@ WORKER = textwrap.dedent("""
         lambda event, seconds, **kw: traced.append(event) if "_fit_program" in str(kw.get("fun_name")) else None)
     import numpy as np
     import emjax
-    from emjax.fit import _fit_cache
+    from emjax.engine.restarts import _fit_cache
 
     def fit(x):
         result = emjax.fit(emjax.GaussianMixture(2, "diag"), x, 0, n_init=2)
@@ -60,7 +60,7 @@ WORKER = textwrap.dedent("""
             step(name, x)
             del os.environ["EMJAX_NO_EXECUTABLE_CACHE"]
         elif name == "corrupt":  # every entry cut in half, and this process's loaded ones forgotten
-            for path in emjax.executable_cache.cache_dir().glob("*.exe"):
+            for path in emjax.engine.executable_cache.cache_dir().glob("*.exe"):
                 path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
             _fit_cache._loaded.clear()
             step(name, x)
@@ -111,7 +111,7 @@ def test_second_process_loads_without_tracing_and_matches_the_uncached_fit(tmp_p
 
 
 def test_the_environment_variables_turn_it_off(tmp_path, monkeypatch, data):
-    from emjax.fit import _fit_cache
+    from emjax.engine.restarts import _fit_cache
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     for variable in ("EMJAX_NO_EXECUTABLE_CACHE", "EMJAX_NO_COMPILATION_CACHE"):

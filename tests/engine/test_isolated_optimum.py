@@ -1,4 +1,4 @@
-"""The warning when the best restart's objective stands alone (emjax/isolated_optimum.py).
+"""The warning when the best restart's objective stands alone (emjax/engine/isolated_optimum.py).
 
 References: hand-made objective lists for the rule; for the warning, a constructed fit whose
 winner is known (restart 0 starts at the truth, five others at one poor point)."""
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import emjax
-from emjax.isolated_optimum import isolated_margin
+from emjax.engine.isolated_optimum import isolated_margin
 
 
 def test_isolated_margin_rule():

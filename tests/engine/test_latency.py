@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 import emjax
-from emjax.driver import _em_jit
-from emjax.fit import _fit_jit
-from emjax.model import split_hyperparameters
+from emjax.engine.driver import _em_jit
+from emjax.engine.restarts import _fit_jit
+from emjax.core.model import split_hyperparameters
 
 from helpers import blobs
 
@@ -74,7 +74,7 @@ def test_verbose_reports_and_changes_nothing_and_the_plain_program_has_no_callba
     args = (static, hyper, start, jax.numpy.asarray(X), None, 0.0, 12)
     options = dict(history_length=128, plan=emjax.make_plan(GMM, X), rows=None, accelerator=None)
     plain = _em_jit.lower(*args, **options).as_text()
-    shown = _em_jit.lower(*args, **options, monitor=emjax.progress.monitor).as_text()
+    shown = _em_jit.lower(*args, **options, monitor=emjax.engine.progress.monitor).as_text()
     assert "callback" not in plain.lower() and "callback" in shown.lower()
 
 
@@ -135,7 +135,7 @@ def test_compilation_cache_is_on_in_a_private_user_directory_and_can_be_turned_o
 def test_padded_rows_give_the_unpadded_fit_and_nearby_sizes_share_a_program(x64, monkeypatch, init):
     """Rows padded to the bucket (weight 0) change nothing: the same starts (the init never
     draws a padded row), iterates, statuses and objective as the data alone, at float64."""
-    from emjax import row_buckets
+    from emjax.engine import row_buckets
 
     x = blobs(n=150, d=3, k=3, seed=4, dtype=np.float64)[0]
     model = emjax.GaussianMixture(3, "full", init_params=init)
@@ -160,8 +160,8 @@ def test_padded_rows_give_the_unpadded_fit_and_nearby_sizes_share_a_program(x64,
 
 
 def test_large_data_and_data_given_by_row_draws_are_not_padded():
-    fit_module = sys.modules["emjax.fit"]
-    from emjax.row_buckets import MAX_PADDED_ROWS, padded_rows
+    fit_module = sys.modules["emjax.engine.restarts"]
+    from emjax.engine.row_buckets import MAX_PADDED_ROWS, padded_rows
 
     big = np.zeros((MAX_PADDED_ROWS + 1, 2), np.float32)
     assert padded_rows(GMM, big, None)[1] is None

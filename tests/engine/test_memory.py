@@ -18,12 +18,12 @@ from sklearn.exceptions import ConvergenceWarning as SkConvergenceWarning
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 import emjax
-from emjax import plan as plan_module
-from emjax import validation, xla_options
-from emjax.plan import CPU_CHUNK_BUDGET, choose_chunk_size
+from emjax.core import plan as plan_module
+from emjax.core import validation, xla_options
+from emjax.core.plan import CPU_CHUNK_BUDGET, choose_chunk_size
 
-fit_module = importlib.import_module("emjax.fit")
-driver_module = importlib.import_module("emjax.driver")
+fit_module = importlib.import_module("emjax.engine.restarts")
+driver_module = importlib.import_module("emjax.engine.driver")
 
 
 @pytest.mark.parametrize("as_jax", [False, True])

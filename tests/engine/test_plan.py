@@ -1,9 +1,9 @@
-"""The plan (emjax/plan.py): one frozen, hashable value holds every choice of how a fit computes.
+"""The plan (emjax/core/plan.py): one frozen, hashable value holds every choice of how a fit computes.
 
 Checks: ``em`` and ``fit(n_init=1)`` given the same plan run the same arithmetic (the same
 parameters, bit for bit, where the program is not compiled to reassociate); plans compare, hash
 and print by value and are the compile key; a bad ``plan=`` is refused with a clear error; and no
-module but emjax/plan.py reads the backend or holds a ContextVar.
+module but emjax/core/plan.py reads the backend or holds a ContextVar.
 """
 import dataclasses
 import functools
@@ -16,7 +16,7 @@ import pytest
 
 import emjax
 
-fit_module = importlib.import_module("emjax.fit")  # the module (emjax.fit is the function)
+fit_module = importlib.import_module("emjax.engine.restarts")  # the module (emjax.fit is the function)
 X = emjax.datasets.load_old_faithful()[:256]  # 256 rows: a bucket size, so fit pads no rows
 
 

@@ -1,4 +1,4 @@
-"""Fits that standardise chunk by chunk (emjax.raw_rows) and the O(n) k-means++ helpers.
+"""Fits that standardise chunk by chunk (emjax.engine.raw_rows) and the O(n) k-means++ helpers.
 
 References: NumPy weighted moments, the fit of NumPy-standardised data mapped back by hand,
 exact draw probabilities computed in NumPy, brute-force nearest distances, and XLA's own buffer
@@ -14,11 +14,11 @@ import pytest
 from helpers import blobs
 
 import emjax
-from emjax.plan import CPU_CHUNK_BUDGET, choose_chunk_size
+from emjax.core.plan import CPU_CHUNK_BUDGET, choose_chunk_size
 from emjax.models import seeding
-from emjax.raw_rows import OnRawRows, chunked_transform, fit_coordinates
+from emjax.engine.raw_rows import OnRawRows, chunked_transform, fit_coordinates
 
-fit_module = importlib.import_module("emjax.fit")
+fit_module = importlib.import_module("emjax.engine.restarts")
 
 
 def _raw_data(n=203, seed=0):

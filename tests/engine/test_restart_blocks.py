@@ -1,4 +1,4 @@
-"""Restarts run in blocks (``emjax.fit.run_in_blocks``) and the one-pass small-D statistics that
+"""Restarts run in blocks (``emjax.engine.restarts.run_in_blocks``) and the one-pass small-D statistics that
 ``fit`` traces: the same restarts, statuses and parameters as all restarts at once, and the same
 statistics and log-densities as NumPy float64 references written from the definitions. Paths are
 forced by passing an :class:`emjax.Plan` (``plan=``), never by patching the engine."""
@@ -13,8 +13,8 @@ from reference.gaussian_stats import problem, reference_stats
 
 import emjax
 from emjax.components import gaussian as g
-from emjax.plan import MIN_CHUNK, choose_chunk_size, restart_block_size
-from emjax.row_sums import REASSOCIATING_COMPILER_OPTIONS
+from emjax.core.plan import MIN_CHUNK, choose_chunk_size, restart_block_size
+from emjax.core.row_sums import REASSOCIATING_COMPILER_OPTIONS
 
 KEY = jax.random.key(3)
 MODEL = emjax.GaussianMixture(3, init_params="random_from_data")

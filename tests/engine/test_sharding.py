@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import emjax
-from emjax.driver import history_size
+from emjax.engine.driver import history_size
 
 pytestmark = pytest.mark.slow  # starts Python processes: make test-slow
 

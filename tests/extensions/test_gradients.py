@@ -10,8 +10,8 @@ import pytest
 from jax.scipy.special import gammaln, logsumexp
 
 import emjax
-from emjax.driver import run_em
-from emjax.implicit import _solve_fixed_point_system, with_implicit_gradients
+from emjax.engine.driver import run_em
+from emjax.engine.implicit import _solve_fixed_point_system, with_implicit_gradients
 
 KEY = jax.random.key(0)
 STEP = 1e-5  # central differences: truncation ~STEP^2, rounding ~1e-16 / STEP

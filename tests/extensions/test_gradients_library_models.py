@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import emjax
-from emjax.corpus import as_corpus
+from emjax.models.plsa.corpus import as_corpus
 
 KEY = jax.random.key(3)
 STEP = 1e-5  # central differences: truncation ~STEP^2, rounding ~1e-16 / STEP

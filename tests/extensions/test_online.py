@@ -98,7 +98,7 @@ def test_batches_must_agree_and_params_need_data(x64):
     online = emjax.OnlineEM(model, None, data_size=5000, init_params=emjax.GMMParams(
         np.full(3, 1 / 3), x[:3], np.stack([np.eye(2)] * 3)))
     with pytest.raises(RuntimeError, match="partial_fit first"):
-        online.params
+        _ = online.params
     online.partial_fit(x)
     with pytest.raises(ValueError, match=r"shape \(3,\).*\(2,\)"):
         online.partial_fit(np.zeros((150, 3)))

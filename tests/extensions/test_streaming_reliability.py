@@ -112,7 +112,7 @@ def test_file_replaced_or_truncated_during_the_fit_raises_not_sigbus(tmp_path):
     assert re.fullmatch(r"source 'X.npy' is truncated: .*shape \(6000, 2\) float32 .* the file has "
                         r"4096 bytes. \(pass 4\)\n", run.stdout), run.stdout
     last = run.stderr.strip().splitlines()[-1]
-    assert re.fullmatch(r"emjax.stream_sources.SourceError: source 'X.npy' changed during stream_fit: "
+    assert re.fullmatch(r"emjax.extensions.stream_sources.SourceError: source 'X.npy' changed during stream_fit: "
                         r"it is now shape \(10, 1\) float32.* \(pass 4\)", last), last
 
 
@@ -123,7 +123,7 @@ def test_file_rewritten_in_place_with_the_same_size_is_detected(tmp_path):
     def on_pass(report):
         if report.index == 2:
             np.save(path, x[::-1])  # same header and size, other contents
-    with pytest.raises(emjax.stream_sources.SourceError, match=r"x.npy' changed during stream_fit.*\(pass 3\)"):
+    with pytest.raises(emjax.extensions.stream_sources.SourceError, match=r"x.npy' changed during stream_fit.*\(pass 3\)"):
         emjax.stream_fit(emjax.GaussianMixture(2), str(path), jax.random.key(0), rows_per_chunk=100,
                          on_pass=on_pass)
 

@@ -109,7 +109,7 @@ def test_brute_force_loglik_counts_and_marginals(x64):
 def numpy_em_step(tables, parents, cards, data, weights, pseudo_count):
     _, counts, _ = brute_force_estep(tables, parents, cards, data, weights)
     new = []
-    for v, c in enumerate(counts):
+    for c in counts:
         smoothed = c + pseudo_count
         new.append(smoothed / smoothed.sum(axis=-1, keepdims=True))
     return new

@@ -14,8 +14,9 @@ from sklearn.mixture import GaussianMixture as SkGaussianMixture
 from threadpoolctl import threadpool_limits
 
 import emjax
-select_module = importlib.import_module("emjax.select")
-from emjax.models.padded_mixture import PaddedMixture, pad
+from emjax.selection.padded_mixture import PaddedMixture, pad
+
+select_module = importlib.import_module("emjax.selection.select")
 
 KEY = jax.random.key(3)
 COV_TYPES = ("full", "tied", "diag", "spherical")

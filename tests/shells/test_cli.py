@@ -9,9 +9,9 @@ from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
-from emjax.cli import main
-from emjax.datasets import make_mixture
-from emjax.demo import run_demo
+from emjax.shells.cli import main
+from emjax.shells.datasets import make_mixture
+from emjax.shells.demo import run_demo
 
 K = 3
 

@@ -16,7 +16,7 @@ from scipy.stats import multivariate_normal
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 import emjax
-from emjax.cli import main
+from emjax.shells.cli import main
 
 RNG = np.random.default_rng(0)
 BLOBS = np.concatenate([RNG.normal(size=(60, 2)), RNG.normal(size=(60, 2)) + [7.0, -5.0]])
@@ -126,7 +126,7 @@ def test_version_and_demo_without_matplotlib(monkeypatch, capsys):
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"emjax {emjax.__version__} (jax {jax.__version__})"
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
-    monkeypatch.setattr("emjax.demo.run_demo", lambda *a: pytest.fail("fitted without matplotlib"))
+    monkeypatch.setattr("emjax.shells.demo.run_demo", lambda *a: pytest.fail("fitted without matplotlib"))
     assert main(["demo", "--n-init", "2"]) == 2
     assert last_error(capsys) == ("emjax: error: emjax demo draws a figure with matplotlib, which is "
                                   "not installed; install it with: pip install 'emjax[plot]'")

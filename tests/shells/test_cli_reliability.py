@@ -11,7 +11,7 @@ import pytest
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
-from emjax.cli import InputError, main, read_table, summary
+from emjax.shells.cli import InputError, main, read_table, summary
 
 ROWS = np.random.default_rng(0).normal(size=(40, 2)) + np.repeat([[0.0, 0.0], [6.0, 6.0]], 20, axis=0)
 

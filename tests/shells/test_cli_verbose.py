@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from emjax.cli import main
+from emjax.shells.cli import main
 from shells.test_cli_commands import BLOBS, sequences_csv
 
 
@@ -16,7 +16,7 @@ def run(argv, capsys):
 
 
 def assert_live_progress(err):
-    # "best objective" comes only from emjax.progress.FitProgress, fed by the compiled loop's
+    # "best objective" comes only from emjax.engine.progress.FitProgress, fed by the compiled loop's
     # callback while the fit runs (as plain "iteration" lines, or a tqdm bar when an earlier test
     # left ipykernel imported); the plain Ticker prints neither
     assert "compiling... done" in err and "best objective" in err, err

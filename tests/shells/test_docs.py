@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: Names whose example lives in their module's docstring (a tuple and a module: no docstring of
 #: their own to hold one).
-EXAMPLE_IN_MODULE = {"ACCELERATORS": "emjax.accelerate", "inference": "emjax.inference"}
+EXAMPLE_IN_MODULE = {"ACCELERATORS": "emjax.engine.accelerate", "inference": "emjax.inference"}
 
 
 def test_api_reference_names_every_public_name():

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 import emjax
-from emjax import plotting
-from emjax.datasets import load_old_faithful, make_mixture
-from emjax.driver import EMResult
+from emjax.shells import plotting
+from emjax.shells.datasets import load_old_faithful, make_mixture
+from emjax.engine.driver import EMResult
 
 plt = plotting.pyplot()
 

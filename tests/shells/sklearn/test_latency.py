@@ -17,7 +17,7 @@ from sklearn.mixture import GaussianMixture as SkGMM
 from sklearn.model_selection import GridSearchCV, KFold
 
 from emjax.sklearn import GaussianMixture
-from emjax.xla_options import BACKEND_COMPILE_EVENT
+from emjax.core.xla_options import BACKEND_COMPILE_EVENT
 from helpers import full_covariances
 from reference.sklearn_gmm import make_data
 
@@ -99,7 +99,7 @@ def test_verbose_shows_the_fit_while_it_runs_and_changes_nothing():
     err, out = io.StringIO(), io.StringIO()
     with redirect_stderr(err), redirect_stdout(out):
         loud = GaussianMixture(2, random_state=0, n_init=2, verbose=1).fit(x)
-    # iteration lines come from emjax.progress.FitProgress, fed by the loop's host callback
+    # iteration lines come from emjax.engine.progress.FitProgress, fed by the loop's host callback
     assert "compiling... done" in err.getvalue() and "best objective" in err.getvalue()
     assert "Initialization 1:" in out.getvalue()
     np.testing.assert_array_equal(loud.means_, quiet.means_)

@@ -1,0 +1,1 @@
+"""Discrete Bayesian networks: the model, its structure and its checks."""

@@ -1,0 +1,1 @@
+"""Hidden Markov models: the model, its emissions and the sequence layouts."""
