@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import time
 from pathlib import Path
 
 import jax
@@ -63,8 +64,23 @@ def enable_default_cache() -> str | None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
     if jax.config.jax_compilation_cache_max_size == -1 and importlib.util.find_spec("filelock"):
         jax.config.update("jax_compilation_cache_max_size", MAX_CACHE_BYTES)  # JAX needs filelock
+        _date_undated_entries(path)
     _restart_cache()
     return str(path)
+
+
+def _date_undated_entries(path) -> None:
+    """Gives every entry of the directory an access time. A process without ``filelock`` (no size
+    bound) writes entries without JAX's ``<key>-atime`` file, and one with it then warns at each
+    write that it cannot evict them; dated now, they are evicted like any other."""
+    now = time.time_ns().to_bytes(8, "little")   # JAX's format (jax/_src/lru_cache.py)
+    try:
+        for entry in path.glob("*-cache"):
+            atime = entry.with_name(entry.name[:-len("cache")] + "atime")
+            if not atime.exists():
+                atime.write_bytes(now)
+    except OSError:  # another process evicting at the same time: its next write dates the rest
+        pass
 
 
 def _restart_cache() -> None:
