@@ -1,4 +1,6 @@
 """Helpers shared by the test modules (one copy each; conftest.py holds fixtures only)."""
+import contextlib
+
 import chex
 import jax
 import numpy as np
@@ -31,3 +33,20 @@ def assert_trees_close(got, want, rtol=1e-5, atol=1e-6):
     chex.assert_trees_all_equal_structs(got, want)
     chex.assert_trees_all_close(as64(got), as64(want), rtol=rtol, atol=atol)
 
+
+
+@contextlib.contextmanager
+def counting_compiles():
+    """A list with one entry per XLA compilation inside the block (JAX's compile events)."""
+    from emjax.core.xla_options import BACKEND_COMPILE_EVENT
+    compiled = []
+
+    def listen(event, duration, **kwargs):
+        if event == BACKEND_COMPILE_EVENT:
+            compiled.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        yield compiled
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)

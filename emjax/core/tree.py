@@ -24,6 +24,15 @@ def is_traced(*trees) -> bool:
     return any(isinstance(x, jax.core.Tracer) for t in trees for x in jax.tree_util.tree_leaves(t))
 
 
+def sliced(x, index):
+    """``x[index]``; a concrete array on one device is sliced on the host and put back where it
+    was, where JAX would compile a slicing program for each new shape (a tenth of a second in a
+    new process)."""
+    if isinstance(x, jax.Array) and not is_traced(x) and len(x.sharding.device_set) == 1:
+        return jax.device_put(np.asarray(x)[index], x.sharding)
+    return x[index]
+
+
 def is_distributed(x) -> bool:
     """True for a concrete ``jax.Array`` spread over several devices (left where it is: host-side
     checks would copy it to one device, which a multi-host array does not even allow)."""

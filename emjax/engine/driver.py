@@ -38,7 +38,7 @@ from .raw_rows import fit_coordinates
 from .result_text import em_result_repr, status_names
 from .sharding import RowSharding, local_rows, row_sharding_of
 from ..core.status import Status
-from ..core.tree import all_finite, float_dtype, is_traced, tree_select
+from ..core.tree import all_finite, float_dtype, is_traced, sliced, tree_select
 from ..core.validation import check_fit_options, check_model, prepare_inputs
 from ..core.xla_options import jit_per_plan
 
@@ -63,7 +63,7 @@ def trim_history(result, max_iter: int):
     """``result`` (an :class:`EMResult` or :class:`emjax.FitResult`) with every history cut to
     its first ``max_iter`` entries (the buffer is :func:`history_size` long)."""
     def cut(r):
-        return r._replace(history=r.history[..., :max_iter])
+        return r._replace(history=sliced(r.history, (..., slice(max_iter))))
     result = cut(result)
     return result._replace(restarts=cut(result.restarts)) if hasattr(result, "restarts") else result
 

@@ -14,6 +14,7 @@ from .accelerate import check_accelerator
 from ..core.chunking import n_rows, row_weights
 from .driver import (
     ConvergenceWarning, EMResult, FitError, healthy, history_size, run_em, to_user_units,
+    trim_history,
 )
 from .executable_cache import ExecutableCache
 from .implicit import with_implicit_gradients
@@ -26,7 +27,7 @@ from .result_text import Timing, fit_result_repr, fit_summary, status_names
 from .row_buckets import bucket_rows, padded_rows
 from .sharding import local_rows, row_sharding_of
 from ..core.status import Status, describe
-from ..core.tree import is_traced
+from ..core.tree import is_traced, sliced
 from ..core.validation import (
     check_fit_options, check_init_params_type, check_key, check_model, prepare_inputs,
 )
@@ -225,20 +226,11 @@ def timed_fit(model, data, key, *, throw: bool = True, **options):
 def _trimmed(result: FitResult, max_iter: int, n_init: int) -> FitResult:
     """``result`` with every history cut to ``max_iter`` and the restarts to the first
     ``n_init`` (the program runs a bucketed number of them: :func:`_prepare`)."""
-    cut_history = lambda r: r._replace(history=_sliced(r.history, (..., slice(max_iter))))
-    result = cut_history(result)._replace(restarts=cut_history(result.restarts))
+    result = trim_history(result, max_iter)
     if result.restarts.status.shape[0] == n_init:
         return result
-    return result._replace(restarts=jax.tree_util.tree_map(lambda x: _sliced(x, slice(n_init)),
+    return result._replace(restarts=jax.tree_util.tree_map(lambda x: sliced(x, slice(n_init)),
                                                            result.restarts))
-
-
-def _sliced(x, index):
-    """``x[index]``; for a concrete array on one device, sliced on the host and put back where it
-    was: JAX would compile a program for each new shape (a tenth of a second in a new process)."""
-    if isinstance(x, jax.Array) and not is_traced(x) and len(x.sharding.device_set) == 1:
-        return jax.device_put(np.asarray(x)[index], x.sharding)
-    return x[index]
 
 
 def _prepare(model, data, key, n_init, weights, max_iter, tol, chunk_size, init_params,

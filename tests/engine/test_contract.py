@@ -17,7 +17,6 @@ with the definition); the configurations come from the differential harness's re
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from typing import Any, Callable
 
@@ -28,8 +27,7 @@ import pytest
 import emjax
 from differential import hmm_cases, registry
 from differential.paths import as_dtype, check_history, data_as
-from emjax.core.xla_options import BACKEND_COMPILE_EVENT
-from helpers import assert_trees_close
+from helpers import assert_trees_close, counting_compiles
 
 SHAPE = registry.Shape(n=40, d=3, k=2, seed=0)
 N_JUNK = 9
@@ -128,22 +126,6 @@ def is_float(data) -> bool:
 def run(c: Contract, data, weights=None, start=None, max_iter=N_ITER, **options):
     return emjax.em(c.model, c.start if start is None else start, data, weights, max_iter=max_iter,
                     tol=0.0, throw=False, **options)
-
-
-@contextlib.contextmanager
-def counting_compiles():
-    """A list with one entry per XLA compilation inside the block."""
-    compiled = []
-
-    def listen(event, duration, **kwargs):
-        if event == BACKEND_COMPILE_EVENT:
-            compiled.append(event)
-
-    jax.monitoring.register_event_duration_secs_listener(listen)
-    try:
-        yield compiled
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listen)
 
 
 def with_junk(c: Contract):

@@ -22,7 +22,7 @@ from emjax.engine.driver import _em_jit
 from emjax.engine.restarts import _fit_jit
 from emjax.core.model import split_hyperparameters
 
-from helpers import blobs
+from helpers import blobs, counting_compiles
 
 X = blobs(n=120, k=2)[0]
 GMM = emjax.GaussianMixture(2, "diag")
@@ -31,9 +31,10 @@ GMM = emjax.GaussianMixture(2, "diag")
 def test_max_iter_and_tol_are_traced_a_short_run_is_the_start_of_a_long_one():
     long = emjax.fit(GMM, X, 3, n_init=2, max_iter=40, tol=0.0, throw=False)
     before = _fit_jit._cache_size()
-    short = emjax.fit(GMM, X, 3, n_init=2, max_iter=4, tol=0.0, throw=False)
-    loose = emjax.fit(GMM, X, 3, n_init=2, max_iter=100, tol=1e-2, throw=False)
-    assert _fit_jit._cache_size() == before  # neither compiled again
+    with counting_compiles() as compiled:
+        short = emjax.fit(GMM, X, 3, n_init=2, max_iter=4, tol=0.0, throw=False)
+        loose = emjax.fit(GMM, X, 3, n_init=2, max_iter=100, tol=1e-2, throw=False)
+    assert _fit_jit._cache_size() == before and compiled == []  # nothing compiled again
     assert short.restarts.history.shape == (2, 4) and long.restarts.history.shape == (2, 40)
     np.testing.assert_array_equal(short.restarts.history, long.restarts.history[:, :4])
     assert np.all(np.asarray(short.restarts.n_iter) == 4)
@@ -49,8 +50,9 @@ def test_em_max_iter_is_traced():
     start = emjax.fit(GMM, X, 0, max_iter=2, throw=False).params
     a = emjax.em(GMM, start, X, max_iter=5, tol=0.0, throw=False)
     before = _em_jit._cache_size()
-    b = emjax.em(GMM, start, X, max_iter=9, tol=0.0, throw=False)
-    assert _em_jit._cache_size() == before
+    with counting_compiles() as compiled:  # not even a slice of the history
+        b = emjax.em(GMM, start, X, max_iter=9, tol=0.0, throw=False)
+    assert _em_jit._cache_size() == before and compiled == []
     np.testing.assert_array_equal(a.history, b.history[:5])
 
 
