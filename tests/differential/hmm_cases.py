@@ -310,7 +310,7 @@ def sharded_report(names=None) -> None:
     on sequences sharded over an 8-device data axis against the one-device ``em`` (float64);
     and, per documented data form (``(x, lengths)``, ``[x, lengths]``, :class:`emjax.Sequences`,
     ``(s, t, d)``, one ``(t, d)`` sequence), ``em`` on that form sharded against ``em`` on the
-    same form on one device."""
+    same form on one device (error, sharded status, one-device status)."""
     import jax
     from jax.sharding import AxisType
 
@@ -337,7 +337,7 @@ def sharded_report(names=None) -> None:
             alone = emjax.em(model, starts[0], data, max_iter=SHARD_ITER, tol=0.0, throw=False)
             rows, weights = emjax.shard(data, mesh, model=model)
             spread = emjax.em(model, starts[0], rows, weights, max_iter=SHARD_ITER, tol=0.0, throw=False)
-            form_errors[form] = [relative_error(spread, alone), int(spread.status)]
+            form_errors[form] = [relative_error(spread, alone), int(spread.status), int(alone.status)]
         report[name] = dict(
             forms=form_errors,
             padded=int(seqs.x.shape[0]),

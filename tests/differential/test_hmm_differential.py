@@ -469,5 +469,8 @@ def test_sharded_over_8_devices_equals_one_device(name):
     assert got["padded"] == 8  # 7 sequences, one of weight 0 added
     assert got["em_error"] < 1e-10 and got["fit_error"] < 1e-10
     assert set(got["statuses"]) == {emjax.Status.MAX_ITER}
-    for form, (error, status) in got["forms"].items():  # every documented data form, sharded
-        assert error < 1e-10 and status == emjax.Status.MAX_ITER, (form, error, status)
+    for form, (error, status, alone) in got["forms"].items():  # every documented data form, sharded
+        assert error < 1e-10 and status == alone, (form, error, status, alone)
+        # one sequence of 23 steps for 3 states may leave a state too few rows for a full
+        # covariance: the collapse guard then stops it (DEGENERATE) on one device and sharded alike
+        assert status == emjax.Status.MAX_ITER or form == "single", (form, status)
