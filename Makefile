@@ -21,7 +21,7 @@ run: $(STAMP)
 
 # The suite in three lanes, all run by CI (.ci/run): `make test`, the fast lane (every test not
 # marked slow or verify) on two pytest-xdist workers; `make test-slow`, the tests marked slow
-# (notebooks, tests that start Python processes, large shapes, scikit-learn's estimator checks),
+# (notebooks, tests that start Python processes, large shapes),
 # each test file on one worker; `make verify`, the differential grid. `make test-fast` is the
 # fast lane stopping at the first failure (the inner loop).
 FAST_LANE := -m "not slow and not verify"

@@ -11,8 +11,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from emjax.sklearn import BayesianGaussianMixture, GaussianMixture
 
 
-# scikit-learn's estimator checks: make test-slow
-pytestmark = [pytest.mark.usefixtures("quick_compile"), pytest.mark.slow]
+# in make test (the README's test command), as issue 16 asks of scikit-learn's checks
+pytestmark = pytest.mark.usefixtures("quick_compile")
 
 
 def expected_failed_checks(estimator):
