@@ -44,7 +44,7 @@ lint: $(STAMP)
 # The differential harness's full grid (tests/differential, marker "verify"): every model
 # configuration on every execution path over drawn shapes, against float64 references. Nearly all
 # of its time is XLA compilation (one program per model, shape and path), so it runs on two
-# pytest-xdist workers; CI runs it after `make test` (.ci/run).
+# pytest-xdist workers. Not yet in CI (.ci/run says why).
 verify: $(STAMP)
 	$(PY) -m pytest tests -m verify -n 2 --dist worksteal
 
