@@ -65,7 +65,7 @@ def enable_default_cache() -> str | None:
     if jax.config.jax_compilation_cache_max_size == -1 and importlib.util.find_spec("filelock"):
         jax.config.update("jax_compilation_cache_max_size", MAX_CACHE_BYTES)  # JAX needs filelock
         _date_undated_entries(path)
-    _restart_cache()
+    restart_cache()
     return str(path)
 
 
@@ -83,9 +83,9 @@ def _date_undated_entries(path) -> None:
         pass
 
 
-def _restart_cache() -> None:
-    """If JAX compiled something before emjax was imported, it decided then that there is no
-    cache; make it look again at its next compilation."""
+def restart_cache() -> None:
+    """Makes JAX decide again, at its next compilation, whether to use the persistent cache (it
+    decides once per process: before emjax was imported, or before a setting changed)."""
     from jax.experimental.compilation_cache import compilation_cache
 
     compilation_cache.reset_cache()

@@ -51,7 +51,7 @@ from jax._src import core as jax_core
 from jax.experimental import serialize_executable
 
 from .compile_cache import DISABLE_VARIABLE as NO_CACHES_VARIABLE
-from .compile_cache import default_cache_dir
+from .compile_cache import default_cache_dir, restart_cache
 from ..core.tree import is_traced
 
 #: Environment variable that turns this cache alone off (any value but "", "0").
@@ -216,14 +216,12 @@ def _persistent_cache_unused():
     """JAX's persistent compilation cache is neither read nor written within the block (process
     wide): an executable it loaded runs, but serialized again it lacks functions that a new
     process then does not find (``NOT_FOUND: Function ... not found``, jaxlib 0.10 on CPU)."""
-    from jax.experimental.compilation_cache import compilation_cache
-
-    compilation_cache.reset_cache()  # JAX decides once whether the cache is used; ask again
+    restart_cache()  # JAX decides once whether the cache is used; ask again
     try:
         with jax_config.enable_compilation_cache(False):
             yield
     finally:
-        compilation_cache.reset_cache()
+        restart_cache()
 
 
 def _describe(leaf, device):
@@ -317,7 +315,8 @@ def _usable_directory() -> Path | None:
 
 def _evict(directory: Path) -> None:
     """Removes the least recently used entries while the directory exceeds MAX_CACHE_BYTES."""
-    entries = [(p.stat().st_mtime, p.stat().st_size, p) for p in directory.glob("*.exe")]
+    entries = [(info.st_mtime, info.st_size, p)
+               for p in directory.glob("*.exe") for info in [p.stat()]]
     total = sum(size for _, size, _ in entries)
     for _, size, path in sorted(entries):
         if total <= MAX_CACHE_BYTES:
