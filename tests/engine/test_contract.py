@@ -165,34 +165,30 @@ def test_dtype_in_is_dtype_out(c):
         assert got == {want}, f"{c.name}: {want} in, {got} out"
 
 
+def assert_same_fit(got, want, name):
+    """``got`` is healthy and has ``want``'s parameters and history (float64 rounding)."""
+    assert_healthy(got, name)
+    assert_trees_close(got.params, want.params, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(got.history, want.history, rtol=1e-9, atol=1e-12)
+
+
 @pytest.mark.parametrize("c", MODELS, ids=repr)
 def test_rows_of_weight_zero_are_rows_removed(c):
     data, weights = with_junk(c)
-    removed = run(c, c.data)
-    zero = run(c, data, weights)
-    assert_healthy(zero, c.name)
-    assert_trees_close(zero.params, removed.params, rtol=1e-8, atol=1e-10)
-    np.testing.assert_allclose(zero.history, removed.history, rtol=1e-9, atol=1e-12)
+    assert_same_fit(run(c, data, weights), run(c, c.data), c.name)
 
 
 @pytest.mark.parametrize("c", MODELS, ids=repr)
 def test_chunked_equals_unchunked(c):
     data, weights = with_junk(c)
-    whole = run(c, data, weights)
-    chunked = run(c, data, weights, chunk_size=CHUNK)
-    assert_healthy(chunked, c.name)
-    assert_trees_close(chunked.params, whole.params, rtol=1e-8, atol=1e-10)
-    np.testing.assert_allclose(chunked.history, whole.history, rtol=1e-9, atol=1e-12)
+    assert_same_fit(run(c, data, weights, chunk_size=CHUNK), run(c, data, weights), c.name)
 
 
 @pytest.mark.parametrize("c", MODELS, ids=repr)
 def test_em_inside_jit_equals_em_from_the_host(c):
     data, weights = with_junk(c)
-    host = run(c, data, weights)
     traced = jax.jit(lambda start, data, weights: run(c, data, weights, start=start))(c.start, data, weights)
-    assert_healthy(traced, c.name)
-    assert_trees_close(traced.params, host.params, rtol=1e-8, atol=1e-10)
-    np.testing.assert_allclose(traced.history, host.history, rtol=1e-9, atol=1e-12)
+    assert_same_fit(traced, run(c, data, weights), c.name)
 
 
 @pytest.mark.parametrize("c", MODELS, ids=repr)
