@@ -51,7 +51,8 @@ class CovarianceType:
             (tied: a scalar) for ``C`` one covariance of the type's per-component shape
             (``(d, d)``, ``(d,)`` or a scalar).
         wishart_scale: ``(C_0, scatter, diff (k, d), beta0) ->`` :math:`\nu_k C_k`, the
-            Gauss-Wishart factor's scale restricted to the type
+            Gauss-Wishart factor's scale restricted to the type (``scatter`` in the statistics'
+            shape: diag and spherical give diagonals ``(k, d)``, tied the sum over components)
             (:func:`emjax.components.gauss_wishart.posterior_scale`).
     """
 
