@@ -26,21 +26,14 @@ from jax.scipy.special import digamma, gammaln, multigammaln
 
 from ..core import linalg
 from . import gaussian as g
+from .covariance_types import lookup
 
 
 def posterior_scale(stats, ref, means, prior_mean, prior_cov, beta0, covariance_type: str):
     """:math:`\\nu_k C_k` (the restricted :math:`A_k` above) from statistics about ``ref``."""
     counts, sums, second = stats
     scatter = g.scatter_about_means(counts, sums, second, ref, means, covariance_type)
-    diff = means - prior_mean
-    if covariance_type == "full":
-        return prior_cov + scatter + beta0 * diff[:, :, None] * diff[:, None, :]
-    if covariance_type == "tied":
-        return prior_cov + (scatter + beta0 * diff.T @ diff) / means.shape[0]
-    spread = scatter + beta0 * diff * diff
-    if covariance_type == "diag":
-        return prior_cov + spread
-    return prior_cov + jnp.mean(spread, axis=1)
+    return lookup(covariance_type).wishart_scale(prior_cov, scatter, means - prior_mean, beta0)
 
 
 def log_det_excess(dof, d: int):
@@ -69,29 +62,11 @@ def expected_log_density(x, means, covariances, mean_precision, dof, covariance_
     return plug_in + jnp.reshape(0.5 * (log_det_excess(dof, d) - d / mean_precision), (-1, 1))
 
 
-def _prior_log_det(prior_cov, covariance_type: str, d: int):
+def _prior_log_det(prior_cov, kind, d: int):
     """``log|C_0|`` (``C_0`` is one matrix, a vector of variances or one variance)."""
-    if covariance_type in ("full", "tied"):
-        return 2 * jnp.sum(jnp.log(jnp.diagonal(linalg.cholesky(prior_cov))))
-    return jnp.sum(jnp.log(prior_cov)) * (d if covariance_type == "spherical" else 1)
-
-
-def _trace_and_quadratic(prior_cov, prec_chol, diff, covariance_type: str):
-    """``tr(C0 C_k^{-1})`` and ``diff_k^T C_k^{-1} diff_k`` per component (tied: trace scalar)."""
-    d = diff.shape[1]
-    if covariance_type == "full":
-        trace = jnp.einsum("de,kef,kdf->k", prior_cov, prec_chol, prec_chol)
-        y = jnp.einsum("kd,kde->ke", diff, prec_chol)
-    elif covariance_type == "tied":
-        trace = jnp.sum((prior_cov @ prec_chol) * prec_chol)
-        y = diff @ prec_chol
-    elif covariance_type == "diag":
-        trace = jnp.sum(prior_cov * prec_chol * prec_chol, axis=1)
-        y = diff * prec_chol
-    else:
-        trace = d * prior_cov * prec_chol * prec_chol
-        y = diff * prec_chol[:, None]
-    return trace, jnp.sum(y * y, axis=1)
+    if kind.matrix:
+        return 2 * kind.log_det(linalg.cholesky(prior_cov), d)
+    return kind.log_det(prior_cov, d)
 
 
 def kl_divergence(means, covariances, mean_precision, dof, prior_mean, prior_cov, beta0, nu0,
@@ -107,14 +82,17 @@ def kl_divergence(means, covariances, mean_precision, dof, prior_mean, prior_cov
     counts once per component (every component holds a copy of the shared factor).
     """
     k, d = means.shape
-    prec_chol = g.precision_cholesky(covariances, covariance_type)
-    trace, quad = _trace_and_quadratic(prior_cov, prec_chol, means - prior_mean, covariance_type)
+    kind = lookup(covariance_type)
+    prec_chol = g.precision_cholesky(covariances, kind)
+    trace = kind.weighted_trace(prior_cov, prec_chol, d)  # tr(C0 C_k^{-1})
+    y = kind.whiten(means - prior_mean, prec_chol)
+    quad = jnp.sum(y * y, axis=1)  # (m_k - m_0)^T C_k^{-1} (m_k - m_0)
     kl_mean = 0.5 * d * (beta0 / mean_precision - 1 + jnp.log(mean_precision / beta0)) + 0.5 * beta0 * quad
-    log_det_c = -2 * g.log_det_precision_cholesky(prec_chol, covariance_type, d)
-    log_det_c0_w = _prior_log_det(prior_cov, covariance_type, d) - d * jnp.log(dof) - log_det_c
+    log_det_c = -2 * kind.log_det(prec_chol, d)
+    log_det_c0_w = _prior_log_det(prior_cov, kind, d) - d * jnp.log(dof) - log_det_c
     kl_precision = (-0.5 * nu0 * log_det_c0_w + 0.5 * (trace - dof * d) + multigammaln(nu0 / 2, d)
                     - multigammaln(dof / 2, d) + 0.5 * (dof - nu0) * multi_digamma(dof / 2, d))
-    copies = k if covariance_type == "tied" else 1
+    copies = k if kind.shared else 1
     return jnp.sum(kl_mean) + copies * jnp.sum(kl_precision)
 
 

@@ -73,6 +73,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import gaussian as g
+from .covariance_types import lookup
 
 #: The largest :func:`expansion_error` for which the expanded forms are used (module docstring).
 MAX_EXPANSION_ERROR = 1e-3
@@ -82,7 +83,7 @@ _mm = functools.partial(jnp.matmul, precision=g.EXACT)
 
 def n_features(d: int, covariance_type: str) -> int:
     """Length ``F`` of :func:`features` for ``d`` dimensions."""
-    quadratic = d * (d + 1) // 2 if covariance_type in ("full", "tied") else d
+    quadratic = d * (d + 1) // 2 if lookup(covariance_type).matrix else d
     return quadratic + d + 1
 
 
@@ -102,7 +103,7 @@ def features(x, covariance_type: str, about):
     row-major upper-triangle order (full, tied) or squares (diag, spherical), then ``x``, then 1,
     of the rows shifted by ``about`` (:func:`origin` of the means)."""
     x = x - about
-    if covariance_type in ("full", "tied"):
+    if lookup(covariance_type).matrix:
         rows, cols = _upper_indices(x.shape[-1])
         quadratic = x[:, rows] * x[:, cols]  # one gather-and-multiply loop (faster on CPU than
         # concatenating d slices: W2's E-step 24 against 27 ms per 100,000 rows)
@@ -113,10 +114,11 @@ def features(x, covariance_type: str, about):
 
 def _precisions(prec_chol, covariance_type: str, k: int, d: int):
     """Per-component precisions: ``(k, d, d)`` matrices (full, tied) or diagonals ``(k, d)``."""
-    if covariance_type in ("full", "tied"):
+    kind = lookup(covariance_type)
+    if kind.matrix:
         u = jnp.broadcast_to(prec_chol, (k, d, d))
         return _mm(u, jnp.swapaxes(u, -1, -2))
-    u = prec_chol if covariance_type == "diag" else prec_chol[:, None]
+    u = kind.per_feature(prec_chol)
     return jnp.broadcast_to(jnp.square(u), (k, d))
 
 
@@ -124,10 +126,11 @@ def log_density_weights(means, prec_chol, covariance_type: str):
     """``W`` ``(k, F)`` with :math:`\\log \\mathcal N(x \\mid m_k, \\Sigma_k) = f(x - o) \\cdot
     W_k`, ``o`` the :func:`origin` of ``means``."""
     k, d = means.shape
+    kind = lookup(covariance_type)
     means = means - origin(means)
-    prec = _precisions(prec_chol, covariance_type, k, d)
-    log_det = jnp.broadcast_to(g.log_det_precision_cholesky(prec_chol, covariance_type, d), (k,))
-    if covariance_type in ("full", "tied"):
+    prec = _precisions(prec_chol, kind, k, d)
+    log_det = jnp.broadcast_to(kind.log_det(prec_chol, d), (k,))
+    if kind.matrix:
         pm = jnp.einsum("kce,ke->kc", prec, means, precision=g.EXACT)
         rows, cols = _upper_indices(d)
         quadratic = np.where(rows == cols, -0.5, -1.0).astype(prec.dtype) * prec[:, rows, cols]
@@ -167,15 +170,16 @@ def sufficient_stats(f, resp, ref, covariance_type: str):
     totals = _mm(resp, f)  # (k, F)
     counts, shifted, quadratic = totals[:, -1], totals[:, -1 - d:-1], totals[:, :-1 - d]
     sums = shifted + counts[:, None] * about
-    if covariance_type in ("full", "tied"):
+    kind = lookup(covariance_type)
+    if kind.matrix:
         second = quadratic[:, _symmetric_positions(d)]  # one gather (unrolling the d^2 entries
         # as slices took XLA ~2 s to compile per copy of the E-step)
-        if covariance_type == "tied":
+        if kind.shared:
             second = jnp.sum(second, axis=0)
     else:
         second = quadratic
     return counts, sums, g.scatter_about_means(counts, shifted, second, jnp.zeros_like(ref),
-                                               ref - about, covariance_type)
+                                               ref - about, kind)
 
 
 def expansion_error(x, means, prec_chol, covariance_type: str):
@@ -187,12 +191,13 @@ def expansion_error(x, means, prec_chol, covariance_type: str):
     eps = jnp.finfo(x.dtype).eps
     about = origin(means)
     x, means = x - about, means - about
-    if covariance_type in ("full", "tied"):
+    kind = lookup(covariance_type)
+    if kind.matrix:
         scale = jnp.broadcast_to(jnp.sqrt(jnp.sum(jnp.square(prec_chol), axis=-1)), (k, d))
         reach = jnp.max(_mm(jnp.abs(x), scale.T), axis=0) + jnp.sum(scale * jnp.abs(means), axis=1)
         largest = 0.5 * jnp.square(reach)
     else:
-        prec = _precisions(prec_chol, covariance_type, k, d)
+        prec = _precisions(prec_chol, kind, k, d)
         largest = jnp.sum(prec * (jnp.max(x * x, axis=0) + means * means), axis=1)
     return eps * jnp.max(largest)
 

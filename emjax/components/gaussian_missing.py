@@ -28,6 +28,7 @@ import math
 import jax
 import jax.numpy as jnp
 from ..core import linalg
+from .covariance_types import lookup
 from .gaussian import EXACT, precision_cholesky
 
 LOG_2PI = math.log(2 * math.pi)
@@ -61,25 +62,21 @@ def _full_conditionals(x, means, covariances, covariance_type: str):
     """``(log_dens (k, n), x_hat (k, n, d), cond_cov (k, n, d, d))`` for full/tied covariances."""
     obs = observed(x)
     x0 = jnp.where(obs, x, 0)
-    cov_axis = 0 if covariance_type == "full" else None
+    cov_axis = None if lookup(covariance_type).shared else 0
     per_component = jax.vmap(_row_conditionals, in_axes=(None, None, 0, cov_axis))
     per_row = jax.vmap(per_component, in_axes=(0, 0, None, None), out_axes=1)
     return per_row(x0, obs, means, covariances)
 
 
-def _variances(covariances, covariance_type: str):
-    """Per-coordinate variances ``(k, d)``-broadcastable for diag/spherical covariances."""
-    return covariances if covariance_type == "diag" else covariances[:, None]
-
-
 def marginal_log_density(x, means, covariances, covariance_type: str):
     r""":math:`\log \mathcal N(x_{n,o} \mid \mu_{k,o}, \Sigma_{k,oo})` over each row's observed
     coordinates, shape ``(k, n)``; a row with nothing observed has density 1 (log 0)."""
-    if covariance_type in ("full", "tied"):
-        return _full_conditionals(x, means, covariances, covariance_type)[0]
+    kind = lookup(covariance_type)
+    if kind.matrix:
+        return _full_conditionals(x, means, covariances, kind)[0]
     obs = observed(x)
-    prec = jnp.broadcast_to(precision_cholesky(_variances(covariances, covariance_type),
-                                               covariance_type), means.shape)  # (k, d)
+    prec = jnp.broadcast_to(precision_cholesky(kind.per_feature(covariances), kind),
+                            means.shape)  # (k, d)
     y = jnp.where(obs[None], (jnp.where(obs, x, 0)[None] - means[:, None]) * prec[:, None], 0)
     obs_f = obs.astype(x.dtype)
     log_det = jnp.matmul(jnp.log(prec), obs_f.T, precision=EXACT)  # (k, n)
@@ -89,7 +86,7 @@ def marginal_log_density(x, means, covariances, covariance_type: str):
 def conditional_means(x, means, covariances, covariance_type: str):
     r""":math:`\hat x_{nk}`: observed values, and :math:`\mathbb E[x_m \mid x_o, k]` where
     missing, shape ``(k, n, d)``."""
-    if covariance_type in ("full", "tied"):
+    if lookup(covariance_type).matrix:
         return _full_conditionals(x, means, covariances, covariance_type)[1]
     obs = observed(x)
     return jnp.where(obs[None], jnp.where(obs, x, 0)[None], means[:, None])
@@ -98,14 +95,14 @@ def conditional_means(x, means, covariances, covariance_type: str):
 def expected_sufficient_stats(x, resp, means, covariances, ref, covariance_type: str):
     """Expected ``(N, s, S)`` of the complete data for responsibilities ``resp`` ``(k, n)``
     (already multiplied by row weights), in the shapes of ``gaussian.sufficient_stats``."""
-    counts = jnp.sum(resp, axis=1)
-    if covariance_type in ("full", "tied"):
-        _, x_hat, cond_cov = _full_conditionals(x, means, covariances, covariance_type)
+    counts, kind = jnp.sum(resp, axis=1), lookup(covariance_type)
+    if kind.matrix:
+        _, x_hat, cond_cov = _full_conditionals(x, means, covariances, kind)
         sums = jnp.einsum("kn,knd->kd", resp, x_hat, precision=EXACT)
         diff = x_hat - ref[:, None]
         second = (jnp.einsum("kn,knd,kne->kde", resp, diff, diff, precision=EXACT)
                   + jnp.einsum("kn,knde->kde", resp, cond_cov, precision=EXACT))
-        if covariance_type == "tied":
+        if kind.shared:
             second = jnp.sum(second, axis=0)
         return counts, sums, second
     obs = observed(x)
@@ -117,5 +114,5 @@ def expected_sufficient_stats(x, resp, means, covariances, ref, covariance_type:
     # observed part expanded about ref as in gaussian.sufficient_stats; missing part exact
     observed_second = jnp.maximum(mm(resp, x0 * x0) - 2 * ref * observed_sums
                                   + observed_mass * ref * ref, 0)
-    missing_second = missing_mass * ((means - ref) ** 2 + _variances(covariances, covariance_type))
+    missing_second = missing_mass * ((means - ref) ** 2 + kind.per_feature(covariances))
     return counts, sums, observed_second + missing_second

@@ -21,7 +21,6 @@ import numpy as np
 from jax.scipy.special import logsumexp
 
 from ..core.chunking import choose_chunk_size, chunked_sum
-from ..components import PSEUDO_COUNT  # noqa: F401  (re-exported: the mixtures' default)
 from ..components import discrete as dc
 from ..core.model import Model
 from ..core.validation import (

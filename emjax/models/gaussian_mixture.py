@@ -46,6 +46,7 @@ from jax.scipy.special import logsumexp
 from ..core.chunking import choose_chunk_size, chunked_sum
 from ..components import PSEUDO_COUNT
 from ..components import gaussian as g
+from ..components import gaussian_update as gu
 from ..components import gaussian_expanded as ge
 from ..components import gaussian_missing as gm
 from ..components.covariance_types import lookup
@@ -274,11 +275,11 @@ class GaussianMixture(Model):
         previous = None if active is None else params.covariances
         if self.regularization == "sklearn":  # scikit-learn adds 10 eps to every count
             floor = 10 * jnp.finfo(counts.dtype).eps
-            update = g.ml_update(stats, params.means, self.reg_covar, cov_type, count_floor=floor,
+            update = gu.ml_update(stats, params.means, self.reg_covar, cov_type, count_floor=floor,
                                  present=active, previous=previous, guard=self.guards_collapse)
             weights = (counts + floor * present) / jnp.sum(counts + floor * present)
         else:
-            update = g.map_update(stats, params.means, self.reg_covar, PSEUDO_COUNT, cov_type,
+            update = gu.map_update(stats, params.means, self.reg_covar, PSEUDO_COUNT, cov_type,
                                   present=active, previous=previous, guard=self.guards_collapse)
             weights = (counts + PSEUDO_COUNT * present) / (jnp.sum(counts) + PSEUDO_COUNT * jnp.sum(present))
         if self.guards_collapse:
@@ -297,7 +298,7 @@ class GaussianMixture(Model):
             return jnp.zeros((), params.weights.dtype)
         k, d = params.means.shape
         present = jnp.ones((k,), bool) if active is None else active
-        wishart = g.log_wishart_prior(params.covariances, self.reg_covar, PSEUDO_COUNT,
+        wishart = gu.log_wishart_prior(params.covariances, self.reg_covar, PSEUDO_COUNT,
                                       self.covariance_type, k, d, active)
         return PSEUDO_COUNT * jnp.sum(jnp.where(present, jnp.log(params.weights), 0)) + wishart
 

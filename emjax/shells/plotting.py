@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 
+from ..components.covariance_types import lookup
 from ..engine.restarts import healthy
 
 SIGMAS = (1.0, 2.0)
@@ -31,17 +32,18 @@ def pyplot():
 
 
 def full_covariances(covariances, covariance_type: str, k: int, d: int) -> np.ndarray:
-    """Any of the four covariance shapes as ``(k, d, d)`` matrices."""
-    cov = np.asarray(covariances, dtype=np.float64)
-    if covariance_type == "full":
-        return cov
-    if covariance_type == "tied":
+    """Any of the four covariance shapes as ``(k, d, d)`` matrices.
+
+    Examples:
+        >>> import numpy as np
+        >>> from emjax.shells.plotting import full_covariances
+        >>> full_covariances(np.array([1.0, 4.0]), "spherical", 2, 2)[1].tolist()
+        [[4.0, 0.0], [0.0, 4.0]]
+    """
+    kind, cov = lookup(covariance_type), np.asarray(covariances, dtype=np.float64)
+    if kind.matrix:  # full as they are, tied repeated for every component
         return np.broadcast_to(cov, (k, d, d))
-    if covariance_type == "diag":
-        return cov[:, :, None] * np.eye(d)
-    if covariance_type == "spherical":
-        return cov[:, None, None] * np.eye(d)
-    raise ValueError(f"covariance_type must be one of full, tied, diag, spherical; got {covariance_type!r}.")
+    return kind.per_feature(cov)[:, :, None] * np.eye(d)
 
 
 def plot_fit(ax, model, params, X, *, max_points: int = 20_000, seed: int = 0):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..components.covariance_types import lookup
+
 
 def _transposed(a: np.ndarray) -> np.ndarray:
     return np.swapaxes(a, -1, -2)
@@ -22,21 +24,21 @@ def precisions_cholesky(cov: np.ndarray, covariance_type: str) -> np.ndarray:
     All matrices at once through NumPy's batched inverse of the Cholesky factors: scipy's
     per-matrix triangular solve (scikit-learn's) takes milliseconds per 13 x 13 matrix with
     multi-threaded OpenBLAS on a busy machine, where this takes microseconds."""
-    if covariance_type in ("full", "tied"):
+    if lookup(covariance_type).matrix:
         return np.triu(_transposed(np.linalg.inv(np.linalg.cholesky(cov))))
     return 1.0 / np.sqrt(cov)
 
 
 def precisions_from_cholesky(prec_chol: np.ndarray, covariance_type: str) -> np.ndarray:
     """``precisions_`` (:math:`U U^\\top`) from ``precisions_cholesky_``."""
-    if covariance_type in ("full", "tied"):
+    if lookup(covariance_type).matrix:
         return prec_chol @ _transposed(prec_chol)
     return prec_chol**2
 
 
 def covariances_from_precisions(precisions: np.ndarray, covariance_type: str) -> np.ndarray:
     """Covariances of given precisions (``precisions_init``), assumed checked."""
-    if covariance_type in ("full", "tied"):
+    if lookup(covariance_type).matrix:
         return np.linalg.inv((precisions + _transposed(precisions)) / 2)
     return 1.0 / precisions
 
@@ -44,20 +46,20 @@ def covariances_from_precisions(precisions: np.ndarray, covariance_type: str) ->
 def check_precisions(precisions, covariance_type: str, k: int, d: int, name: str) -> np.ndarray:
     """``precisions`` as a float64 array of scikit-learn's shape for ``covariance_type``,
     symmetric positive definite (full/tied) or positive (diag/spherical); errors name ``name``."""
-    p = np.asarray(precisions, dtype=np.float64)
-    shape = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[covariance_type]
+    kind, p = lookup(covariance_type), np.asarray(precisions, dtype=np.float64)
+    shape = kind.shape(k, d)
     if p.shape != shape:
         raise ValueError(f"{name} must have shape {shape} for covariance_type={covariance_type!r}, "
                          f"n_components={k}, n_features={d}; got {p.shape}.")
     if not np.all(np.isfinite(p)):
         raise ValueError(f"{name} must be finite.")
-    if covariance_type in ("diag", "spherical"):
+    if not kind.matrix:
         if (p <= 0).any():
             raise ValueError(f"{name} must be positive; entry {np.argwhere(p <= 0)[0].tolist()} is "
                              f"{p[tuple(np.argwhere(p <= 0)[0])]:.6g}.")
         return p
     for i, matrix in enumerate(p.reshape(-1, d, d)):
-        where = f"[{i}]" if covariance_type == "full" else ""
+        where = "" if kind.shared else f"[{i}]"
         if not np.allclose(matrix, matrix.T, rtol=1e-10, atol=0):
             raise ValueError(f"{name}{where} must be symmetric.")
         smallest = float(np.linalg.eigvalsh(matrix)[0])

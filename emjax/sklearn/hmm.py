@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.validation import check_array
 
+from ..components.covariance_types import lookup
 from ..models.hmm.model import HMM
 from ..models.hmm.covariance_prior import CovariancePriorGaussianHMM
 from ..models.hmm.discrete_emissions import CategoricalEmissionParams, PoissonEmissionParams
@@ -60,18 +61,16 @@ class GaussianHMM(BaseHMMEstimator):
     def covars_(self):
         cov, k = self._covars_, self.n_components
         d = self.means_.shape[1] if hasattr(self, "means_") else (cov.shape[-1] if cov.ndim > 1 else 1)
-        if self.covariance_type == "full":
-            return cov
-        if self.covariance_type == "tied":
-            return np.tile(cov, (k, 1, 1))
-        variances = cov if self.covariance_type == "diag" else np.repeat(cov[:, None], d, axis=1)
-        return variances[:, :, None] * np.eye(d)
+        kind = lookup(self.covariance_type)
+        if kind.matrix:
+            return np.tile(cov, (k, 1, 1)) if kind.shared else cov
+        return kind.per_feature(cov)[:, :, None] * np.eye(d)
 
     @covars_.setter
     def covars_(self, value):
-        value = np.array(value, dtype=float)
-        if self.covariance_type == "spherical" and value.ndim == 2:  # hmmlearn's tiled (k, d)
-            value = value.mean(axis=1)
+        value, kind = np.array(value, dtype=float), lookup(self.covariance_type)
+        if not kind.matrix and value.ndim == 2:  # (k, d) variances; spherical: hmmlearn's tiled form
+            value = kind.pool_variances(value)
         self._covars_ = value
 
     def _check_X(self, X, fitting):
@@ -92,10 +91,9 @@ class GaussianHMM(BaseHMMEstimator):
         means = pick("m", "means_", lambda: self.means_, "means")
         if X is not None and self._needs_init("c", "covars_"):  # hmmlearn's start, every state
             cv = np.atleast_2d(np.cov(X.T)) + self.min_covar * np.eye(X.shape[1])
-            k = self.n_components
-            start = {"full": np.tile(cv, (k, 1, 1)), "tied": cv,
-                     "diag": np.tile(np.diag(cv), (k, 1)),
-                     "spherical": np.full((k,), np.diag(cv).mean())}[self.covariance_type]
+            kind = lookup(self.covariance_type)
+            start = np.full(kind.shape(self.n_components, X.shape[1]),
+                            cv if kind.matrix else kind.pool_variances(np.diag(cv)))
             covariances = np.broadcast_to(start.astype(X.dtype), (self.n_init,) + start.shape)
         else:
             covariances = pick("c", "covars_", lambda: self._covars_, "covariances")

@@ -19,20 +19,20 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
+from ..components.covariance_types import lookup
+
 
 def weighted_log_density(x, weights, means, prec_chol, covariance_type: str) -> np.ndarray:
     r""":math:`\log \pi_k \mathcal N(x_n \mid \mu_k, \Sigma_k)`, shape ``(n, k)``, from scikit-learn's
     fitted attributes (``prec_chol`` in any of its four shapes)."""
-    d = x.shape[1]
-    if covariance_type in ("full", "tied"):
-        factors = prec_chol if covariance_type == "full" else np.broadcast_to(prec_chol, (len(means), d, d))
+    d, kind = x.shape[1], lookup(covariance_type)
+    if kind.matrix:
+        factors = np.broadcast_to(prec_chol, (len(means), d, d))  # tied: one factor for every k
         # one component at a time: memory n x d, as scikit-learn's
         squares = np.stack([np.square((x - m) @ u).sum(axis=1) for m, u in zip(means, factors)], axis=1)
         log_det = np.log(np.diagonal(factors, axis1=1, axis2=2)).sum(axis=1)
     else:
-        precisions = np.square(prec_chol)  # (k, d) or (k,)
-        if covariance_type == "spherical":
-            precisions = np.broadcast_to(precisions[:, None], means.shape)
+        precisions = np.broadcast_to(kind.per_feature(np.square(prec_chol)), means.shape)  # (k, d)
         squares = np.stack([(np.square(x - m) * p).sum(axis=1) for m, p in zip(means, precisions)], axis=1)
         log_det = 0.5 * np.log(precisions).sum(axis=1)
     with np.errstate(divide="ignore"):  # a component of weight 0 has density 0

@@ -13,7 +13,7 @@ from sklearn.exceptions import NotFittedError
 from ..models.plsa.corpus import as_corpus
 from ..engine.driver import FitError
 from ..engine.restarts import fit as fit_restarts
-from ..models.discrete_mixture_base import PSEUDO_COUNT
+from ..components import PSEUDO_COUNT
 from ..models.plsa.model import PLSA as PLSAModel
 from ..models.plsa.model import PLSAParams
 from ..core.status import Status, describe

@@ -66,7 +66,7 @@ def reference_step(family, x, w, weights, emission, a):
     return new_w, new_e, objective
 
 
-def model_for(family, k, a=emjax.models.discrete_mixture_base.PSEUDO_COUNT):
+def model_for(family, k, a=emjax.components.PSEUDO_COUNT):
     return {"bernoulli": lambda: emjax.BernoulliMixture(k, a), "poisson": lambda: emjax.PoissonMixture(k, a),
             "multinomial": lambda: emjax.MultinomialMixture(k, a),
             "categorical": lambda: emjax.CategoricalMixture(k, N_CATEGORIES, a)}[family]()

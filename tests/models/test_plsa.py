@@ -66,7 +66,7 @@ def test_recovers_topics_and_likelihood_monotonically(fitted):
     # the objective is the per-non-zero log-likelihood + log prior / nnz (beta = 1)
     nz = counts > 0
     ll = (counts[nz] * np.log(theta @ phi)[nz]).sum()
-    prior = emjax.models.discrete_mixture_base.PSEUDO_COUNT * (np.log(theta).sum() + np.log(phi).sum())
+    prior = emjax.components.PSEUDO_COUNT * (np.log(theta).sum() + np.log(phi).sum())
     np.testing.assert_allclose(float(res.objective), (ll + prior) / nz.sum(), rtol=1e-5)
     hist = np.asarray(res.restarts.history)
     steps = np.diff(hist, axis=1)
@@ -104,7 +104,7 @@ def test_transform_is_numpy_fold_in(fitted):
     phi = np.asarray(res.params.topic_word, float)
     new, _, _ = generate_corpus(seed=9, n_docs=6, length=40)
     new[2] = 0
-    n_iter, a = 30, emjax.models.discrete_mixture_base.PSEUDO_COUNT
+    n_iter, a = 30, emjax.components.PSEUDO_COUNT
     theta = np.full((6, K), 1 / K)
     for _ in range(n_iter):
         joint = theta[:, :, None] * phi[None]

@@ -29,6 +29,7 @@ import dataclasses
 import jax.numpy as jnp
 
 from ...components import gaussian as g
+from ...components import gaussian_update as gu
 from ...components.covariance_types import SPHERICAL, lookup
 from .model import HMM
 from .emissions import GaussianEmission, GaussianEmissionParams
@@ -47,7 +48,7 @@ class CovariancePriorEmission(GaussianEmission):
     def m_step(self, stats, params: GaussianEmissionParams) -> GaussianEmissionParams:
         counts, cov_type, ref, p = stats[0], lookup(self.covariance_type), params.means, self.covars_prior
         seen = counts > 0
-        means, scatter = g.means_and_scatter(stats, ref, cov_type)
+        means, scatter = gu.means_and_scatter(stats, ref, cov_type)
         a = self._extra_weight(ref.shape[1])
         if cov_type.shared:
             return GaussianEmissionParams(means, (p + scatter) / (a + jnp.sum(counts)))

@@ -17,6 +17,7 @@ import numpy as np
 
 from ...components import PSEUDO_COUNT
 from ...components import gaussian as g
+from ...components import gaussian_update as gu
 from ...components.covariance_types import FULL, lookup
 from ...core.plan import Formulation
 from ...core.row_sums import row_sums
@@ -53,7 +54,7 @@ class GaussianEmission:
     """Gaussian emissions sharing :mod:`emjax.components.gaussian` with the mixture models.
 
     ``regularization="prior"``: the mixture's Wishart prior in standardised coordinates
-    (:func:`emjax.components.gaussian.map_update`); ``"none"``: maximum likelihood with
+    (:func:`emjax.components.gaussian_update.map_update`); ``"none"``: maximum likelihood with
     ``reg_covar`` added to covariance diagonals in the data's units (hmmlearn's update with
     ``covars_prior=reg_covar``, ``covars_weight=1``; for parity tests). ``collapse_guard`` (``None``:
     on with "prior"): a state whose steps collapsed onto a few points or a subspace
@@ -129,9 +130,9 @@ class GaussianEmission:
         cov_type, ref = self.covariance_type, params.means
         guard = self.regularization == "prior" if self.collapse_guard is None else self.collapse_guard
         if self.regularization == "prior":
-            update = g.map_update(stats, ref, self.reg_covar, PSEUDO_COUNT, cov_type, guard=guard)
+            update = gu.map_update(stats, ref, self.reg_covar, PSEUDO_COUNT, cov_type, guard=guard)
         else:
-            update = g.ml_update(stats, ref, self.reg_covar, cov_type, guard=guard)
+            update = gu.ml_update(stats, ref, self.reg_covar, cov_type, guard=guard)
         cov = update.covariances
         if guard and not lookup(cov_type).shared:  # a collapsed state's zero covariance ends its restart DEGENERATE
             cov = jnp.where(update.collapsed.reshape((-1,) + (1,) * (cov.ndim - 1)), 0, cov)
@@ -141,7 +142,7 @@ class GaussianEmission:
         if self.regularization != "prior":
             return jnp.zeros((), params.means.dtype)
         k, d = params.means.shape
-        return g.log_wishart_prior(params.covariances, self.reg_covar, PSEUDO_COUNT, self.covariance_type, k, d)
+        return gu.log_wishart_prior(params.covariances, self.reg_covar, PSEUDO_COUNT, self.covariance_type, k, d)
 
     def is_degenerate(self, params: GaussianEmissionParams):
         return ~jnp.all(jnp.isfinite(g.precision_cholesky(params.covariances, self.covariance_type)))

@@ -48,7 +48,7 @@ from ...components import discrete as dc
 from .corpus import Corpus, as_corpus
 from ...core.discrete_validation import check_fold_in
 from ...core.model import Model
-from ..discrete_mixture_base import PSEUDO_COUNT
+from ...components import PSEUDO_COUNT
 from ...core.xla_options import jit
 
 
