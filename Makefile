@@ -25,12 +25,15 @@ run: $(STAMP)
 # each test file on one worker; `make verify`, the differential grid. `make test-fast` is the
 # fast lane stopping at the first failure (the inner loop).
 FAST_LANE := -m "not slow and not verify"
+# The fast lane compiles with XLA's optimisations mostly off (tests/conftest.py says which tests
+# still compile as users do); the slow lane and the grid compile every program as users do.
+QUICK := EMJAX_TEST_QUICK_COMPILE=1
 
 test: $(STAMP)
-	$(PY) -m pytest tests $(FAST_LANE) -n 2
+	$(QUICK) $(PY) -m pytest tests $(FAST_LANE) -n 2
 
 test-fast: $(STAMP)
-	$(PY) -m pytest tests $(FAST_LANE) -n 2 -x
+	$(QUICK) $(PY) -m pytest tests $(FAST_LANE) -n 2 -x
 
 test-slow: $(STAMP)
 	$(PY) -m pytest tests -m "slow and not verify" -n 2 --dist loadfile

@@ -65,6 +65,7 @@ def close(got, want, rtol=1e-9):
     np.testing.assert_allclose(np.asarray(got, np.float64), np.asarray(want, np.float64), rtol=rtol, atol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("transform", ["grad", *[pytest.param(t, marks=verify) for t in ("jit", "vmap", "jvp")]])
 def test_pytree_rows_under_transformations(transform):
     x, start = problem()

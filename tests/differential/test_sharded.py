@@ -37,6 +37,7 @@ def fast_report():
 
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", cases(FAST, path="sharded", fast=True))
 def test_sharded_step_fast(fast_report, case):
     assert fast_report[case.name] is None, fast_report[case.name]

@@ -14,7 +14,8 @@ from emjax.engine.raw_rows import fit_coordinates
 from . import paths as P
 from . import references as ref
 
-pytestmark = pytest.mark.usefixtures("x64")
+# the reproducers of an XLA optimisation defect (tests/core/test_xla_ynn_fusion.py): compiled as users do
+pytestmark = [pytest.mark.usefixtures("x64"), pytest.mark.optimized]
 
 
 def test_tied_breast_cancer_chunks():
@@ -55,6 +56,7 @@ def test_tied_loop_inside_a_callers_jit_matches_sklearn():
     P.assert_close(one_step(start, x, weights), want, 1e-8, "one tied step inside a caller's jit")
 
 
+@pytest.mark.slow
 def test_many_tied_restarts_never_decrease_and_the_winner_is_a_fixed_point():
     """MAP-EM (the default prior) never lowers its objective, so no restart is DECREASED.
     (scikit-learn's reg_covar, added after each M-step, is not a prior: that EM may fall by ~1e-9

@@ -36,6 +36,7 @@ def degenerate_sets():
     yield "offset 1e6", (x + 1e6).astype(np.float32)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cov", TYPES)
 @pytest.mark.parametrize("name, x", list(degenerate_sets()))
 def test_degenerate_data_finishes_honestly(name, x, cov):
@@ -50,6 +51,7 @@ def test_degenerate_data_finishes_honestly(name, x, cov):
     assert res.params.means.dtype == np.float32
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("transform", [lambda x: x * 1e-8, lambda x: x * 1e8, lambda x: x + 1e6])
 def test_float32_scale_and_offset_do_not_change_the_fit(transform):
     """The fit on transformed float32 data equals the transformed fit (standardisation at work),
@@ -84,6 +86,7 @@ def test_second_moments_exact_for_features_constant_within_a_component(covarianc
     np.testing.assert_allclose(np.asarray(second), want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_digits_diag_converges_in_float32():
     """The 8x8 digits (many pixels constant within a cluster) used to end DECREASED. A restart
     may end DEGENERATE: one of these two shrinks a component to two images on its way to

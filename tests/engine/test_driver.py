@@ -32,6 +32,7 @@ def test_fit_returns_the_best_healthy_restart(data):
     assert abs(float(res.history[n - 1] - res.history[n - 2])) < 1e-3
 
 
+@pytest.mark.slow
 def test_vmapped_restarts_equal_a_loop_of_em_from_the_same_starts(x64):
     x = blobs(dtype=np.float64)[0]
     model = emjax.GaussianMixture(3, init_params="random_from_data")
@@ -44,6 +45,7 @@ def test_vmapped_restarts_equal_a_loop_of_em_from_the_same_starts(x64):
         assert int(single.n_iter) == int(res.restarts.n_iter[r])
 
 
+@pytest.mark.slow
 def test_same_key_is_bitwise_reproducible_and_restart_r_ignores_n_init(data):
     model = emjax.GaussianMixture(3)
     a = emjax.fit(model, data, KEY, n_init=3, chunk_size=100)
@@ -84,6 +86,7 @@ def test_faulty_restarts_are_never_picked_nor_converged(data, where, fault):
                                   np.asarray(clean.restarts.status)[others])
 
 
+@pytest.mark.slow
 def test_all_restarts_failing_raises_with_the_reasons(data):
     """Every restart failing inside the fit (here: an infinite objective from float32 data at
     1e20, reliability finding F1) raises FitError naming the statuses; throw=False returns them."""
@@ -130,6 +133,7 @@ def test_failure_mid_fit_is_a_status_and_keeps_the_last_good_params(model, statu
         emjax.em(model, start, x, max_iter=50, tol=0.0)
 
 
+@pytest.mark.slow
 def test_max_iter_is_reported_and_warned(data):
     model = emjax.GaussianMixture(3)
     with pytest.warns(emjax.ConvergenceWarning):
@@ -138,6 +142,7 @@ def test_max_iter_is_reported_and_warned(data):
     assert list(np.asarray(res.restarts.n_iter)) == [2, 2] and not bool(res.converged)
 
 
+@pytest.mark.slow
 def test_chunked_equals_unchunked_statistics(x64):
     x, _ = blobs(n=1001, d=3, dtype=np.float64)
     for cov in ["full", "tied", "diag", "spherical"]:
@@ -150,6 +155,7 @@ def test_chunked_equals_unchunked_statistics(x64):
             np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_zero_weights_remove_rows_and_integer_weights_repeat_rows(x64):
     x, _ = blobs(n=200, dtype=np.float64)
     rng = np.random.default_rng(1)
@@ -166,6 +172,7 @@ def test_zero_weights_remove_rows_and_integer_weights_repeat_rows(x64):
             np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("no_compiled_programs")
 def test_a_second_fit_with_an_equal_model_and_shapes_does_not_recompile(data):
     emjax.fit(emjax.GaussianMixture(3, covariance_type="diag"), data, KEY, n_init=2)
@@ -177,6 +184,7 @@ def test_a_second_fit_with_an_equal_model_and_shapes_does_not_recompile(data):
     assert _fit_jit._cache_size() == before + 1
 
 
+@pytest.mark.slow
 def test_fit_composes_with_vmap_over_datasets_and_jit():
     xs = np.stack([blobs(n=120, seed=s)[0] for s in range(4)])
     keys = jax.random.split(KEY, 4)
@@ -188,12 +196,14 @@ def test_fit_composes_with_vmap_over_datasets_and_jit():
         np.testing.assert_allclose(batched.means[i], alone.params.means, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_dtype_in_is_dtype_out(data):
     res = emjax.fit(emjax.GaussianMixture(2), data, KEY)
     assert all(leaf.dtype == jnp.float32 for leaf in res.params)
     assert res.objective.dtype == jnp.float32
 
 
+@pytest.mark.slow
 def test_float64_under_x64(x64, data):
     res = emjax.fit(emjax.GaussianMixture(2), data.astype(np.float64), KEY)
     assert all(leaf.dtype == jnp.float64 for leaf in res.params)

@@ -22,6 +22,9 @@ import emjax
 from emjax.engine import executable_cache
 from emjax.engine.restarts import _prepare
 
+# the cache refuses programs compiled with XLA's optimisations off (make test's quick lane)
+pytestmark = pytest.mark.optimized
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # One fit, reported as JSON: the best objective and parameters (exact bytes), the cache's counts,
@@ -110,6 +113,7 @@ def test_second_process_loads_without_tracing_and_matches_the_uncached_fit(tmp_p
     assert x64["stats"]["compiled"] == 1 and x64["stats"]["loaded"] == 0 and x64["traced"] > 0
 
 
+@pytest.mark.slow
 def test_the_environment_variables_turn_it_off(tmp_path, monkeypatch, data):
     from emjax.engine.restarts import _fit_cache
 

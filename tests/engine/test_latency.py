@@ -28,6 +28,7 @@ X = blobs(n=120, k=2)[0]
 GMM = emjax.GaussianMixture(2, "diag")
 
 
+@pytest.mark.slow
 def test_max_iter_and_tol_are_traced_a_short_run_is_the_start_of_a_long_one():
     long = emjax.fit(GMM, X, 3, n_init=2, max_iter=40, tol=0.0, throw=False)
     before = _fit_jit._cache_size()
@@ -46,6 +47,7 @@ def test_max_iter_and_tol_are_traced_a_short_run_is_the_start_of_a_long_one():
         assert int(loose.restarts.n_iter[r]) == first + 1
 
 
+@pytest.mark.slow
 def test_em_max_iter_is_traced():
     start = emjax.fit(GMM, X, 0, max_iter=2, throw=False).params
     a = emjax.em(GMM, start, X, max_iter=5, tol=0.0, throw=False)
@@ -85,6 +87,7 @@ class _Terminal(io.StringIO):
         return True
 
 
+@pytest.mark.slow
 def test_integer_seeds_are_keys_everywhere():
     by_int = emjax.fit(GMM, X, 7, n_init=2, max_iter=5, throw=False)
     by_key = emjax.fit(GMM, X, jax.random.key(7), n_init=2, max_iter=5, throw=False)
@@ -95,6 +98,7 @@ def test_integer_seeds_are_keys_everywhere():
     np.testing.assert_array_equal(draws[0][0], draws[1][0])
 
 
+@pytest.mark.slow
 def test_results_print_short_with_status_names_at_many_restarts():
     result = emjax.fit(GMM, X, 0, n_init=64, max_iter=30)
     text = repr(result)
@@ -132,6 +136,7 @@ def test_compilation_cache_is_on_in_a_private_user_directory_and_can_be_turned_o
     assert _fresh_import({**env, "JAX_COMPILATION_CACHE_DIR": mine}) == mine  # the user's wins
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("no_compiled_programs")
 @pytest.mark.parametrize("init", ["kmeans++", "random"])
 def test_padded_rows_give_the_unpadded_fit_and_nearby_sizes_share_a_program(x64, monkeypatch, init):
@@ -173,6 +178,7 @@ def test_large_data_and_data_given_by_row_draws_are_not_padded():
     assert args[0].shape == (112, 2) and float(np.sum(args[1])) == 100.0
 
 
+@pytest.mark.slow
 def test_nearby_restart_counts_share_a_program_and_the_extra_restarts_are_never_chosen():
     """n_init=9 runs in the bucket of 10: restart r's key is fold_in(key, r) either way, so its
     restarts are the first 9 of n_init=10's, and the winner is the best of those 9."""

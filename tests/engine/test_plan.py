@@ -24,6 +24,7 @@ def first(tree):
     return jax.tree_util.tree_map(lambda a: a[0], tree)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
 def test_em_and_fit_with_one_plan_give_identical_parameters(covariance_type):
     model = emjax.GaussianMixture(2, covariance_type=covariance_type)

@@ -70,6 +70,7 @@ def test_models_that_standardise_whole_still_take_the_copying_path():
     assert fit_coordinates(whole, x, w, chunk_size=16)[0] is whole
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="a claim about the CPU program: on an "
                     "H200, XLA's GPU buffer assignment for the same fit holds 1.25x the data")
 def test_fit_program_holds_no_copy_of_the_data():

@@ -100,6 +100,7 @@ def test_f6_float64_poisson_log_density_matches_scipy_to_its_rounding(x64):
     np.testing.assert_array_less(np.abs(got - ref), 64 * np.finfo(float).eps * terms)
 
 
+@pytest.mark.slow
 def test_f6_poisson_zero_rate_and_gradients():
     x = jnp.asarray([[0.0], [3.0]])
     out = dc.poisson_log_density(x, jnp.asarray([[0.0], [2.0]]))

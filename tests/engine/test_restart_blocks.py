@@ -77,6 +77,7 @@ def test_blocked_restarts_equal_all_at_once(x64):
     assert int(blocked.best_index) == int(together.best_index)
 
 
+@pytest.mark.slow
 @CPU_ONLY
 def test_restarts_one_at_a_time_equal_all_at_once(x64):
     """Restarts one at a time (``lax.map``, no batch axis) with their rows in chunks (as where
@@ -94,6 +95,7 @@ def test_restarts_one_at_a_time_equal_all_at_once(x64):
     assert_same_restarts(one_at_a_time.restarts, together.restarts)
 
 
+@pytest.mark.slow
 @CPU_ONLY
 def test_blocked_restarts_under_jit_and_vmap_over_datasets(x64):
     xs = np.stack([blobs(n=N, dtype=np.float64, seed=s)[0] for s in (5, 6)])
@@ -109,6 +111,7 @@ def test_blocked_restarts_under_jit_and_vmap_over_datasets(x64):
     assert_same_restarts(fit_all(3), fit_all(N_INIT))
 
 
+@pytest.mark.slow
 def test_fit_of_concrete_inputs_equals_fit_inside_jit(x64):
     """Concrete inputs take the one-pass statistics under reassociating compiler options; inside a
     caller's jit (here only the weights are traced, the data are concrete) the separate ones,

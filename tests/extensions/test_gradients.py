@@ -113,6 +113,7 @@ def poisson_loss(x, weights, strength):
     return jnp.sum(rates[order] * jnp.array([1.0, 0.3])) + weights_[order][0] + res.objective
 
 
+@pytest.mark.slow
 def test_discrete_user_model_reverse_and_forward_mode_match_central_differences(x64):
     """Gradients w.r.t. data, weights and the prior strength (a pytree leaf of the model) and a
     forward-mode directional derivative; the perturbed inputs of the central differences are
@@ -193,6 +194,7 @@ def test_adjoint_solve_is_exact_when_contractive_and_zero_when_singular(x64, adj
         np.testing.assert_array_equal(got, 0.0)
 
 
+@pytest.mark.slow
 def test_hmm_gradients_match_central_differences(x64):
     """Reverse mode through a Gaussian HMM fit (Baum-Welch fixed point) w.r.t. the observations."""
     rng = np.random.default_rng(3)

@@ -53,6 +53,7 @@ def binary_rows(seed=2):
     return (rng.uniform(size=(60, 4)) < probs[np.arange(60) % 2]).astype(float)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model, rows, first_column", [
     (emjax.PoissonMixture(2), count_rows, lambda p: p.rates[:, 0]),
     (emjax.BernoulliMixture(2), binary_rows, lambda p: p.probs[:, 0]),
@@ -67,6 +68,7 @@ def test_mixture_gradient_wrt_sample_weights(x64, model, rows, first_column):
     assert_directional(loss, np.linspace(0.5, 1.5, x.shape[0]), seed=1)
 
 
+@pytest.mark.slow
 def test_plsa_gradient_wrt_counts(x64):
     """PLSA on a sparse corpus: derivatives w.r.t. the (real-valued) count of every triplet."""
     rng = np.random.default_rng(4)

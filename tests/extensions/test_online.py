@@ -54,6 +54,7 @@ def test_update_matches_numpy_recursion(x64):
     assert online.n_steps == 4 and online.status == emjax.Status.RUNNING
 
 
+@pytest.mark.slow
 def test_reaches_batch_objective_in_fewer_passes(x64):
     n, batch = 20000, 50
     x = mixture(n, seed=1)

@@ -199,6 +199,7 @@ def test_overlapping_gmm_needs_five_times_fewer_e_steps_for_the_same_objective(x
     assert 5 * fast_e_steps <= plain_e_steps
 
 
+@pytest.mark.slow
 def test_objective_never_falls_and_failed_restarts_are_never_picked_in_float32():
     x = overlapping_gaussians(0).astype(np.float32)
     model = emjax.GaussianMixture(2)
@@ -301,6 +302,7 @@ def latent_class_network(rng):
     return net, np.c_[np.full(300, -1), np.stack(children, axis=1)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["PoissonMixture", "BernoulliMixture", "GaussianHMM", "PLSA",
                                     "BayesianNetwork"])
 def test_squarem_reaches_plain_em_optimum_on_other_model_families(x64, family):

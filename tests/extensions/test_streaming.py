@@ -29,6 +29,7 @@ def ragged_chunks(x, w=None, cuts=(200, 260, 400)):
     return [x[i] if w is None else (x[i], w[i]) for i in parts]
 
 
+@pytest.mark.slow
 def test_stream_matches_sklearn_on_all_rows(x64, tmp_path):
     x = make_data()
     rng = np.random.default_rng(1)
@@ -77,6 +78,7 @@ def test_stream_equals_in_memory_fit_with_weights_and_reports_progress(x64):
     assert reports[-1].running == 0 and reports[-1].objective == pytest.approx(float(res.objective))
 
 
+@pytest.mark.slow
 def test_stream_with_missing_values_equals_in_memory_fit(x64, tmp_path):
     """NaN in the first half of the rows, one row with nothing observed, and a last chunk in which
     feature 1 is never observed (allowed: it is observed elsewhere)."""

@@ -74,6 +74,7 @@ def test_every_discrete_model_streams_like_the_in_memory_fit(x64, name):
     np.testing.assert_allclose(res.restarts.log_likelihood, ref.restarts.log_likelihood, rtol=1e-10)
 
 
+@pytest.mark.slow
 def test_plsa_corpus_source_is_cut_into_triplet_chunks_and_dense_chunks_are_refused():
     model, corpus = discrete_cases()["plsa"]
     res = emjax.stream_fit(model, corpus, jax.random.key(0), max_iter=3, rows_per_chunk=50, throw=False)
@@ -116,6 +117,7 @@ def test_file_replaced_or_truncated_during_the_fit_raises_not_sigbus(tmp_path):
                         r"it is now shape \(10, 1\) float32.* \(pass 4\)", last), last
 
 
+@pytest.mark.slow
 def test_file_rewritten_in_place_with_the_same_size_is_detected(tmp_path):
     x = np.random.default_rng(1).normal(size=(400, 2))
     path = tmp_path / "x.npy"
@@ -128,6 +130,7 @@ def test_file_rewritten_in_place_with_the_same_size_is_detected(tmp_path):
                          on_pass=on_pass)
 
 
+@pytest.mark.slow
 def test_fortran_ordered_and_big_endian_files_read_as_numpy_does(tmp_path):
     x = np.random.default_rng(2).normal(size=(500, 3))
     paths = {"c": x, "fortran": np.asfortranarray(x), "big_endian": x.astype(">f8")}
@@ -153,6 +156,7 @@ def source_changing_at(third_call, make):
     return source
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make, match", [
     (lambda: [X[:300]], r"changed between passes: pass 3 read 300 rows .* pass 0 read 600 rows"),
     (lambda: [X[:300], (X[300:], np.full(300, 2.0))], r"pass 3 read 600 rows of total weight 900"),

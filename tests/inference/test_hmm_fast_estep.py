@@ -80,6 +80,7 @@ def regimes(n_sequences, n_steps, seed):
     return means[states] + rng.normal(scale=0.6, size=(n_sequences, n_steps, 2)), means
 
 
+@pytest.mark.slow
 def test_start_from_a_weighted_sample_ignores_padding_and_zero_weights_and_fits():
     x, true_means = regimes(3, 3000, seed=2)  # 9,000 steps > INIT_SAMPLE
     assert x.shape[0] * x.shape[1] > INIT_SAMPLE
@@ -98,6 +99,7 @@ def test_start_from_a_weighted_sample_ignores_padding_and_zero_weights_and_fits(
     np.testing.assert_allclose(got[order], true_means, atol=0.1)
 
 
+@pytest.mark.slow
 def test_one_restart_equals_the_first_of_several():
     x, _ = regimes(2, 150, seed=4)
     model = emjax.GaussianHMM(3)

@@ -100,6 +100,7 @@ EXPLICIT = dict(weight_concentration_prior=0.7, mean_precision_prior=0.3, mean_p
 CASES = [(c, p) for c in COV_TYPES for p in PRIOR_TYPES]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("covariance_type,prior_type", CASES)
 def test_matches_sklearn_every_iteration_and_never_decreases(x64, covariance_type, prior_type):
     """Restart 0 starts where scikit-learn does and must follow it; every restart (the others

@@ -87,6 +87,7 @@ def test_structure_is_canonical_and_hashable():
     assert TINY.n_free_parameters() == 1 + 2 * 2 + 2 * 1 + 6 * 1 + 2 * 2
 
 
+@pytest.mark.slow
 def test_brute_force_loglik_counts_and_marginals(x64):
     rng = np.random.default_rng(0)
     tables = random_tables(rng, PARENTS, CARDS)
@@ -115,6 +116,7 @@ def numpy_em_step(tables, parents, cards, data, weights, pseudo_count):
     return new
 
 
+@pytest.mark.slow
 def test_one_em_step_matches_numpy(x64):
     """One iteration of emjax.em (E-step in chunks of 16 rows plus a tail) against NumPy."""
     rng, pseudo_count = np.random.default_rng(1), 0.5
@@ -227,6 +229,7 @@ def latent_fit():
     return truth, result
 
 
+@pytest.mark.slow
 def test_recovers_latent_network_up_to_label_permutation(latent_fit):
     truth, result = latent_fit
     learned = [np.asarray(t, np.float64) for t in result.params.tables]

@@ -72,6 +72,7 @@ def check_transform(kind, form, transform):
 CASES = [(k, f, t) for k in MODELS for f in FORMS for t in TRANSFORMS]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind, form, transform", sorted(FAST))
 def test_transformed_fit_accepts_the_form(kind, form, transform):
     check_transform(kind, form, transform)

@@ -110,6 +110,7 @@ def regimes(n_sequences=4, n_steps=100, seed=1):
     return x, np.array([n_steps - 13 * i for i in range(n_sequences)])
 
 
+@pytest.mark.slow
 def test_every_restart_is_monotone_and_recovers_the_regimes():
     x, lengths = regimes()
     model = emjax.GaussianHMM(3, covariance_type="full")

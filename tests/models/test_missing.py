@@ -163,6 +163,7 @@ def matched_error(params, truth):
     return best
 
 
+@pytest.mark.slow
 def test_missing_at_random_beats_complete_rows(x64):
     rng = np.random.default_rng(4)
     d, n = 4, 400

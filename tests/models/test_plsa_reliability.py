@@ -63,6 +63,7 @@ def corpora():
     return dense
 
 
+@pytest.mark.slow
 def test_vmap_over_dense_matrices_equals_the_concrete_fits():
     """F8: 'Tracer has no attribute n_docs' (plsa.py) under vmap; dense data becomes every entry
     as a triplet of weight 1 (non-zero) or 0, so the objective is still per non-zero."""
@@ -78,6 +79,7 @@ def test_vmap_over_dense_matrices_equals_the_concrete_fits():
         np.testing.assert_allclose(batched.log_likelihood[i], ref.log_likelihood, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_jit_with_per_entry_weights_equals_the_concrete_fit():
     dense = corpora()[0]
     w = np.random.default_rng(2).uniform(0.5, 2.0, size=dense.shape).astype(np.float32)

@@ -119,6 +119,7 @@ def observed_log_likelihood(params, X):
     return np.mean(total)
 
 
+@pytest.mark.slow
 def test_missing_marginalize_fits_a_semicolon_file_with_holes(tmp_path, capsys):
     x = ROWS.copy()
     x[[3, 25], 0] = np.nan

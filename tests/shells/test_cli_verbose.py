@@ -22,6 +22,7 @@ def assert_live_progress(err):
     assert "compiling... done" in err and "best objective" in err, err
 
 
+@pytest.mark.slow
 def test_fit_verbose_shows_progress_and_changes_nothing(tmp_path, capsys):
     data = tmp_path / "blobs.csv"
     np.savetxt(data, BLOBS, delimiter=",", header="a,b", comments="")

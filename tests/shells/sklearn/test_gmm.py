@@ -191,6 +191,7 @@ def test_random_state_forms():
         fit("seed")
 
 
+@pytest.mark.slow
 def test_float32_stays_float32_and_x64_is_restored():
     x, _ = blobs(seed=2)
     before = jax.config.jax_enable_x64

@@ -69,6 +69,7 @@ def emission_of(model, family):
     return [model.means_, model.covars_]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family, covariance_type", CASES)
 def test_inference_matches_hmmlearn(x64, family, covariance_type):
     X, ref, ours = pair(family, covariance_type, np.random.default_rng(0))
