@@ -37,6 +37,7 @@ def _breast_cancer():
     return (x - x.mean(0)) / x.std(0)
 
 
+@pytest.mark.slow
 def test_tied_loop_inside_a_callers_jit_matches_sklearn():
     """Inside a caller's ``jax.jit`` emjax's compiler options do not apply: the tied form itself
     must avoid the miscompiled fusion (docs/guide/numerics.md "Two XLA CPU defects")."""

@@ -163,7 +163,7 @@ def first_start(model, x):
     return jax.tree_util.tree_map(lambda a: a[0], emjax.init_restarts(model, x, KEY, n_init=1))
 
 
-@pytest.mark.parametrize("cov", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("cov", ["full", *[pytest.param(c, marks=pytest.mark.slow) for c in ("tied", "diag", "spherical")]])
 def test_gmm_reaches_scikit_learns_optimum_from_the_same_start(x64, cov):
     rng = np.random.default_rng(1)
     half = N_ROWS // 2

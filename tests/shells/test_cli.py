@@ -114,6 +114,7 @@ def test_python_dash_m_exit_code(tmp_path):
     assert run.stderr.strip().splitlines()[-1] == f"emjax: error: {tmp_path / 'none.npy'}: no such file"
 
 
+@pytest.mark.slow
 def test_demo_smoke(tmp_path, capsys):
     out = tmp_path / "demo.png"
     rows = run_demo(str(out), n_init=4, n=500, n_components=3, max_iter=10)

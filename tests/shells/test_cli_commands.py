@@ -43,6 +43,7 @@ def labelled_csv(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_fit_columns_and_labels_out_against_fit_and_scipy(tmp_path, labelled_csv):
     reports = []
     for columns in ("a,b", "2-3"):

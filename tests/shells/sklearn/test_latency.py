@@ -93,6 +93,7 @@ def test_held_out_rows_with_nan_padded_in_the_engine_equal_unpadded(x64):
                                rtol=1e-10, atol=1e-15)
 
 
+@pytest.mark.slow
 def test_verbose_shows_the_fit_while_it_runs_and_changes_nothing():
     x = make_data(n=150, seed=9)
     quiet = GaussianMixture(2, random_state=0, n_init=2).fit(x)

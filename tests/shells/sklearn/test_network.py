@@ -47,6 +47,7 @@ def fitted():
     return BayesianNetwork(STRUCTURE, CARDS, latent=["Z"], random_state=0, max_iter=50).fit(generated_frame())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("query, evidence", [
     (["Z"], {"radius": 2}), (["label", "Z"], {"texture": 0}), ("radius", {}),
     (["radius", "label"], {"Z": 1, "texture": 1}), (["Z", "texture", "label"], {"radius": 0}),
