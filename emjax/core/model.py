@@ -84,6 +84,7 @@ class Model(abc.ABC):
                             "emjax.core.standardizer.Standardizer (or RowStandardizer, for passes "
                             "over rows) from standardizer() instead.")
 
+    # ---- required
     @abc.abstractmethod
     def init(self, key, data, weights) -> PyTree:
         """Random starting parameters for one restart."""
@@ -105,11 +106,7 @@ class Model(abc.ABC):
     def posterior(self, params: PyTree, data) -> jnp.ndarray:
         """Posterior of each observation's latent variables (responsibilities, state marginals)."""
 
-    def n_free_parameters(self, params: PyTree) -> int:
-        """Free parameters of the model (BIC, AIC and :func:`emjax.select` need it)."""
-        raise NotImplementedError(f"{type(self).__name__} does not define n_free_parameters(params), "
-                                  "which BIC, AIC and model selection need (see emjax.core.model).")
-
+    # ---- optional: the objective
     def log_prior(self, params: PyTree) -> jnp.ndarray:
         """Log prior density of ``params`` up to a constant; the driver monitors loglik + this."""
         return jnp.zeros(())
@@ -118,6 +115,20 @@ class Model(abc.ABC):
         """True where ``params`` are finite but unusable (e.g. a covariance that is not PD)."""
         return jnp.zeros((), bool)
 
+    def loglik_terms(self, loglik):
+        """``(log-likelihood, monitored term)``, each summed over rows, from the ``loglik`` that
+        :meth:`e_step` returns. By default both are ``loglik``; a model whose EM monitors another
+        objective (tempered EM) returns both from its E-step (e.g. stacked) and splits them here.
+        The driver reports the first and monitors the second plus :meth:`log_prior`."""
+        return loglik, loglik
+
+    # ---- optional: model selection
+    def n_free_parameters(self, params: PyTree) -> int:
+        """Free parameters of the model (BIC, AIC and :func:`emjax.select` need it)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define n_free_parameters(params), "
+                                  "which BIC, AIC and model selection need (see emjax.core.model).")
+
+    # ---- optional: host-side checks, before anything is traced
     def validate(self, data):
         """Host-side checks and conversion of concrete ``data``; returns the converted data."""
         return data
@@ -127,19 +138,6 @@ class Model(abc.ABC):
         :meth:`validate` that hold for any subset of the rows. By default :meth:`validate`."""
         return self.validate(data)
 
-    def traced_inputs(self, data, weights):
-        """``(data, weights)`` as the engine iterates on them when ``data`` is traced (inside a
-        caller's jit/vmap/grad, where :meth:`validate` cannot run): the identity by default; a
-        model whose :meth:`validate` converts the data converts here with traceable operations."""
-        return data, weights
-
-    def loglik_terms(self, loglik):
-        """``(log-likelihood, monitored term)``, each summed over rows, from the ``loglik`` that
-        :meth:`e_step` returns. By default both are ``loglik``; a model whose EM monitors another
-        objective (tempered EM) returns both from its E-step (e.g. stacked) and splits them here.
-        The driver reports the first and monitors the second plus :meth:`log_prior`."""
-        return loglik, loglik
-
     def validate_weights(self, weights) -> None:
         """Host-side checks of concrete, already generically checked ``weights``: none by default."""
         return None
@@ -148,23 +146,21 @@ class Model(abc.ABC):
         """Host-side check that user-supplied ``params`` fit this model and ``data``: none by default."""
         return None
 
-    def restate_stats(self, stats: PyTree, params_from: PyTree, params_to: PyTree) -> PyTree:
-        """``stats`` computed under ``params_from`` re-expressed for ``params_to``.
+    def traced_inputs(self, data, weights):
+        """``(data, weights)`` as the engine iterates on them when ``data`` is traced (inside a
+        caller's jit/vmap/grad, where :meth:`validate` cannot run): the identity by default; a
+        model whose :meth:`validate` converts the data converts here with traceable operations."""
+        return data, weights
 
-        Needed where statistics are taken about a parameter-dependent reference (a Gaussian's
-        second moments about the current means): online EM averages statistics from different
-        iterates and must first bring them to one reference. Identity by default.
-        """
-        return stats
+    # ---- optional: how the engine computes
+    def work_per_row(self, data) -> int:
+        """Elements of temporary memory that one observation costs in the E-step (chunk sizing)."""
+        return 64
 
     def init_ignores_padding(self, n_rows: int) -> bool:
         """Whether ``init`` draws the same start from data padded to ``n_rows`` rows by rows of
         weight 0 as from the data alone (then :mod:`emjax.engine.row_buckets` may pad). False by default."""
         return False
-
-    def work_per_row(self, data) -> int:
-        """Elements of temporary memory that one observation costs in the E-step (chunk sizing)."""
-        return 64
 
     def with_formulation(self, formulation) -> "Model":
         """This model computing as ``formulation`` (:class:`emjax.core.plan.Formulation`, the part of a
@@ -173,11 +169,13 @@ class Model(abc.ABC):
         by default the model has no choices and returns itself."""
         return self
 
+    # ---- optional: standardisation (emjax.core.standardizer)
     def standardizer(self) -> Standardizer | None:
         """The opt-in :class:`~emjax.core.standardizer.Standardizer` of the coordinates the fit runs
         in; ``None`` (the default) fits in the data's units."""
         return None
 
+    # ---- optional: accelerators (SQUAREM)
     def to_unconstrained(self, params: PyTree) -> PyTree:
         """``params`` as a pytree of floating arrays in which any finite value is valid (log-weights,
         log-variances, ...): accelerators extrapolate there. The default is the identity; an
@@ -190,6 +188,17 @@ class Model(abc.ABC):
         """Inverse of :meth:`to_unconstrained` (for every finite ``u``, valid parameters)."""
         return u
 
+    # ---- optional: online EM
+    def restate_stats(self, stats: PyTree, params_from: PyTree, params_to: PyTree) -> PyTree:
+        """``stats`` computed under ``params_from`` re-expressed for ``params_to``.
+
+        Needed where statistics are taken about a parameter-dependent reference (a Gaussian's
+        second moments about the current means): online EM averages statistics from different
+        iterates and must first bring them to one reference. Identity by default.
+        """
+        return stats
+
+    # ---- optional: generalized EM
     def m_step_with_data(self, stats: PyTree, params: PyTree, data, weights) -> PyTree:
         """The M-step as the engine calls it; by default :meth:`m_step`, which sees only ``stats``.
 
@@ -197,7 +206,6 @@ class Model(abc.ABC):
         expected complete log-likelihood of every row, see :mod:`emjax.components.gem`) overrides this.
         """
         return self.m_step(stats, params)
-
 
 def split_hyperparameters(model):
     """``(static, hyperparameters)``: a model's hashable structure and its array leaves.
