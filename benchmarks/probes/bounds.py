@@ -246,7 +246,7 @@ def expanded_guard(names, n_rows=20_000, chunk=8192):
         res = emjax.fit(model, x, jax.random.key(0), max_iter=w.max_iter, tol=0.0, throw=False)
         shift, scale = x.mean(0), x.std(0)
         xs = jnp.asarray((x - shift) / scale)
-        p = model.params_to_standard(res.params, g.Affine(jnp.asarray(shift), jnp.asarray(scale)))
+        p = model.standardizer().params_to_standard(res.params, g.Affine(jnp.asarray(shift), jnp.asarray(scale)))
         u = g.precision_cholesky(p.covariances, ct)
         guard = [float(ge.expansion_error(xs[i:i + chunk], p.means, u, ct)) for i in range(0, w.n, chunk)]
         rows = xs[:n_rows]

@@ -118,7 +118,7 @@ def profile(w, trace_dir=None, matmul_gflops=None):
           f"{flops / per_iter / 1e9:.2f} GFLOP/s")
 
     # pieces, on one chunk of rows, vmapped over restarts
-    xs, weights = model.standardize(jnp.asarray(x), jnp.ones(w.n, x.dtype))[0], jnp.ones(w.n, x.dtype)
+    xs, weights = model.standardizer().standardize(jnp.asarray(x), jnp.ones(w.n, x.dtype))[0], jnp.ones(w.n, x.dtype)
     params = jax.jit(jax.vmap(lambda kk: model.init(kk, xs, weights)))(fitmod.restart_keys(key, r))
     xc, wc = xs[:chunk], weights[:chunk]
 

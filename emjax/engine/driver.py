@@ -33,6 +33,7 @@ from .em_map import em_update, evaluate
 from .implicit import with_implicit_gradients
 from ..core.model import join_hyperparameters, split_hyperparameters
 from ..core.plan import Plan, checked_plan, choose_plan
+from ..core.standardizer import standardizer_of
 from .progress import FitProgress, monitor
 from .raw_rows import fit_coordinates
 from .result_text import em_result_repr, status_names
@@ -286,14 +287,15 @@ def to_user_units(model, result: EMResult, transform, log_jacobian) -> EMResult:
     such values are taken from a mapping of constants, and the differentiable mapping, never
     selected for them, reads ones in their place (so nothing NaN reaches a derivative).
     """
-    constant = model.params_from_standard(*jax.lax.stop_gradient((result.params, transform)))
+    from_standard = standardizer_of(model).params_from_standard
+    constant = from_standard(*jax.lax.stop_gradient((result.params, transform)))
     constant_objective = jax.lax.stop_gradient(result.objective + log_jacobian)
     status = result.status
     unusable = failure_status(model, constant, constant_objective) != Status.RUNNING
     status = jnp.where(healthy(status) & unusable, Status.NONFINITE, status).astype(status.dtype)
     ok = healthy(status)
     safe = tree_select(ok, result.params, jax.tree_util.tree_map(jnp.ones_like, result.params))
-    params = tree_select(ok, model.params_from_standard(safe, transform), constant)
+    params = tree_select(ok, from_standard(safe, transform), constant)
     finite = jnp.isfinite(constant_objective) & jnp.isfinite(result.log_likelihood + log_jacobian)
     shift = lambda value: jnp.where(finite, jnp.where(finite, value, 1) + log_jacobian,
                                     jax.lax.stop_gradient(value + log_jacobian))
@@ -400,7 +402,7 @@ def _em_jit(model, hyper, params, data, weights, tol, max_iter, *, history_lengt
     model = join_hyperparameters(model, hyper).with_formulation(plan.formulation)
     weights, chunk_size = row_weights(data, weights), plan.chunk_size
     fit_model, data, transform, log_jacobian = fit_coordinates(model, data, weights, chunk_size, rows)
-    params = model.params_to_standard(params, transform)
+    params = standardizer_of(model).params_to_standard(params, transform)
     shown = None if monitor is None else (
         lambda i, objective, status: monitor(i, objective + log_jacobian, status))
     result = with_implicit_gradients(run_em, fit_model, params, data, weights, max_iter=max_iter,

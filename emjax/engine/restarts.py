@@ -21,6 +21,7 @@ from .implicit import with_implicit_gradients
 from .isolated_optimum import warn_if_isolated
 from ..core.model import join_hyperparameters, split_hyperparameters
 from ..core.plan import Plan, balanced_block, checked_plan, choose_plan
+from ..core.standardizer import standardizer_of
 from .progress import FitProgress, monitor
 from .raw_rows import fit_coordinates
 from .result_text import Timing, fit_result_repr, fit_summary, status_names
@@ -301,7 +302,7 @@ def _fit_program(data, weights, key, tol, limits, init_params, hyper, *, model, 
     if init_params is None:
         start = starting_points(fit_model, data, weights, key, n_init, plan.init_batch)
     else:
-        start = jax.vmap(lambda p: model.params_to_standard(p, transform))(init_params)
+        start = jax.vmap(lambda p: standardizer_of(model).params_to_standard(p, transform))(init_params)
     shown = None if monitor is None else (
         lambda i, objective, status: monitor(i, objective + log_jacobian, status))
     # restarts past n_valid (a bucket's padding) stop after one iteration
@@ -380,7 +381,7 @@ def _init_jit(data, weights, key, hyper, *, model, n_init, plan, rows):
     weights = row_weights(data, weights)
     fit_model, data, transform, _ = fit_coordinates(model, data, weights, plan.chunk_size, rows)
     start = starting_points(fit_model, data, weights, key, n_init, plan.init_batch)
-    return jax.vmap(lambda p: model.params_from_standard(p, transform))(start)
+    return jax.vmap(lambda p: standardizer_of(model).params_from_standard(p, transform))(start)
 
 
 def check_init_params(model, init_params, data, n_init):

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 
 from ..core.chunking import choose_chunk_size, chunked_sum, n_rows
 from ..engine.driver import failure_status
-from ..core.model import check_streamable
+from ..core.standardizer import check_streamable, standardizer_of
 from ..core.status import Status
 from ..core.tree import row_signature, row_signature_difference, tree_select
 from ..core.validation import check_key, check_nonnegative_number, prepare_inputs
@@ -68,7 +68,7 @@ def check_schedule(kappa, t0) -> None:
 def online_update(model, state: OnlineState, data, weights, *, kappa: float, t0: float,
                   data_size: float | None) -> OnlineState:
     """One stepwise-EM update with a mini-batch in the data's units (pure, jittable)."""
-    x = model.apply_transform(data, state.transform)
+    x = standardizer_of(model).apply(data, state.transform)
     chunk = min(choose_chunk_size(n_rows(x), model.work_per_row(x)), n_rows(x))
     batch_stats, _ = chunked_sum(functools.partial(model.e_step, state.params), x, weights, chunk)
     dtype = weights.dtype
@@ -150,7 +150,7 @@ class OnlineEM:
     def params(self):
         """Current parameters in the data's units."""
         self._check_started()
-        return self.model.params_from_standard(self.state.params, self.state.transform)
+        return standardizer_of(self.model).params_from_standard(self.state.params, self.state.transform)
 
     @property
     def n_steps(self) -> int:
@@ -174,11 +174,11 @@ class OnlineEM:
 
 @functools.partial(jit, static_argnames="model")
 def _start(model, key, data, weights, init_params):
-    x, transform, _ = model.standardize(data, weights)
+    x, transform, _ = standardizer_of(model).standardize(data, weights)
     if init_params is None:
         params = model.init(key, x, weights)
     else:
-        params = model.params_to_standard(init_params, transform)
+        params = standardizer_of(model).params_to_standard(init_params, transform)
     stats_shape = jax.eval_shape(lambda: model.e_step(params, x, weights)[0])
     stats = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), stats_shape)
     return OnlineState(params, stats, jnp.int32(0), jnp.int32(Status.RUNNING), transform)

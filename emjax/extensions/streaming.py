@@ -28,7 +28,7 @@ from ..core.chunking import choose_chunk_size, chunked_sum, n_rows
 from ..engine.driver import initial_carry, next_carry, result_of, to_user_units
 from ..engine.em_map import objective_of
 from ..engine.restarts import FitResult, check_init_params, raise_if_all_failed, restart_keys, select_best
-from ..core.model import check_streamable
+from ..core.standardizer import check_streamable, standardizer_of
 from ..core.status import Status
 from .stream_sources import ChunkReader, chunk_iterable
 from ..core.tree import all_finite, tree_select
@@ -133,14 +133,14 @@ def stream_fit(model, source, key, *, n_init: int = 1, init_params=None, max_ite
     reader = ChunkReader(model, chunk_iterable(source, rows_per_chunk))
     clock = _PassClock(on_pass)
 
-    totals = ()
-    for _ in range(model.transform_passes()):
+    standardizer, totals = standardizer_of(model), ()
+    for _ in range(standardizer.passes()):
         pass_total = None
         for x, w in reader.chunks():
             pass_total = _add(pass_total, _transform_chunk(model, x, w, totals))
         totals += (pass_total,)
         clock.done("transform", -1, reader.rows_read, None)
-    transform, log_jacobian = model.transform_from_stats(totals) if totals else (None, 0.0)
+    transform, log_jacobian = standardizer.from_stats(totals) if totals else (None, 0.0)
     if totals and not bool(all_finite((transform, log_jacobian))):
         raise ValueError("the standardising transform of the streamed rows is not finite: a feature "
                          "with no observed (non-NaN) value in any chunk? Drop it before fitting.")
@@ -150,7 +150,7 @@ def stream_fit(model, source, key, *, n_init: int = 1, init_params=None, max_ite
         start = _init(model, restart_keys(key, n_init), transform, first_x, first_w)
     else:
         check_init_params(model, init_params, first_x, n_init)
-        start = jax.vmap(lambda p: model.params_to_standard(p, transform))(init_params)
+        start = jax.vmap(lambda p: standardizer.params_to_standard(p, transform))(init_params)
 
     rows = n_rows(first_x)
     device_chunk = min(chunk_size or choose_chunk_size(rows, model.work_per_row(first_x), batch=n_init),
@@ -207,12 +207,12 @@ def _add(total, new):
 
 @functools.partial(jit, static_argnames="model")
 def _transform_chunk(model, x, w, previous):
-    return model.transform_stats(x, w, previous)
+    return standardizer_of(model).stats(x, w, previous)
 
 
 @functools.partial(jit, static_argnames=("model", "chunk"))
 def _e_chunk(model, params, transform, x, w, chunk):
-    x = model.apply_transform(x, transform)
+    x = standardizer_of(model).apply(x, transform)
     def one(p):
         return chunked_sum(functools.partial(model.e_step, p), x, w, min(chunk, n_rows(x)))
 
@@ -222,7 +222,7 @@ def _e_chunk(model, params, transform, x, w, chunk):
 
 @functools.partial(jit, static_argnames="model")
 def _init(model, keys, transform, x, w):
-    x = model.apply_transform(x, transform)
+    x = standardizer_of(model).apply(x, transform)
     return jax.vmap(lambda k: model.init(k, x, w))(keys)
 
 

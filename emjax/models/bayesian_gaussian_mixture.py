@@ -35,6 +35,7 @@ from ..components import gaussian as g
 from ..components import mixture_weights as mw
 from ..core.model import Model
 from ..core.plan import Formulation
+from ..core.standardizer import Standardizer
 from ..core.validation import (
     as_float_array, check_finite, check_param_shapes, checked_post_fit_data, prepare_inputs,
 )
@@ -222,7 +223,7 @@ class BayesianGaussianMixture(Model):
     def _prior_params(self, x, weights, k: int) -> VBGMMParams:
         """Empty posterior holding the prior in the fit's (standardised) coordinates.
 
-        Explicit priors fixed the standardisation (see :meth:`standardize`): there the prior mean
+        Explicit priors fixed the standardisation (see :class:`PriorStandardizer`): there the prior mean
         is 0 and the prior covariance has a unit diagonal. Defaults are the weighted data mean
         and covariance (``ddof=1`` in frequency-weight terms), with variance 1 in the fit's
         coordinates (where such a feature is not rescaled) for a constant feature, whose
@@ -277,34 +278,9 @@ class BayesianGaussianMixture(Model):
         return _from_responsibilities(self, x, w, resp)
 
     # ----------------------------------------------------------------- standardisation
-    def standardize(self, x, weights):
-        """Centre on ``mean_prior`` (default: the data mean) and scale by the square root of the
-        prior covariance's diagonal (default: the data's standard deviations), so that explicit
-        priors have a known form in the fit's coordinates."""
-        d = x.shape[1]
-        explicit_cov, explicit_mean = resolved_priors(self, x.dtype)
-        if explicit_cov is None:
-            # reg_covar=0: the moments alone (no float32 resolution factor, which is for its prior)
-            _, affine, _ = GaussianMixture(1, self.covariance_type, reg_covar=0.0).standardize(x, weights)
-            scale = affine.scale
-        else:
-            scale = _prior_scale(explicit_cov, self.covariance_type, d)
-        shift = explicit_mean if explicit_mean is not None else (weights @ x) / jnp.sum(weights)
-        return (x - shift) / scale, Affine(shift, scale), -jnp.sum(jnp.log(scale))
-
-    def _map(self, params: VBGMMParams, shift, scale) -> VBGMMParams:
-        cov_type = self.covariance_type
-        prior_type = "tied" if cov_type == "full" else cov_type
-        return params._replace(
-            means=(params.means - shift) / scale, mean_prior=(params.mean_prior - shift) / scale,
-            covariances=g.scale_covariance(params.covariances, scale, cov_type),
-            covariance_prior=g.scale_covariance(params.covariance_prior, scale, prior_type))
-
-    def params_to_standard(self, params, transform: Affine):
-        return self._map(params, transform.shift, transform.scale)
-
-    def params_from_standard(self, params, transform: Affine):
-        return self._map(params, -transform.shift / transform.scale, 1 / transform.scale)
+    def standardizer(self) -> "PriorStandardizer":
+        """Centring and scaling that give explicit priors a known form (:class:`PriorStandardizer`)."""
+        return PriorStandardizer(self)
 
     # ----------------------------------------------------------------- host-side checks
     def validate(self, data):
@@ -338,6 +314,43 @@ class BayesianGaussianMixture(Model):
         return GaussianMixture(self.n_components, self.covariance_type).exact_work_per_row(data)
 
 
+@dataclasses.dataclass(frozen=True)
+class PriorStandardizer(Standardizer):
+    """Centre on ``mean_prior`` (default: the data mean) and scale by the square root of the prior
+    covariance's diagonal (default: the data's standard deviations), so that explicit priors have a
+    known form in the fit's coordinates. It needs the data whole (the default moments are those
+    of :class:`~emjax.models.gaussian_standardizer.GaussianStandardizer` without its float32
+    resolution factor)."""
+
+    model: BayesianGaussianMixture
+
+    def standardize(self, x, weights):
+        model, d = self.model, x.shape[1]
+        explicit_cov, explicit_mean = resolved_priors(model, x.dtype)
+        if explicit_cov is None:
+            # reg_covar=0: the moments alone (no float32 resolution factor, which is for its prior)
+            moments = GaussianMixture(1, model.covariance_type, reg_covar=0.0).standardizer()
+            scale = moments.standardize(x, weights)[1].scale
+        else:
+            scale = _prior_scale(explicit_cov, model.covariance_type, d)
+        shift = explicit_mean if explicit_mean is not None else (weights @ x) / jnp.sum(weights)
+        return (x - shift) / scale, Affine(shift, scale), -jnp.sum(jnp.log(scale))
+
+    def _map(self, params: VBGMMParams, shift, scale) -> VBGMMParams:
+        cov_type = self.model.covariance_type
+        prior_type = "tied" if cov_type == "full" else cov_type
+        return params._replace(
+            means=(params.means - shift) / scale, mean_prior=(params.mean_prior - shift) / scale,
+            covariances=g.scale_covariance(params.covariances, scale, cov_type),
+            covariance_prior=g.scale_covariance(params.covariance_prior, scale, prior_type))
+
+    def params_to_standard(self, params, transform: Affine):
+        return self._map(params, transform.shift, transform.scale)
+
+    def params_from_standard(self, params, transform: Affine):
+        return self._map(params, -transform.shift / transform.scale, 1 / transform.scale)
+
+
 def _prior_scale(prior_cov, covariance_type: str, d: int):
     """Per-feature scale ``sqrt(diag C0)`` (one common value for spherical)."""
     if covariance_type in ("full", "tied"):
@@ -349,7 +362,8 @@ def _prior_scale(prior_cov, covariance_type: str, d: int):
 
 @functools.partial(jit, static_argnums=0)
 def _from_responsibilities(model: BayesianGaussianMixture, x, weights, resp):
-    x_std, transform, _ = model.standardize(x, weights)
+    standardizer = model.standardizer()
+    x_std, transform, _ = standardizer.standardize(x, weights)
     start = model._prior_params(x_std, weights, model.n_components)
     stats = g.sufficient_stats(x_std, (resp * weights[:, None]).T, start.means, model.covariance_type)
-    return model.params_from_standard(model.m_step(stats, start), transform)
+    return standardizer.params_from_standard(model.m_step(stats, start), transform)

@@ -117,6 +117,12 @@ class EnumeratedMixture(Model):
         chunk = choose_chunk_size(n_rows(data), self.work_per_row(data))
         return chunked_sum(rows, data, weights, chunk) + self.log_prior(params)
 
+    def m_step(self, stats, params):
+        """Not available alone: this M-step ascends a function of the rows (:meth:`m_step_with_data`,
+        which the engine calls)."""
+        raise TypeError("EnumeratedMixture's M-step needs the rows: call m_step_with_data(stats, "
+                        "params, data, weights).")
+
     def m_step_with_data(self, stats, params, data, weights):
         objective = lambda new: self.expected_log_joint(new, params, data, weights)
         return gem_ascent(objective, params, self.optimizer, self.n_steps)

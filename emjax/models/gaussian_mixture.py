@@ -58,6 +58,7 @@ from ..core.validation import (
 )
 from . import seeding
 from .gaussian_mixture_checks import check_enough_observed, check_params, check_rows
+from .gaussian_standardizer import GaussianStandardizer
 
 INIT_METHODS = ("kmeans++", "kmeans", "random_from_data", "random")
 REGULARIZATIONS = ("prior", "sklearn")
@@ -311,12 +312,6 @@ class GaussianMixture(Model):
     def init(self, key, x, weights) -> GMMParams:
         return self._init(key, x, weights, lambda rows: rows)
 
-    def init_from_raw(self, key, x, weights, transform: g.Affine) -> GMMParams:
-        """:meth:`init` on standardised rows, standardising only the rows it reads."""
-        if self.missing == "marginalize":  # imputes 0, the standardised mean: needs the copy
-            return super().init_from_raw(key, x, weights, transform)
-        return self._init(key, x, weights, lambda rows: self.apply_transform(rows, transform))
-
     def _init(self, key, x, weights, to_fit_units) -> GMMParams:
         k, n = self.n_components, x.shape[0]
         if self.missing == "marginalize":  # seeds from mean-imputed rows (0 is the mean here)
@@ -345,69 +340,13 @@ class GaussianMixture(Model):
                          g.covariance_from_log_cholesky(u.covariances, self.covariance_type))
 
     # ----------------------------------------------------------------- standardisation
-    def transform_passes(self) -> int:
-        return 2  # the weighted mean, then the variance about it (two-pass: exact in float32)
-
-    def transform_stats(self, x, weights, previous):
-        """Pass 0: total weight, weighted sums and weighted absolute values; pass 1: weighted
-        squares about the mean, in units of each feature's mean absolute value (so that no raw
-        value is squared: float32 data of magnitude 1e20 or 1e-20 neither overflow nor underflow).
-
-        With ``missing="marginalize"`` each feature's moments run over the rows where it is
-        observed (pass 0 also sums the weight observed per feature), so chunks of streamed data
-        with NaN add up to the in-memory transform.
-        """
-        observed = gm.observed(x) if self.missing == "marginalize" else None
-        if not previous:
-            if observed is None:
-                return jnp.sum(weights), weights @ x, weights @ jnp.abs(x)
-            x = jnp.where(observed, x, 0)
-            return (jnp.sum(weights), weights @ x, weights @ jnp.abs(x),
-                    weights @ observed.astype(x.dtype))
-        total, weighted_sum, absolute_sum, *per_feature = previous[0]
-        shift, magnitude = g.location_and_magnitude(weighted_sum, absolute_sum,
-                                                    per_feature[0] if per_feature else total)
-        centred = (x - shift) / magnitude
-        if observed is not None:
-            centred = jnp.where(observed, centred, 0)
-        return weights @ (centred * centred)
-
-    def transform_from_stats(self, totals):
-        """Shift and scale per feature; the log-Jacobian counts each row's observed features."""
-        (total, weighted_sum, absolute_sum, *per_feature), squares = totals
-        count = per_feature[0] if per_feature else total
-        shift, magnitude = g.location_and_magnitude(weighted_sum, absolute_sum, count)
-        scale = self._scale(squares / count, magnitude, shift, total)
-        if per_feature:
-            return g.Affine(shift, scale), -(count / total) @ jnp.log(scale)
-        return g.Affine(shift, scale), -jnp.sum(jnp.log(scale))
-
-    def apply_transform(self, x, transform: g.Affine):
-        return (x - transform.shift) / transform.scale  # NaN (missing) stays NaN
-
-    def _scale(self, ratio, magnitude, shift, total):
-        """Per-feature scale (ones for "sklearn") from the variances ``magnitude**2 * ratio``
-        (:func:`~emjax.components.gaussian.scale_from_moments`), for full/tied covariances
-        enlarged by :func:`~emjax.components.gaussian.resolution_factor` of the ``total``
-        weight, so that the prior keeps covariances positive definite at the dtype's resolution."""
-        if self.regularization == "sklearn":
-            return jnp.ones_like(shift)
-        kind = lookup(self.covariance_type)
-        scale = g.scale_from_moments(ratio, magnitude, kind.common_scale)
-        if kind.matrix and self.reg_covar > 0:
-            scale = scale * g.resolution_factor(self.reg_covar, total, shift.shape[-1])
-        return scale
-
-    def _map_params(self, params: GMMParams, shift, scale) -> GMMParams:
-        """Parameters of ``x' = (x - shift) / scale``'s model from those of ``x``'s."""
-        means, cov = g.affine_map(params.means, params.covariances, shift, scale, self.covariance_type)
-        return GMMParams(params.weights, means, cov)
-
-    def params_to_standard(self, params, transform: g.Affine):
-        return self._map_params(params, transform.shift, transform.scale)
-
-    def params_from_standard(self, params, transform: g.Affine):
-        return self._map_params(params, -transform.shift / transform.scale, 1 / transform.scale)
+    def standardizer(self) -> GaussianStandardizer:
+        """Shift and scale per feature (:class:`~emjax.models.gaussian_standardizer.GaussianStandardizer`),
+        computed in two passes over the rows; the fit's start reads raw rows (except with
+        ``missing="marginalize"``, which imputes the standardised mean 0 and needs the copy)."""
+        reads_rows = None if self.missing == "marginalize" else self._init
+        return GaussianStandardizer(self.covariance_type, self.regularization, self.reg_covar,
+                                    self.missing, reads_rows)
 
     # ----------------------------------------------------------------- host-side checks
     def validate(self, data):

@@ -16,7 +16,8 @@ import jax.numpy as jnp
 
 from ..components import gaussian as g
 from ..components.covariance_types import lookup
-from ..core.model import Model
+from ..core.model import Model, delegate
+from ..core.standardizer import Standardizer
 from ..models.gaussian_mixture import GaussianMixture, GMMParams
 
 
@@ -49,10 +50,12 @@ def trim(params: PaddedParams, k: int, covariance_type: str) -> GMMParams:
     return GMMParams(weights[:k], means[:k], cov if lookup(covariance_type).shared else cov[:k])
 
 
+@delegate("mixture", "validate", "validate_weights", "work_per_row")
 @dataclasses.dataclass(frozen=True)
 class PaddedMixture(Model):
     """The model of :class:`PaddedParams`: ``mixture`` (with ``n_components = K_max``) whose
-    inactive slots are padding. Every method delegates to ``mixture`` with the mask."""
+    inactive slots are padding. Its methods are the mixture's, on ``params.mixture`` and with the
+    mask where the mixture takes one."""
 
     mixture: GaussianMixture
 
@@ -79,14 +82,16 @@ class PaddedMixture(Model):
     def posterior(self, params: PaddedParams, x):
         return self.mixture.posterior(params.mixture, x)
 
-    def validate(self, data):
-        return self.mixture.validate(data)
+    def standardizer(self) -> "PaddedStandardizer":
+        return PaddedStandardizer(self.mixture.standardizer())
 
-    def validate_weights(self, weights) -> None:
-        self.mixture.validate_weights(weights)
 
-    def work_per_row(self, data) -> int:
-        return self.mixture.work_per_row(data)
+@dataclasses.dataclass(frozen=True)
+class PaddedStandardizer(Standardizer):
+    """The mixture's standardisation (of the whole data: :func:`emjax.select` fits a copy), its
+    parameter maps applied to ``params.mixture``."""
+
+    mixture: Standardizer
 
     def standardize(self, data, weights):
         return self.mixture.standardize(data, weights)

@@ -34,6 +34,7 @@ from ..engine.restarts import starting_points, select_best
 from ..models.gaussian_mixture import GaussianMixture
 from .padded_mixture import PaddedMixture, pad, trim
 from ..engine.progress import FitProgress, monitor
+from ..core.standardizer import standardizer_of
 from ..core.status import Status
 from ..core.validation import check_fit_options, check_key, prepare_inputs
 from ..core.xla_options import jit
@@ -248,7 +249,7 @@ def _select_jit(data, weights, key, tol, given, *, model, ks, n_init, max_iter, 
     """Best restart per K (user units, padded params) and its summed weighted entropy."""
     padded = PaddedMixture(model)
     k_max, cov_type = model.n_components, model.covariance_type
-    data_std, transform, log_jacobian = model.standardize(data, weights)
+    data_std, transform, log_jacobian = standardizer_of(model).standardize(data, weights)
     starts = []
     for i, k in enumerate(ks):  # one small init program per K; the EM below is shared
         if given is None:
@@ -256,7 +257,7 @@ def _select_jit(data, weights, key, tol, given, *, model, ks, n_init, max_iter, 
             start = starting_points(base, data_std, weights, jax.random.fold_in(key, k), n_init,
                                      init_batch)
         else:
-            start = jax.vmap(lambda p: model.params_to_standard(p, transform))(given[i])
+            start = jax.vmap(lambda p: standardizer_of(model).params_to_standard(p, transform))(given[i])
         starts.append(jax.vmap(lambda p: pad(p, k_max, cov_type))(start))
     start = jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *starts)
     shown = None if monitor is None else (

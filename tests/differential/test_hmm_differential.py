@@ -54,8 +54,9 @@ def decrease_allowance(h):
 def _fit_log_prior(model, params, data, weights):
     """The log prior of ``params`` in the coordinates the fit iterates in (docs/guide/numerics.md's
     objective: mean log-likelihood + log prior per unit weight)."""
-    _, transform, _ = model.standardize(data, weights)
-    return model.log_prior(model.params_to_standard(params, transform))
+    standardizer = model.standardizer()
+    _, transform, _ = standardizer.standardize(data, weights)
+    return model.log_prior(standardizer.params_to_standard(params, transform))
 
 
 def check_invariants(case, model, result, x, lengths, weights=None, rtol=1e-9):
@@ -436,13 +437,13 @@ def test_drawn_shapes_step_equals_numpy(shape):
 # ---------------------------------------------------------------------- paths without HMMs
 @pytest.mark.parametrize("name", list(hc.CASES))
 def test_streamed_and_online_fits_refuse_hmms_clearly(name):
-    """stream_fit and OnlineEM need the per-pass transform hooks an HMM does not have: a
+    """stream_fit and OnlineEM need a RowStandardizer (passes over rows), which an HMM has not: a
     ValueError that says so, before anything runs."""
     case, x, _, lengths = problem(name)
     model = case.model(K, D)
-    with pytest.raises(ValueError, match="standardize.*transform_passes"):
+    with pytest.raises(ValueError, match="standardizes its data as a whole.*RowStandardizer"):
         emjax.stream_fit(model, [x], KEY)
-    with pytest.raises(ValueError, match="standardize.*transform_passes"):
+    with pytest.raises(ValueError, match="standardizes its data as a whole.*RowStandardizer"):
         emjax.OnlineEM(model, KEY)
 
 

@@ -49,9 +49,9 @@ def test_tied_loop_inside_a_callers_jit_matches_sklearn():
     @jax.jit
     def one_step(params, data, w):
         fit_model, rows, transform, _ = fit_coordinates(model, data, w, data.shape[0])
-        result = run_em(fit_model, model.params_to_standard(params, transform), rows, w,
+        result = run_em(fit_model, model.standardizer().params_to_standard(params, transform), rows, w,
                         max_iter=1, tol=0.0, chunk_size=data.shape[0])
-        return model.params_from_standard(result.params, transform)
+        return model.standardizer().params_from_standard(result.params, transform)
 
     want, _ = ref.sklearn_gmm_step(P.tree64(start), np.asarray(x), "tied", model.reg_covar)
     P.assert_close(one_step(start, x, weights), want, 1e-8, "one tied step inside a caller's jit")

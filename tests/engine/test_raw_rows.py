@@ -31,7 +31,8 @@ def test_chunked_transform_matches_numpy_weighted_moments(x64):
     x = _raw_data()
     w = np.random.default_rng(1).uniform(0, 2, size=x.shape[0])
     model = emjax.GaussianMixture(2, covariance_type="diag")
-    transform, log_jacobian = chunked_transform(model, jnp.asarray(x), jnp.asarray(w), chunk_size=16)
+    transform, log_jacobian = chunked_transform(model.standardizer(), jnp.asarray(x), jnp.asarray(w),
+                                                chunk_size=16)
     mean = w @ x / w.sum()
     std = np.sqrt(w @ (x - mean) ** 2 / w.sum())
     np.testing.assert_allclose(transform.shift, mean, rtol=1e-12)
@@ -66,7 +67,7 @@ def test_models_that_standardise_whole_still_take_the_copying_path():
     assert isinstance(chunked[0], OnRawRows) and chunked[1] is x
     missing = emjax.GaussianMixture(2, missing="marginalize")  # NaN-aware moment passes: chunked too
     assert isinstance(fit_coordinates(missing, x, w, chunk_size=16)[0], OnRawRows)
-    whole = emjax.BayesianGaussianMixture(2)  # overrides standardize: gets the data to copy whole
+    whole = emjax.BayesianGaussianMixture(2)  # a whole-data Standardizer: gets the data to copy
     assert fit_coordinates(whole, x, w, chunk_size=16)[0] is whole
 
 

@@ -76,7 +76,7 @@ def test_reaches_batch_objective_in_fewer_passes(x64):
             online.partial_fit(x[order[i:i + batch]])
         params = online.params
         objective = float(online.score(x)) + float(model.log_prior(
-            model.params_to_standard(params, online.state.transform))) / n
+            model.standardizer().params_to_standard(params, online.state.transform))) / n
         gaps.append(best - objective)
         if gaps[-1] < 1e-3:
             break

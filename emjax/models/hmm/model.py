@@ -36,6 +36,7 @@ from ...inference import hmm as inference
 from ...inference import hmm_scaled
 from ...core.model import Model
 from ...core.plan import Formulation
+from ...core.standardizer import Standardizer
 from .discrete_emissions import BernoulliEmission, CategoricalEmission, PoissonEmission
 from .emissions import GaussianEmission
 from ...core.tree import is_traced
@@ -285,18 +286,9 @@ class HMM(Model):
         return HMMParams(rows[0], rows[1:], self.emission_model.init(emission_key, flat, step_weights, k))
 
     # ----------------------------------------------------------------- standardisation
-    def standardize(self, data: Sequences, weights):
-        flat, step_weights = flat_steps(data, weights)
-        x, transform, log_jacobian_per_step = self.emission_model.standardize(flat, step_weights)
-        steps_per_sequence = jnp.sum(step_weights) / jnp.sum(weights)
-        return (Sequences(x.reshape(data.x.shape), data.lengths), transform,
-                log_jacobian_per_step * steps_per_sequence)
-
-    def params_to_standard(self, params: HMMParams, transform):
-        return params._replace(emission=self.emission_model.to_standard(params.emission, transform))
-
-    def params_from_standard(self, params: HMMParams, transform):
-        return params._replace(emission=self.emission_model.from_standard(params.emission, transform))
+    def standardizer(self) -> "StepStandardizer":
+        """The emission's standardisation of every step (:class:`StepStandardizer`)."""
+        return StepStandardizer(self.emission_model)
 
     # ----------------------------------------------------------------- host-side checks
     def validate(self, data) -> Sequences:
@@ -393,3 +385,24 @@ def _normalise_rows(counts, current, pseudo_count):
     mass = jnp.where(current > 0, counts + pseudo_count, 0)
     total = jnp.sum(mass, axis=-1, keepdims=True)
     return jnp.where(total > 0, mass / jnp.where(total > 0, total, 1), current)
+
+
+@dataclasses.dataclass(frozen=True)
+class StepStandardizer(Standardizer):
+    """The emission's ``standardize`` over the steps of every sequence (it needs the data whole);
+    the log-Jacobian per sequence is that per step times the mean weighted steps per sequence."""
+
+    emission_model: Any
+
+    def standardize(self, data: Sequences, weights):
+        flat, step_weights = flat_steps(data, weights)
+        x, transform, log_jacobian_per_step = self.emission_model.standardize(flat, step_weights)
+        steps_per_sequence = jnp.sum(step_weights) / jnp.sum(weights)
+        return (Sequences(x.reshape(data.x.shape), data.lengths), transform,
+                log_jacobian_per_step * steps_per_sequence)
+
+    def params_to_standard(self, params: HMMParams, transform):
+        return params._replace(emission=self.emission_model.to_standard(params.emission, transform))
+
+    def params_from_standard(self, params: HMMParams, transform):
+        return params._replace(emission=self.emission_model.from_standard(params.emission, transform))
