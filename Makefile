@@ -21,7 +21,7 @@ run: $(STAMP)
 
 # The suite in three lanes, all run by CI (.ci/run): `make test`, the fast lane (every test not
 # marked slow or verify) on two pytest-xdist workers; `make test-slow`, the tests marked slow
-# (notebooks, tests that start Python processes, large shapes),
+# (notebooks, tests that start Python processes, large shapes, checks that compile many programs),
 # each test file on one worker; `make verify`, the differential grid. `make test-fast` is the
 # fast lane stopping at the first failure (the inner loop).
 FAST_LANE := -m "not slow and not verify"
@@ -47,7 +47,7 @@ lint: $(STAMP)
 # The differential harness's full grid (tests/differential, marker "verify"): every model
 # configuration on every execution path over drawn shapes, against float64 references. Nearly all
 # of its time is XLA compilation (one program per model, shape and path), so it runs on two
-# pytest-xdist workers. Not yet in CI (.ci/run says why).
+# pytest-xdist workers. CI runs it (.ci/run).
 verify: $(STAMP)
 	$(PY) -m pytest tests -m verify -n 2 --dist worksteal
 
