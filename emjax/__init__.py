@@ -14,6 +14,7 @@ from .engine.isolated_optimum import IsolatedOptimumWarning
 from .engine.restarts import FitResult, fit, init_restarts, make_plan, timed_fit
 from .components.gem import gem_ascent, gem_m_step
 from .core.model import Model
+from .core.standardizer import RowStandardizer, Standardizer
 from .models import (
     HMM, PLSA, BayesianGaussianMixture, BayesianNetwork, BernoulliEmissionParams, BernoulliHMM,
     BernoulliMixture, BernoulliMixtureParams, BNParams, CategoricalEmissionParams, CategoricalHMM,
@@ -39,7 +40,7 @@ __all__ = [
     "GaussianMixture", "HMM", "HMMParams", "Model", "MultinomialMixture",
     "MultinomialMixtureParams", "OnlineEM", "OnlineState", "PLSA", "Plan", "PLSAParams", "PassReport",
     "PoissonEmissionParams", "PoissonHMM", "PoissonMixture", "PoissonMixtureParams",
-    "SelectResult", "Sequences", "Status", "VBGMMParams", "aic", "bic", "em", "fit",
+    "RowStandardizer", "SelectResult", "Sequences", "Standardizer", "Status", "VBGMMParams", "aic", "bic", "em", "fit",
     "gem_ascent", "gem_m_step", "inference", "init_restarts", "make_plan", "print_progress", "select",
     "shard", "stream_fit", "timed_fit",
 ]

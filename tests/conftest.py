@@ -33,27 +33,28 @@ if QUICK_COMPILE:
     jax.config.update("jax_disable_most_optimizations", True)
 
 
-def _compile_with_optimizations(on: bool):
-    """Sets ``jax_disable_most_optimizations`` to ``not on``; it is not part of JAX's compile key,
-    so compiled programs are dropped whenever it changes. Returns the previous setting."""
-    previous = jax.config.values["jax_disable_most_optimizations"]
-    if previous == on:
+def _set_optimizations(on: bool) -> bool:
+    """Compiles with XLA's optimisations ``on`` or mostly off (``jax_disable_most_optimizations``);
+    the flag is not part of JAX's compile key, so compiled programs are dropped whenever it
+    changes. Returns whether they were on before."""
+    was_on = not jax.config.values["jax_disable_most_optimizations"]
+    if was_on != on:
         jax.clear_caches()
         jax.config.update("jax_disable_most_optimizations", not on)
-    return previous
+    return was_on
 
 
 @pytest.fixture(autouse=True)
 def _optimized_marker(request):
-    """Tests marked ``optimized`` compile with XLA's optimisations on, also in the quick lane."""
-    if request.node.get_closest_marker("optimized") is None or not QUICK_COMPILE:
+    """Tests marked ``optimized`` compile with XLA's optimisations on, in every lane."""
+    if request.node.get_closest_marker("optimized") is None:
         yield
         return
-    previous = _compile_with_optimizations(True)
+    was_on = _set_optimizations(True)
     try:
         yield
     finally:
-        _compile_with_optimizations(not previous)
+        _set_optimizations(was_on)
 
 
 @pytest.fixture
@@ -67,20 +68,6 @@ def x64():
     """Runs a test with 64-bit floats enabled (jax's default is float32)."""
     with jax.enable_x64(True):
         yield
-
-
-@pytest.fixture(scope="module")
-def quick_compile():
-    """A module's programs compiled with XLA's optimisations mostly off
-    (``jax_disable_most_optimizations``): about half the compile time, the same results, slower
-    runs. For modules whose time is nearly all compiling on tiny data (scikit-learn's checks).
-    The flag is not part of JAX's compile key, so compiled programs are dropped on the way in and
-    out: the module compiles its own, and leaves none to modules compiled with optimisations."""
-    previous = _compile_with_optimizations(False)
-    try:
-        yield
-    finally:
-        _compile_with_optimizations(not previous)
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from .standardizer import Standardizer
+from .standardizer import RowStandardizer, Standardizer, standardizer_of
 
 PyTree = Any
 
@@ -77,7 +77,11 @@ class Model(abc.ABC):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        replaced = [name for name in _REPLACED_BY_STANDARDIZER if name in vars(cls)]
+        if issubclass(cls, Standardizer):  # a model that is its own standardizer()
+            return
+        # every class this one inherits from except Model's own bases (mixins included)
+        owners = [k for k in cls.__mro__ if k not in Model.__mro__]
+        replaced = sorted({name for k in owners for name in _REPLACED_BY_STANDARDIZER if name in vars(k)})
         if replaced:
             raise TypeError(f"{cls.__name__} defines {', '.join(replaced)}: standardisation hooks on "
                             "the model are no longer called. Return an "
@@ -206,6 +210,22 @@ class Model(abc.ABC):
         expected complete log-likelihood of every row, see :mod:`emjax.components.gem`) overrides this.
         """
         return self.m_step(stats, params)
+
+
+def check_streamable(model) -> None:
+    """Host-side: refuses a model that cannot be fitted from streamed chunks of rows
+    (:func:`emjax.stream_fit`, :class:`emjax.OnlineEM`): one whose standardiser needs the data
+    whole, or whose M-step revisits the rows (generalized EM)."""
+    name = type(model).__name__
+    if type(model).m_step_with_data is not Model.m_step_with_data:
+        raise ValueError(f"{name}'s M-step revisits the rows (generalized EM: m_step_with_data), so it "
+                         "cannot be fitted from streamed chunks or online; fit it with emjax.fit.")
+    if not isinstance(standardizer_of(model), RowStandardizer):
+        raise ValueError(f"{name} standardizes its data as a whole (its standardizer() is not a "
+                         "RowStandardizer), so it cannot be fitted from streamed chunks; a model of "
+                         "your own can be, once its standardizer() is an "
+                         "emjax.core.standardizer.RowStandardizer (passes over rows).")
+
 
 def split_hyperparameters(model):
     """``(static, hyperparameters)``: a model's hashable structure and its array leaves.

@@ -32,7 +32,22 @@ PyTree = Any
 
 
 class Standardizer(abc.ABC):
-    """Whole-data standardisation: the transform, and parameters to and from its coordinates."""
+    """Whole-data standardisation: the transform, and parameters to and from its coordinates.
+
+    Examples:
+        >>> import jax.numpy as jnp, emjax
+        >>> class Centre(emjax.Standardizer):                 # fit 1-D means about the data mean
+        ...     def standardize(self, x, weights):
+        ...         shift = weights @ x / weights.sum()
+        ...         return x - shift, shift, jnp.zeros(())   # a shift has log-Jacobian 0
+        ...     def params_to_standard(self, means, shift):
+        ...         return means - shift
+        ...     def params_from_standard(self, means, shift):
+        ...         return means + shift
+        >>> x_std, shift, _ = Centre().standardize(jnp.array([1.0, 3.0]), jnp.ones(2))
+        >>> x_std.tolist(), Centre().params_from_standard(jnp.array([0.5]), shift).tolist()
+        ([-1.0, 1.0], [2.5])
+    """
 
     @abc.abstractmethod
     def standardize(self, data, weights):
@@ -125,12 +140,10 @@ class Identity(RowStandardizer):
 def standardizer_of(model) -> Standardizer:
     """``model.standardizer()``, or :class:`Identity` when the model fits in the data's units."""
     standardizer = model.standardizer()
-    return Identity() if standardizer is None else standardizer
-
-
-def check_streamable(model) -> None:
-    """Host-side: refuses a model whose standardiser needs the data whole."""
-    if not isinstance(standardizer_of(model), RowStandardizer):
-        raise ValueError(f"{type(model).__name__} standardizes its data as a whole (its standardizer() "
-                         "is not a RowStandardizer); streamed fits need the transform written as "
-                         "passes over rows: an emjax.core.standardizer.RowStandardizer.")
+    if standardizer is None:
+        return Identity()
+    if not isinstance(standardizer, Standardizer):
+        raise TypeError(f"{type(model).__name__}.standardizer() must return None or an "
+                        "emjax.core.standardizer.Standardizer (or RowStandardizer); got "
+                        f"{type(standardizer).__name__}.")
+    return standardizer

@@ -59,7 +59,12 @@ class OnRawRows(Model):
 
     def __init__(self, model, transform: Any):
         self.model, self.transform = model, transform
-        self._standardizer = model.standardizer()
+
+    @property
+    def _standardizer(self):
+        """Asked of the model when used, never at unflattening (where JAX may pass placeholder
+        leaves for the model's hyperparameters)."""
+        return self.model.standardizer()
 
     def tree_flatten(self):
         static, hyperparameters = split_hyperparameters(self.model)

@@ -24,7 +24,8 @@ import jax.numpy as jnp
 
 from ..core.chunking import choose_chunk_size, chunked_sum, n_rows
 from ..engine.driver import failure_status
-from ..core.standardizer import check_streamable, standardizer_of
+from ..core.model import check_streamable
+from ..core.standardizer import standardizer_of
 from ..core.status import Status
 from ..core.tree import row_signature, row_signature_difference, tree_select
 from ..core.validation import check_key, check_nonnegative_number, prepare_inputs

@@ -28,7 +28,8 @@ from ..core.chunking import choose_chunk_size, chunked_sum, n_rows
 from ..engine.driver import initial_carry, next_carry, result_of, to_user_units
 from ..engine.em_map import objective_of
 from ..engine.restarts import FitResult, check_init_params, raise_if_all_failed, restart_keys, select_best
-from ..core.standardizer import check_streamable, standardizer_of
+from ..core.model import check_streamable
+from ..core.standardizer import standardizer_of
 from ..core.status import Status
 from .stream_sources import ChunkReader, chunk_iterable
 from ..core.tree import all_finite, tree_select

@@ -310,9 +310,11 @@ class GaussianMixture(Model):
         return ~jnp.all(jnp.isfinite(prec_chol)) | jnp.any(empty)
 
     def init(self, key, x, weights) -> GMMParams:
-        return self._init(key, x, weights, lambda rows: rows)
+        return self.init_reading(key, x, weights, lambda rows: rows)
 
-    def _init(self, key, x, weights, to_fit_units) -> GMMParams:
+    def init_reading(self, key, x, weights, to_fit_units) -> GMMParams:
+        """:meth:`init` on ``to_fit_units(x)``, mapping only the rows it reads (a start from the
+        user's rows copies nothing; :class:`~emjax.models.gaussian_standardizer.GaussianStandardizer`)."""
         k, n = self.n_components, x.shape[0]
         if self.missing == "marginalize":  # seeds from mean-imputed rows (0 is the mean here)
             weights = jnp.where(jnp.any(gm.observed(x), axis=1), weights, 0)
@@ -344,9 +346,8 @@ class GaussianMixture(Model):
         """Shift and scale per feature (:class:`~emjax.models.gaussian_standardizer.GaussianStandardizer`),
         computed in two passes over the rows; the fit's start reads raw rows (except with
         ``missing="marginalize"``, which imputes the standardised mean 0 and needs the copy)."""
-        reads_rows = None if self.missing == "marginalize" else self._init
         return GaussianStandardizer(self.covariance_type, self.regularization, self.reg_covar,
-                                    self.missing, reads_rows)
+                                    self.missing, init_reads_rows=self.missing != "marginalize")
 
     # ----------------------------------------------------------------- host-side checks
     def validate(self, data):

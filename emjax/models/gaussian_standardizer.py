@@ -12,8 +12,6 @@ scale on both sides).
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Optional
-
 import jax.numpy as jnp
 
 from ..components import gaussian as g
@@ -28,8 +26,9 @@ class GaussianStandardizer(RowStandardizer):
 
     Args:
         covariance_type, regularization, reg_covar, missing: the mixture's settings.
-        init_reading: ``init(key, rows, weights, to_fit_units)`` that maps only the rows it reads
-            (so a start from raw rows copies nothing); ``None``: standardise a copy first.
+        init_reads_rows: the model's ``init_reading(key, rows, weights, to_fit_units)`` maps only
+            the rows it reads (so a start from raw rows copies nothing); False: standardise a
+            copy first.
 
     Examples:
         >>> import jax.numpy as jnp, emjax
@@ -44,7 +43,7 @@ class GaussianStandardizer(RowStandardizer):
     regularization: str
     reg_covar: float
     missing: str
-    init_reading: Optional[Callable] = dataclasses.field(default=None, compare=False, repr=False)
+    init_reads_rows: bool = False
 
     def passes(self) -> int:
         return 2  # the weighted mean, then the variance about it (two-pass: exact in float32)
@@ -88,9 +87,9 @@ class GaussianStandardizer(RowStandardizer):
 
     def init_from_raw(self, model, key, x, weights, transform: g.Affine):
         """``model.init`` on standardised rows, standardising only the rows it reads."""
-        if self.init_reading is None:
+        if not self.init_reads_rows:
             return super().init_from_raw(model, key, x, weights, transform)
-        return self.init_reading(key, x, weights, lambda rows: self.apply(rows, transform))
+        return model.init_reading(key, x, weights, lambda rows: self.apply(rows, transform))
 
     def _scale(self, ratio, magnitude, shift, total):
         """Per-feature scale (ones for "sklearn") from the variances ``magnitude**2 * ratio``

@@ -80,6 +80,49 @@ def test_old_standardisation_hooks_are_refused_with_what_to_write_instead():
                 return 1
 
 
+def test_old_hooks_inherited_from_a_mixin_are_refused_and_a_model_may_be_its_own_standardizer():
+    class OldMixin:
+        def standardize(self, data, weights):
+            return data, None, 0.0
+
+    with pytest.raises(TypeError, match="standardize.*standardizer()"):
+        class Mixed(OldMixin, UnitVarianceMixture):
+            pass
+
+    class SelfStandardizing(UnitVarianceMixture, emjax.core.standardizer.Standardizer):
+        def standardizer(self):
+            return self
+
+        def standardize(self, data, weights):
+            return data, None, jnp.zeros(())
+
+        def params_to_standard(self, params, transform):
+            return params
+
+        def params_from_standard(self, params, transform):
+            return params
+
+    assert standardizer_of(SelfStandardizing()) == SelfStandardizing()
+
+
+def test_a_standardizer_that_is_not_one_is_refused_naming_the_model():
+    class Wrong(UnitVarianceMixture):
+        def standardizer(self):
+            return "z-score"
+
+    with pytest.raises(TypeError, match=r"Wrong.standardizer\(\) must return None or .*Standardizer.*got str"):
+        standardizer_of(Wrong())
+
+
+def test_generalized_em_models_are_refused_by_stream_fit_and_online_em_before_tracing():
+    model = emjax.EnumeratedMixture(lambda params, x, z: -(x - params[z]) ** 2,
+                                    lambda key, x, w: jnp.zeros(2), n_states=2)
+    with pytest.raises(ValueError, match="revisits the rows.*generalized EM"):
+        emjax.stream_fit(model, [np.zeros(10)], jax.random.key(0))
+    with pytest.raises(ValueError, match="revisits the rows.*generalized EM"):
+        emjax.OnlineEM(model, jax.random.key(0))
+
+
 def test_minimal_user_model_fits_like_numpy_em(x64):
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.normal(-2, 1, 150), rng.normal(3, 1, 100)])

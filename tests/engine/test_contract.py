@@ -36,10 +36,8 @@ CHUNK = 7
 LONG = 200  # another compiled history length (emjax.engine.driver.history_size)
 HMM_LENGTHS = np.array([7, 5, 6, 7, 3, 6], np.int32)
 
-# x64 on (float64 references; float32 must stay float32 even so); compiled with XLA's
-# optimisations mostly off (conftest's quick_compile): nearly all of this module's time is
-# compiling five small programs per model, and each property compares two runs compiled alike
-pytestmark = pytest.mark.usefixtures("x64", "quick_compile")
+# x64 on (float64 references; float32 must stay float32 even so)
+pytestmark = pytest.mark.usefixtures("x64")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -53,9 +53,8 @@ def binary_rows(seed=2):
     return (rng.uniform(size=(60, 4)) < probs[np.arange(60) % 2]).astype(float)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("model, rows, first_column", [
-    (emjax.PoissonMixture(2), count_rows, lambda p: p.rates[:, 0]),
+    pytest.param(emjax.PoissonMixture(2), count_rows, lambda p: p.rates[:, 0], marks=pytest.mark.slow),
     (emjax.BernoulliMixture(2), binary_rows, lambda p: p.probs[:, 0]),
 ], ids=["poisson", "bernoulli"])
 def test_mixture_gradient_wrt_sample_weights(x64, model, rows, first_column):

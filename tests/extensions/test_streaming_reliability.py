@@ -156,7 +156,6 @@ def source_changing_at(third_call, make):
     return source
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("make, match", [
     (lambda: [X[:300]], r"changed between passes: pass 3 read 300 rows .* pass 0 read 600 rows"),
     (lambda: [X[:300], (X[300:], np.full(300, 2.0))], r"pass 3 read 600 rows of total weight 900"),

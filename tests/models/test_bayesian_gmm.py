@@ -98,10 +98,12 @@ def sklearn_start(model, x, resp):
 EXPLICIT = dict(weight_concentration_prior=0.7, mean_precision_prior=0.3, mean_prior=[4.0, -2.0, 9.0],
                 degrees_of_freedom_prior=4.5, covariance_prior=[[2.0, 0.3, 0.0], [0.3, 1.0, 0.2], [0.0, 0.2, 3.0]])
 CASES = [(c, p) for c in COV_TYPES for p in PRIOR_TYPES]
+#: the case make test runs (the others run in make test-slow)
+FAST_CASE = ("diag", "dirichlet_process")
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("covariance_type,prior_type", CASES)
+@pytest.mark.parametrize("covariance_type,prior_type",
+                         [c if c == FAST_CASE else pytest.param(*c, marks=pytest.mark.slow) for c in CASES])
 def test_matches_sklearn_every_iteration_and_never_decreases(x64, covariance_type, prior_type):
     """Restart 0 starts where scikit-learn does and must follow it; every restart (the others
     start from random responsibilities) must raise the bound at every iteration."""

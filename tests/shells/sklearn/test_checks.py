@@ -2,17 +2,12 @@
 
 Each estimator compiles one program per feature count and dtype the checks use (rows are padded
 to a few bucket sizes, so checks share programs: emjax/sklearn/row_buckets.py). Compiling is
-nearly all of this module's time, so its programs are compiled with XLA's optimisations mostly
-off (conftest's ``quick_compile``: about half the compile time, the same results).
+nearly all of this module's time; ``make test`` runs it (the README's test command, as issue 16
+asks) with the rest of the fast lane, compiled with XLA's optimisations mostly off.
 """
-import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from emjax.sklearn import BayesianGaussianMixture, GaussianMixture
-
-
-# in make test (the README's test command), as issue 16 asks of scikit-learn's checks
-pytestmark = pytest.mark.usefixtures("quick_compile")
 
 
 def expected_failed_checks(estimator):

@@ -3,8 +3,7 @@
 Parity runs both from the same starting parameters (GaussianMixture: weights_init, means_init,
 precisions_init; BayesianGaussianMixture: emjax's start copied into scikit-learn's fitted
 attributes, then ``warm_start``) for a fixed number of EM steps (``tol=0``), so the references are
-scikit-learn's own iterates, not converged points that any EM would share. Programs are compiled
-with XLA's optimisations mostly off (conftest's ``quick_compile``): compiling is most of the time.
+scikit-learn's own iterates, not converged points that any EM would share.
 """
 import warnings
 
@@ -24,7 +23,6 @@ import emjax
 from emjax.sklearn import BayesianGaussianMixture, ConvergenceWarning, GaussianMixture
 from reference.sklearn_gmm import make_data, make_init, precisions_of
 
-pytestmark = pytest.mark.usefixtures("quick_compile")
 
 COV_TYPES = ("full", "tied", "diag", "spherical")
 N_ITER = 12

@@ -21,7 +21,6 @@ from emjax.core.xla_options import BACKEND_COMPILE_EVENT
 from helpers import full_covariances
 from reference.sklearn_gmm import make_data
 
-pytestmark = pytest.mark.usefixtures("quick_compile")
 
 COV_TYPES = ("full", "tied", "diag", "spherical")
 
