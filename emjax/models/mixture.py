@@ -24,7 +24,6 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.scipy.special import logsumexp
 
 from ..components import PSEUDO_COUNT, seeding
@@ -69,7 +68,8 @@ class EmissionMixture(Model, abc.ABC):
         check_nonnegative_number(self.pseudo_count, "pseudo_count")
         if self.start not in STARTS:
             raise ValueError(f"start must be one of {STARTS}; got {self.start!r}.")
-        self.emission_model  # its own checks, at construction
+        if not isinstance(self.emission_model, Emission):  # built here: its own checks run now
+            raise TypeError(f"{type(self).__name__}.emission_model must be an emjax.Emission.")
 
     @property
     @abc.abstractmethod
