@@ -15,9 +15,11 @@ from .engine.restarts import FitResult, fit, init_restarts, make_plan, timed_fit
 from .components.gem import gem_ascent, gem_m_step
 from .core.model import Model
 from .components.emission import Emission
+from .components.emissions_counts import (
+    MultinomialEmission, MultinomialEmissionParams, PoissonEmission, PoissonEmissionParams,
+)
 from .components.emissions_discrete import (
     BernoulliEmission, BernoulliEmissionParams, CategoricalEmission, CategoricalEmissionParams,
-    MultinomialEmission, MultinomialEmissionParams, PoissonEmission, PoissonEmissionParams,
 )
 from .components.emissions_gaussian import GaussianEmission, GaussianEmissionParams
 from .core.standardizer import RowStandardizer, Standardizer

@@ -22,9 +22,8 @@ from typing import NamedTuple
 import jax.numpy as jnp
 
 from ..components import PSEUDO_COUNT
-from ..components.emissions_discrete import (
-    BernoulliEmission, CategoricalEmission, MultinomialEmission, PoissonEmission,
-)
+from ..components.emissions_counts import MultinomialEmission, PoissonEmission
+from ..components.emissions_discrete import BernoulliEmission, CategoricalEmission
 from .mixture import EmissionMixture
 
 

@@ -20,7 +20,8 @@ from sklearn.utils.validation import check_array
 from ..components.covariance_types import lookup
 from ..models.hmm.model import HMM
 from ..models.hmm.covariance_prior import CovariancePriorGaussianHMM
-from ..components.emissions_discrete import CategoricalEmissionParams, PoissonEmissionParams
+from ..components.emissions_counts import PoissonEmissionParams
+from ..components.emissions_discrete import CategoricalEmissionParams
 from ..components.emissions_gaussian import GaussianEmissionParams
 from .hmm_base import BaseHMMEstimator
 

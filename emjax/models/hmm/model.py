@@ -41,7 +41,8 @@ from ...core.model import Model
 from ...core.plan import Formulation
 from ...core.regularization import resolve_pseudo_count
 from ...core.standardizer import Standardizer
-from ...components.emissions_discrete import BernoulliEmission, CategoricalEmission, PoissonEmission
+from ...components.emissions_counts import PoissonEmission
+from ...components.emissions_discrete import BernoulliEmission, CategoricalEmission
 from ...components.emissions_gaussian import GaussianEmission
 from ...core.tree import is_traced
 from ...core.validation import (
