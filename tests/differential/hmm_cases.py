@@ -252,7 +252,9 @@ def baum_welch_step(case: HMMCase, params, x, lengths, weights=None, reg_covar=0
             emission = emjax.CategoricalEmissionParams(np.where(mass > 0, table / mass, params.emission.probs))
     elif case.emission == "multinomial":
         sums = resp.T @ rows
-        emission = emjax.MultinomialEmissionParams(sums / sums.sum(1, keepdims=True))
+        mass = sums.sum(1, keepdims=True)  # 0: no counts seen, the probabilities are kept
+        with np.errstate(invalid="ignore"):
+            emission = emjax.MultinomialEmissionParams(np.where(mass > 0, sums / mass, params.emission.probs))
     else:
         value = resp.T @ rows / counts[:, None]
         emission = (emjax.PoissonEmissionParams if case.emission == "poisson" else emjax.BernoulliEmissionParams)(value)
