@@ -25,7 +25,7 @@ import warnings
 
 import numpy as np
 from scipy import stats
-from scipy.special import logsumexp
+from scipy.special import gammaln, logsumexp, xlogy
 
 import emjax
 from helpers import full_covariances
@@ -172,8 +172,9 @@ def log_emissions(case: HMMCase, emission, x):
         rates = np.asarray(emission.rates, np.float64)
         return stats.poisson.logpmf(x[:, None, :], rates[None]).sum(-1)
     if case.emission == "multinomial":
-        probs = np.asarray(emission.probs, np.float64)
-        return np.stack([stats.multinomial.logpmf(x, n=x.sum(1), p=p) for p in probs], 1)
+        probs = np.asarray(emission.probs, np.float64)  # as given (SciPy's logpmf renormalises rows)
+        row = gammaln(x.sum(1) + 1) - gammaln(x + 1).sum(1)
+        return row[:, None] + np.stack([xlogy(x, p).sum(1) for p in probs], 1)
     probs = np.asarray(emission.probs, np.float64)
     return stats.bernoulli.logpmf(x[:, None, :], probs[None]).sum(-1)
 
