@@ -14,13 +14,21 @@ from .engine.isolated_optimum import IsolatedOptimumWarning
 from .engine.restarts import FitResult, fit, init_restarts, make_plan, timed_fit
 from .components.gem import gem_ascent, gem_m_step
 from .core.model import Model
+from .components.emission import Emission
+from .components.emissions_counts import (
+    MultinomialEmission, MultinomialEmissionParams, PoissonEmission, PoissonEmissionParams,
+)
+from .components.emissions_discrete import (
+    BernoulliEmission, BernoulliEmissionParams, CategoricalEmission, CategoricalEmissionParams,
+)
+from .components.emissions_gaussian import GaussianEmission, GaussianEmissionParams
 from .core.standardizer import RowStandardizer, Standardizer
 from .models import (
-    HMM, PLSA, BayesianGaussianMixture, BayesianNetwork, BernoulliEmissionParams, BernoulliHMM,
-    BernoulliMixture, BernoulliMixtureParams, BNParams, CategoricalEmissionParams, CategoricalHMM,
-    CategoricalMixture, CategoricalMixtureParams, EnumeratedMixture, GaussianEmissionParams, GaussianHMM,
-    GaussianMixture, GMMParams, HMMParams, MultinomialMixture, MultinomialMixtureParams, PLSAParams,
-    PoissonEmissionParams, PoissonHMM, PoissonMixture, PoissonMixtureParams, Sequences, VBGMMParams,
+    HMM, PLSA, BayesianGaussianMixture, BayesianNetwork, BernoulliHMM,
+    BernoulliMixture, BernoulliMixtureParams, BNParams, CategoricalHMM,
+    CategoricalMixture, CategoricalMixtureParams, EnumeratedMixture, GaussianHMM,
+    GaussianMixture, GMMParams, HMMParams, Mixture, MixtureParams, MultinomialMixture, MultinomialMixtureParams, PLSAParams,
+    PoissonHMM, PoissonMixture, PoissonMixtureParams, Sequences, VBGMMParams,
 )
 from .extensions.online import OnlineEM, OnlineState
 from .core.plan import Formulation, Plan
@@ -33,13 +41,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ACCELERATORS", "BNParams", "BayesianGaussianMixture", "BayesianNetwork",
-    "BernoulliEmissionParams", "BernoulliHMM", "BernoulliMixture", "BernoulliMixtureParams",
-    "CategoricalEmissionParams", "CategoricalHMM", "CategoricalMixture",
+    "BernoulliEmission", "BernoulliEmissionParams", "BernoulliHMM", "BernoulliMixture", "BernoulliMixtureParams",
+    "CategoricalEmission", "CategoricalEmissionParams", "Emission", "CategoricalHMM", "CategoricalMixture",
     "CategoricalMixtureParams", "ConvergenceWarning", "Corpus", "EMResult", "EnumeratedMixture",
-    "FitError", "FitResult", "Formulation", "IsolatedOptimumWarning", "GMMParams", "GaussianEmissionParams", "GaussianHMM",
-    "GaussianMixture", "HMM", "HMMParams", "Model", "MultinomialMixture",
+    "FitError", "FitResult", "Formulation", "IsolatedOptimumWarning", "GMMParams", "GaussianEmission", "GaussianEmissionParams", "GaussianHMM",
+    "GaussianMixture", "HMM", "HMMParams", "Mixture", "MixtureParams", "Model", "MultinomialMixture",
     "MultinomialMixtureParams", "OnlineEM", "OnlineState", "PLSA", "Plan", "PLSAParams", "PassReport",
-    "PoissonEmissionParams", "PoissonHMM", "PoissonMixture", "PoissonMixtureParams",
+    "PoissonEmission", "PoissonEmissionParams", "MultinomialEmission", "MultinomialEmissionParams", "PoissonHMM", "PoissonMixture", "PoissonMixtureParams",
     "RowStandardizer", "SelectResult", "Sequences", "Standardizer", "Status", "VBGMMParams", "aic", "bic", "em", "fit",
     "gem_ascent", "gem_m_step", "inference", "init_restarts", "make_plan", "print_progress", "select",
     "shard", "stream_fit", "timed_fit",

@@ -10,8 +10,9 @@ Dirichlet(1 + a) (categorical, multinomial), Beta(1 + a, 1 + a) (Bernoulli) or G
 (Poisson rates; an empty component's rate is 1). The monitored objective (log-likelihood + log
 prior) therefore never decreases, and with ``a > 0`` no probability reaches 0 or 1.
 
-The shared machinery (weights, inference, EM, initialisation, checks) is
-:class:`~emjax.models.discrete_mixture_base.DiscreteMixture`.
+Each is :class:`~emjax.models.mixture.EmissionMixture` (the generic mixture, written once)
+over an emission of :mod:`emjax.components.emissions_discrete` with the same ``pseudo_count``,
+with flat parameters ``(weights, probs | rates)`` and the ``"rows_and_mean"`` start.
 """
 from __future__ import annotations
 
@@ -20,11 +21,10 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
-from ..components import discrete as dc
 from ..components import PSEUDO_COUNT
-from ..core.discrete_validation import as_binary_array, as_category_array, as_count_array
-from ..core.validation import is_positive_int
-from .discrete_mixture_base import DiscreteMixture
+from ..components.emissions_counts import MultinomialEmission, PoissonEmission
+from ..components.emissions_discrete import BernoulliEmission, CategoricalEmission
+from .mixture import EmissionMixture
 
 
 class BernoulliMixtureParams(NamedTuple):
@@ -91,7 +91,7 @@ class PoissonMixtureParams(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class BernoulliMixture(DiscreteMixture):
+class BernoulliMixture(EmissionMixture):
     """A mixture of ``n_components`` products of Bernoullis over binary vectors ``(n, d)``.
 
     Args:
@@ -111,28 +111,15 @@ class BernoulliMixture(DiscreteMixture):
     n_components: int
     pseudo_count: float = PSEUDO_COUNT
     params_type = BernoulliMixtureParams
+    start = "rows_and_mean"
 
-    def _log_density(self, probs, x):
-        return dc.bernoulli_log_density(x, probs)
-
-    def _stats(self, x, resp):
-        return dc.bernoulli_stats(x, resp)
-
-    def _update(self, stats):
-        return dc.bernoulli_update(*stats, self.pseudo_count)
-
-    def _emission_log_prior(self, probs):
-        return dc.bernoulli_log_prior(probs, self.pseudo_count)
-
-    def _emission_shape(self, data):
-        return (data.shape[1],)
-
-    def validate(self, data):
-        return as_binary_array(data, "data")
+    @property
+    def emission_model(self) -> BernoulliEmission:
+        return BernoulliEmission(self.pseudo_count)
 
 
 @dataclasses.dataclass(frozen=True)
-class PoissonMixture(DiscreteMixture):
+class PoissonMixture(EmissionMixture):
     """A mixture of ``n_components`` products of Poissons over count vectors ``(n, d)``.
 
     Args:
@@ -152,6 +139,7 @@ class PoissonMixture(DiscreteMixture):
     n_components: int
     pseudo_count: float = PSEUDO_COUNT
     params_type = PoissonMixtureParams
+    start = "rows_and_mean"
 
     def __post_init__(self):
         super().__post_init__()
@@ -159,32 +147,13 @@ class PoissonMixture(DiscreteMixture):
             raise ValueError("pseudo_count must be > 0 for PoissonMixture (the Gamma prior's rate "
                              f"keeps an empty component finite); got {self.pseudo_count!r}.")
 
-    def _log_density(self, rates, x):
-        return dc.poisson_log_density(x, rates)
-
-    def _stats(self, x, resp):
-        return dc.poisson_stats(x, resp)
-
-    def _update(self, stats):
-        return dc.poisson_update(*stats, self.pseudo_count, self.pseudo_count)
-
-    def _emission_log_prior(self, rates):
-        return dc.poisson_log_prior(rates, self.pseudo_count, self.pseudo_count)
-
-    def _emission_shape(self, data):
-        return (data.shape[1],)
-
-    def work_per_row(self, data) -> int:
-        """The cancellation-safe density (:func:`emjax.components.discrete.poisson_log_density`)
-        holds about 8 temporaries per (component, feature) of a row."""
-        return super().work_per_row(data) + 8 * self.n_components * data.shape[1]
-
-    def validate(self, data):
-        return as_count_array(data, "data")
+    @property
+    def emission_model(self) -> PoissonEmission:
+        return PoissonEmission(self.pseudo_count)
 
 
 @dataclasses.dataclass(frozen=True)
-class MultinomialMixture(DiscreteMixture):
+class MultinomialMixture(EmissionMixture):
     """A mixture of ``n_components`` multinomials over count vectors ``(n, v)`` (e.g. documents
     as word counts; each row's total is given, not modelled). An all-zero row is valid and has
     log-probability 0.
@@ -204,31 +173,15 @@ class MultinomialMixture(DiscreteMixture):
     n_components: int
     pseudo_count: float = PSEUDO_COUNT
     params_type = MultinomialMixtureParams
+    start = "rows_and_mean"
 
-    def _log_density(self, probs, x):
-        return dc.multinomial_log_density(x, probs)
-
-    def _stats(self, x, resp):
-        return dc.multinomial_stats(x, resp)
-
-    def _update(self, sums):
-        return dc.multinomial_update(sums, self.pseudo_count)
-
-    def _emission_log_prior(self, probs):
-        return dc.multinomial_log_prior(probs, self.pseudo_count)
-
-    def _emission_shape(self, data):
-        return (data.shape[1],)
-
-    def _constraints_per_component(self):
-        return 1
-
-    def validate(self, data):
-        return as_count_array(data, "data")
+    @property
+    def emission_model(self) -> MultinomialEmission:
+        return MultinomialEmission(self.pseudo_count)
 
 
 @dataclasses.dataclass(frozen=True)
-class CategoricalMixture(DiscreteMixture):
+class CategoricalMixture(EmissionMixture):
     """Latent class analysis: ``n_components`` classes, each a product of categoricals over the
     features of ``x`` int ``(n, f)``, feature ``j`` taking values ``0..n_categories[j]-1`` or -1
     for a missing value (it contributes nothing).
@@ -252,32 +205,13 @@ class CategoricalMixture(DiscreteMixture):
     n_categories: tuple
     pseudo_count: float = PSEUDO_COUNT
     params_type = CategoricalMixtureParams
+    start = "rows_and_mean"
 
-    def __post_init__(self):
-        super().__post_init__()
-        cats = self.n_categories
-        if not isinstance(cats, tuple) or not cats or not all(is_positive_int(c) for c in cats):
-            raise ValueError("n_categories must be a non-empty tuple of positive integers (one per "
-                             f"feature); got {cats!r}.")
+    @property
+    def emission_model(self) -> CategoricalEmission:
+        return CategoricalEmission(self.n_categories, self.pseudo_count)
 
-    def _log_density(self, probs, x):
-        return dc.categorical_log_density(x, probs)
-
-    def _stats(self, x, resp):
-        return dc.categorical_stats(x, resp, max(self.n_categories))
-
-    def _update(self, counts):
-        return dc.categorical_update(counts, self.n_categories, self.pseudo_count)
-
-    def _emission_log_prior(self, probs):
-        return dc.categorical_log_prior(probs, self.n_categories, self.pseudo_count)
-
-    def _emission_shape(self, data):
-        return (len(self.n_categories), max(self.n_categories))
-
-    def n_free_parameters(self, params) -> int:
+    def n_free_parameters(self, params=None) -> int:
+        """``(K - 1) + K sum_j (c_j - 1)`` (the parameters are not read)."""
         k = self.n_components
         return (k - 1) + k * sum(c - 1 for c in self.n_categories)
-
-    def validate(self, data):
-        return as_category_array(data, self.n_categories, "data")

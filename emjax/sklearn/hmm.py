@@ -20,8 +20,9 @@ from sklearn.utils.validation import check_array
 from ..components.covariance_types import lookup
 from ..models.hmm.model import HMM
 from ..models.hmm.covariance_prior import CovariancePriorGaussianHMM
-from ..models.hmm.discrete_emissions import CategoricalEmissionParams, PoissonEmissionParams
-from ..models.hmm.emissions import GaussianEmissionParams
+from ..components.emissions_counts import PoissonEmissionParams
+from ..components.emissions_discrete import CategoricalEmissionParams
+from ..components.emissions_gaussian import GaussianEmissionParams
 from .hmm_base import BaseHMMEstimator
 
 
@@ -84,7 +85,7 @@ class GaussianHMM(BaseHMMEstimator):
         _require(self.means_weight, 0, "means_weight")
         return CovariancePriorGaussianHMM(
             self.n_components, covariance_type=self.covariance_type, reg_covar=0.0,
-            regularization="none", fixed=fixed, scaled=self.implementation == "scaling",
+            pseudo_count=0, fixed=fixed, scaled=self.implementation == "scaling",
             covars_prior=self.covars_prior, covars_weight=self.covars_weight)
 
     def _emission_from_attributes(self, pick, X):
@@ -138,7 +139,7 @@ class CategoricalHMM(BaseHMMEstimator):
     def _model(self, fixed):
         _require(self.emissionprob_prior, 1.0, "emissionprob_prior")
         return HMM(self.n_components, emission="categorical", n_categories=(self._n_symbols(),),
-                   regularization="none", fixed=fixed, scaled=self.implementation == "scaling")
+                   pseudo_count=0, fixed=fixed, scaled=self.implementation == "scaling")
 
     def _emission_from_attributes(self, pick, X):
         probs = pick("e", "emissionprob_", lambda: np.asarray(self.emissionprob_)[..., None, :], "probs")
@@ -173,7 +174,7 @@ class PoissonHMM(BaseHMMEstimator):
     def _model(self, fixed):
         _require(self.lambdas_prior, 0.0, "lambdas_prior")
         _require(self.lambdas_weight, 0.0, "lambdas_weight")
-        return HMM(self.n_components, emission="poisson", regularization="none", fixed=fixed,
+        return HMM(self.n_components, emission="poisson", pseudo_count=0, fixed=fixed,
                    scaled=self.implementation == "scaling")
 
     def _emission_from_attributes(self, pick, X):

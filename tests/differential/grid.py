@@ -37,7 +37,7 @@ def chunk_grid(family: str):
 #: One configuration per model family for the fast slice (every covariance type once).
 FAST = ("gmm-full-prior-error", "gmm-tied-sklearn-error", "gmm-diag-prior-marginalize",
         "gmm-spherical-sklearn-error", "bgmm-full-dirichlet_process", "bernoulli-mixture",
-        "categorical-mixture", "multinomial-mixture", "poisson-mixture", "plsa-dense", "plsa-sparse",
+        "categorical-mixture", "multinomial-mixture", "poisson-mixture", "mixture-poisson-emission", "plsa-dense", "plsa-sparse",
         "bayesian-network", "enumerated-mixture", "user-exponential-mixture")
 #: The fast slice's configurations per path (the full grid runs every configuration).
 FAST_BY_PATH = {"fit1": ("gmm-full-prior-error",),

@@ -9,7 +9,7 @@ hold garbage that must change nothing) and a start near the truth. References:
   :math:`\\alpha_\\tau(j) = \\log\\sum_i e^{\\alpha_{\\tau-1}(i) + \\log A_{ij}} + \\log b_\\tau(j)`,
   :math:`\\beta_\\tau(i) = \\log\\sum_j e^{\\log A_{ij} + \\log b_{\\tau+1}(j) + \\beta_{\\tau+1}(j)}`;
   brute-force enumeration of every path is :func:`reference.hmm.enumerate_paths` (tests/reference/hmm.py).
-- :func:`baum_welch_step`: the maximum-likelihood M-step (``regularization="none"``,
+- :func:`baum_welch_step`: the maximum-likelihood M-step (``pseudo_count=0``,
   ``reg_covar=0``) from the weighted posteriors.
 - :func:`hmmlearn_step`: hmmlearn's one ``fit`` iteration with its priors off (Gaussian x 4
   covariance types, one-feature categorical, Poisson; hmmlearn has no Bernoulli HMM).
@@ -25,12 +25,12 @@ import warnings
 
 import numpy as np
 from scipy import stats
-from scipy.special import logsumexp
+from scipy.special import gammaln, logsumexp, xlogy
 
 import emjax
 from helpers import full_covariances
 
-FAMILIES = ("gaussian", "categorical", "poisson", "bernoulli")
+FAMILIES = ("gaussian", "categorical", "poisson", "bernoulli", "multinomial")
 COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 
 
@@ -49,6 +49,10 @@ class HMMCase:
         extra = dict(covariance_type=self.covariance_type) if self.emission == "gaussian" else {}
         if self.emission == "categorical":
             extra = dict(n_categories=self.n_categories(d))
+        if self.emission == "multinomial":  # no string form: an emission instance with the same prior
+            options.pop("reg_covar", None)
+            pseudo_count = options.get("pseudo_count", emjax.components.PSEUDO_COUNT)
+            return emjax.HMM(k, emission=emjax.MultinomialEmission(pseudo_count), **options)
         return emjax.HMM(k, emission=self.emission, **extra, **options)
 
     def hmmlearn_supported(self, d: int) -> bool:
@@ -78,6 +82,8 @@ class HMMCase:
             return emjax.CategoricalEmissionParams(probs)
         if self.emission == "poisson":
             return emjax.PoissonEmissionParams(rng.uniform(0.5, 8.0, size=(k, d)))
+        if self.emission == "multinomial":
+            return emjax.MultinomialEmissionParams(rng.dirichlet(np.full(d, 1.0), size=k))
         return emjax.BernoulliEmissionParams(rng.uniform(0.1, 0.9, size=(k, d)))
 
     def emit(self, rng, emission, states, missing=True):
@@ -97,6 +103,9 @@ class HMMCase:
             return codes.astype(np.int32)
         if self.emission == "poisson":
             return rng.poisson(emission.rates[states]).astype(float)
+        if self.emission == "multinomial":  # 0 to 19 trials per step
+            return np.stack([rng.multinomial(n, emission.probs[z])
+                             for n, z in zip(rng.integers(0, 20, len(states)), states)]).astype(float)
         return (rng.uniform(size=emission.probs[states].shape) < emission.probs[states]).astype(float)
 
     def sample(self, n_sequences: int, lengths, d: int, k: int, seed: int, missing: bool = True):
@@ -113,7 +122,7 @@ class HMMCase:
         x_full = self.emit(rng, truth.emission, states.reshape(-1), missing).reshape(n_sequences, t, d)
         x = x_full.copy()
         pad = np.arange(t)[None, :] >= lengths[:, None]
-        x[pad] = {"gaussian": 1e6, "categorical": 97, "poisson": 5e5, "bernoulli": 7}[self.emission]
+        x[pad] = {"gaussian": 1e6, "categorical": 97, "poisson": 5e5, "bernoulli": 7, "multinomial": 5e5}[self.emission]
         return x, x_full, lengths
 
     def start(self, k: int, d: int, seed: int, variant: int = 0) -> emjax.HMMParams:
@@ -132,6 +141,8 @@ class HMMCase:
             emission = emjax.CategoricalEmissionParams(probs)
         elif self.emission == "poisson":
             emission = emjax.PoissonEmissionParams(e.rates * rng.uniform(0.8, 1.25, size=e.rates.shape))
+        elif self.emission == "multinomial":
+            emission = emjax.MultinomialEmissionParams(mix(e.probs))
         else:
             emission = emjax.BernoulliEmissionParams(np.clip(e.probs + rng.normal(scale=0.05, size=e.probs.shape),
                                                              0.05, 0.95))
@@ -160,6 +171,10 @@ def log_emissions(case: HMMCase, emission, x):
     if case.emission == "poisson":
         rates = np.asarray(emission.rates, np.float64)
         return stats.poisson.logpmf(x[:, None, :], rates[None]).sum(-1)
+    if case.emission == "multinomial":
+        probs = np.asarray(emission.probs, np.float64)  # as given (SciPy's logpmf renormalises rows)
+        row = gammaln(x.sum(1) + 1) - gammaln(x + 1).sum(1)
+        return row[:, None] + np.stack([xlogy(x, p).sum(1) for p in probs], 1)
     probs = np.asarray(emission.probs, np.float64)
     return stats.bernoulli.logpmf(x[:, None, :], probs[None]).sum(-1)
 
@@ -212,7 +227,7 @@ def mean_log_likelihood(case, params, x, lengths, weights=None):
 
 def baum_welch_step(case: HMMCase, params, x, lengths, weights=None, reg_covar=0.0):
     """One maximum-likelihood Baum-Welch step (no prior; ``reg_covar`` added to the diagonal of
-    Gaussian covariances, as ``regularization="none"`` does)."""
+    Gaussian covariances, as ``pseudo_count=0`` does)."""
     x = np.asarray(x)
     s, t, d = x.shape
     w = np.ones(s) if weights is None else np.asarray(weights, np.float64)
@@ -236,6 +251,11 @@ def baum_welch_step(case: HMMCase, params, x, lengths, weights=None, reg_covar=0
         mass = table.sum(-1, keepdims=True)  # 0 where a feature is missing at every step
         with np.errstate(invalid="ignore"):
             emission = emjax.CategoricalEmissionParams(np.where(mass > 0, table / mass, params.emission.probs))
+    elif case.emission == "multinomial":
+        sums = resp.T @ rows
+        mass = sums.sum(1, keepdims=True)  # 0: no counts seen, the probabilities are kept
+        with np.errstate(invalid="ignore"):
+            emission = emjax.MultinomialEmissionParams(np.where(mass > 0, sums / mass, params.emission.probs))
     else:
         value = resp.T @ rows / counts[:, None]
         emission = (emjax.PoissonEmissionParams if case.emission == "poisson" else emjax.BernoulliEmissionParams)(value)

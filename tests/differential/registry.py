@@ -360,10 +360,26 @@ def _discrete_case(kind):
                 functools.partial(mixture_start, kind=kind), reference, paths=ALL_PATHS)
 
 
+def _emission_mixture_case():
+    """The generic :class:`emjax.Mixture` over a Poisson emission (its own start; the reference is
+    the Poisson mixture's step, since both priors have strength PSEUDO_COUNT)."""
+    def start(model, x, rng):
+        w, rates = mixture_start(model, x, rng, "poisson")
+        return emjax.MixtureParams(w, emjax.PoissonEmissionParams(rates))
+
+    def reference(model, params, x):
+        (w, rates), objective = ref.poisson_step((params.weights, params.emission.rates), x)
+        return emjax.MixtureParams(w, emjax.PoissonEmissionParams(rates)), objective
+
+    return Case("mixture-poisson-emission", "discrete", lambda s: emjax.Mixture(s.k, emjax.PoissonEmission()),
+                functools.partial(count_data, poisson=True), start, reference, paths=ALL_PATHS)
+
+
 CASES = (
     *[_gmm_case(c, r, m) for c in COV_TYPES for r in ("prior", "sklearn") for m in ("error", "marginalize")],
     *[_bgmm_case(c, p) for c, p in zip(COV_TYPES, ("dirichlet_process", "dirichlet_distribution") * 2)],
     *[_discrete_case(kind) for kind in ("bernoulli", "categorical", "multinomial", "poisson")],
+    _emission_mixture_case(),
     Case("plsa-dense", "plsa", lambda s: emjax.PLSA(s.k), plsa_counts, plsa_start, plsa_reference,
          repeat=repeat_triplets, n_rows=lambda data: len(as_triplets(data).count),
          paths=ALL_PATHS),

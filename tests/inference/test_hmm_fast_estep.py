@@ -9,7 +9,7 @@ import pytest
 
 import emjax
 from emjax.inference import hmm_scaled
-from emjax.models.hmm.emissions import INIT_SAMPLE, GaussianEmission, GaussianEmissionParams
+from emjax.components.emissions_gaussian import INIT_SAMPLE, GaussianEmission, GaussianEmissionParams
 from reference.hmm import enumerate_paths, gaussian_log_emissions, tiny_hmm
 
 

@@ -57,7 +57,7 @@ def test_gaussian_hmm_matches_hmmlearn(x64, covariance_type):
             reference.fit(concatenated, LENGTHS)
             trace.append(reference.score(concatenated, LENGTHS))
 
-    model = emjax.GaussianHMM(K, covariance_type=covariance_type, regularization="none", reg_covar=0.0)
+    model = emjax.GaussianHMM(K, covariance_type=covariance_type, pseudo_count=0, reg_covar=0.0)
     params = emjax.HMMParams(jnp.asarray(start["initial"]), jnp.asarray(start["transitions"]),
                              emjax.GaussianEmissionParams(jnp.asarray(start["means"]), jnp.asarray(cov0)))
     result = emjax.em(model, params, (x, LENGTHS), max_iter=N_ITER, tol=0.0, throw=False)
@@ -100,12 +100,12 @@ def test_discrete_hmm_matches_hmmlearn(x64, family):
     if family == "categorical":
         reference = hmmlearn_hmm.CategoricalHMM(K, n_features=4, n_iter=1, init_params="", params="ste")
         reference.emissionprob_ = emission
-        model = emjax.CategoricalHMM(K, n_categories=(4,), regularization="none")
+        model = emjax.CategoricalHMM(K, n_categories=(4,), pseudo_count=0)
         start = emjax.CategoricalEmissionParams(jnp.asarray(emission)[:, None, :])
     else:
         reference = hmmlearn_hmm.PoissonHMM(K, n_iter=1, init_params="", params="stl")
         reference.lambdas_ = emission
-        model = emjax.PoissonHMM(K, regularization="none")
+        model = emjax.PoissonHMM(K, pseudo_count=0)
         start = emjax.PoissonEmissionParams(jnp.asarray(emission))
     reference.startprob_, reference.transmat_ = initial, trans
     concatenated = np.concatenate([xs[:n] for xs, n in zip(x, LENGTHS)])

@@ -29,7 +29,7 @@ def tiny_problem(seed=0):
     return x, lengths, weights, params
 
 
-@pytest.mark.parametrize("regularization", ["none", "prior"])
+@pytest.mark.parametrize("regularization", ["none", "prior"])  # pseudo_count 0 / default
 def test_one_baum_welch_step_equals_enumeration(x64, regularization):
     x, lengths, weights, params = tiny_problem()
     p = jax.tree_util.tree_map(np.asarray, params)
@@ -37,7 +37,8 @@ def test_one_baum_welch_step_equals_enumeration(x64, regularization):
                                              p.emission.means, p.emission.covariances)
     # 16 weighted steps, 3 states: some state has fewer than d + 1 steps, which the collapse guard
     # would reject; this test checks the M-step's arithmetic, so the guard is off
-    model = emjax.GaussianHMM(K, regularization=regularization, reg_covar=0.01, collapse_guard=False)
+    pseudo_count = 0 if regularization == "none" else emjax.components.PSEUDO_COUNT
+    model = emjax.GaussianHMM(K, pseudo_count=pseudo_count, reg_covar=0.01, collapse_guard=False)
     data = (x, lengths)
     if regularization == "none":  # inference does not depend on the regularization
         np.testing.assert_allclose(model.log_prob(params, data), [ll for ll, _, _ in posteriors], rtol=1e-12)

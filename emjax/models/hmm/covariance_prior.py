@@ -31,8 +31,8 @@ import jax.numpy as jnp
 from ...components import gaussian as g
 from ...components import gaussian_update as gu
 from ...components.covariance_types import SPHERICAL, lookup
+from ...components.emissions_gaussian import GaussianEmission, GaussianEmissionParams
 from .model import HMM
-from .emissions import GaussianEmission, GaussianEmissionParams
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,17 +78,17 @@ class CovariancePriorEmission(GaussianEmission):
 class CovariancePriorGaussianHMM(HMM):
     """:class:`~emjax.models.hmm.model.HMM` with Gaussian emissions updated as hmmlearn's
     ``GaussianHMM`` (module docstring); the initial distribution and transitions are maximum
-    likelihood (``regularization="none"``)."""
+    likelihood (``pseudo_count=0``)."""
 
     covars_prior: float = 1e-2
     covars_weight: float = 1.0
 
     def __post_init__(self):
         super().__post_init__()
-        if self.emission != "gaussian" or self.regularization != "none":
+        if self.emission != "gaussian" or self.pseudo_count != 0:
             raise ValueError("CovariancePriorGaussianHMM has Gaussian emissions and "
-                             "regularization='none'; got emission="
-                             f"{self.emission!r}, regularization={self.regularization!r}.")
+                             "pseudo_count=0; got emission="
+                             f"{self.emission!r}, pseudo_count={self.pseudo_count!r}.")
         for name in ("covars_prior", "covars_weight"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 \
@@ -97,7 +97,7 @@ class CovariancePriorGaussianHMM(HMM):
 
     @property
     def emission_model(self):
-        return CovariancePriorEmission(self.covariance_type, 0.0, "none", self.init_params,
+        return CovariancePriorEmission(self.covariance_type, 0.0, 0.0, self.init_params,
                                        covars_prior=float(self.covars_prior),
                                        covars_weight=float(self.covars_weight),
                                        formulation=self.formulation)

@@ -5,7 +5,7 @@ r"""Hidden Markov model: Baum-Welch as one more model under the EM engine.
         \, b_{z_\tau}(x_\tau)
 
 with initial distribution :math:`\pi` ``(k,)``, transition matrix :math:`A` ``(k, k)`` (rows sum
-to 1) and emission densities :math:`b_j` from :mod:`emjax.models.hmm.emissions`.
+to 1) and emission densities :math:`b_j` from :mod:`emjax.components.emission`.
 
 Data are :class:`Sequences` ``(x (s, t, d), lengths (s,))``: the leading axis is sequences, so the
 engine's chunking, weights (one per sequence) and padding work unchanged; a single ``(t, d)``
@@ -13,13 +13,15 @@ array is one sequence. The E-step (forward-backward, :mod:`emjax.inference.hmm`)
 sequences :math:`w_s \gamma_{s,0}` (initial counts), :math:`w_s \sum_\tau \xi_{s,\tau}`
 (transition counts) and the emission statistics of :math:`w_s \gamma_{s,\tau}`.
 
-With ``regularization="prior"`` (default), :math:`\pi` and every row of :math:`A` get a
-Dirichlet(1 + c) prior on their nonzero entries (``c = PSEUDO_COUNT``) and Gaussian emissions
-the mixture's Wishart prior, so the M-step is
+With ``pseudo_count = c > 0`` (default ``PSEUDO_COUNT``), :math:`\pi` and every row of :math:`A`
+get a Dirichlet(1 + c) prior on their nonzero entries and the emissions their conjugate prior of
+the same strength (Gaussian: the mixture's Wishart prior), so the M-step is
 :math:`\pi_j \propto n_j + c [\pi_j > 0]`, :math:`A_{ij} \propto \xi_{ij} + c [A_{ij} > 0]`:
 an entry that is exactly zero stays exactly zero (left-to-right structures), and the monitored
-objective (log-likelihood + log prior) never decreases. ``regularization="none"`` is maximum
-likelihood (hmmlearn's update with its priors off), for parity tests.
+objective (log-likelihood + log prior) never decreases. ``pseudo_count=0`` is maximum
+likelihood (hmmlearn's update with its priors off), for parity tests. An emission given as an
+instance (``HMM(3, emission=emjax.PoissonEmission())``) brings its own prior; ``pseudo_count``
+then sets the chain's.
 """
 from __future__ import annotations
 
@@ -32,13 +34,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from ...components import PSEUDO_COUNT
+from ...components.emission import Emission
 from ...inference import hmm as inference
 from ...inference import hmm_scaled
 from ...core.model import Model
 from ...core.plan import Formulation
+from ...core.regularization import resolve_pseudo_count
 from ...core.standardizer import Standardizer
-from .discrete_emissions import BernoulliEmission, CategoricalEmission, PoissonEmission
-from .emissions import GaussianEmission
+from ...components.emissions_counts import PoissonEmission
+from ...components.emissions_discrete import BernoulliEmission, CategoricalEmission
+from ...components.emissions_gaussian import GaussianEmission
 from ...core.tree import is_traced
 from ...core.validation import (
     check_key, check_nonnegative_number, check_positive_int, check_probabilities,
@@ -46,10 +51,11 @@ from ...core.validation import (
 )
 from .sequences import Sequences, as_sequences, flat_steps, host_sequences, time_major_steps
 
-REGULARIZATIONS = ("prior", "none")
 INIT_METHODS = ("kmeans++", "random_from_data")
 PARTS = ("initial", "transitions", "emissions")
 EMISSIONS = ("gaussian", "categorical", "poisson", "bernoulli")
+#: The fields that configure an emission named by a string (an instance carries its own).
+EMISSION_OPTIONS = ("covariance_type", "n_categories", "init_params", "reg_covar", "collapse_guard")
 
 
 class HMMParams(NamedTuple):
@@ -80,15 +86,19 @@ class HMM(Model):
         n_states: number of hidden states ``k``.
         emission: emission family: "gaussian" (data ``(..., t, d)`` floats), "categorical"
             (integer codes ``(..., t, f)``, feature ``j`` in ``0..n_categories[j]-1``, -1 missing),
-            "poisson" (counts ``(..., t, d)``) or "bernoulli" (0/1 values ``(..., t, d)``).
+            "poisson" (counts ``(..., t, d)``) or "bernoulli" (0/1 values ``(..., t, d)``), configured
+            by the fields below; or an :class:`~emjax.components.emission.Emission` instance
+            (e.g. ``emjax.MultinomialEmission()``), which carries its own options (then the
+            emission fields below must keep their defaults).
         covariance_type: Gaussian emissions: "full", "tied", "diag" or "spherical".
         n_categories: categorical emissions: number of symbols of each feature.
         init_params: emission start of a restart: "kmeans++" (k-means++ seeds over all steps,
             then one M-step from the nearest-seed assignment) or "random_from_data"; the initial
             distribution and transition rows are drawn from a flat Dirichlet.
-        reg_covar: Gaussian prior strength (standardised units) for "prior"; the absolute value
-            added to covariance diagonals for "none".
-        regularization: "prior" (MAP-EM, monotone) or "none" (maximum likelihood).
+        reg_covar: Gaussian prior scale (standardised units) with ``pseudo_count > 0``; with
+            ``pseudo_count=0`` the absolute value added to covariance diagonals.
+        pseudo_count: ``c`` of the priors (module docstring; MAP-EM, monotone); 0: maximum
+            likelihood. ``regularization="prior"``/``"none"`` is the deprecated spelling.
         fixed: parts held at their starting values: any of "initial", "transitions", "emissions".
         parallel: forward-backward with ``lax.associative_scan`` (``O(log t)`` depth) instead of
             ``lax.scan``; same results.
@@ -98,7 +108,7 @@ class HMM(Model):
             underflows the dtype). ``parallel=True`` always uses log space.
         collapse_guard: Gaussian emissions: a state fitted to fewer than d + 1 steps or to a
             subspace of the data ends its restart DEGENERATE (:mod:`emjax.components.collapse`).
-            ``None`` (default): on with "prior", off with "none".
+            ``None`` (default): on when ``pseudo_count > 0``.
 
     Examples:
         >>> import jax, jax.numpy as jnp, emjax
@@ -117,23 +127,31 @@ class HMM(Model):
     """
 
     n_states: int
-    emission: str = "gaussian"
+    emission: str | Emission = "gaussian"
     covariance_type: str = "full"
     n_categories: tuple = ()
     init_params: str = "kmeans++"
     reg_covar: float = 1e-6
-    regularization: str = "prior"
+    pseudo_count: float = PSEUDO_COUNT
     fixed: tuple = ()
     parallel: bool = False
     scaled: bool = True
     collapse_guard: bool | None = None
+    #: deprecated spelling of ``pseudo_count`` (resolved into it, then None)
+    regularization: str | None = dataclasses.field(default=None, repr=False)
     #: the engine's E-step choices (:meth:`with_formulation`; not a user setting)
     formulation: Formulation = dataclasses.field(default=Formulation(), repr=False)
 
     def __post_init__(self):
         check_positive_int(self.n_states, "n_states")
-        for name, allowed in (("emission", EMISSIONS), ("init_params", INIT_METHODS),
-                              ("regularization", REGULARIZATIONS),
+        object.__setattr__(self, "pseudo_count", resolve_pseudo_count(
+            self.regularization, self.pseudo_count, default=PSEUDO_COUNT, model=type(self).__name__,
+            old_values=("prior", "none")))
+        object.__setattr__(self, "regularization", None)
+        if not isinstance(self.emission, Emission) and self.emission not in EMISSIONS:
+            raise ValueError(f"emission must be one of {EMISSIONS} or an emjax.Emission instance; "
+                             f"got {self.emission!r}.")
+        for name, allowed in (("init_params", INIT_METHODS),
                               ("covariance_type", ("full", "tied", "diag", "spherical"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}; got {getattr(self, name)!r}.")
@@ -152,19 +170,36 @@ class HMM(Model):
         check_nonnegative_number(self.reg_covar, "reg_covar")
         if self.collapse_guard not in (None, True, False):
             raise ValueError(f"collapse_guard must be None, True or False; got {self.collapse_guard!r}.")
+        if isinstance(self.emission, Emission):
+            self._check_no_emission_options()
+
+    def _check_no_emission_options(self) -> None:
+        """An emission instance carries its options: the HMM's emission fields keep their defaults."""
+        defaults = {f.name: f.default for f in dataclasses.fields(HMM) if f.name in EMISSION_OPTIONS}
+        for name, default in defaults.items():
+            if getattr(self, name) != default:
+                raise ValueError(
+                    f"HMM(emission={type(self.emission).__name__}(...)) takes its options from the "
+                    f"emission instance; got {name}={getattr(self, name)!r} beside it. Set it on the "
+                    f"emission instead, or pass emission as a string.")
 
     def with_formulation(self, formulation: Formulation) -> "HMM":
         return dataclasses.replace(self, formulation=formulation)
 
     @property
-    def emission_model(self):
+    def emission_model(self) -> Emission:
+        """The emission of every state (an instance passed as ``emission``, or the one its string
+        and the emission fields name), computing as :attr:`formulation` says."""
+        if isinstance(self.emission, Emission):
+            return self.emission.with_formulation(self.formulation)
+        c = self.pseudo_count
         if self.emission == "gaussian":
-            return GaussianEmission(self.covariance_type, self.reg_covar, self.regularization,
+            return GaussianEmission(self.covariance_type, self.reg_covar, c,
                                     self.init_params, collapse_guard=self.collapse_guard,
                                     formulation=self.formulation)
         if self.emission == "categorical":
-            return CategoricalEmission(self.n_categories, self.regularization)
-        return {"poisson": PoissonEmission, "bernoulli": BernoulliEmission}[self.emission](self.regularization)
+            return CategoricalEmission(self.n_categories, c)
+        return {"poisson": PoissonEmission, "bernoulli": BernoulliEmission}[self.emission](c)
 
     # ----------------------------------------------------------------- inference
     def _log_emissions(self, params: HMMParams, data: Sequences):
@@ -256,7 +291,7 @@ class HMM(Model):
 
     def m_step(self, stats, params: HMMParams) -> HMMParams:
         initial_counts, transition_counts, emission_stats = stats
-        c = PSEUDO_COUNT if self.regularization == "prior" else 0.0
+        c = self.pseudo_count
         initial = params.initial if "initial" in self.fixed else _normalise_rows(
             initial_counts, params.initial, c)
         transitions = params.transitions if "transitions" in self.fixed else _normalise_rows(
@@ -267,9 +302,9 @@ class HMM(Model):
 
     def log_prior(self, params: HMMParams):
         emission = self.emission_model.log_prior(params.emission)
-        if self.regularization != "prior":
+        if self.pseudo_count == 0:
             return emission
-        dirichlet = lambda p: PSEUDO_COUNT * jnp.sum(jnp.where(p > 0, inference.safe_log(p), 0))
+        dirichlet = lambda p: self.pseudo_count * jnp.sum(jnp.where(p > 0, inference.safe_log(p), 0))
         return dirichlet(params.initial) + dirichlet(params.transitions) + emission
 
     def is_degenerate(self, params: HMMParams):
@@ -293,7 +328,7 @@ class HMM(Model):
     # ----------------------------------------------------------------- host-side checks
     def validate(self, data) -> Sequences:
         x, lengths = host_sequences(data)
-        return Sequences(self.emission_model.validate(x, lengths), jnp.asarray(lengths, jnp.int32))
+        return Sequences(self.emission_model.validate_steps(x, lengths), jnp.asarray(lengths, jnp.int32))
 
     def validate_params(self, params, data) -> None:
         if not isinstance(params, tuple) or len(params) != 3:
@@ -313,7 +348,7 @@ class HMM(Model):
         if not isinstance(params, tuple) or len(params) != 3 or not isinstance(params[2], tuple):
             raise TypeError("params must be HMMParams(initial, transitions, emission); got "
                             f"{type(params).__name__}.")
-        d = len(self.n_categories) if self.emission == "categorical" else np.shape(params[2][0])[-1]
+        d = self.emission_model.n_features(params[2])
         self.validate_params(params, Sequences(np.empty((1, 1, d)), None))
 
     def traced_inputs(self, data, weights):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -45,12 +44,6 @@ def time_major_steps(data: Sequences):
     mask = jnp.arange(t)[:, None] < data.lengths[None, :]
     x = jnp.where(mask.reshape(mask.shape + (1,) * (x.ndim - 2)), x, jnp.zeros((), x.dtype))
     return x.reshape((t * s,) + x.shape[2:])
-
-
-def component_major(resp):
-    """Step-major responsibilities ``(t, s, k)`` as ``(k, t s)``, materialised (a transpose fused
-    into the statistics' products that read it is several times slower on CPU)."""
-    return jax.lax.optimization_barrier(resp.reshape(-1, resp.shape[-1]).T)
 
 
 def is_pair(data) -> bool:

@@ -1,9 +1,6 @@
-"""Emission components of an HMM: one class per family, all with the same small interface.
-
-An emission is a frozen dataclass of static configuration; its methods take the emission's
-parameters and observations flattened over sequences and steps, ``x`` ``(n, ...)``, with
-per-step weights ``(n,)`` (sequence weight times the padding mask). Densities and statistics
-come from :mod:`emjax.components`; this module only adapts them to the HMM.
+"""Gaussian emissions (:class:`~emjax.components.emission.Emission`): the densities, statistics
+and updates of :mod:`emjax.components.gaussian` for any model that composes an emission (an HMM's
+states, :class:`emjax.Mixture`'s components), with the step-major forms the scaled HMM E-step reads.
 """
 from __future__ import annotations
 
@@ -15,15 +12,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ...components import PSEUDO_COUNT
-from ...components import gaussian as g
-from ...components import gaussian_update as gu
-from ...components.covariance_types import FULL, lookup
-from ...core.plan import Formulation
-from ...core.row_sums import row_sums
-from ...core.validation import as_float_array, check_finite, feature_mismatch
-from .. import seeding
-from .sequences import component_major
+from ..core.plan import Formulation
+from ..core.row_sums import row_sums
+from ..core.validation import as_float_array, check_finite, check_nonnegative_number, feature_mismatch
+from . import PSEUDO_COUNT, seeding
+from . import gaussian as g
+from . import gaussian_update as gu
+from .covariance_types import FULL, lookup
+from .emission import Emission, component_major
 
 #: Steps a restart's start is computed from (a weighted sample without replacement).
 INIT_SAMPLE = 4096
@@ -50,23 +46,46 @@ class GaussianEmissionParams(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class GaussianEmission:
+class GaussianEmission(Emission):
     """Gaussian emissions sharing :mod:`emjax.components.gaussian` with the mixture models.
 
-    ``regularization="prior"``: the mixture's Wishart prior in standardised coordinates
-    (:func:`emjax.components.gaussian_update.map_update`); ``"none"``: maximum likelihood with
-    ``reg_covar`` added to covariance diagonals in the data's units (hmmlearn's update with
+    ``pseudo_count = c > 0``: the mixture's Wishart prior of strength ``c`` in standardised
+    coordinates (:func:`emjax.components.gaussian_update.map_update`); ``c = 0``: maximum likelihood
+    with ``reg_covar`` added to covariance diagonals in the data's units (hmmlearn's update with
     ``covars_prior=reg_covar``, ``covars_weight=1``; for parity tests). ``collapse_guard`` (``None``:
-    on with "prior"): a state whose steps collapsed onto a few points or a subspace
+    on when ``c > 0``): a component whose rows collapsed onto a few points or a subspace
     (:mod:`emjax.components.collapse`) gets a zero covariance, so its restart ends DEGENERATE.
+    ``init_params``: "kmeans++" or "random_from_data" seeds.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp, emjax
+        >>> model = emjax.HMM(2, emission=emjax.GaussianEmission(covariance_type="diag"))
+        >>> x = jnp.concatenate([jnp.zeros((50, 1)), 4 + jnp.zeros((50, 1))]) + jax.random.normal(jax.random.key(0), (100, 1))
+        >>> res = emjax.fit(model, x, jax.random.key(1), n_init=2)
+        >>> sorted(round(float(m)) for m in res.params.emission.means[:, 0])
+        [0, 4]
     """
 
     covariance_type: str = "full"
     reg_covar: float = 1e-6
-    regularization: str = "prior"
+    pseudo_count: float = PSEUDO_COUNT
     init_params: str = "kmeans++"
     collapse_guard: bool | None = None
-    formulation: Formulation = Formulation()  # the engine's E-step choices (emjax.core.plan)
+    formulation: Formulation = dataclasses.field(default=Formulation(), repr=False)  # engine's choices
+    params_type = GaussianEmissionParams
+
+    def __post_init__(self):
+        lookup(self.covariance_type)
+        check_nonnegative_number(self.reg_covar, "reg_covar")
+        check_nonnegative_number(self.pseudo_count, "pseudo_count")
+        if self.init_params not in ("kmeans++", "random_from_data"):
+            raise ValueError("init_params must be 'kmeans++' or 'random_from_data'; got "
+                             f"{self.init_params!r}.")
+        if self.collapse_guard not in (None, True, False):
+            raise ValueError(f"collapse_guard must be None, True or False; got {self.collapse_guard!r}.")
+
+    def with_formulation(self, formulation: Formulation) -> "GaussianEmission":
+        return dataclasses.replace(self, formulation=formulation)
 
     def log_density(self, params: GaussianEmissionParams, x):
         """``(k, n)`` log-densities."""
@@ -127,10 +146,10 @@ class GaussianEmission:
         return counts, sums, jnp.sum(second, axis=0) if kind.shared else second
 
     def m_step(self, stats, params: GaussianEmissionParams) -> GaussianEmissionParams:
-        cov_type, ref = self.covariance_type, params.means
-        guard = self.regularization == "prior" if self.collapse_guard is None else self.collapse_guard
-        if self.regularization == "prior":
-            update = gu.map_update(stats, ref, self.reg_covar, PSEUDO_COUNT, cov_type, guard=guard)
+        cov_type, ref, prior = self.covariance_type, params.means, self.pseudo_count > 0
+        guard = prior if self.collapse_guard is None else self.collapse_guard
+        if prior:
+            update = gu.map_update(stats, ref, self.reg_covar, self.pseudo_count, cov_type, guard=guard)
         else:
             update = gu.ml_update(stats, ref, self.reg_covar, cov_type, guard=guard)
         cov = update.covariances
@@ -139,10 +158,11 @@ class GaussianEmission:
         return GaussianEmissionParams(update.means, cov)
 
     def log_prior(self, params: GaussianEmissionParams):
-        if self.regularization != "prior":
+        if self.pseudo_count == 0:
             return jnp.zeros((), params.means.dtype)
         k, d = params.means.shape
-        return gu.log_wishart_prior(params.covariances, self.reg_covar, PSEUDO_COUNT, self.covariance_type, k, d)
+        return gu.log_wishart_prior(params.covariances, self.reg_covar, self.pseudo_count,
+                                    self.covariance_type, k, d)
 
     def is_degenerate(self, params: GaussianEmissionParams):
         return ~jnp.all(jnp.isfinite(g.precision_cholesky(params.covariances, self.covariance_type)))
@@ -179,7 +199,7 @@ class GaussianEmission:
     # ------------------------------------------------------------------ standardisation
     def standardize(self, x, weights):
         """``(x', Affine, log_jacobian per step)``: centred (and, with the prior, unit variance)."""
-        return g.standardize(x, weights, self.covariance_type, rescale=self.regularization == "prior")
+        return g.standardize(x, weights, self.covariance_type, rescale=self.pseudo_count > 0)
 
     def to_standard(self, params: GaussianEmissionParams, transform: g.Affine):
         return GaussianEmissionParams(*g.affine_map(*params, transform.shift, transform.scale,
@@ -190,25 +210,28 @@ class GaussianEmission:
                                                     1 / transform.scale, self.covariance_type))
 
     # ------------------------------------------------------------------ host side
-    def validate(self, x, lengths):
+    def validate_steps(self, x, lengths):
         """``x`` ``(s, t, d)`` as floats, finite on the real (unpadded) steps."""
         x = as_float_array(x, "data")
         mask = np.arange(x.shape[1])[None, :] < np.asarray(lengths)[:, None]
         check_finite(np.where(mask[:, :, None], np.asarray(x), 0), "data")
         return x
 
-    def validate_params(self, params, k: int, d: int) -> None:
+    def param_shapes(self, k: int, d: int) -> dict:
+        return {"means": (k, d), "covariances": g.covariance_shape(self.covariance_type, k, d)}
+
+    def validate_params(self, params, k: int, d: int, prefix: str = "params.emission",
+                        context: str | None = None) -> None:
         if not isinstance(params, tuple) or len(params) != 2:
-            raise TypeError("params.emission must be GaussianEmissionParams(means, covariances); "
+            raise TypeError(f"{prefix} must be GaussianEmissionParams(means, covariances); "
                             f"got {type(params).__name__}.")
-        expected = {"means": (k, d), "covariances": g.covariance_shape(self.covariance_type, k, d)}
-        for name, shape in expected.items():
+        context = context or f"n_states={k}, n_features={d}"
+        for name, shape in self.param_shapes(k, d).items():
             got = tuple(np.shape(getattr(GaussianEmissionParams(*params), name)))
             if got != shape:
                 lead = feature_mismatch(d, got[1]) if name == "means" and len(got) == 2 and got[0] == k else ""
-                raise ValueError(f"{lead}params.emission.{name} must have shape {shape} for "
-                                 f"n_states={k}, n_features={d}, covariance_type="
-                                 f"{self.covariance_type!r}; got {got}.")
+                raise ValueError(f"{lead}{prefix}.{name} must have shape {shape} for {context}, "
+                                 f"covariance_type={self.covariance_type!r}; got {got}.")
 
     def n_free_parameters(self, params: GaussianEmissionParams) -> int:
         k, d = np.shape(params.means)
@@ -217,3 +240,5 @@ class GaussianEmission:
     def work_per_step(self, k: int, d: int) -> int:
         kind = lookup(self.covariance_type)
         return ((2 if kind.shared else 3) * k * d) if kind.matrix else 3 * k + d
+
+    work_per_row = work_per_step

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from ..core.chunking import choose_chunk_size, chunked_sum
-from ..components.gaussian import sum_of_squares
+from .gaussian import sum_of_squares
 
 
 def squared_distances(x, centres):

@@ -1,4 +1,4 @@
-"""k-means++ seeding from a weighted subsample of large data (emjax.models.seeding).
+"""k-means++ seeding from a weighted subsample of large data (emjax.components.seeding).
 
 References: exact draw probabilities computed in NumPy (binomial bounds), the true cluster
 centres of well-separated blobs (brute-force nearest centre), and the rows themselves.
@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from emjax.models import seeding
+from emjax.components import seeding
 
 
 @pytest.fixture
