@@ -49,7 +49,7 @@ def fit_coordinates(model, data, weights, chunk_size: int, rows=None):
 
 
 @jax.tree_util.register_pytree_node_class
-@delegate("model", "m_step", "log_prior", "loglik_terms", "is_degenerate", "restate_stats",
+@delegate("model", Model, "m_step", "log_prior", "loglik_terms", "is_degenerate", "restate_stats",
           "work_per_row", "to_unconstrained", "from_unconstrained")
 class OnRawRows(Model):
     """``model`` with its data given in the user's units: rows are standardised by ``transform``
