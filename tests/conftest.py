@@ -44,17 +44,28 @@ def _set_optimizations(on: bool) -> bool:
     return was_on
 
 
+def _drops_programs(item) -> bool:
+    """Whether ``item`` drops the process's compiled programs: it is marked ``optimized`` (in the
+    quick-compile lane) or asks for ``no_compiled_programs``."""
+    return ((QUICK_COMPILE and item.get_closest_marker("optimized") is not None)
+            or "no_compiled_programs" in getattr(item, "fixturenames", ()))
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that drop the compiled programs run first (in their collected order), while there
+    is nothing to drop; pytest-xdist hands them out first too. Run among the others, each drop
+    made the tests after it compile again the programs they share."""
+    items.sort(key=lambda item: not _drops_programs(item))  # a stable sort
+
+
 @pytest.fixture(autouse=True)
 def _optimized_marker(request):
-    """Tests marked ``optimized`` compile with XLA's optimisations on, in every lane."""
-    if request.node.get_closest_marker("optimized") is None:
-        yield
-        return
-    was_on = _set_optimizations(True)
-    try:
-        yield
-    finally:
-        _set_optimizations(was_on)
+    """Tests marked ``optimized`` compile with XLA's optimisations on, in every lane. The setting
+    is switched when a test needs the other one, not back after each test: consecutive
+    ``optimized`` tests share their programs."""
+    optimized = request.node.get_closest_marker("optimized") is not None
+    _set_optimizations(optimized or not QUICK_COMPILE)
+    yield
 
 
 @pytest.fixture

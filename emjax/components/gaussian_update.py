@@ -18,11 +18,6 @@ from .covariance_types import lookup
 from .gaussian import add_to_diagonal, precision_cholesky, scatter_about_means
 
 
-def divide_per_component(scatter, counts, covariance_type: str):
-    """``scatter / counts`` with counts broadcast over the covariance shape (tied: the total)."""
-    return lookup(covariance_type).divide(scatter, counts)
-
-
 class GaussianUpdate(NamedTuple):
     """An M-step's means ``(k, d)``, covariances, and ``collapsed`` ``(k,)`` (bool): the
     components the collapse guard marks (:func:`emjax.components.collapse.collapsed`; ``None``
@@ -62,9 +57,9 @@ def map_update(stats, ref, reg_covar, pseudo_count, covariance_type: str, *, pre
     counts = stats[0]
     present = _as_present(present, counts)
     means, scatter = means_and_scatter(stats, ref, covariance_type)
-    cov = divide_per_component(add_to_diagonal(scatter, reg_covar, covariance_type),
-                               _divisor(counts + pseudo_count * present, present, covariance_type),
-                               covariance_type)
+    cov = lookup(covariance_type).divide(add_to_diagonal(scatter, reg_covar, covariance_type),
+                                         _divisor(counts + pseudo_count * present, present,
+                                                  covariance_type))
     return _finish(counts, means, scatter, cov, present, previous, reg_covar, guard, covariance_type)
 
 
@@ -87,8 +82,8 @@ def ml_update(stats, ref, reg_covar, covariance_type: str, *, count_floor: float
     present = _as_present(present, counts)
     floored = counts + count_floor * present if count_floor else counts
     means, scatter = means_and_scatter(stats, ref, covariance_type, floored)
-    cov = add_to_diagonal(divide_per_component(scatter, _divisor(floored, present, covariance_type),
-                                               covariance_type), reg_covar, covariance_type)
+    cov = add_to_diagonal(lookup(covariance_type).divide(scatter, _divisor(floored, present, covariance_type)),
+                          reg_covar, covariance_type)
     return _finish(counts, means, scatter, cov, present, previous, reg_covar, guard, covariance_type)
 
 

@@ -247,9 +247,15 @@ def join_hyperparameters(static, hyperparameters):
     return static
 
 
-def delegate(attribute: str, *names: str):
+def delegate(attribute: str, target: type, *names: str):
     """Class decorator: each method in ``names`` calls the method of that name of
-    ``self.<attribute>`` (a wrapper model writes only the methods it changes)."""
+    ``self.<attribute>``, an instance of ``target`` (a wrapper model writes only the methods it
+    changes). A name that ``target`` has no method of is refused when the class is defined."""
+    missing = [name for name in names if not callable(getattr(target, name, None))]
+    if missing:
+        raise TypeError(f"delegate({attribute!r}, {target.__name__}, ...): {target.__name__} has no "
+                        f"method {', '.join(map(repr, missing))} to forward to.")
+
     def decorate(cls):
         for name in names:
             def forward(self, *args, _name=name, **kwargs):

@@ -105,13 +105,31 @@ class RowStandardizer(Standardizer):
 
     def standardize(self, data, weights):
         """Every pass over all rows at once, then :meth:`apply`."""
-        totals = ()
-        for _ in range(self.passes()):
-            totals += (self.stats(data, weights, totals),)
+        totals = pass_totals(self, lambda previous: self.stats(data, weights, previous))
         if not totals:
             return data, None, jnp.zeros((), float_dtype(data))
         transform, log_jacobian = self.from_stats(totals)
         return self.apply(data, transform), transform, log_jacobian
+
+
+def pass_totals(standardizer: RowStandardizer, sum_over_rows) -> tuple:
+    r"""Every pass's totals, in order: pass :math:`i` is ``sum_over_rows(previous)``, the sum of
+    ``standardizer.stats(x, w, previous)`` over all rows (in whatever chunks, on whatever devices
+    or hosts) given ``previous``, the totals of passes :math:`0, \dots, i-1`.
+
+    Examples:
+        >>> import jax.numpy as jnp, emjax
+        >>> from emjax.core.standardizer import pass_totals
+        >>> s = emjax.GaussianMixture(2, "diag").standardizer()
+        >>> x, w = jnp.array([[1.0], [3.0]]), jnp.ones(2)
+        >>> totals = pass_totals(s, lambda previous: s.stats(x, w, previous))
+        >>> len(totals) == s.passes()
+        True
+    """
+    totals = ()
+    for _ in range(standardizer.passes()):
+        totals += (sum_over_rows(totals),)
+    return totals
 
 
 class Identity(RowStandardizer):

@@ -99,13 +99,21 @@ class ExecutableCache:
         True
     """
 
-    def __init__(self, name: str, jitted):
-        self.name, self._jitted, self._loaded, self.stats = name, jitted, {}, CacheStats()
+    def __init__(self, name: str, jitted, cacheable=lambda static: True):
+        """``cacheable(static)`` says whether a call with these static arguments may be cached
+        (e.g. not one whose static arguments hold a host callback); the checks every program
+        needs (concrete arguments, no caller's trace, trusted code) are this cache's own."""
+        self.name, self._jitted, self._cacheable = name, jitted, cacheable
+        self._loaded, self.stats = {}, CacheStats()
+
+    def entry(self, args, static):
+        """The key of ``jitted(*args, **static)``, or None when the call is not cacheable."""
+        return _Entry.of(self.name, args, static) if self._cacheable(static) else None
 
     def __call__(self, args, static) -> tuple:
         """``(outputs, compiled)``: the program's outputs and whether this call compiled it."""
         directory = _usable_directory()
-        entry = None if directory is None else _Entry.of(self.name, args, static)
+        entry = None if directory is None else self.entry(args, static)
         if entry is None:
             self.stats.bypassed += 1
             before = self._jitted._cache_size()
@@ -152,9 +160,7 @@ class _Entry:
     @classmethod
     def of(cls, name, args, static):
         """The key of ``jitted(*args, **static)``, or None when the call is not cacheable."""
-        if (static.get("monitor") is not None or static.get("rows") is not None or is_traced(args)
-                or getattr(static.get("plan"), "lean_compile", False)  # large data: compiling is cheap
-                or not jax_core.trace_state_clean()  # inside a caller's jit/vmap/grad
+        if (is_traced(args) or not jax_core.trace_state_clean()  # inside a caller's jit/vmap/grad
                 or jax_config.disable_jit.value):
             return None
         try:

@@ -19,18 +19,16 @@ from typing import Any
 import jax
 
 from ..core.model import Model, delegate, join_hyperparameters, split_hyperparameters
-from ..core.standardizer import RowStandardizer, standardizer_of
+from ..core.standardizer import RowStandardizer, pass_totals, standardizer_of
 from .sharding import row_sum
 
 
 def chunked_transform(standardizer: RowStandardizer, data, weights, chunk_size: int, rows=None):
     """``(transform, log_jacobian)`` from the standardiser's passes, each summed over row chunks
     (and devices, with ``rows``: :func:`emjax.engine.sharding.row_sum`)."""
-    totals = ()
-    for _ in range(standardizer.passes()):
-        stats = lambda previous, x, w: standardizer.stats(x, w, previous)
-        totals += (row_sum(stats, totals, data, weights, chunk_size, rows),)
-    return standardizer.from_stats(totals)
+    stats = lambda previous, x, w: standardizer.stats(x, w, previous)
+    sum_over_rows = lambda previous: row_sum(stats, previous, data, weights, chunk_size, rows)
+    return standardizer.from_stats(pass_totals(standardizer, sum_over_rows))
 
 
 def fit_coordinates(model, data, weights, chunk_size: int, rows=None):
@@ -49,7 +47,7 @@ def fit_coordinates(model, data, weights, chunk_size: int, rows=None):
 
 
 @jax.tree_util.register_pytree_node_class
-@delegate("model", "m_step", "log_prior", "loglik_terms", "is_degenerate", "restate_stats",
+@delegate("model", Model, "m_step", "log_prior", "loglik_terms", "is_degenerate", "restate_stats",
           "work_per_row", "to_unconstrained", "from_unconstrained")
 class OnRawRows(Model):
     """``model`` with its data given in the user's units: rows are standardised by ``transform``

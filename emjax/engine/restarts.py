@@ -320,8 +320,16 @@ _FIT_STATIC = ("model", "n_init", "history_length", "plan", "rows", "accelerator
 #: to reassociate float sums, :mod:`emjax.core.row_sums`). Inside a caller's ``jit``/``vmap``/``grad``
 #: it is traced into the caller's program, without options (:func:`emjax.core.xla_options.jit`).
 _fit_jit = jit_per_plan(_fit_program, static_argnames=_FIT_STATIC)
+
+
+def _cacheable_fit(static) -> bool:
+    """Whether a fit's program may be kept on disk: not with a host callback (``monitor``), not
+    sharded (``rows``), not with a plan that compiles leanly (large data: compiling is cheap)."""
+    return static["monitor"] is None and static["rows"] is None and not static["plan"].lean_compile
+
+
 #: ``_fit_jit`` of concrete arguments, its executable kept on disk (:mod:`emjax.engine.executable_cache`).
-_fit_cache = ExecutableCache("fit", _fit_jit)
+_fit_cache = ExecutableCache("fit", _fit_jit, _cacheable_fit)
 
 
 def run_in_blocks(one, start, block: int, spmd_axis_name=None):

@@ -29,7 +29,7 @@ from ..engine.driver import initial_carry, next_carry, result_of, to_user_units
 from ..engine.em_map import objective_of
 from ..engine.restarts import FitResult, check_init_params, raise_if_all_failed, restart_keys, select_best
 from ..core.model import check_streamable
-from ..core.standardizer import standardizer_of
+from ..core.standardizer import pass_totals, standardizer_of
 from ..core.status import Status
 from .stream_sources import ChunkReader, chunk_iterable
 from ..core.tree import all_finite, tree_select
@@ -134,13 +134,15 @@ def stream_fit(model, source, key, *, n_init: int = 1, init_params=None, max_ite
     reader = ChunkReader(model, chunk_iterable(source, rows_per_chunk))
     clock = _PassClock(on_pass)
 
-    standardizer, totals = standardizer_of(model), ()
-    for _ in range(standardizer.passes()):
-        pass_total = None
+    def transform_pass(previous):
+        total = None
         for x, w in reader.chunks():
-            pass_total = _add(pass_total, _transform_chunk(model, x, w, totals))
-        totals += (pass_total,)
+            total = _add(total, _transform_chunk(model, x, w, previous))
         clock.done("transform", -1, reader.rows_read, None)
+        return total
+
+    standardizer = standardizer_of(model)
+    totals = pass_totals(standardizer, transform_pass)
     transform, log_jacobian = standardizer.from_stats(totals) if totals else (None, 0.0)
     if totals and not bool(all_finite((transform, log_jacobian))):
         raise ValueError("the standardising transform of the streamed rows is not finite: a feature "

@@ -50,7 +50,7 @@ def trim(params: PaddedParams, k: int, covariance_type: str) -> GMMParams:
     return GMMParams(weights[:k], means[:k], cov if lookup(covariance_type).shared else cov[:k])
 
 
-@delegate("mixture", "validate", "validate_weights", "work_per_row")
+@delegate("mixture", GaussianMixture, "validate", "validate_weights", "work_per_row")
 @dataclasses.dataclass(frozen=True)
 class PaddedMixture(Model):
     """The model of :class:`PaddedParams`: ``mixture`` (with ``n_components = K_max``) whose

@@ -192,3 +192,24 @@ def test_wrappers_forward_what_they_do_not_change():
     np.testing.assert_allclose(raw.to_unconstrained(params).covariances,
                                model.to_unconstrained(params).covariances)
     assert standardizer_of(raw).passes() == 0  # rows it reads are already standardised
+
+
+def test_delegate_refuses_a_name_the_target_does_not_define():
+    """A wrapper that forwards a method its target lacks fails when the class is defined, naming
+    the method, not when the engine first calls it."""
+    from emjax.core.model import delegate
+
+    with pytest.raises(TypeError, match="GaussianMixture has no method 'm_stepp'"):
+        @delegate("mixture", emjax.GaussianMixture, "log_prob", "m_stepp")
+        class Misspelt:
+            pass
+
+    @delegate("mixture", emjax.GaussianMixture, "log_prob")
+    @dataclasses.dataclass(frozen=True)
+    class Forwarding:
+        mixture: emjax.GaussianMixture
+
+    params = emjax.GMMParams(jnp.array([0.5, 0.5]), jnp.array([[0.0], [2.0]]), jnp.ones((2, 1)))
+    x = jnp.array([[0.5], [1.5]])
+    mixture = emjax.GaussianMixture(2, "diag")
+    np.testing.assert_array_equal(Forwarding(mixture).log_prob(params, x), mixture.log_prob(params, x))

@@ -7,9 +7,9 @@ For each model, from one start, a few EM iterations of :func:`emjax.em` at float
   float64 ones, even with 64-bit floats enabled (integer data: the default float);
 * rows of weight 0 are rows removed: the fit of the rows plus junk rows of weight 0 equals the
   fit of the rows alone;
-* chunked = unchunked: the same fit with its rows in chunks of 7;
-* inside a caller's ``jax.jit`` = called from the host;
-* a second call with other values of the same shapes compiles nothing (JAX's compile events).
+* chunked = unchunked: the same fit with its rows in chunks of 7, and a second chunked call with
+  other values of the same shapes compiles nothing (JAX's compile events);
+* inside a caller's ``jax.jit`` = called from the host.
 
 The references are the invariants themselves (each compares two runs that must agree, or a run
 with the definition); the configurations come from the differential harness's registry
@@ -33,7 +33,6 @@ SHAPE = registry.Shape(n=40, d=3, k=2, seed=0)
 N_JUNK = 9
 N_ITER = 6
 CHUNK = 7
-LONG = 200  # another compiled history length (emjax.engine.driver.history_size)
 HMM_LENGTHS = np.array([7, 5, 6, 7, 3, 6], np.int32)
 
 # x64 on (float64 references; float32 must stay float32 even so)
@@ -177,9 +176,20 @@ def test_rows_of_weight_zero_are_rows_removed(c):
 
 
 @pytest.mark.parametrize("c", MODELS, ids=repr)
-def test_chunked_equals_unchunked(c):
+def test_chunked_equals_unchunked_and_a_second_call_compiles_nothing(c):
+    """Rows in chunks of CHUNK give the unchunked fit. A second chunked call, with other data and
+    weights of the same shapes, compiles nothing, where the first compiles (no other test runs
+    these shapes in chunks: the check that the count sees compilations). The chunked program is
+    the one that gets both checks: a program of its own costs a compilation per model."""
     data, weights = with_junk(c)
-    assert_same_fit(run(c, data, weights, chunk_size=CHUNK), run(c, data, weights), c.name)
+    with counting_compiles() as first:
+        chunked = run(c, data, weights, chunk_size=CHUNK)
+    assert_same_fit(chunked, run(c, data, weights), c.name)
+    other = c.join(c.other(), c.junk(N_JUNK))
+    with counting_compiles() as second:
+        result = run(c, other, np.roll(weights, 3), chunk_size=CHUNK)
+    assert_healthy(result, c.name)
+    assert first and not second, f"{c.name}: {len(second)} compilations on the second call"
 
 
 @pytest.mark.parametrize("c", MODELS, ids=repr)
@@ -187,19 +197,3 @@ def test_em_inside_jit_equals_em_from_the_host(c):
     data, weights = with_junk(c)
     traced = jax.jit(lambda start, data, weights: run(c, data, weights, start=start))(c.start, data, weights)
     assert_same_fit(traced, run(c, data, weights), c.name)
-
-
-@pytest.mark.parametrize("c", MODELS, ids=repr)
-def test_a_second_call_with_the_same_shapes_compiles_nothing(c):
-    """The first call compiles (``max_iter`` in a history bucket no other test uses: 129-256),
-    the second, with other data and weights of the same shapes, compiles nothing. (Another
-    ``max_iter`` of the same bucket reuses the EM program but compiles a small slice of the history
-    buffer, ``jit(dynamic_slice)``, once per ``max_iter``: emjax.engine.driver.trim_history.)"""
-    data, weights = with_junk(c)
-    with counting_compiles() as first:
-        run(c, data, weights, max_iter=LONG)
-    other = c.join(c.other(), c.junk(N_JUNK))
-    with counting_compiles() as second:
-        result = run(c, other, np.roll(weights, 3), max_iter=LONG)
-    assert_healthy(result, c.name)
-    assert first and not second, f"{c.name}: {len(second)} compilations on the second call"

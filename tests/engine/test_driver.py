@@ -61,6 +61,13 @@ def test_same_key_is_bitwise_reproducible_and_restart_r_ignores_n_init(data):
     np.testing.assert_allclose(c.restarts.objective[:3], a.restarts.objective, rtol=1e-5)
 
 
+@jax.jit
+def _fit_in_a_trace(init_params, x):
+    """``fit`` of GaussianMixture(3) from ``init_params`` inside a caller's ``jit``: one program
+    that every case of the test below runs."""
+    return emjax.fit(emjax.GaussianMixture(3), x, KEY, n_init=4, init_params=init_params, throw=False)
+
+
 @pytest.mark.parametrize("where", [0, -1])
 @pytest.mark.parametrize("fault", ["nan", "singular"])
 def test_faulty_restarts_are_never_picked_nor_converged(data, where, fault):
@@ -75,7 +82,7 @@ def test_faulty_restarts_are_never_picked_nor_converged(data, where, fault):
     r = where % 4
     with pytest.raises(ValueError, match=f"init_params.*restart {r}: params.covariances"):
         emjax.fit(model, data, KEY, n_init=4, init_params=faulty)
-    res = jax.jit(lambda p: emjax.fit(model, data, KEY, n_init=4, init_params=p, throw=False))(faulty)
+    res = _fit_in_a_trace(faulty, data)
     expected = Status.NONFINITE if fault == "nan" else Status.DEGENERATE
     assert int(res.restarts.status[r]) == expected
     assert int(res.restarts.n_iter[r]) == 0 and int(res.best_index) != r

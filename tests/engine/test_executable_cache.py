@@ -20,7 +20,7 @@ import pytest
 
 import emjax
 from emjax.engine import executable_cache
-from emjax.engine.restarts import _prepare
+from emjax.engine.restarts import _fit_cache, _prepare
 
 # the cache refuses programs compiled with XLA's optimisations off (make test's quick lane)
 pytestmark = pytest.mark.optimized
@@ -115,8 +115,6 @@ def test_second_process_loads_without_tracing_and_matches_the_uncached_fit(tmp_p
 
 @pytest.mark.slow
 def test_the_environment_variables_turn_it_off(tmp_path, monkeypatch, data):
-    from emjax.engine.restarts import _fit_cache
-
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     for variable in ("EMJAX_NO_EXECUTABLE_CACHE", "EMJAX_NO_COMPILATION_CACHE"):
         monkeypatch.delenv("EMJAX_NO_EXECUTABLE_CACHE", raising=False)
@@ -132,7 +130,7 @@ def test_the_environment_variables_turn_it_off(tmp_path, monkeypatch, data):
 
 def _digest(model, x, **options):
     args, static = _prepare(model, x, 0, options.pop("n_init", 1), None, 100, 1e-3, None, None)
-    entry = executable_cache._Entry.of("fit", args, static)
+    entry = _fit_cache.entry(args, static)
     return None if entry is None else entry.digest
 
 
@@ -182,4 +180,7 @@ def test_calls_that_are_never_cached(data):
     inside(1.0)
     assert seen == [None]
     args, static = _prepare(emjax.GaussianMixture(2), data, 0, 1, None, 100, 1e-3, None, None)
-    assert executable_cache._Entry.of("fit", args, {**static, "monitor": print}) is None
+    assert _fit_cache.entry(args, static) is not None
+    assert _fit_cache.entry(args, {**static, "monitor": print}) is None  # a host callback
+    lean = dataclasses.replace(static["plan"], lean_compile=True)  # large data: compiling is cheap
+    assert _fit_cache.entry(args, {**static, "plan": lean}) is None
