@@ -22,7 +22,7 @@ from emjax.engine.sharding import local_rows
 from emjax.core.chunking import n_rows
 from emjax.engine.restarts import _fit_jit, _prepare, _trimmed
 from emjax.models.hmm.model import HMMParams
-from emjax.models.hmm.emissions import GaussianEmissionParams
+from emjax import GaussianEmissionParams
 
 N, MAX_ITER, KEY = 1003, 25, jax.random.key(0)  # 1003 rows: padded to a multiple of 8 and 4
 #: A restart block budget that holds two restarts of 126 rows of the GMM (blocks on 8 devices).

@@ -15,7 +15,7 @@ from helpers import blobs
 
 import emjax
 from emjax.core.plan import CPU_CHUNK_BUDGET, choose_chunk_size
-from emjax.models import seeding
+from emjax.components import seeding
 from emjax.engine.raw_rows import OnRawRows, chunked_transform, fit_coordinates
 
 fit_module = importlib.import_module("emjax.engine.restarts")
