@@ -33,6 +33,8 @@ class CovarianceType:
         matrix: covariances are ``(..., d, d)`` matrices (full, tied), not variances.
         shared: one covariance for all components (tied).
         common_scale: one standardising scale for all features (spherical).
+        component_ndim: axes of one component's covariance, each of length ``d``: 2 (full,
+            tied), 1 (diag), 0 (spherical); a variational prior covariance has this shape.
         shape: ``(k, d) ->`` the covariances' shape.
         n_parameters: ``(k, d) ->`` free parameters of the covariances.
         min_rows: ``d ->`` rows a component needs to be estimable (collapse guard).
@@ -60,6 +62,7 @@ class CovarianceType:
     matrix: bool
     shared: bool
     common_scale: bool
+    component_ndim: int
     shape: Callable
     n_parameters: Callable
     min_rows: Callable
@@ -100,7 +103,7 @@ def _spherical_wishart_scale(prior_cov, scatter, diff, beta0):
 
 
 FULL = CovarianceType(
-    "full", matrix=True, shared=False, common_scale=False,
+    "full", matrix=True, shared=False, common_scale=False, component_ndim=2,
     shape=lambda k, d: (k, d, d), n_parameters=lambda k, d: k * d * (d + 1) // 2,
     min_rows=lambda d: d + 1, log_det=_matrix_log_det,
     trace_of_square=lambda u, d: jnp.sum(u * u, axis=(1, 2)), per_feature=None, pool_variances=None,
@@ -110,7 +113,7 @@ FULL = CovarianceType(
     weighted_trace=lambda c, u, d: jnp.einsum("de,kef,kdf->k", c, u, u),
     wishart_scale=_full_wishart_scale)
 TIED = CovarianceType(
-    "tied", matrix=True, shared=True, common_scale=False,
+    "tied", matrix=True, shared=True, common_scale=False, component_ndim=2,
     shape=lambda k, d: (d, d), n_parameters=lambda k, d: d * (d + 1) // 2,
     min_rows=lambda d: 2, log_det=_matrix_log_det,
     trace_of_square=lambda u, d: jnp.sum(u * u), per_feature=None, pool_variances=None,
@@ -119,7 +122,7 @@ TIED = CovarianceType(
     whiten=lambda diff, u: diff @ u, weighted_trace=lambda c, u, d: jnp.sum((c @ u) * u),
     wishart_scale=_tied_wishart_scale)
 DIAG = CovarianceType(
-    "diag", matrix=False, shared=False, common_scale=False,
+    "diag", matrix=False, shared=False, common_scale=False, component_ndim=1,
     shape=lambda k, d: (k, d), n_parameters=lambda k, d: k * d,
     min_rows=lambda d: 2, log_det=lambda u, d: jnp.sum(jnp.log(u), axis=-1),
     trace_of_square=lambda u, d: jnp.sum(u * u, axis=1), per_feature=lambda v: v,
@@ -130,7 +133,7 @@ DIAG = CovarianceType(
     whiten=lambda diff, u: diff * u, weighted_trace=lambda c, u, d: jnp.sum(c * u * u, axis=1),
     wishart_scale=_diag_wishart_scale)
 SPHERICAL = CovarianceType(
-    "spherical", matrix=False, shared=False, common_scale=True,
+    "spherical", matrix=False, shared=False, common_scale=True, component_ndim=0,
     shape=lambda k, d: (k,), n_parameters=lambda k, d: k,
     min_rows=lambda d: 2, log_det=lambda u, d: d * jnp.log(u),
     trace_of_square=lambda u, d: d * u * u, per_feature=lambda v: v[:, None],

@@ -30,15 +30,21 @@ MAXIMUM_LIKELIHOOD = ("none", "sklearn")
 
 
 def resolve_pseudo_count(regularization, pseudo_count, *, default: float, model: str,
-                         old_values: tuple = ("prior",) + MAXIMUM_LIKELIHOOD) -> float:
+                         old_values: tuple = ("prior",) + MAXIMUM_LIKELIHOOD,
+                         prior_strength: float | None = None, warn: bool = True,
+                         stacklevel: int = 4) -> float:
     """The ``pseudo_count`` a model runs with, from its ``pseudo_count`` and a deprecated
     ``regularization`` (``None`` when not given).
 
-    ``regularization="prior"`` keeps ``pseudo_count``; ``"none"``/``"sklearn"`` give 0 (and refuse
-    a ``pseudo_count`` other than ``default`` beside them, since the two would disagree). Either
-    warns (DeprecationWarning) with the new spelling; a value outside ``old_values`` is a
-    ValueError naming them.
+    ``regularization="prior"`` keeps ``pseudo_count``, or gives ``prior_strength`` (default:
+    ``default``) where ``pseudo_count`` was left at ``default`` (a scikit-learn shell whose own
+    default is 0); ``"none"``/``"sklearn"`` give 0. A ``pseudo_count`` that says the opposite
+    (0 beside "prior", > 0 other than ``default`` beside "none"/"sklearn") is a ValueError naming
+    both. The old spelling warns (DeprecationWarning, unless ``warn`` is False) with the new one;
+    a value outside ``old_values`` is a ValueError naming them.
     """
+    if isinstance(pseudo_count, bool):
+        raise ValueError(f"pseudo_count must be a finite number >= 0; got {pseudo_count!r}.")
     check_nonnegative_number(pseudo_count, "pseudo_count")
     if regularization is None:
         return float(pseudo_count)
@@ -46,14 +52,19 @@ def resolve_pseudo_count(regularization, pseudo_count, *, default: float, model:
         raise ValueError(f"regularization must be one of {old_values} (deprecated: write "
                          f"pseudo_count=...); got {regularization!r}.")
     if regularization == "prior":
-        new = "pseudo_count=<strength> (the default is the old 'prior')"
-        value = float(pseudo_count)
+        strength = default if prior_strength is None else prior_strength
+        value = float(strength if pseudo_count == default else pseudo_count)
+        new = f"pseudo_count={value!r}"
+        conflict = value == 0
     else:
-        if pseudo_count != default:
-            raise ValueError(f"{model}: regularization={regularization!r} means pseudo_count=0; "
-                             f"got pseudo_count={pseudo_count!r} beside it. Pass only pseudo_count.")
         new = "pseudo_count=0 (maximum likelihood)"
         value = 0.0
-    warnings.warn(f"{model}(regularization={regularization!r}) is deprecated; write {new}.",
-                  DeprecationWarning, stacklevel=4)
+        conflict = pseudo_count not in (default, 0)
+    if conflict:
+        raise ValueError(f"{model}: regularization={regularization!r} and pseudo_count={pseudo_count!r} "
+                         "disagree (regularization='prior' means pseudo_count > 0, 'none'/'sklearn' "
+                         "pseudo_count=0). Pass only pseudo_count.")
+    if warn:
+        warnings.warn(f"{model}(regularization={regularization!r}) is deprecated; write {new}.",
+                      DeprecationWarning, stacklevel=stacklevel)
     return value

@@ -24,7 +24,7 @@ than ``tol`` too.
 
 The last condition costs nothing and never binds for a map that does not lower :math:`f` (EM,
 MAP-EM, generalized EM). It matters for maps that maximise no fixed objective, such as
-``GaussianMixture(regularization="sklearn")``, whose M-step adds ``reg_covar`` to the
+``GaussianMixture(pseudo_count=0)``, whose M-step adds ``reg_covar`` to the
 maximum-likelihood covariances: its fixed point :math:`\theta^*` is not a maximum of the
 monitored log-likelihood, points beside :math:`\theta^*` score higher, and the map pulls them back
 down towards :math:`\theta^*`. Plain EM approaches :math:`\theta^*` from below and never sees that

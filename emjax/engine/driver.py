@@ -92,7 +92,7 @@ class FitError(RuntimeError):
     Examples:
         >>> import jax, numpy as np, emjax
         >>> X = np.repeat(np.eye(3, dtype=np.float32), 10, axis=0)   # 3 rows, 10 copies each
-        >>> model = emjax.GaussianMixture(3, regularization="sklearn", reg_covar=0.0)
+        >>> model = emjax.GaussianMixture(3, pseudo_count=0, reg_covar=0.0)
         >>> try:
         ...     emjax.fit(model, X, jax.random.key(0), n_init=2)
         ... except emjax.FitError as error:

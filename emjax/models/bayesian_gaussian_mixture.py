@@ -33,16 +33,16 @@ from ..core.chunking import choose_chunk_size, chunked_sum
 from ..components import gauss_wishart as gw
 from ..components import gaussian as g
 from ..components import mixture_weights as mw
+from ..components.covariance_types import lookup
 from ..core.model import Model
 from ..core.plan import Formulation
-from ..core.standardizer import Standardizer
 from ..core.validation import (
     as_float_array, check_finite, check_param_shapes, checked_post_fit_data, prepare_inputs,
 )
 from . import seeding
-from ..components.gaussian import Affine
 from .gaussian_mixture import GaussianMixture, GMMParams
-from .vb_priors import check_prior_shapes, prior_tuple, resolved_priors, validate_static
+from .prior_standardizer import PriorStandardizer, prior_in_fit_units
+from .vb_priors import check_prior_shapes, prior_tuple, validate_static
 from ..core.xla_options import jit
 
 
@@ -190,15 +190,14 @@ class BayesianGaussianMixture(Model):
         """Coordinate ascent on :math:`q(\\pi), q(\\mu, \\Lambda)`; ``params.means`` is the
         statistics' reference point, the priors are carried over."""
         counts, sums, _ = stats
-        k, d = params.means.shape
+        (k, d), kind = params.means.shape, lookup(self.covariance_type)
         beta0 = self._beta0()
         beta = beta0 + counts
         means = (beta0 * params.mean_prior + sums) / beta[:, None]
-        dof = self._nu0(d) + (jnp.sum(counts) / k if self.covariance_type == "tied" else counts)
+        dof = self._nu0(d) + (jnp.sum(counts) / k if kind.shared else counts)
         scale = gw.posterior_scale(stats, params.means, means, params.mean_prior,
                                    params.covariance_prior, beta0, self.covariance_type)
-        per_component = {"full": (-1, 1, 1), "diag": (-1, 1)}.get(self.covariance_type)
-        cov = scale / (dof if per_component is None else jnp.reshape(dof, per_component))
+        cov = scale / (dof if kind.shared else jnp.reshape(dof, (-1,) + (1,) * kind.component_ndim))
         concentration = mw.update(counts, self._weight_prior(), self.weight_concentration_prior_type)
         return params._replace(weight_concentration=concentration, mean_precision=beta, means=means,
                                degrees_of_freedom=dof, covariances=cov)
@@ -221,35 +220,11 @@ class BayesianGaussianMixture(Model):
 
     # ----------------------------------------------------------------- starting points
     def _prior_params(self, x, weights, k: int) -> VBGMMParams:
-        """Empty posterior holding the prior in the fit's (standardised) coordinates.
-
-        Explicit priors fixed the standardisation (see :class:`PriorStandardizer`): there the prior mean
-        is 0 and the prior covariance has a unit diagonal. Defaults are the weighted data mean
-        and covariance (``ddof=1`` in frequency-weight terms), with variance 1 in the fit's
-        coordinates (where such a feature is not rescaled) for a constant feature, whose
-        empirical variance 0 would make the Wishart prior improper.
-        """
-        d = x.shape[1]
-        total = jnp.sum(weights)
-        data_mean = (weights @ x) / total
-        prior_mean = jnp.zeros((d,), x.dtype) if self.mean_prior is not None else data_mean
-        explicit, _ = resolved_priors(self, x.dtype)
-        if explicit is not None:
-            scale = _prior_scale(explicit, self.covariance_type, d)
-            prior_cov = g.scale_covariance(explicit, scale, self.covariance_type)
-        else:
-            centred = x - data_mean
-            dof = jnp.where(total > 1, total - 1, total)
-            if self.covariance_type in ("full", "tied"):
-                prior_cov = (centred * weights[:, None]).T @ centred / dof
-                variances = jnp.diagonal(prior_cov)
-                prior_cov = prior_cov + jnp.diag(jnp.where(variances > 0, 0, 1).astype(x.dtype))
-            else:
-                prior_cov = (weights @ (centred * centred)) / dof
-                prior_cov = jnp.mean(prior_cov) if self.covariance_type == "spherical" else prior_cov
-                prior_cov = jnp.where(prior_cov > 0, prior_cov, 1)
+        """Empty posterior holding the prior in the fit's (standardised) coordinates
+        (:func:`~emjax.models.prior_standardizer.prior_in_fit_units`)."""
+        prior_mean, prior_cov = prior_in_fit_units(self, x, weights)
         zeros = jnp.zeros((k,), x.dtype)
-        return VBGMMParams(None, zeros, jnp.broadcast_to(prior_mean, (k, d)), None, None,
+        return VBGMMParams(None, zeros, jnp.broadcast_to(prior_mean, (k, x.shape[1])), None, None,
                            prior_mean, prior_cov)
 
     def init(self, key, x, weights) -> VBGMMParams:
@@ -278,8 +253,9 @@ class BayesianGaussianMixture(Model):
         return _from_responsibilities(self, x, w, resp)
 
     # ----------------------------------------------------------------- standardisation
-    def standardizer(self) -> "PriorStandardizer":
-        """Centring and scaling that give explicit priors a known form (:class:`PriorStandardizer`)."""
+    def standardizer(self) -> PriorStandardizer:
+        """Centring and scaling that give explicit priors a known form
+        (:class:`~emjax.models.prior_standardizer.PriorStandardizer`)."""
         return PriorStandardizer(self)
 
     # ----------------------------------------------------------------- host-side checks
@@ -296,13 +272,13 @@ class BayesianGaussianMixture(Model):
             raise TypeError(f"params must be VBGMMParams{VBGMMParams._fields}; "
                             f"got {type(params).__name__}.")
         params = VBGMMParams(*params)
-        k, d = self.n_components, data.shape[1]
-        cov_type, dirichlet = self.covariance_type, self.weight_concentration_prior_type == "dirichlet_distribution"
+        k, d, kind = self.n_components, data.shape[1], lookup(self.covariance_type)
+        dirichlet = self.weight_concentration_prior_type == "dirichlet_distribution"
         expected = {
             "weight_concentration": (k,) if dirichlet else (2, k), "mean_precision": (k,),
-            "means": (k, d), "degrees_of_freedom": () if cov_type == "tied" else (k,),
-            "covariances": g.covariance_shape(cov_type, k, d), "mean_prior": (d,),
-            "covariance_prior": {"full": (d, d), "tied": (d, d), "diag": (d,), "spherical": ()}[cov_type],
+            "means": (k, d), "degrees_of_freedom": () if kind.shared else (k,),
+            "covariances": kind.shape(k, d), "mean_prior": (d,),
+            "covariance_prior": (d,) * kind.component_ndim,
         }
         check_param_shapes(params, expected, f"n_components={k}, n_features={d}, "
                            f"covariance_type={self.covariance_type!r}")
@@ -312,52 +288,6 @@ class BayesianGaussianMixture(Model):
 
     def work_per_row(self, data) -> int:
         return GaussianMixture(self.n_components, self.covariance_type).exact_work_per_row(data)
-
-
-@dataclasses.dataclass(frozen=True)
-class PriorStandardizer(Standardizer):
-    """Centre on ``mean_prior`` (default: the data mean) and scale by the square root of the prior
-    covariance's diagonal (default: the data's standard deviations), so that explicit priors have a
-    known form in the fit's coordinates. It needs the data whole (the default moments are those
-    of :class:`~emjax.models.gaussian_standardizer.GaussianStandardizer` without its float32
-    resolution factor)."""
-
-    model: BayesianGaussianMixture
-
-    def standardize(self, x, weights):
-        model, d = self.model, x.shape[1]
-        explicit_cov, explicit_mean = resolved_priors(model, x.dtype)
-        if explicit_cov is None:
-            # reg_covar=0: the moments alone (no float32 resolution factor, which is for its prior)
-            moments = GaussianMixture(1, model.covariance_type, reg_covar=0.0).standardizer()
-            scale = moments.standardize(x, weights)[1].scale
-        else:
-            scale = _prior_scale(explicit_cov, model.covariance_type, d)
-        shift = explicit_mean if explicit_mean is not None else (weights @ x) / jnp.sum(weights)
-        return (x - shift) / scale, Affine(shift, scale), -jnp.sum(jnp.log(scale))
-
-    def _map(self, params: VBGMMParams, shift, scale) -> VBGMMParams:
-        cov_type = self.model.covariance_type
-        prior_type = "tied" if cov_type == "full" else cov_type
-        return params._replace(
-            means=(params.means - shift) / scale, mean_prior=(params.mean_prior - shift) / scale,
-            covariances=g.scale_covariance(params.covariances, scale, cov_type),
-            covariance_prior=g.scale_covariance(params.covariance_prior, scale, prior_type))
-
-    def params_to_standard(self, params, transform: Affine):
-        return self._map(params, transform.shift, transform.scale)
-
-    def params_from_standard(self, params, transform: Affine):
-        return self._map(params, -transform.shift / transform.scale, 1 / transform.scale)
-
-
-def _prior_scale(prior_cov, covariance_type: str, d: int):
-    """Per-feature scale ``sqrt(diag C0)`` (one common value for spherical)."""
-    if covariance_type in ("full", "tied"):
-        return jnp.sqrt(jnp.diagonal(prior_cov))
-    if covariance_type == "diag":
-        return jnp.sqrt(prior_cov)
-    return jnp.full((d,), jnp.sqrt(prior_cov))
 
 
 @functools.partial(jit, static_argnums=0)

@@ -7,13 +7,13 @@ The fit runs on standardised data (centred, and scaled to unit variance per feat
 scale for ``spherical``) and maps the parameters back, so float32 copes with offsets of 1e6 and
 scales from 1e-8 to 1e8.
 
-Regularisation:
+Regularisation, one setting ``pseudo_count = c`` (:mod:`emjax.core.regularization`):
 
-* ``regularization="prior"`` (default): MAP-EM with a proper prior in standardised coordinates,
-  a symmetric Dirichlet(1 + c) on the weights and, per component, a Wishart prior on the precision
-  :math:`\Lambda_k` with log density :math:`\tfrac{c}{2}\log|\Lambda_k|
-  - \tfrac{\psi}{2}\operatorname{tr}\Lambda_k` (+ const), where ``psi = reg_covar`` and
-  ``c = PSEUDO_COUNT``; means have a flat prior. The M-step is then exactly
+* ``pseudo_count > 0`` (default ``PSEUDO_COUNT`` = 1e-3): MAP-EM with a proper prior in
+  standardised coordinates, a symmetric Dirichlet(1 + c) on the weights and, per component, a
+  Wishart prior on the precision :math:`\Lambda_k` with log density :math:`\tfrac{c}{2}\log|\Lambda_k|
+  - \tfrac{\psi}{2}\operatorname{tr}\Lambda_k` (+ const), where ``psi = reg_covar``; means have a
+  flat prior. The M-step is then exactly
   :math:`\pi_k = (N_k + c)/(N + Kc)`, :math:`m_k = s_k / N_k`,
   :math:`\Sigma_k = (S_k + \psi I)/(N_k + c)`, so the monitored objective
   (log-likelihood + log prior) never decreases and an empty component stays finite.
@@ -22,9 +22,13 @@ Regularisation:
   collapse guard (:mod:`emjax.components.collapse`): a component fitted to fewer than d + 1 rows
   or to a subspace of the data gets weight 0 and its restart ends DEGENERATE, so more restarts
   never pick such a spurious optimum (docs/guide/spurious-optima.md).
-* ``regularization="sklearn"``: scikit-learn's update, ``reg_covar`` added to the covariance
-  diagonal in the data's own units (data are centred, not rescaled), for parity tests. It is not
-  a prior: the monitored objective is the log-likelihood alone.
+* ``pseudo_count=0``: maximum likelihood with scikit-learn's update, ``reg_covar`` added to the
+  covariance diagonal in the data's own units (data are centred, not rescaled; every count gets
+  scikit-learn's ``10 eps``), for parity tests. It is not a prior: the monitored objective is the
+  log-likelihood alone.
+
+The older spelling ``regularization="prior"`` / ``"sklearn"`` still works (a DeprecationWarning):
+``"sklearn"`` is ``pseudo_count=0`` and gives an equal model (same hash, same compiled programs).
 
 Missing values (``missing="marginalize"``): NaN entries are marginalised out, the exact EM for
 data missing at random (:mod:`emjax.components.gaussian_missing`). Chunks without NaN take the
@@ -52,6 +56,7 @@ from ..components import gaussian_missing as gm
 from ..components.covariance_types import lookup
 from ..core.model import Model
 from ..core.plan import Formulation
+from ..core.regularization import resolve_pseudo_count
 from ..core.tree import is_traced
 from ..core.validation import (
     check_enough_rows, check_key, check_positive_int, checked_post_fit_data,
@@ -61,7 +66,7 @@ from .gaussian_mixture_checks import check_enough_observed, check_params, check_
 from .gaussian_standardizer import GaussianStandardizer
 
 INIT_METHODS = ("kmeans++", "kmeans", "random_from_data", "random")
-REGULARIZATIONS = ("prior", "sklearn")
+OLD_REGULARIZATIONS = ("prior", "sklearn")  # deprecated spellings of pseudo_count
 MISSING = ("error", "marginalize")
 
 
@@ -93,16 +98,19 @@ class GaussianMixture(Model):
         init_params: how ``init`` starts a restart: "kmeans++" (greedy k-means++ seeds, then one
             M-step from the nearest-seed assignment), "kmeans" (k-means++ then Lloyd steps),
             "random_from_data" (K random rows as seeds) or "random" (random responsibilities).
-        reg_covar: prior strength ``psi`` (in units of the standardised data's variance) for
-            "prior"; the absolute value added to covariance diagonals for "sklearn".
-        regularization: "prior" (MAP-EM, monotone) or "sklearn" (scikit-learn's reg_covar).
+        reg_covar: prior strength ``psi`` (in units of the standardised data's variance) when
+            ``pseudo_count > 0``; the absolute value added to covariance diagonals when it is 0.
+        pseudo_count: the prior's strength ``c`` in observations (module docstring): > 0 is
+            MAP-EM (monotone), 0 is maximum likelihood with scikit-learn's ``reg_covar``.
         missing: "error" (NaN in the data is refused) or "marginalize" (NaN marks a missing
             value; each row is scored on its observed coordinates and the E-step uses the
             conditional moments of the missing ones).
         collapse_guard: give a component that collapsed onto a few rows or onto a subspace of the
             data (:mod:`emjax.components.collapse`) weight 0, so its restart ends DEGENERATE and
-            is never the winner. ``None`` (default): on with "prior", off with "sklearn" (whose
-            numbers it then keeps exactly).
+            is never the winner. ``None`` (default): on with a prior, off with
+            ``pseudo_count=0`` (whose scikit-learn numbers it then keeps exactly).
+        regularization: deprecated: "prior" (keeps ``pseudo_count``) or "sklearn"
+            (``pseudo_count=0``); it warns and is stored as ``pseudo_count``.
 
     Examples:
         >>> import jax, jax.numpy as jnp, emjax
@@ -120,19 +128,24 @@ class GaussianMixture(Model):
     covariance_type: str = "full"
     init_params: str = "kmeans++"
     reg_covar: float = 1e-6
-    regularization: str = "prior"
+    pseudo_count: float = PSEUDO_COUNT
     missing: str = "error"
     collapse_guard: bool | None = None
+    #: deprecated spelling of ``pseudo_count``; always None once constructed
+    regularization: str | None = dataclasses.field(default=None, repr=False)
     #: the engine's E-step choices (:meth:`with_formulation`; not a user setting)
     formulation: Formulation = dataclasses.field(default=Formulation(), repr=False)
 
     def __post_init__(self):
+        pseudo_count = resolve_pseudo_count(self.regularization, self.pseudo_count, default=PSEUDO_COUNT,
+                                            model="GaussianMixture", old_values=OLD_REGULARIZATIONS)
+        object.__setattr__(self, "pseudo_count", pseudo_count)
+        object.__setattr__(self, "regularization", None)
         k = self.n_components
         if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
             raise ValueError(f"n_components must be a positive integer; got {k!r}.")
         for name, allowed in (("covariance_type", g.COVARIANCE_TYPES),
-                              ("init_params", INIT_METHODS), ("regularization", REGULARIZATIONS),
-                              ("missing", MISSING)):
+                              ("init_params", INIT_METHODS), ("missing", MISSING)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}; got {getattr(self, name)!r}.")
         reg = self.reg_covar
@@ -142,10 +155,15 @@ class GaussianMixture(Model):
             raise ValueError(f"collapse_guard must be None, True or False; got {self.collapse_guard!r}.")
 
     @property
+    def has_prior(self) -> bool:
+        """MAP-EM (``pseudo_count > 0``) rather than maximum likelihood."""
+        return self.pseudo_count > 0
+
+    @property
     def guards_collapse(self) -> bool:
         """Whether the M-step applies the collapse guard (``collapse_guard``, resolved)."""
         if self.collapse_guard is None:
-            return self.regularization == "prior"
+            return self.has_prior
         return self.collapse_guard
 
     # ----------------------------------------------------------------- densities and inference
@@ -274,15 +292,16 @@ class GaussianMixture(Model):
         counts, cov_type = stats[0], self.covariance_type
         present = jnp.ones_like(counts) if active is None else active.astype(counts.dtype)
         previous = None if active is None else params.covariances
-        if self.regularization == "sklearn":  # scikit-learn adds 10 eps to every count
+        if not self.has_prior:  # scikit-learn adds 10 eps to every count
             floor = 10 * jnp.finfo(counts.dtype).eps
             update = gu.ml_update(stats, params.means, self.reg_covar, cov_type, count_floor=floor,
                                  present=active, previous=previous, guard=self.guards_collapse)
             weights = (counts + floor * present) / jnp.sum(counts + floor * present)
         else:
-            update = gu.map_update(stats, params.means, self.reg_covar, PSEUDO_COUNT, cov_type,
+            c = self.pseudo_count
+            update = gu.map_update(stats, params.means, self.reg_covar, c, cov_type,
                                   present=active, previous=previous, guard=self.guards_collapse)
-            weights = (counts + PSEUDO_COUNT * present) / (jnp.sum(counts) + PSEUDO_COUNT * jnp.sum(present))
+            weights = (counts + c * present) / (jnp.sum(counts) + c * jnp.sum(present))
         if self.guards_collapse:
             weights = jnp.where(update.collapsed, 0, weights)
         return GMMParams(weights, update.means, update.covariances)
@@ -295,13 +314,13 @@ class GaussianMixture(Model):
 
     def log_prior(self, params: GMMParams, active=None):
         """Log density of the prior (module docstring); ``active`` as in :meth:`m_step`."""
-        if self.regularization == "sklearn":
+        if not self.has_prior:
             return jnp.zeros((), params.weights.dtype)
         k, d = params.means.shape
         present = jnp.ones((k,), bool) if active is None else active
-        wishart = gu.log_wishart_prior(params.covariances, self.reg_covar, PSEUDO_COUNT,
+        wishart = gu.log_wishart_prior(params.covariances, self.reg_covar, self.pseudo_count,
                                       self.covariance_type, k, d, active)
-        return PSEUDO_COUNT * jnp.sum(jnp.where(present, jnp.log(params.weights), 0)) + wishart
+        return self.pseudo_count * jnp.sum(jnp.where(present, jnp.log(params.weights), 0)) + wishart
 
     def is_degenerate(self, params: GMMParams, active=None):
         """A covariance that is not positive definite, or an active component of weight 0."""
@@ -346,7 +365,7 @@ class GaussianMixture(Model):
         """Shift and scale per feature (:class:`~emjax.models.gaussian_standardizer.GaussianStandardizer`),
         computed in two passes over the rows; the fit's start reads raw rows (except with
         ``missing="marginalize"``, which imputes the standardised mean 0 and needs the copy)."""
-        return GaussianStandardizer(self.covariance_type, self.regularization, self.reg_covar,
+        return GaussianStandardizer(self.covariance_type, self.has_prior, self.reg_covar,
                                     self.missing, init_reads_rows=self.missing != "marginalize")
 
     # ----------------------------------------------------------------- host-side checks

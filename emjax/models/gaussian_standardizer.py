@@ -25,7 +25,9 @@ class GaussianStandardizer(RowStandardizer):
     """Per-feature shift and scale for a :class:`~emjax.models.gaussian_mixture.GaussianMixture`.
 
     Args:
-        covariance_type, regularization, reg_covar, missing: the mixture's settings.
+        covariance_type, reg_covar, missing: the mixture's settings.
+        rescale: scale each feature to unit variance, the coordinates of the mixture's prior
+            (``has_prior``); False (maximum likelihood, ``pseudo_count=0``): centre only.
         init_reads_rows: the model's ``init_reading(key, rows, weights, to_fit_units)`` maps only
             the rows it reads (so a start from raw rows copies nothing); False: standardise a
             copy first.
@@ -40,7 +42,7 @@ class GaussianStandardizer(RowStandardizer):
     """
 
     covariance_type: str
-    regularization: str
+    rescale: bool
     reg_covar: float
     missing: str
     init_reads_rows: bool = False
@@ -92,11 +94,11 @@ class GaussianStandardizer(RowStandardizer):
         return model.init_reading(key, x, weights, lambda rows: self.apply(rows, transform))
 
     def _scale(self, ratio, magnitude, shift, total):
-        """Per-feature scale (ones for "sklearn") from the variances ``magnitude**2 * ratio``
+        """Per-feature scale (ones without ``rescale``) from the variances ``magnitude**2 * ratio``
         (:func:`~emjax.components.gaussian.scale_from_moments`), for full/tied covariances
         enlarged by :func:`~emjax.components.gaussian.resolution_factor` of the ``total``
         weight, so that the prior keeps covariances positive definite at the dtype's resolution."""
-        if self.regularization == "sklearn":
+        if not self.rescale:
             return jnp.ones_like(shift)
         kind = lookup(self.covariance_type)
         scale = g.scale_from_moments(ratio, magnitude, kind.common_scale)

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..components import gaussian as g
 from ..components import mixture_weights as mw
+from ..components.covariance_types import lookup
 from ..core.validation import check_positive_int
 from .gaussian_mixture import INIT_METHODS
 
@@ -64,7 +65,7 @@ def _check_covariance_prior(cov, covariance_type: str) -> None:
     if cov is None:
         return
     arr = np.asarray(cov)
-    expected = {"full": 2, "tied": 2, "diag": 1, "spherical": 0}[covariance_type]
+    expected = lookup(covariance_type).component_ndim
     if arr.ndim != expected or (expected == 2 and arr.shape[0] != arr.shape[1]):
         shape = {2: "(n_features, n_features)", 1: "(n_features,)", 0: "() (a number)"}[expected]
         raise ValueError(f"covariance_prior for covariance_type={covariance_type!r} must have shape "

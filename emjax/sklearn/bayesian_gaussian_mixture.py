@@ -12,6 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..components import gauss_wishart as gw
 from ..components import mixture_weights as mw
+from ..components.covariance_types import lookup
 from ..models.bayesian_gaussian_mixture import BayesianGaussianMixture as BayesianGaussianMixtureModel
 from ..models.bayesian_gaussian_mixture import VBGMMParams
 from ..models.gaussian_mixture import GaussianMixture as GaussianMixtureModel
@@ -77,7 +78,7 @@ class BayesianGaussianMixture(MixtureEstimator):
         """The default ``covariance_prior`` of a full or tied model, the data's covariance (a
         variance of 0 counts as 1), must be positive definite: it is not when the rows span fewer
         dimensions than there are features (e.g. fewer rows than features)."""
-        if self.covariance_prior is not None or self.covariance_type not in ("full", "tied"):
+        if self.covariance_prior is not None or not lookup(self.covariance_type).matrix:
             return
         mean = weights @ x / weights.sum()
         cov = ((x - mean) * weights[:, None]).T @ (x - mean) / max(weights.sum() - 1, 1)

@@ -7,6 +7,8 @@ import jax
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from ..components import PSEUDO_COUNT
+from ..core.regularization import resolve_pseudo_count
 from ..engine.restarts import init_restarts
 from ..models.gaussian_mixture import GaussianMixture as GaussianMixtureModel
 from ..models.gaussian_mixture import GMMParams
@@ -39,10 +41,13 @@ class GaussianMixture(MixtureEstimator):
     plus:
 
     Args:
-        regularization: "sklearn" (default): ``reg_covar`` is added to every covariance's diagonal
-            in the data's units, scikit-learn's update and numbers; "prior": emjax's MAP-EM, a
-            Wishart prior of strength ``reg_covar`` in standardised units (monotone, guards
-            against components collapsing onto a few rows; see :class:`emjax.GaussianMixture`).
+        pseudo_count: 0 (default): maximum likelihood, ``reg_covar`` added to every covariance's
+            diagonal in the data's units, scikit-learn's update and numbers; > 0: emjax's MAP-EM,
+            a Dirichlet and Wishart prior of that strength in observations with ``reg_covar`` its
+            scale in standardised units (monotone, guards against components collapsing onto a
+            few rows; see :class:`emjax.GaussianMixture`, whose default is 1e-3).
+        regularization: deprecated (a DeprecationWarning at ``fit``): "sklearn" is
+            ``pseudo_count=0``, "prior" ``pseudo_count=1e-3`` (or the ``pseudo_count`` given).
         missing: "error" (NaN refused) or "marginalize" (NaN marks a missing value, integrated out).
         accelerator: None (plain EM) or "squarem".
 
@@ -50,14 +55,15 @@ class GaussianMixture(MixtureEstimator):
     fitted in float64, float32 data in float32. Fitted attributes beyond scikit-learn's:
     ``restart_statuses_`` (an :class:`emjax.Status` per restart) and ``restart_lower_bounds_``
     (NaN for a restart that failed). ``lower_bound_`` is the mean log-likelihood per row of the
-    returned parameters (with ``regularization="prior"`` plus the mean log prior), where
+    returned parameters (with ``pseudo_count > 0`` plus the mean log prior), where
     scikit-learn reports that of the parameters one EM step earlier.
     """
 
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None, means_init=None,
                  precisions_init=None, random_state=None, warm_start=False, verbose=0,
-                 verbose_interval=10, regularization="sklearn", missing="error", accelerator=None):
+                 verbose_interval=10, pseudo_count=0.0, missing="error", accelerator=None,
+                 regularization=None):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -72,9 +78,10 @@ class GaussianMixture(MixtureEstimator):
         self.warm_start = warm_start
         self.verbose = verbose
         self.verbose_interval = verbose_interval
-        self.regularization = regularization
+        self.pseudo_count = pseudo_count
         self.missing = missing
         self.accelerator = accelerator
+        self.regularization = regularization
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -84,10 +91,21 @@ class GaussianMixture(MixtureEstimator):
     def _allows_nan(self) -> bool:
         return self.missing == "marginalize"
 
+    def _check_settings(self) -> None:
+        super()._check_settings()
+        self._pseudo_count(warn=True)
+
+    def _pseudo_count(self, warn: bool = False) -> float:
+        """``pseudo_count``, or its value from the deprecated ``regularization`` (warning once per
+        fit, from :meth:`_check_settings`)."""
+        return resolve_pseudo_count(self.regularization, self.pseudo_count, default=0.0,
+                                    prior_strength=PSEUDO_COUNT, warn=warn, stacklevel=5,
+                                    model="emjax.sklearn.GaussianMixture")
+
     def _engine_model(self, n_features: int) -> GaussianMixtureModel:
         return GaussianMixtureModel(self.n_components, self.covariance_type,
                                     init_params=engine_init_params(self.init_params),
-                                    reg_covar=self.reg_covar, regularization=self.regularization,
+                                    reg_covar=self.reg_covar, pseudo_count=self._pseudo_count(),
                                     missing=self.missing)
 
     def _starting_params(self, model, x, weights, key, n_init):

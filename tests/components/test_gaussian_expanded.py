@@ -239,7 +239,7 @@ def test_fit_with_expanded_e_steps_matches_sklearn(covariance_type):
     x, weights, means, cov = _standardised_mixture(covariance_type, seed=5, n=n, d=d, k=k)
     start_means = means + 0.3 * np.random.default_rng(6).normal(size=means.shape)
     start_cov = np.asarray(cov) * 1.5
-    model = emjax.GaussianMixture(k, covariance_type=covariance_type, regularization="sklearn")
+    model = emjax.GaussianMixture(k, covariance_type=covariance_type, pseudo_count=0)
     start = emjax.GMMParams(*(jnp.asarray(a, jnp.float32)[None] for a in (weights, start_means, start_cov)))
     res = emjax.fit(model, x, jax.random.key(0), n_init=1, init_params=start, max_iter=30, tol=0.0,
                     throw=False)

@@ -74,7 +74,7 @@ def test_bad_weights(w, match):
     (dict(n_components=2.5), "n_components must be a positive integer"),
     (dict(n_components=2, covariance_type="ful"), r"covariance_type must be one of \('full', 'tied', 'diag', 'spherical'\); got 'ful'"),
     (dict(n_components=2, init_params="kmeans+"), "init_params must be one of"),
-    (dict(n_components=2, regularization="none"), "regularization must be one of"),
+    (dict(n_components=2, pseudo_count=-1.0), "pseudo_count must be a finite number >= 0"),
     (dict(n_components=2, reg_covar=-1.0), "reg_covar must be a finite number >= 0"),
 ])
 def test_bad_model_configuration(kwargs, match):

@@ -46,7 +46,7 @@ FAST_BY_PATH = {"fit1": ("gmm-full-prior-error",),
                 # integer codes: params cast; a Gaussian's five float32 steps follow float64
                 "float32": ("poisson-mixture", "categorical-mixture", "gmm-full-prior-error"),
                 "fit_many": ("gmm-full-prior-error",),
-                # regularization="sklearn" maximises no fixed objective (emjax/engine/accelerate.py)
+                # pseudo_count=0 maximises no fixed objective (emjax/engine/accelerate.py)
                 "squarem": ("gmm-full-prior-error", "gmm-diag-sklearn-marginalize"),
                 "sharded": ("gmm-full-prior-error", "plsa-sparse")}
 
@@ -76,7 +76,7 @@ def integer_weights(rows: int, seed: int):
 
 #: Disagreements the harness found that are not fixed yet: ``(family or case name, path)`` ->
 #: reason. Their cells are strict xfails, so a fix turns them into failures to flip. Fixed so
-#: far: SQUAREM ending DECREASED under regularization="sklearn" (emjax/engine/accelerate.py), a
+#: far: SQUAREM ending DECREASED under pseudo_count=0 (emjax/engine/accelerate.py), a
 #: Dirichlet-process BGMM where SQUAREM finds a better fixed point than plain EM (the SQUAREM
 #: cell's check), float32 params with integer data (emjax.em casts them) and in generalized EM
 #: (emjax/components/gem.py), SQUAREM on generalized-EM models (the engine's M-step).

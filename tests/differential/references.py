@@ -56,15 +56,15 @@ def gaussian_log_density(x, mean, cov):
     return -0.5 * (d * np.log(2 * np.pi) + np.linalg.slogdet(cov)[1] + maha)
 
 
-def standardising_map(x, cov_type, regularization):
+def standardising_map(x, cov_type, pseudo_count):
     """``(shift, scale)`` of the documented standardisation: per feature, the mean and standard
     deviation over the rows where it is observed (one common scale, the root of the mean variance,
-    for spherical); scale 1 for regularization="sklearn"."""
+    for spherical); scale 1 for maximum likelihood (``pseudo_count=0``)."""
     obs = ~np.isnan(x)
     count = obs.sum(0)
     shift = np.where(obs, x, 0).sum(0) / count
     var = np.where(obs, (x - shift) ** 2, 0).sum(0) / count
-    if regularization == "sklearn":
+    if pseudo_count == 0:
         return shift, np.ones_like(shift)
     if cov_type == "spherical":
         var = np.full_like(var, var.mean())
@@ -82,17 +82,17 @@ def map_covariances(means, cov, shift, scale, cov_type):
     return (means - shift) / scale, cov
 
 
-def gmm_log_prior(params, x, cov_type, reg_covar, regularization):
+def gmm_log_prior(params, x, cov_type, reg_covar, pseudo_count=PSEUDO_COUNT):
     r"""The documented prior in standardised coordinates: :math:`c \sum_k \log\pi_k + \sum_k
     (\tfrac c2 \log|\Lambda_k| - \tfrac\psi2 \operatorname{tr}\Lambda_k)` (tied: one Wishart of
-    strength :math:`Kc`); 0 for regularization="sklearn"."""
-    if regularization == "sklearn":
+    strength :math:`Kc`), ``c = pseudo_count``; 0 for maximum likelihood (``pseudo_count=0``)."""
+    if pseudo_count == 0:
         return 0.0
     w, m, cov = params
     k, d = np.shape(m)
-    shift, scale = standardising_map(x, cov_type, regularization)
+    shift, scale = standardising_map(x, cov_type, pseudo_count)
     _, cov_s = map_covariances(np.asarray(m), np.asarray(cov), shift, scale, cov_type)
-    c, psi = PSEUDO_COUNT, reg_covar
+    c, psi = pseudo_count, reg_covar
     if cov_type == "tied":
         prec = np.linalg.inv(cov_s)
         wishart = 0.5 * k * c * np.linalg.slogdet(prec)[1] - 0.5 * psi * np.trace(prec)
@@ -121,28 +121,28 @@ def gmm_log_prob(params, x, cov_type):
     return logsumexp(gmm_component_log_density(x, m, cov, cov_type) + np.log(w), axis=1)
 
 
-def gmm_step(params, x, cov_type, reg_covar, regularization):
+def gmm_step(params, x, cov_type, reg_covar, pseudo_count=PSEUDO_COUNT):
     r"""One EM step of a Gaussian mixture, written from the GaussianMixture docstring, with NaN
     entries marginalised out (exact EM for data missing at random).
 
     E-step on every row's observed coordinates; expected complete statistics with the conditional
     means :math:`\hat x = m_{k,m} + \Sigma_{mo}\Sigma_{oo}^{-1}(x_o - m_{k,o})` and conditional
-    covariances of the missing ones. M-step: for "prior", in standardised coordinates,
+    covariances of the missing ones. M-step: for ``c = pseudo_count > 0``, in standardised coordinates,
     :math:`\pi_k = (N_k + c)/(N + Kc)`, :math:`m_k = s_k/N_k`, :math:`\Sigma_k = (S_k + \psi I)/
     (N_k + c)` (tied :math:`(\sum_k S_k + \psi I)/(N + Kc)`, diag the diagonal, spherical the mean
-    of the diagonal); for "sklearn", scikit-learn's update in the data's units (``reg_covar`` added
+    of the diagonal); for ``pseudo_count=0``, scikit-learn's update in the data's units (``reg_covar`` added
     to the diagonal, counts + 10 eps).
     """
     w, m, cov = (np.asarray(p, np.float64) for p in params)
     x = np.asarray(x, np.float64)
     k, d = m.shape
-    shift, scale = standardising_map(x, cov_type, regularization)
+    shift, scale = standardising_map(x, cov_type, pseudo_count)
     xs = (x - shift) / scale
     ms, covs = map_covariances(m, cov, shift, scale, cov_type)
     lp = gmm_component_log_density(xs, ms, covs, cov_type) + np.log(w)
     row = logsumexp(lp, axis=1)
     objective = (np.sum(gmm_log_prob(params, x, cov_type))
-                 + gmm_log_prior(params, x, cov_type, reg_covar, regularization)) / len(x)
+                 + gmm_log_prior(params, x, cov_type, reg_covar, pseudo_count)) / len(x)
     seen = ~np.all(np.isnan(x), axis=1)
     resp = np.where(seen[:, None], np.exp(lp - row[:, None]), 0)
     full = full_cov(covs, cov_type, k, d)
@@ -156,7 +156,7 @@ def gmm_step(params, x, cov_type, reg_covar, regularization):
             extra[j, i][np.ix_(mi, mi)] = full[j][np.ix_(mi, mi)] - gain @ full[j][np.ix_(o, mi)]
     filled = np.where(seen[None, :, None], filled, 0)
     counts = resp.sum(0)
-    if regularization == "sklearn":
+    if pseudo_count == 0:
         counts = counts + 10 * np.finfo(np.float64).eps
     sums = np.einsum("nk,knd->kd", resp, filled)
     new_means = np.where(counts[:, None] > 0, sums / np.where(counts > 0, counts, 1)[:, None], ms)
@@ -164,12 +164,12 @@ def gmm_step(params, x, cov_type, reg_covar, regularization):
     scatter = (np.einsum("nk,knd,kne->kde", resp, diff, diff)
                + np.einsum("nk,knde->kde", resp, extra))
     scatter = from_full(scatter, cov_type)
-    if regularization == "sklearn":
+    if pseudo_count == 0:
         divisor = counts.sum() if cov_type == "tied" else counts
         new_cov = _divide(scatter, divisor, cov_type) + _eye_like(reg_covar, cov_type, d)
         new_w = counts / counts.sum()
     else:
-        c = PSEUDO_COUNT
+        c = pseudo_count
         divisor = counts.sum() + k * c if cov_type == "tied" else counts + c
         new_cov = _divide(scatter + _eye_like(reg_covar, cov_type, d), divisor, cov_type)
         new_w = (counts + c) / (counts.sum() + k * c)

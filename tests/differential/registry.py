@@ -317,22 +317,24 @@ def exponential_data(shape: Shape):
 
 
 # ------------------------------------------------------------------------ the registry
-def _gmm_case(cov_type, regularization, missing):
-    name = f"gmm-{cov_type}-{regularization}-{missing}"
+def _gmm_case(cov_type, regime, missing):
+    """``regime`` "prior" (the default pseudo_count) or "sklearn" (pseudo_count=0)."""
+    name = f"gmm-{cov_type}-{regime}-{missing}"
+    pseudo_count = ref.PSEUDO_COUNT if regime == "prior" else 0.0
 
     def make_data(shape):
         x = blobs(shape)
         return with_missing(x, shape.seed) if missing == "marginalize" else x
 
     def reference(model, params, x):
-        if regularization == "sklearn" and missing == "error":
+        if pseudo_count == 0 and missing == "error":
             return ref.sklearn_gmm_step(params, x, cov_type, 1e-6)
-        return ref.gmm_step(params, x, cov_type, 1e-6, regularization)
+        return ref.gmm_step(params, x, cov_type, 1e-6, pseudo_count)
 
     # the references are the MAP and scikit-learn EM steps; the collapse guard (which zeroes the
     # weight of a component with fewer than d + 1 rows, common in drawn shapes with d up to 64) is
     # checked against its own reference in tests/components/test_collapse_guard.py
-    return Case(name, "gmm", lambda s: emjax.GaussianMixture(s.k, cov_type, regularization=regularization,
+    return Case(name, "gmm", lambda s: emjax.GaussianMixture(s.k, cov_type, pseudo_count=pseudo_count,
                                                              missing=missing, collapse_guard=False),
                 make_data, gmm_start, reference, paths=ALL_PATHS)
 

@@ -1,5 +1,5 @@
 """Issue 15, reproducer 1: covariance_type="tied" wrong after one ``em`` step on standardised
-breast_cancer (569 x 30, regularization="sklearn", float64, k-means++ start). scikit-learn's own
+breast_cancer (569 x 30, pseudo_count=0, float64, k-means++ start). scikit-learn's own
 E- and M-step from the same start is the reference; ``chunk_size=64`` gave the right answer."""
 import jax
 import jax.numpy as jnp
@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.usefixtures("x64"), pytest.mark.optimized]
 
 def test_tied_breast_cancer_chunks():
     x = _breast_cancer()
-    model = emjax.GaussianMixture(2, "tied", regularization="sklearn")
+    model = emjax.GaussianMixture(2, "tied", pseudo_count=0)
     start = P.first(emjax.init_restarts(model, x, jax.random.key(0), n_init=1))
     want, _ = ref.sklearn_gmm_step(P.tree64(start), x, "tied", model.reg_covar)
     for chunk in (None, 64, 569, 1000):
@@ -42,7 +42,7 @@ def test_tied_loop_inside_a_callers_jit_matches_sklearn():
     """Inside a caller's ``jax.jit`` emjax's compiler options do not apply: the tied form itself
     must avoid the miscompiled fusion (docs/guide/numerics.md "Two XLA CPU defects")."""
     x = jnp.asarray(_breast_cancer())
-    model = emjax.GaussianMixture(2, "tied", regularization="sklearn")
+    model = emjax.GaussianMixture(2, "tied", pseudo_count=0)
     start = P.first(emjax.init_restarts(model, x, jax.random.key(0), n_init=1))
     weights = jnp.ones(x.shape[0])
 
@@ -68,7 +68,7 @@ def test_many_tied_restarts_never_decrease_and_the_winner_is_a_fixed_point():
                        tol=1e-12, max_iter=500, throw=False)
     names = [emjax.Status(int(s)).name for s in result.restarts.status]
     assert set(names) == {"CONVERGED"}, names
-    model = emjax.GaussianMixture(2, "tied", regularization="sklearn")
+    model = emjax.GaussianMixture(2, "tied", pseudo_count=0)
     result = emjax.fit(model, x, jax.random.key(0), n_init=16, tol=1e-10, max_iter=500, throw=False)
     step, _ = ref.sklearn_gmm_step(P.tree64(result.params), x, "tied", model.reg_covar)
     P.assert_close(result.params, step, 1e-5, "the winner after one more scikit-learn step")

@@ -29,7 +29,7 @@ def test_fit_warns_when_one_restart_stands_alone(x64):
     poor = ([0.5, 0.5], [[6.0, 5.9], [6.0, 6.1]], [np.eye(2), np.eye(2)])
     starts = [good] + [poor] * 5
     init = emjax.GMMParams(*(jnp.asarray(np.stack([s[i] for s in starts]), jnp.float64) for i in range(3)))
-    model = emjax.GaussianMixture(2, regularization="sklearn")
+    model = emjax.GaussianMixture(2, pseudo_count=0)
     result = emjax.fit(model, x, None, n_init=6, init_params=init, max_iter=1, throw=False)
     objectives = np.asarray(result.restarts.objective)
     assert int(result.best_index) == 0 and objectives[0] > objectives[1:].max() + 0.1

@@ -111,7 +111,7 @@ def test_leanly_compiled_em_matches_sklearn_trace(x64, cov_type):
     cov0 = cov0 if cov_type == "full" else np.diagonal(cov0, axis1=1, axis2=2).copy()
     n_iter = 12
     lean_before = driver_module._em_jit._cache_size()
-    model = emjax.GaussianMixture(3, cov_type, regularization="sklearn")
+    model = emjax.GaussianMixture(3, cov_type, pseudo_count=0)
     plan = dataclasses.replace(emjax.make_plan(model, x), lean_compile=True)
     assert plan.compiler_options.items() >= plan_module.LEAN_CPU_COMPILE.items()
     r = emjax.em(model, emjax.GMMParams(*map(jnp.asarray, (w0, m0, cov0))), x, max_iter=n_iter,

@@ -43,7 +43,7 @@ def test_update_matches_numpy_recursion(x64):
     x = mixture(600, seed=0) + np.array([3.0, -2.0])
     batches = np.split(x, 4)
     start = (np.array([0.3, 0.3, 0.4]), x[[0, 1, 2]], np.stack([np.eye(2)] * 3))
-    model = emjax.GaussianMixture(3, regularization="sklearn", reg_covar=1e-3)
+    model = emjax.GaussianMixture(3, pseudo_count=0, reg_covar=1e-3)
     online = emjax.OnlineEM(model, None, kappa=0.7, t0=1.5, data_size=5000,
                             init_params=emjax.GMMParams(*start))
     for b in batches:
@@ -94,7 +94,7 @@ def test_schedule_is_validated(kappa, t0, match):
 
 
 def test_batches_must_agree_and_params_need_data(x64):
-    model = emjax.GaussianMixture(3, regularization="sklearn", reg_covar=1e-3)  # as above: no compile
+    model = emjax.GaussianMixture(3, pseudo_count=0, reg_covar=1e-3)  # as above: no compile
     x = mixture(150, seed=0)
     online = emjax.OnlineEM(model, None, data_size=5000, init_params=emjax.GMMParams(
         np.full(3, 1 / 3), x[:3], np.stack([np.eye(2)] * 3)))

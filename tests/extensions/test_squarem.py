@@ -168,7 +168,7 @@ def test_gmm_reaches_scikit_learns_optimum_from_the_same_start(x64, cov):
     rng = np.random.default_rng(1)
     half = N_ROWS // 2
     x = np.concatenate([rng.normal(size=(half, 2)), rng.normal(size=(half, 2)) * 0.7 + [2.5, 1.0]])
-    model = emjax.GaussianMixture(2, covariance_type=cov, regularization="sklearn")
+    model = emjax.GaussianMixture(2, covariance_type=cov, pseudo_count=0)
     start = first_start(model, x)
     fast = emjax.em(model, start, x, max_iter=MAX_ITER, tol=1e-13, accelerator="squarem")
     cov_start = np.asarray(start.covariances)
@@ -185,7 +185,7 @@ def test_gmm_reaches_scikit_learns_optimum_from_the_same_start(x64, cov):
 
 
 def test_overlapping_gmm_needs_five_times_fewer_e_steps_for_the_same_objective(x64):
-    model = emjax.GaussianMixture(2, covariance_type="diag", regularization="sklearn")
+    model = emjax.GaussianMixture(2, covariance_type="diag", pseudo_count=0)
     plain_e_steps = fast_e_steps = 0
     for seed in range(3):
         x = overlapping_gaussians(seed)

@@ -41,7 +41,7 @@ def test_stream_matches_sklearn_on_all_rows(x64, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkConvergenceWarning)
         sk.fit(x)
-    model = emjax.GaussianMixture(3, covariance_type="full", regularization="sklearn")
+    model = emjax.GaussianMixture(3, covariance_type="full", pseudo_count=0)
     start = emjax.GMMParams(w0[None], m0[None], cov0[None])
     path = tmp_path / "x.npy"
     np.save(path, x)

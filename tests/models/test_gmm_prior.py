@@ -1,4 +1,4 @@
-r"""The default ``regularization="prior"`` (MAP-EM) of GaussianMixture against a NumPy reference.
+r"""The default ``pseudo_count`` (MAP-EM) of GaussianMixture against a NumPy reference.
 
 The reference is written from the docstring of :mod:`emjax.models.gaussian_mixture`: the fit runs
 on standardised data (centred, unit variance per feature; spherical: one common scale, the square

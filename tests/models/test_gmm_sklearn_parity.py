@@ -1,4 +1,4 @@
-"""emjax's GaussianMixture in ``regularization="sklearn"`` mode against scikit-learn (float64).
+"""emjax's GaussianMixture in ``pseudo_count=0`` mode against scikit-learn (float64).
 
 Same starting parameters -> same parameters and the same log-likelihood trace after every EM
 iteration; sample weights as integer frequencies behave as repeated rows; the density, posterior,
@@ -65,7 +65,7 @@ def check_trace_parity(x, cov_type, init, weights=None, x_sklearn=None, reg_cova
     """emjax on (x, weights) against scikit-learn on ``x_sklearn`` (default: x) for 1..N_ITER."""
     x_sklearn = x if x_sklearn is None else x_sklearn
     k = len(init[0])
-    model = emjax.GaussianMixture(k, cov_type, reg_covar=reg_covar, regularization="sklearn")
+    model = emjax.GaussianMixture(k, cov_type, reg_covar=reg_covar, pseudo_count=0)
     params0 = emjax.GMMParams(*(jnp.asarray(a) for a in init))
 
     sks = {t: sk_run(x_sklearn, cov_type, init, t, reg_covar) for t in range(1, N_ITER + 2)}
@@ -113,7 +113,7 @@ def test_larger_reg_covar_matches_sklearn(cov_type):
     """reg_covar is added in the data's own units, as scikit-learn does (visible at 1e-2)."""
     x = make_data(seed=5, n=80, d=2)
     init = make_init(x, cov_type, k=2, seed=6)
-    model = emjax.GaussianMixture(2, cov_type, reg_covar=1e-2, regularization="sklearn")
+    model = emjax.GaussianMixture(2, cov_type, reg_covar=1e-2, pseudo_count=0)
     r = emjax.em(model, emjax.GMMParams(*map(jnp.asarray, init)), x, max_iter=5, tol=0.0,
                  throw=False)
     sk = sk_run(x, cov_type, init, 5, reg_covar=1e-2)

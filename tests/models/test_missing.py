@@ -108,7 +108,7 @@ def test_em_matches_numpy_reference(x64, cov_type):
     x = data_with_holes()
     w = np.random.default_rng(2).integers(1, 4, size=len(x)).astype(float)
     init = start(x, cov_type)
-    model = GaussianMixture(2, cov_type, regularization="sklearn", reg_covar=1e-3,
+    model = GaussianMixture(2, cov_type, pseudo_count=0, reg_covar=1e-3,
                             missing="marginalize")
     res = emjax.em(model, init, x, w, max_iter=6, tol=0.0, chunk_size=20, throw=False)
     params, history = reference_em(x, w, init, cov_type, 6, 1e-3)

@@ -80,7 +80,7 @@ def test_same_choice_and_scores_as_the_serial_sklearn_loop(x64):
               for i, t in enumerate(GRID_TYPES) for k in KS}
     with threadpool_limits(limits=1, user_api="blas"):
         reference = sklearn_serial_loop(x, starts)
-    grid = {"n_components": KS, "covariance_type": GRID_TYPES, "regularization": "sklearn"}
+    grid = {"n_components": KS, "covariance_type": GRID_TYPES, "pseudo_count": 0}
     cached = select_module._select_jit._cache_size()
     res = emjax.select(grid, x, KEY, n_init=N_INIT, max_iter=N_ITER, tol=0.0, init_params=starts)
     assert select_module._select_jit._cache_size() - cached == len(GRID_TYPES)  # one per type
