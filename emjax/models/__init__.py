@@ -1,7 +1,4 @@
 """Latent-variable models: pure functions under the contract of :mod:`emjax.core.model`."""
-# first: gaussian_mixture.py and bayesian_gaussian_mixture.py still import seeding from here (its
-# old home); it lives in emjax.components.seeding
-from ..components import seeding  # noqa: F401
 from .bayesian_gaussian_mixture import BayesianGaussianMixture, VBGMMParams
 from .bayesian_network.model import BayesianNetwork, BNParams
 from .discrete_mixtures import (

@@ -39,7 +39,7 @@ from ..core.plan import Formulation
 from ..core.validation import (
     as_float_array, check_finite, check_param_shapes, checked_post_fit_data, prepare_inputs,
 )
-from . import seeding
+from ..components import seeding
 from .gaussian_mixture import GaussianMixture, GMMParams
 from .prior_standardizer import PriorStandardizer, prior_in_fit_units
 from .vb_priors import check_prior_shapes, prior_tuple, validate_static

@@ -61,7 +61,7 @@ from ..core.tree import is_traced
 from ..core.validation import (
     check_enough_rows, check_key, check_positive_int, checked_post_fit_data,
 )
-from . import seeding
+from ..components import seeding
 from .gaussian_mixture_checks import check_enough_observed, check_params, check_rows
 from .gaussian_standardizer import GaussianStandardizer
 
