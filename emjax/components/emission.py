@@ -140,9 +140,11 @@ class Emission(abc.ABC):
             raise
         return flat.reshape(x.shape)
 
-    def param_shapes(self, k: int, d: int) -> dict:
-        """``{field: shape}`` of the parameters for ``k`` components and ``d`` features."""
-        raise NotImplementedError(f"{type(self).__name__} does not declare its parameter shapes.")
+    def param_shapes(self, k: int, d: int) -> dict | None:
+        """``{field: shape}`` of the parameters for ``k`` components and ``d`` features; ``None``
+        (the default) leaves them undeclared, and :meth:`validate_params` then checks only that
+        every field has ``k`` rows."""
+        return None
 
     def n_features(self, params) -> int:
         """The data's feature count read from ``params`` (checks without data)."""
@@ -157,9 +159,13 @@ class Emission(abc.ABC):
             raise TypeError(f"{prefix} must be {self.params_type.__name__}{fields}; got "
                             f"{type(params).__name__}.")
         context = context or f"{type(self).__name__} with k={k}, n_features={d}"
-        for field, shape in self.param_shapes(k, d).items():
-            check_param_shape(getattr(self.params_type(*params), field), shape, f"{prefix}.{field}",
-                              context, features_last=len(shape) == 2)
+        params = self.params_type(*params)
+        shapes = self.param_shapes(k, d)
+        if shapes is None:  # undeclared: k rows per field
+            shapes = {field: (k,) + tuple(np.shape(getattr(params, field)))[1:] for field in fields}
+        for field, shape in shapes.items():
+            check_param_shape(getattr(params, field), shape, f"{prefix}.{field}", context,
+                              features_last=len(shape) == 2)
 
     def n_free_parameters(self, params) -> int:
         """Free parameters of ``params`` (model selection)."""
