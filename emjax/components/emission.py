@@ -19,8 +19,10 @@ sequences). With responsibilities :math:`r_{jn}` (already multiplied by row weig
 * ``init(key, x, weights, k)``: starting parameters from the rows.
 
 The rest have defaults: host-side checks (``validate``, ``validate_params``), counts
-(``n_free_parameters``, ``work_per_row``, ``work_per_step``), ``sample``, step-major forms for
-the scaled HMM E-step and standardisation hooks (the identity).
+(``n_free_parameters``, ``work_per_row``, ``work_per_step``), step-major forms for
+the scaled HMM E-step and standardisation hooks (the identity). ``sample(key, params, states)``
+(one draw per entry of ``states``, for :meth:`emjax.HMM.sample`) is optional: an HMM whose
+emission lacks it refuses to sample, naming it.
 """
 from __future__ import annotations
 
@@ -94,10 +96,6 @@ class Emission(abc.ABC):
     def stats_steps(self, params, x, resp):
         """:meth:`stats` for step-major responsibilities ``(t, s, k)`` of the rows ``x``."""
         return self.stats(params, x, component_major(resp))
-
-    def sample(self, key, params, states):
-        """One draw per entry of ``states`` ``(n,)``: ``(n, ...)``."""
-        raise NotImplementedError(f"{type(self).__name__} cannot draw samples.")
 
     # ------------------------------------------------------------------ standardisation
     def standardize(self, x, weights):

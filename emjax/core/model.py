@@ -17,7 +17,8 @@ Optional, each with a default below, by what needs it:
 
 - the objective: ``log_prior`` (0), ``is_degenerate`` (False), ``loglik_terms`` (a monitored
   objective other than the log-likelihood, e.g. tempered EM);
-- model selection: ``n_free_parameters`` (for BIC/AIC; the default raises, naming it);
+- model selection: ``n_free_parameters(params) -> int`` (BIC, AIC and :func:`emjax.select`
+  need it; a model without it is refused there, on the host, by a TypeError naming it);
 - host-side checks: ``validate``, ``validate_chunk`` (streamed chunks), ``validate_weights``,
   ``validate_params``, ``traced_inputs`` (data given under jit/vmap);
 - how the engine computes: ``work_per_row`` (chunk sizing), ``init_ignores_padding`` (row
@@ -125,12 +126,6 @@ class Model(abc.ABC):
         objective (tempered EM) returns both from its E-step (e.g. stacked) and splits them here.
         The driver reports the first and monitors the second plus :meth:`log_prior`."""
         return loglik, loglik
-
-    # ---- optional: model selection
-    def n_free_parameters(self, params: PyTree) -> int:
-        """Free parameters of the model (BIC, AIC and :func:`emjax.select` need it)."""
-        raise NotImplementedError(f"{type(self).__name__} does not define n_free_parameters(params), "
-                                  "which BIC, AIC and model selection need (see emjax.core.model).")
 
     # ---- optional: host-side checks, before anything is traced
     def validate(self, data):

@@ -152,6 +152,13 @@ def check_model(model, call: str) -> None:
                         f"emjax.core.model); got {type(model).__name__}. The call is {call}.")
 
 
+def require_method(obj, name: str, purpose: str) -> None:
+    """Refuses, before anything is traced, an ``obj`` (a model, an emission) without the optional
+    method ``name`` that ``purpose`` needs (TypeError naming both)."""
+    if not callable(getattr(obj, name, None)):
+        raise TypeError(f"{type(obj).__name__} does not define {name}, which {purpose} needs.")
+
+
 def check_key(key, name: str = "key", *, optional: bool = False):
     """``key`` as one PRNG key: a typed key (``jax.random.key``), a raw ``uint32`` ``(2,)`` key
     (``jax.random.PRNGKey``), or an integer seed, which becomes ``jax.random.key(seed)``. With

@@ -13,7 +13,7 @@ import functools
 import jax.numpy as jnp
 
 from ..core.tree import is_traced
-from ..core.validation import check_model, prepare_inputs
+from ..core.validation import check_model, prepare_inputs, require_method
 from ..core.xla_options import jit
 
 
@@ -54,6 +54,7 @@ def bic(model, params, data, weights=None):
         >>> round(float(bic - aic), 1)                         # 11 free parameters x (log 272 - 2)
         39.7
     """
+    require_method(model, "n_free_parameters", "emjax.bic")
     ll, n = _total_log_likelihood(model, params, data, weights)
     return bic_from(ll, model.n_free_parameters(params), n)
 
@@ -70,5 +71,6 @@ def aic(model, params, data, weights=None):
         >>> bool(aic < bic)                                    # log(272) > 2 per free parameter
         True
     """
+    require_method(model, "n_free_parameters", "emjax.aic")
     ll, _ = _total_log_likelihood(model, params, data, weights)
     return aic_from(ll, model.n_free_parameters(params))

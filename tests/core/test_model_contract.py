@@ -141,8 +141,10 @@ def test_optional_parts_default_or_name_what_is_missing():
     params = TwoMeans(jnp.array([0.5, 0.5]), jnp.array([-1.0, 1.0]))
     assert model.standardizer() is None and float(model.log_prior(params)) == 0.0
     assert not bool(model.is_degenerate(params))
-    with pytest.raises(NotImplementedError, match="n_free_parameters"):
+    with pytest.raises(TypeError, match="does not define n_free_parameters, which emjax.bic needs"):
         emjax.bic(model, params, np.array([0.0, 1.0, 2.0], np.float32))
+    with pytest.raises(TypeError, match="does not define n_free_parameters, which emjax.aic needs"):
+        emjax.aic(model, params, np.array([0.0, 1.0, 2.0], np.float32))
 
 
 @pytest.mark.parametrize("missing", ["error", "marginalize"])

@@ -81,3 +81,10 @@ def test_user_emission_without_declared_shapes_still_checks_k_rows():
     params = emjax.MixtureParams(jnp.array([0.5, 0.5]), ExponentialParams(jnp.ones((3, 2))))
     with pytest.raises(ValueError, match=r"rates"):
         model.log_prob(params, np.ones((4, 2)))
+
+
+def test_hmm_refuses_to_sample_an_emission_without_sample():
+    with pytest.raises(TypeError, match="Exponential does not define sample, which HMM.sample needs"):
+        emjax.HMM(2, emission=Exponential()).sample(
+            jax.random.key(0), emjax.HMMParams(jnp.array([0.5, 0.5]), jnp.eye(2),
+                                               ExponentialParams(jnp.ones((2, 1)))), n_steps=3)

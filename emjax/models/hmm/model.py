@@ -47,7 +47,7 @@ from ...components.emissions_gaussian import GaussianEmission
 from ...core.tree import is_traced
 from ...core.validation import (
     check_key, check_nonnegative_number, check_positive_int, check_probabilities,
-    checked_post_fit_data, is_positive_int,
+    checked_post_fit_data, is_positive_int, require_method,
 )
 from .sequences import Sequences, as_sequences, flat_steps, host_sequences, time_major_steps
 
@@ -233,6 +233,7 @@ class HMM(Model):
 
     def sample(self, key, params: HMMParams, n_steps: int, n_sequences: int = 1):
         """``(x (s, t, ...), states (s, t))``: ``n_sequences`` sequences of ``n_steps`` steps."""
+        require_method(self.emission_model, "sample", "HMM.sample")
         if not is_traced(key, params):
             key = check_key(key)
             check_positive_int(n_steps, "n_steps")
