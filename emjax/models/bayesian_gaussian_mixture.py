@@ -34,6 +34,7 @@ from ..components import gauss_wishart as gw
 from ..components import gaussian as g
 from ..components import mixture_weights as mw
 from ..components.covariance_types import lookup
+from ..components.responsibilities import weighted_responsibilities
 from ..core.model import Model
 from ..core.plan import Formulation
 from ..core.validation import (
@@ -179,11 +180,7 @@ class BayesianGaussianMixture(Model):
     # ----------------------------------------------------------------- EM contract
     def e_step(self, params: VBGMMParams, x, weights):
         """Statistics under the optimal :math:`q(z)` and :math:`\\sum_n w_n \\log\\sum_k \\rho_{nk}`."""
-        lp = self._log_rho(params, x)
-        row = logsumexp(lp, axis=0)
-        keep = weights > 0
-        resp = jnp.where(keep, jnp.exp(lp - row) * weights, 0)
-        loglik = jnp.sum(jnp.where(keep, weights * row, 0))
+        resp, loglik = weighted_responsibilities(self._log_rho(params, x), weights)
         return g.sufficient_stats(x, resp, params.means, self.covariance_type, self.formulation), loglik
 
     def m_step(self, stats, params: VBGMMParams) -> VBGMMParams:

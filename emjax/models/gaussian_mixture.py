@@ -54,6 +54,7 @@ from ..components import gaussian_update as gu
 from ..components import gaussian_expanded as ge
 from ..components import gaussian_missing as gm
 from ..components.covariance_types import lookup
+from ..components.responsibilities import weighted_responsibilities
 from ..core.model import Model
 from ..core.plan import Formulation
 from ..core.regularization import resolve_pseudo_count
@@ -274,10 +275,8 @@ class GaussianMixture(Model):
     def _e_step_missing(self, params: GMMParams, x, weights):
         """Expected complete-data statistics; rows with nothing observed contribute nothing."""
         lp = self._marginal_log_density(params, x) + jnp.log(params.weights)[:, None]
-        row_ll = logsumexp(lp, axis=0)
         keep = (weights > 0) & jnp.any(gm.observed(x), axis=1)
-        resp = jnp.where(keep, jnp.exp(lp - row_ll) * weights, 0)
-        loglik = jnp.sum(jnp.where(keep, weights * row_ll, 0))
+        resp, loglik = weighted_responsibilities(lp, weights, keep)
         stats = gm.expected_sufficient_stats(x, resp, params.means, params.covariances,
                                              params.means, self.covariance_type)
         return stats, loglik
@@ -417,11 +416,7 @@ class GaussianMixture(Model):
 
 
 def _responsibilities(log_density, mixture_weights, weights):
-    """``(resp (k, n), summed log-likelihood)``: posteriors times row weights; rows of weight 0
-    contribute exactly nothing."""
-    lp = log_density + jnp.log(mixture_weights)[:, None]
-    row_ll = logsumexp(lp, axis=0)
-    keep = weights > 0
-    resp = jnp.where(keep, jnp.exp(lp - row_ll) * weights, 0)
-    return resp, jnp.sum(jnp.where(keep, weights * row_ll, 0))
+    """:func:`~emjax.components.responsibilities.weighted_responsibilities` of ``log_density``
+    ``(k, n)`` plus the log mixture weights."""
+    return weighted_responsibilities(log_density + jnp.log(mixture_weights)[:, None], weights)
 

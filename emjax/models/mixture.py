@@ -29,6 +29,7 @@ from jax.scipy.special import logsumexp
 from ..components import PSEUDO_COUNT, seeding
 from ..components import discrete as dc
 from ..components.emission import Emission
+from ..components.responsibilities import weighted_responsibilities
 from ..core.chunking import choose_chunk_size, chunked_sum
 from ..core.model import Model
 from ..core.standardizer import Standardizer
@@ -110,11 +111,7 @@ class EmissionMixture(Model, abc.ABC):
 
     # ----------------------------------------------------------------- EM contract
     def e_step(self, params, x, weights):
-        lp = self._weighted_log_density(params, x)
-        row_ll = logsumexp(lp, axis=0)
-        keep = weights > 0
-        resp = jnp.where(keep, jnp.exp(lp - row_ll) * weights, 0)
-        loglik = jnp.sum(jnp.where(keep, weights * row_ll, 0))
+        resp, loglik = weighted_responsibilities(self._weighted_log_density(params, x), weights)
         emission = self.unpack(params)[1]
         return (jnp.sum(resp, axis=1), self.emission_model.stats(emission, x, resp)), loglik
 
