@@ -17,10 +17,11 @@ from ..core.validation import check_model, prepare_inputs, require_method
 from ..core.xla_options import jit
 
 
-def _total_log_likelihood(model, params, data, weights):
+def _total_log_likelihood(model, params, data, weights, call: str):
     """``(sum_n w_n log p(x_n), sum_n w_n)``; concrete ``data``, ``weights`` and ``params`` are
     checked as in :func:`emjax.fit` (``params`` against the model and the data)."""
     check_model(model, "bic(model, params, data, weights=None)")
+    require_method(model, "n_free_parameters", call)
     data, weights = prepare_inputs(model, data, weights)
     if not is_traced(params, data):
         model.validate_params(params, data)
@@ -54,8 +55,7 @@ def bic(model, params, data, weights=None):
         >>> round(float(bic - aic), 1)                         # 11 free parameters x (log 272 - 2)
         39.7
     """
-    require_method(model, "n_free_parameters", "emjax.bic")
-    ll, n = _total_log_likelihood(model, params, data, weights)
+    ll, n = _total_log_likelihood(model, params, data, weights, "emjax.bic")
     return bic_from(ll, model.n_free_parameters(params), n)
 
 
@@ -71,6 +71,5 @@ def aic(model, params, data, weights=None):
         >>> bool(aic < bic)                                    # log(272) > 2 per free parameter
         True
     """
-    require_method(model, "n_free_parameters", "emjax.aic")
-    ll, _ = _total_log_likelihood(model, params, data, weights)
+    ll, _ = _total_log_likelihood(model, params, data, weights, "emjax.aic")
     return aic_from(ll, model.n_free_parameters(params))
