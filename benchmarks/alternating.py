@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     all_w = wl.workloads(args.scale)
     for wname in names:
         w = all_w[wname]
-        x = wl.data_for(w)
+        x = wl.hmm_data_for(w) if w.n_steps else wl.data_for(w)
         walls = {lib: [] for lib in libraries}
         for rnd in range(args.rounds):
             for lib in libraries:
