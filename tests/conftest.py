@@ -9,10 +9,14 @@ differential/ the differential harness. Lanes: ``make test`` runs every test not
 ``slow`` or ``verify``, ``make test-slow`` the ``slow`` ones, ``make verify`` the harness's grid.
 
 ``make test`` sets ``EMJAX_TEST_QUICK_COMPILE=1``: its programs are compiled with XLA's
-optimisations mostly off (``jax_disable_most_optimizations``; about 1.4x faster on this suite,
-whose time is nearly all compiling; the same arithmetic to rounding). Tests marked ``optimized``
-(an XLA optimisation's defect, the executable cache, which refuses such programs) still compile
-as users do; ``make test-slow`` and ``make verify`` compile every program as users do.
+optimisations mostly off (``jax_disable_most_optimizations``) and with XLA's older CPU loop
+emitters (``--xla_cpu_use_fusion_emitters=false``, the emitters of a lean plan,
+:data:`emjax.core.plan.LEAN_CPU_COMPILE`): the same arithmetic to rounding, compiled in about a
+third of the CPU time (this suite's time is nearly all compiling: 1,040 -> 660 CPU-seconds). Both
+settings hold for the whole process, so tests marked ``optimized`` (an XLA optimisation's defect,
+the executable cache, which refuses unoptimised programs), which must compile as users do, are
+skipped there; ``make test`` runs them in a second process without the variable. ``make
+test-slow`` and ``make verify`` compile every program as users do.
 """
 import gc
 import os
@@ -22,50 +26,33 @@ import os
 # engine/test_memory.py counts). engine/test_latency.py checks the cache in fresh processes.
 os.environ.setdefault("EMJAX_NO_COMPILATION_CACHE", "1")
 
+QUICK_COMPILE = os.environ.get("EMJAX_TEST_QUICK_COMPILE") == "1"
+if QUICK_COMPILE:  # read by XLA when JAX first uses its CPU backend, so set before any test runs
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_use_fusion_emitters=false".strip()
+
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
 from helpers import blobs  # noqa: E402
 
 
-QUICK_COMPILE = os.environ.get("EMJAX_TEST_QUICK_COMPILE") == "1"
 if QUICK_COMPILE:
     jax.config.update("jax_disable_most_optimizations", True)
 
-
-def _set_optimizations(on: bool) -> bool:
-    """Compiles with XLA's optimisations ``on`` or mostly off (``jax_disable_most_optimizations``);
-    the flag is not part of JAX's compile key, so compiled programs are dropped whenever it
-    changes. Returns whether they were on before."""
-    was_on = not jax.config.values["jax_disable_most_optimizations"]
-    if was_on != on:
-        jax.clear_caches()
-        jax.config.update("jax_disable_most_optimizations", not on)
-    return was_on
-
-
-def _drops_programs(item) -> bool:
-    """Whether ``item`` drops the process's compiled programs: it is marked ``optimized`` (in the
-    quick-compile lane) or asks for ``no_compiled_programs``."""
-    return ((QUICK_COMPILE and item.get_closest_marker("optimized") is not None)
-            or "no_compiled_programs" in getattr(item, "fixturenames", ()))
+SKIP_OPTIMIZED = pytest.mark.skip(reason="compiles as users do: make test runs it in a second process, "
+                                         "without EMJAX_TEST_QUICK_COMPILE")
 
 
 def pytest_collection_modifyitems(items):
-    """Tests that drop the compiled programs run first (in their collected order), while there
-    is nothing to drop; pytest-xdist hands them out first too. Run among the others, each drop
-    made the tests after it compile again the programs they share."""
-    items.sort(key=lambda item: not _drops_programs(item))  # a stable sort
-
-
-@pytest.fixture(autouse=True)
-def _optimized_marker(request):
-    """Tests marked ``optimized`` compile with XLA's optimisations on, in every lane. The setting
-    is switched when a test needs the other one, not back after each test: consecutive
-    ``optimized`` tests share their programs."""
-    optimized = request.node.get_closest_marker("optimized") is not None
-    _set_optimizations(optimized or not QUICK_COMPILE)
-    yield
+    """In the quick-compile lane, tests marked ``optimized`` are skipped (module docstring).
+    Tests that drop the compiled programs (``no_compiled_programs``) run first (in their collected
+    order), while there is nothing to drop; pytest-xdist hands them out first too. Run among the
+    others, each drop made the tests after it compile again the programs they share."""
+    if QUICK_COMPILE:
+        for item in items:
+            if item.get_closest_marker("optimized") is not None:
+                item.add_marker(SKIP_OPTIMIZED)
+    items.sort(key=lambda item: "no_compiled_programs" not in getattr(item, "fixturenames", ()))
 
 
 @pytest.fixture
