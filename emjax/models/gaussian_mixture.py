@@ -90,7 +90,9 @@ class GMMParams(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class GaussianMixture(EmissionMixture):
-    """A mixture of ``n_components`` Gaussians.
+    """A mixture of ``n_components`` Gaussians: the generic mixture over ``emission_model``, a
+    :class:`~emjax.components.emissions_gaussian.GaussianEmission` (module docstring), whose
+    ``log_prob``, ``posterior``, ``predict``, ``sample`` and ``n_free_parameters`` it inherits.
 
     Args:
         n_components: number of components ``K``.
