@@ -21,8 +21,8 @@ sequences). With responsibilities :math:`r_{jn}` (already multiplied by row weig
 The rest have defaults: host-side checks (``validate``, ``validate_params``), counts
 (``n_free_parameters``, ``work_per_row``, ``work_per_step``), step-major forms for
 the scaled HMM E-step and standardisation hooks (the identity). ``sample(key, params, states)``
-(one draw per entry of ``states``, for :meth:`emjax.HMM.sample`) is optional: an HMM whose
-emission lacks it refuses to sample, naming it.
+(one draw per entry of ``states``, for :meth:`emjax.HMM.sample` and a mixture's ``sample``) is
+optional: a model whose emission lacks it refuses to sample, naming it.
 """
 from __future__ import annotations
 

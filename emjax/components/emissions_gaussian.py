@@ -145,24 +145,42 @@ class GaussianEmission(Emission):
         second = g.symmetric_from_upper(moment, d)
         return counts, sums, jnp.sum(second, axis=0) if kind.shared else second
 
+    @property
+    def guards_collapse(self) -> bool:
+        """Whether the M-step applies the collapse guard (``collapse_guard``; ``None``: with the prior)."""
+        return self.pseudo_count > 0 if self.collapse_guard is None else self.collapse_guard
+
+    def update(self, stats, params: GaussianEmissionParams, *, present=None,
+               count_floor: float = 0.0) -> gu.GaussianUpdate:
+        """Means, covariances and the components the collapse guard marks (``None`` unguarded)
+        from statistics about ``params.means``: :func:`~emjax.components.gaussian_update.map_update`
+        with the prior, else :func:`~emjax.components.gaussian_update.ml_update` with
+        ``count_floor`` added to every count. ``present`` (optional ``(k,)`` bool): the components
+        that exist; the others (padding) keep ``params.covariances``."""
+        cov_type, ref = self.covariance_type, params.means
+        previous = None if present is None else params.covariances
+        if self.pseudo_count > 0:
+            return gu.map_update(stats, ref, self.reg_covar, self.pseudo_count, cov_type, present=present,
+                                 previous=previous, guard=self.guards_collapse)
+        return gu.ml_update(stats, ref, self.reg_covar, cov_type, count_floor=count_floor, present=present,
+                            previous=previous, guard=self.guards_collapse)
+
     def m_step(self, stats, params: GaussianEmissionParams) -> GaussianEmissionParams:
-        cov_type, ref, prior = self.covariance_type, params.means, self.pseudo_count > 0
-        guard = prior if self.collapse_guard is None else self.collapse_guard
-        if prior:
-            update = gu.map_update(stats, ref, self.reg_covar, self.pseudo_count, cov_type, guard=guard)
-        else:
-            update = gu.ml_update(stats, ref, self.reg_covar, cov_type, guard=guard)
+        """:meth:`update`; a collapsed component's covariance becomes 0, so its restart ends
+        DEGENERATE (a mixture gives it weight 0 instead: :class:`emjax.GaussianMixture`)."""
+        update = self.update(stats, params)
         cov = update.covariances
-        if guard and not lookup(cov_type).shared:  # a collapsed state's zero covariance ends its restart DEGENERATE
+        if self.guards_collapse and not lookup(self.covariance_type).shared:
             cov = jnp.where(update.collapsed.reshape((-1,) + (1,) * (cov.ndim - 1)), 0, cov)
         return GaussianEmissionParams(update.means, cov)
 
-    def log_prior(self, params: GaussianEmissionParams):
+    def log_prior(self, params: GaussianEmissionParams, present=None):
+        """The Wishart log prior of :meth:`update`; ``present`` as there (padding counts for nothing)."""
         if self.pseudo_count == 0:
             return jnp.zeros((), params.means.dtype)
         k, d = params.means.shape
         return gu.log_wishart_prior(params.covariances, self.reg_covar, self.pseudo_count,
-                                    self.covariance_type, k, d)
+                                    self.covariance_type, k, d, present)
 
     def is_degenerate(self, params: GaussianEmissionParams):
         return ~jnp.all(jnp.isfinite(g.precision_cholesky(params.covariances, self.covariance_type)))

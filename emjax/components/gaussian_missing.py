@@ -116,3 +116,15 @@ def expected_sufficient_stats(x, resp, means, covariances, ref, covariance_type:
                                   + observed_mass * ref * ref, 0)
     missing_second = missing_mass * ((means - ref) ** 2 + kind.per_feature(covariances))
     return counts, sums, observed_second + missing_second
+
+
+def impute(x, weights, means, covariances, covariance_type: str):
+    r"""``x`` ``(n, d)`` with each NaN replaced by its conditional mean under the mixture of
+    ``weights`` ``(k,)``, :math:`\mathbb E[x_m \mid x_o] = \sum_k p(k \mid x_o)\,(\mu_{k,m} +
+    \Sigma_{k,mo} \Sigma_{k,oo}^{-1}(x_o - \mu_{k,o}))`; a row with nothing observed gets the
+    mixture's mean."""
+    log_post = marginal_log_density(x, means, covariances, covariance_type) + jnp.log(weights)[:, None]
+    resp = jax.nn.softmax(log_post, axis=0)
+    x_hat = conditional_means(x, means, covariances, covariance_type)
+    filled = jnp.einsum("kn,knd->nd", resp, x_hat, precision=EXACT)
+    return jnp.where(jnp.isnan(x), filled, x)

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import logsumexp
 
 from ..components import PSEUDO_COUNT, seeding
@@ -33,9 +34,10 @@ from ..components.responsibilities import weighted_responsibilities
 from ..core.chunking import choose_chunk_size, chunked_sum
 from ..core.model import Model
 from ..core.standardizer import Standardizer
+from ..core.tree import is_traced
 from ..core.validation import (
-    check_enough_rows, check_nonnegative_number, check_param_shape, check_positive_int,
-    check_probabilities, checked_post_fit_data,
+    check_enough_rows, check_key, check_nonnegative_number, check_param_shape, check_positive_int,
+    check_probabilities, checked_post_fit_data, require_method,
 )
 
 STARTS = ("emission", "rows_and_mean")
@@ -60,7 +62,9 @@ class EmissionMixture(Model, abc.ABC):
     """Weights + one emission family: the whole mixture. Subclasses are frozen dataclasses with
     ``n_components`` and ``pseudo_count``; they give :attr:`emission_model`, ``params_type`` and
     ``start`` (one of ``STARTS``). Parameters are ``params_type(weights, *emission fields)`` (the
-    named mixtures) unless :meth:`pack`/:meth:`unpack` say otherwise (:class:`Mixture`)."""
+    named mixtures, :class:`emjax.GaussianMixture`) unless :meth:`pack`/:meth:`unpack` say
+    otherwise (:class:`Mixture`). A subclass may score rows its own way
+    (:meth:`component_log_density`) or replace the EM steps (``GaussianMixture`` does both)."""
 
     start = "emission"
 
@@ -85,9 +89,13 @@ class EmissionMixture(Model, abc.ABC):
         return params[0], self.emission_model.params_type(*params[1:])
 
     # ----------------------------------------------------------------- densities and inference
+    def component_log_density(self, params, x):
+        """:math:`\\log p(x_n \\mid \\phi_k)`, shape ``(k, n)``: the emission's ``log_density``
+        (a subclass may score rows its own way: :class:`emjax.GaussianMixture` with NaNs)."""
+        return self.emission_model.log_density(self.unpack(params)[1], x)
+
     def _weighted_log_density(self, params, x):
-        weights, emission = self.unpack(params)
-        return self.emission_model.log_density(emission, x) + jnp.log(weights)[:, None]  # (k, n)
+        return self.component_log_density(params, x) + jnp.log(params[0])[:, None]  # (k, n)
 
     def log_prob(self, params, x):
         """:math:`\\log p(x_n)`, shape ``(n,)``. Concrete ``x`` and ``params`` are checked as in
@@ -104,6 +112,20 @@ class EmissionMixture(Model, abc.ABC):
         """Most probable component per row, shape ``(n,)``."""
         x = checked_post_fit_data(self, params, x)
         return jnp.argmax(self._weighted_log_density(params, x), axis=0)
+
+    def sample(self, key, params, n: int):
+        """``(x, labels)``: ``n`` draws from the mixture and the component of each (the emission's
+        ``sample``; a mixture whose emission has none refuses, naming it)."""
+        require_method(self.emission_model, "sample", f"{type(self).__name__}.sample")
+        if not is_traced(key, params):
+            key = check_key(key)
+            check_positive_int(n, "n")
+            d = self.emission_model.n_features(self.unpack(params)[1])
+            self.validate_params(params, np.empty((1, d)))
+        weights, emission = self.unpack(params)
+        label_key, noise_key = jax.random.split(key)
+        labels = jax.random.categorical(label_key, jnp.log(weights), shape=(n,))
+        return self.emission_model.sample(noise_key, emission, labels), labels
 
     def n_free_parameters(self, params) -> int:
         weights, emission = self.unpack(params)
@@ -124,9 +146,12 @@ class EmissionMixture(Model, abc.ABC):
         weights, emission = self.unpack(params)
         return dc.dirichlet_log_prior(weights, self.pseudo_count) + self.emission_model.log_prior(emission)
 
-    def is_degenerate(self, params):
+    def is_degenerate(self, params, active=None):
+        """The emission's parameters left the family, or a component has weight 0 (among the
+        ``active`` ones: ``(k,)`` bool, False for padding, :mod:`emjax.selection.padded_mixture`)."""
         weights, emission = self.unpack(params)
-        return ~jnp.all(weights > 0) | self.emission_model.is_degenerate(emission)
+        empty = weights <= 0 if active is None else (weights <= 0) & active
+        return self.emission_model.is_degenerate(emission) | jnp.any(empty)
 
     def init(self, key, x, weights):
         k, emission = self.n_components, self.emission_model
