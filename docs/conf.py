@@ -48,7 +48,12 @@ myst_heading_anchors = 3
 # API reference: docstrings are Google style ("Args:", "Returns:", "Attributes:", "Examples:").
 autosummary_generate = True
 autosummary_imported_members = True
-autodoc_default_options = {"members": True, "show-inheritance": False}
+# Members a class inherits from emjax classes are listed too (GaussianMixture's log_prob comes from
+# the generic mixture); those of Python's, NumPy's and scikit-learn's base classes are not.
+autodoc_default_options = {"members": True, "show-inheritance": False,
+                           "inherited-members": "tuple,int,object,Exception,Warning,ABC,Enum,IntEnum,"
+                                                "BaseEstimator,_MetadataRequester,_SetOutputMixin,"
+                                                "DensityMixin,ClusterMixin,TransformerMixin"}
 autodoc_member_order = "bysource"
 # An estimator's constructor argument and a result field share names (``n_iter``): Sphinx finds two
 # targets for such a cross-reference and warns; either target is a right link.
