@@ -72,16 +72,22 @@ def expandable(model, x) -> bool:
     return model.missing == "error" and not small
 
 
+def _responsibilities(log_density, params, weights, keep=None):
+    """:func:`~emjax.components.responsibilities.weighted_responsibilities` of the component
+    log-densities ``(k, n)`` plus the log mixture weights."""
+    return weighted_responsibilities(log_density + jnp.log(params.weights)[:, None], weights, keep)
+
+
 def _exact(model, params, prec_chol, x, weights):
     lp = g.log_density(x, params.means, prec_chol, model.covariance_type, model.formulation)
-    resp, loglik = weighted_responsibilities(lp + jnp.log(params.weights)[:, None], weights)
+    resp, loglik = _responsibilities(lp, params, weights)
     return model.emission_model.stats(model.unpack(params)[1], x, resp), loglik
 
 
 def _expanded(model, params, prec_chol, x, weights):
     f = ge.features(x, model.covariance_type, ge.origin(params.means))
     lp = ge.log_density(f, ge.log_density_weights(params.means, prec_chol, model.covariance_type))
-    resp, loglik = weighted_responsibilities(lp + jnp.log(params.weights)[:, None], weights)
+    resp, loglik = _responsibilities(lp, params, weights)
     return ge.sufficient_stats(f, resp, params.means, model.covariance_type), loglik
 
 
@@ -89,7 +95,7 @@ def _missing(model, params, x, weights):
     """Expected complete-data statistics; rows with nothing observed contribute nothing."""
     lp = gm.marginal_log_density(x, params.means, params.covariances, model.covariance_type)
     keep = (weights > 0) & jnp.any(gm.observed(x), axis=1)
-    resp, loglik = weighted_responsibilities(lp + jnp.log(params.weights)[:, None], weights, keep)
+    resp, loglik = _responsibilities(lp, params, weights, keep)
     stats = gm.expected_sufficient_stats(x, resp, params.means, params.covariances,
                                          params.means, model.covariance_type)
     return stats, loglik
