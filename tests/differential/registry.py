@@ -377,11 +377,31 @@ def _emission_mixture_case():
                 functools.partial(count_data, poisson=True), start, reference, paths=ALL_PATHS)
 
 
+def _gaussian_emission_case():
+    """The generic :class:`emjax.Mixture` over a full-covariance :class:`emjax.GaussianEmission`
+    (whole-data standardisation, the emission's own Wishart prior of strength PSEUDO_COUNT): the
+    same model as ``GaussianMixture(k, "full")``, written the other way, so its reference is the
+    GMM's MAP step. Its standardiser reads all rows at once, so it has no streamed or online path."""
+    def start(model, x, rng):
+        w, means, cov = gmm_start(emjax.GaussianMixture(model.n_components, "full"), x, rng)
+        return emjax.MixtureParams(w, emjax.GaussianEmissionParams(means, cov))
+
+    def reference(model, params, x):
+        (w, means, cov), objective = ref.gmm_step((params.weights, *params.emission), x, "full", 1e-6,
+                                                  ref.PSEUDO_COUNT)
+        return emjax.MixtureParams(w, emjax.GaussianEmissionParams(means, cov)), objective
+
+    return Case("mixture-gaussian-emission", "emission", make_start=start, reference=reference,
+                make_model=lambda s: emjax.Mixture(s.k, emjax.GaussianEmission("full", collapse_guard=False)),
+                make_data=blobs, paths=ALL_PATHS - {"stream", "online"})
+
+
 CASES = (
     *[_gmm_case(c, r, m) for c in COV_TYPES for r in ("prior", "sklearn") for m in ("error", "marginalize")],
     *[_bgmm_case(c, p) for c, p in zip(COV_TYPES, ("dirichlet_process", "dirichlet_distribution") * 2)],
     *[_discrete_case(kind) for kind in ("bernoulli", "categorical", "multinomial", "poisson")],
     _emission_mixture_case(),
+    _gaussian_emission_case(),
     Case("plsa-dense", "plsa", lambda s: emjax.PLSA(s.k), plsa_counts, plsa_start, plsa_reference,
          repeat=repeat_triplets, n_rows=lambda data: len(as_triplets(data).count),
          paths=ALL_PATHS),
