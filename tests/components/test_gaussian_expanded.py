@@ -88,7 +88,7 @@ def test_expanded_log_density_and_statistics_match_float64(covariance_type):
     np.testing.assert_allclose(bound, _reference_bound(x, means32, cov32, covariance_type), rtol=1e-4)
 
     f = ge.features(jnp.asarray(x), covariance_type, ge.origin(means32))
-    assert f.shape == (N, ge.n_features(D, covariance_type)) and f.dtype == jnp.float32
+    assert f.shape == (ge.n_features(D, covariance_type), N) and f.dtype == jnp.float32
     got = np.asarray(ge.log_density(f, ge.log_density_weights(means32, prec_chol, covariance_type)))
     want = _reference_log_density(x, means32, cov32, covariance_type)
     worst = (ge.n_features(D, covariance_type) + D + 2) * bound
