@@ -27,28 +27,31 @@ def row_weights(data, weights):
 
 
 def chunked_sum(fn, data, weights, chunk_size: int):
-    """``sum_c fn(data[c], weights[c])`` over row chunks ``c`` of at most ``chunk_size`` rows.
+    """``sum_c fn(data[c], weights[c])`` over row chunks ``c`` of ``chunk_size`` rows.
 
-    ``fn`` returns a pytree of sums over its rows. Full chunks run in a ``lax.scan`` that slices
-    the data in place (no padded or reshaped copy); a shorter last chunk is added after it.
+    ``fn`` returns a pytree of sums over its rows, to which a row of weight 0 adds exactly
+    nothing (the model contract, :meth:`emjax.core.model.Model.e_step`). The chunks run in one
+    ``lax.scan`` that slices the data in place (no padded or reshaped copy). When ``chunk_size``
+    does not divide the rows, the last chunk is the final ``chunk_size`` rows, those already
+    counted by the chunk before it given weight 0: ``fn`` is compiled once, for one chunk shape
+    (a separate shorter last chunk was a second copy of the E-step: XLA compiled W2's fit in
+    5.8 s against 6.6 s, medians of 3 alternating), at the cost of at most one chunk's work.
     """
     n = n_rows(data)
     if chunk_size >= n:
         return fn(data, weights)
+    n_chunks = -(-n // chunk_size)
 
-    def take(start, size):
-        rows = lambda x: jax.lax.dynamic_slice_in_dim(x, start, size)
-        return jax.tree_util.tree_map(rows, data), rows(weights)
-
-    n_full = n // chunk_size
-    shapes = jax.eval_shape(fn, *take(0, chunk_size))
-    zeros = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    def take(i):
+        start = jnp.minimum(i * chunk_size, n - chunk_size)
+        rows = lambda x: jax.lax.dynamic_slice_in_dim(x, start, chunk_size)
+        fresh = start + jnp.arange(chunk_size) >= i * chunk_size  # False: counted already
+        return jax.tree_util.tree_map(rows, data), jnp.where(fresh, rows(weights), 0)
 
     def add_chunk(total, i):
-        return jax.tree_util.tree_map(jnp.add, total, fn(*take(i * chunk_size, chunk_size))), None
+        return jax.tree_util.tree_map(jnp.add, total, fn(*take(i))), None
 
-    total, _ = jax.lax.scan(add_chunk, zeros, jnp.arange(n_full))
-    if n > n_full * chunk_size:
-        tail = fn(*take(n_full * chunk_size, n - n_full * chunk_size))
-        total = jax.tree_util.tree_map(jnp.add, total, tail)
+    shapes = jax.eval_shape(fn, *take(0))
+    zeros = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    total, _ = jax.lax.scan(add_chunk, zeros, jnp.arange(n_chunks))
     return total

@@ -49,18 +49,17 @@ def e_step(model, params, x, weights):
 def _complete(model, params, x, weights):
     """The exact form, or, for one unbatched restart, the expanded one for chunks where its
     rounding guard holds (a ``lax.cond`` per chunk). The chunks are then sized for the expanded
-    form (:func:`work_per_row`), and the exact form goes through each in sub-chunks of its own size."""
+    form (:func:`work_per_row`), and the exact form goes through each in sub-chunks of its own size
+    (one shape: :func:`~emjax.core.chunking.chunked_sum`)."""
     cov_type = model.covariance_type
     prec_chol = g.precision_cholesky(params.covariances, cov_type)
     if not (model.formulation.unbatched and expandable(model, x)):
         return _exact(model, params, prec_chol, x, weights)
     n = x.shape[0]
     pieces = -(-n // choose_chunk_size(n, exact_work_per_row(model, x)))
-    size, pad = -(-n // pieces), -(-n // pieces) * pieces - n  # equal sub-chunks: rows of
-    # weight 0 pad the last, so the exact form is compiled once per chunk shape, not twice
+    size = -(-n // pieces)  # nearly equal sub-chunks: the last overlaps the one before least
 
     def exact(p, u, rows, w):
-        rows, w = jnp.pad(rows, ((0, pad), (0, 0))), jnp.pad(w, (0, pad))
         return chunked_sum(lambda r, v: _exact(model, p, u, r, v), rows, w, size)
     return jax.lax.cond(ge.expansion_is_accurate(x, params.means, prec_chol, cov_type),
                         functools.partial(_expanded, model), exact, params, prec_chol, x, weights)
