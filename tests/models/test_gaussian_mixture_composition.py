@@ -1,7 +1,9 @@
 """GaussianMixture as a composition: the generic mixture (EmissionMixture) over a GaussianEmission.
 
-Checked against emjax.Mixture(k, GaussianEmission(...)) on the same parameters (one model, two
-spellings: identical densities, responsibilities and E-step statistics), and its E-step + M-step
+Its own E-step (models/gaussian_mixture_estep.py) checked against the generic mixture's,
+emjax.Mixture(k, GaussianEmission(...)), on the same parameters (identical statistics and M-step;
+log_prob, posterior and predict are the generic mixture's own code, so comparing those would check
+nothing), and its E-step + M-step
 against the NumPy reference of tests/differential/references.py (float64, with and without the
 prior, missing values, the expanded E-step of one unbatched restart). Sampling and the padding
 mask are the generic mixture's, checked on a discrete mixture and on padded slots."""
@@ -30,7 +32,7 @@ def gmm_params(cov_type, k=3, d=2, seed=0, dtype=np.float32):
 
 
 @pytest.mark.parametrize("cov_type", COV_TYPES)
-def test_gaussian_mixture_is_the_generic_mixture_of_a_gaussian_emission(cov_type):
+def test_gmm_e_step_and_m_step_equal_the_generic_mixture_of_a_gaussian_emission(cov_type):
     x, _ = blobs(n=200, d=2, k=3, seed=1)
     gmm = emjax.GaussianMixture(3, cov_type, pseudo_count=0.01, reg_covar=1e-4)
     emission = GaussianEmission(cov_type, reg_covar=1e-4, pseudo_count=0.01)
@@ -38,9 +40,6 @@ def test_gaussian_mixture_is_the_generic_mixture_of_a_gaussian_emission(cov_type
     assert isinstance(gmm, EmissionMixture) and gmm.emission_model == emission
     params = gmm_params(cov_type)
     as_generic = emjax.MixtureParams(params.weights, emjax.GaussianEmissionParams(*params[1:]))
-    for method in ("log_prob", "posterior", "predict"):
-        np.testing.assert_array_equal(getattr(gmm, method)(params, x), getattr(generic, method)(as_generic, x),
-                                      err_msg=method)
     w = jnp.asarray(np.random.default_rng(2).uniform(0, 2, len(x)), jnp.float32)
     (counts, sums, second), ll = jax.jit(gmm.e_step)(params, jnp.asarray(x), w)
     (generic_counts, emission_stats), generic_ll = jax.jit(generic.e_step)(as_generic, jnp.asarray(x), w)
