@@ -8,7 +8,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from ..core.chunking import choose_chunk_size, chunked_sum
+from ..core.chunking import choose_chunk_size, chunk_start, chunked_sum
 from .gaussian import sum_of_squares
 
 
@@ -169,7 +169,7 @@ def _closer(x, closest, centre, chunk: int):
     n = x.shape[0]
 
     def update(i, closest):
-        start = jnp.minimum(i * chunk, n - chunk)
+        start = chunk_start(i, chunk, n)
         rows = jax.lax.dynamic_slice_in_dim(x, start, chunk)
         near = jnp.minimum(jax.lax.dynamic_slice_in_dim(closest, start, chunk), _distances_to(rows, centre))
         return jax.lax.dynamic_update_slice_in_dim(closest, near, start, 0)

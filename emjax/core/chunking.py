@@ -26,6 +26,12 @@ def row_weights(data, weights):
     return jnp.ones((n_rows(data),), float_dtype(data))
 
 
+def chunk_start(i, chunk_size: int, n: int):
+    """First row of chunk ``i`` of ``chunk_size`` rows among ``n``: ``i * chunk_size``, the last
+    chunk moved back to end at the last row (it then overlaps the one before it)."""
+    return jnp.minimum(i * chunk_size, n - chunk_size)
+
+
 def chunked_sum(fn, data, weights, chunk_size: int):
     """``sum_c fn(data[c], weights[c])`` over row chunks ``c`` of ``chunk_size`` rows.
 
@@ -43,7 +49,7 @@ def chunked_sum(fn, data, weights, chunk_size: int):
     n_chunks = -(-n // chunk_size)
 
     def take(i):
-        start = jnp.minimum(i * chunk_size, n - chunk_size)
+        start = chunk_start(i, chunk_size, n)
         rows = lambda x: jax.lax.dynamic_slice_in_dim(x, start, chunk_size)
         fresh = start + jnp.arange(chunk_size) >= i * chunk_size  # False: counted already
         return jax.tree_util.tree_map(rows, data), jnp.where(fresh, rows(weights), 0)

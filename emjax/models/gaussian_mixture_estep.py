@@ -55,9 +55,7 @@ def _complete(model, params, x, weights):
     prec_chol = g.precision_cholesky(params.covariances, cov_type)
     if not (model.formulation.unbatched and expandable(model, x)):
         return _exact(model, params, prec_chol, x, weights)
-    n = x.shape[0]
-    pieces = -(-n // choose_chunk_size(n, exact_work_per_row(model, x)))
-    size = -(-n // pieces)  # nearly equal sub-chunks: the last overlaps the one before least
+    size = choose_chunk_size(x.shape[0], exact_work_per_row(model, x))  # balanced sub-chunks
 
     def exact(p, u, rows, w):
         return chunked_sum(lambda r, v: _exact(model, p, u, r, v), rows, w, size)

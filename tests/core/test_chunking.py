@@ -33,7 +33,7 @@ def test_every_row_counted_once(n, chunk_size):
     np.testing.assert_allclose(got["labels"], w64 @ label, rtol=1e-5)
 
 
-def test_one_chunk_shape_and_an_infinite_row_counted_once():
+def test_one_chunk_shape_and_no_nan_from_an_infinite_row_in_the_overlap():
     shapes = []
 
     def summand(rows, weights):
